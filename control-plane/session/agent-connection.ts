@@ -1,0 +1,249 @@
+/**
+ * One agent's WebSocket on a session server: handshake, frame validation, rate limiting, and the
+ * dispatch of each frame to the registrations and subscriptions it affects.
+ *
+ * Bad input is contained here: an invalid frame closes this connection with a code and a reason
+ * and touches nothing else.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type WebSocket from 'ws';
+import {
+  PROTOCOL_VERSION,
+  decodeAgentFrame,
+  parseJsonFrame,
+  type AgentFrame,
+  type Confirm,
+  type Hello,
+  type Welcome,
+} from '../../proto/agent-link.js';
+import { ERROR_TABLE, closeReason, type ErrorCode } from '../../proto/errors.js';
+import { registrationId } from '../../proto/instance.js';
+import { describe } from '../../proto/validate.js';
+import type { Logger } from '../../proto/log.js';
+import { CATALOG_KEY, type PushTarget } from './push-dispatcher.js';
+import { TokenBucket } from './rate-limit.js';
+
+export interface ConnectionLimits {
+  readonly helloTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly pingIntervalMs: number;
+  readonly maxFramesPerSec: number;
+  readonly frameBurst: number;
+}
+
+/** What a connection needs from its session server. */
+export interface ConnectionHost {
+  readonly sessionId: string;
+  readonly logger: Logger;
+  readonly limits: ConnectionLimits;
+  tokenMatches(token: string): boolean;
+  sessions(): string[];
+  /** Called once the hello is accepted; the host may close an older connection of the same node. */
+  adopt(conn: AgentConnection): void;
+  publish(conn: AgentConnection, frame: Extract<AgentFrame, { type: 'publish' }>): Promise<Confirm>;
+  unpublish(conn: AgentConnection, frame: Extract<AgentFrame, { type: 'unpublish' }>): Promise<Confirm>;
+  subscribe(conn: AgentConnection, key: string, knownVersion: number | undefined): void;
+  unsubscribe(conn: AgentConnection, key: string): void;
+  ack(conn: AgentConnection, key: string, version: number): void;
+  closed(conn: AgentConnection): void;
+}
+
+export type ConnectionState = 'handshake' | 'ready' | 'closed';
+
+export class AgentConnection implements PushTarget {
+  readonly id: string;
+  readonly remote: string;
+  #state: ConnectionState = 'handshake';
+  #hello: Hello | undefined;
+  readonly subscriptions = new Set<string>();
+  readonly #ws: WebSocket;
+  readonly #host: ConnectionHost;
+  readonly #bucket: TokenBucket;
+  readonly #log: Logger;
+  #lastSeen = performance.now();
+  readonly #timer: NodeJS.Timeout;
+  /** Frames are handled one at a time, in order, even when handling awaits the data layer. */
+  #queue: Promise<void> = Promise.resolve();
+
+  constructor(id: string, ws: WebSocket, remote: string, host: ConnectionHost) {
+    this.id = id;
+    this.remote = remote;
+    this.#ws = ws;
+    this.#host = host;
+    this.#log = host.logger.child({ conn: id, remote });
+    this.#bucket = new TokenBucket(host.limits.maxFramesPerSec, host.limits.frameBurst);
+    const started = performance.now();
+    this.#timer = setInterval(
+      () => {
+        const now = performance.now();
+        if (this.#state === 'handshake' && now - started > host.limits.helloTimeoutMs) {
+          this.fail('handshake_timeout', 'no hello received in time');
+        } else if (this.#state === 'ready' && now - this.#lastSeen > host.limits.idleTimeoutMs) {
+          this.fail('liveness_timeout', 'no frame received within the idle timeout');
+        }
+      },
+      Math.max(10, Math.min(host.limits.helloTimeoutMs, host.limits.idleTimeoutMs) / 4),
+    );
+    this.#timer.unref();
+    ws.on('message', (data, isBinary) => {
+      this.#onMessage(data, isBinary);
+    });
+    ws.on('close', (code, reason) => {
+      this.#onClose(code, reason.toString());
+    });
+    ws.on('error', (err) => {
+      this.#log.warn('agent socket error', { err });
+    });
+  }
+
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  get nodeId(): string | undefined {
+    return this.#hello?.nodeId;
+  }
+
+  get nodeName(): string | undefined {
+    return this.#hello?.nodeName;
+  }
+
+  send(frame: string): void {
+    if (this.#state !== 'ready') return;
+    this.#ws.send(frame);
+  }
+
+  /** Closes this connection with the close code of `code`. */
+  fail(code: ErrorCode, reason: string): void {
+    if (this.#state === 'closed') return;
+    this.#log.info('closing agent connection', { code, reason });
+    this.#ws.close(ERROR_TABLE[code].ws, closeReason(`${code}: ${reason}`));
+    // A peer that does not complete the closing handshake is cut off.
+    setTimeout(() => {
+      this.#ws.terminate();
+    }, 1000).unref();
+  }
+
+  #onMessage(data: WebSocket.RawData, isBinary: boolean): void {
+    this.#lastSeen = performance.now();
+    if (this.#state === 'closed') return;
+    if (!this.#bucket.take()) {
+      this.fail('rate_limited', `more than ${this.#host.limits.maxFramesPerSec} frames/s`);
+      return;
+    }
+    if (isBinary) {
+      this.fail('invalid_frame', 'binary frames are not part of the protocol');
+      return;
+    }
+    const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8');
+    const raw = parseJsonFrame(text);
+    if (raw === undefined) {
+      this.fail('invalid_frame', 'frame is not valid JSON');
+      return;
+    }
+    const decoded = decodeAgentFrame(raw);
+    if (!decoded.ok) {
+      this.fail('invalid_frame', describe(decoded.errors));
+      return;
+    }
+    const frame = decoded.value;
+    this.#queue = this.#queue
+      .then(() => this.#handle(frame))
+      .catch((err: unknown) => {
+        this.#log.error('frame handling failed', { type: frame.type, err });
+        this.fail('internal', 'internal error');
+      });
+  }
+
+  async #handle(frame: AgentFrame): Promise<void> {
+    if (this.#state === 'closed') return;
+    if (this.#state === 'handshake') {
+      if (frame.type !== 'hello') {
+        this.fail('invalid_frame', `expected hello, got ${frame.type}`);
+        return;
+      }
+      this.#onHello(frame);
+      return;
+    }
+    switch (frame.type) {
+      case 'hello':
+        this.fail('invalid_frame', 'hello sent twice');
+        return;
+      case 'publish':
+        this.#ws.send(JSON.stringify(await this.#host.publish(this, frame)));
+        return;
+      case 'unpublish':
+        this.#ws.send(JSON.stringify(await this.#host.unpublish(this, frame)));
+        return;
+      case 'subscribe':
+        for (const s of frame.services) {
+          this.subscriptions.add(s.service);
+          this.#host.subscribe(this, s.service, s.knownVersion);
+        }
+        return;
+      case 'unsubscribe':
+        for (const s of frame.services) {
+          this.subscriptions.delete(s);
+          this.#host.unsubscribe(this, s);
+        }
+        return;
+      case 'catalogSubscribe':
+        this.subscriptions.add(CATALOG_KEY);
+        this.#host.subscribe(this, CATALOG_KEY, frame.knownVersion);
+        return;
+      case 'ack':
+        this.#host.ack(this, frame.service, frame.version);
+        return;
+      case 'ping':
+        this.#ws.send(JSON.stringify({ type: 'pong', sentAt: frame.sentAt }));
+        return;
+      default: {
+        const never: never = frame;
+        throw new Error(`unhandled frame ${String(never)}`);
+      }
+    }
+  }
+
+  #onHello(hello: Hello): void {
+    if (hello.protocolVersion !== PROTOCOL_VERSION) {
+      this.fail('unsupported_protocol', `protocol version ${hello.protocolVersion} is not supported (want ${PROTOCOL_VERSION})`);
+      return;
+    }
+    if (!this.#host.tokenMatches(hello.token)) {
+      this.fail('unauthorized', hello.token === '' ? 'missing token' : 'wrong token');
+      return;
+    }
+    this.#hello = hello;
+    this.#state = 'ready';
+    this.#host.adopt(this);
+    const welcome: Welcome = {
+      type: 'welcome',
+      protocolVersion: PROTOCOL_VERSION,
+      sessionId: this.#host.sessionId,
+      sessions: this.#host.sessions(),
+      pingIntervalMs: this.#host.limits.pingIntervalMs,
+    };
+    this.#ws.send(JSON.stringify(welcome));
+    this.#log.info('agent connected', { nodeId: hello.nodeId, nodeName: hello.nodeName });
+  }
+
+  #onClose(code: number, reason: string): void {
+    clearInterval(this.#timer);
+    const wasReady = this.#state === 'ready';
+    this.#state = 'closed';
+    if (wasReady) this.#log.info('agent disconnected', { code, reason });
+    this.#host.closed(this);
+  }
+}
+
+/** Compares tokens in constant time (hashing first makes the lengths equal). */
+export function tokensEqual(expected: string, given: string): boolean {
+  const a = createHash('sha256').update(expected).digest();
+  const b = createHash('sha256').update(given).digest();
+  return timingSafeEqual(a, b) && expected.length > 0;
+}
+
+/** The registry-wide ID of a registration made over `conn`. */
+export function connRegistrationId(conn: AgentConnection, serviceId: string): string {
+  return registrationId({ nodeId: conn.nodeId ?? '', id: serviceId });
+}

@@ -1,0 +1,70 @@
+/**
+ * Routes a service key to the data server that leads its slot, by the latest slot table.
+ */
+import { MeshregError } from '../../proto/errors.js';
+import { slotOf, type SlotTable } from '../../proto/slot-table.js';
+import { VersionClock } from '../../proto/version.js';
+import type { CatalogView, DataApi } from '../data/data-api.js';
+
+export class DataRouter {
+  readonly #servers = new Map<string, DataApi>();
+  #table: SlotTable | undefined;
+  readonly #clock = new VersionClock();
+  #catalogParts = '';
+  #catalogVersion = 0;
+
+  get epoch(): number {
+    return this.#table?.epoch ?? 0;
+  }
+
+  addServer(server: DataApi): void {
+    this.#servers.set(server.id, server);
+  }
+
+  removeServer(id: string): void {
+    this.#servers.delete(id);
+  }
+
+  servers(): DataApi[] {
+    return [...this.#servers.values()];
+  }
+
+  /** Applies a table; an older epoch than the one held is ignored. */
+  applyTable(table: SlotTable): boolean {
+    if (this.#table !== undefined && table.epoch <= this.#table.epoch) return false;
+    this.#table = table;
+    return true;
+  }
+
+  /** The data server leading `key`'s slot; throws `unavailable` when there is none yet. */
+  forKey(key: string): DataApi {
+    const table = this.#table;
+    if (table === undefined) throw new MeshregError('unavailable', 'no slot table yet');
+    const slot = table.slots[slotOf(key, table.slotCount)];
+    const server = slot === undefined ? undefined : this.#servers.get(slot.leader);
+    if (server === undefined) throw new MeshregError('unavailable', `no data server leads the slot of ${key}`);
+    return server;
+  }
+
+  /** The catalog merged over every data server (each holds the services of its own slots). */
+  async fetchCatalog(): Promise<CatalogView> {
+    const parts = await Promise.all(this.servers().map((s) => s.fetchCatalog()));
+    const services: Record<string, string[]> = {};
+    let complete = true;
+    // The merged catalog gets a version of its own, new whenever any part's version moved.
+    const partKey = parts.map((p) => p.version).join(',');
+    if (partKey !== this.#catalogParts) {
+      this.#catalogParts = partKey;
+      this.#catalogVersion = this.#clock.next(this.#catalogVersion);
+    }
+    const version = this.#catalogVersion;
+    for (const p of parts) {
+      complete &&= p.complete;
+      for (const [name, tags] of Object.entries(p.services)) {
+        const merged = new Set([...(services[name] ?? []), ...tags]);
+        services[name] = [...merged].sort();
+      }
+    }
+    return { version, complete, services };
+  }
+}

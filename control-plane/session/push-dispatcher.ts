@@ -1,0 +1,290 @@
+/**
+ * Pushes datums to subscribed agent connections.
+ *
+ * Change notifications are gathered for `coalesceMs`, then each changed key is fetched once, encoded
+ * once, and the same frame is written to every subscriber that is behind. So the work per change is
+ * proportional to that key's subscribers, not to the registry. A subscriber never gets a version at
+ * or below one it was already sent. Each push must be acknowledged by version within `ackTimeoutMs`;
+ * it is re-sent (the latest frame) up to `maxRetries` times, then the connection is closed so the
+ * agent reconnects and resynchronises. A periodic reconciliation asks the data servers for versions
+ * and repairs any notification that was lost.
+ */
+import type { Push, Catalog } from '../../proto/agent-link.js';
+import type { ErrorCode } from '../../proto/errors.js';
+import type { Logger } from '../../proto/log.js';
+import type { ChangeListener, DataWatch, DatumChange } from '../data/data-api.js';
+import type { DataRouter } from './data-router.js';
+
+/** The internal key of the service-name catalog; not a valid service name, so it cannot collide. */
+export const CATALOG_KEY = '#catalog';
+
+/** What the dispatcher needs of a connection. */
+export interface PushTarget {
+  readonly id: string;
+  send(frame: string): void;
+  fail(code: ErrorCode, reason: string): void;
+}
+
+export interface PushOptions {
+  readonly coalesceMs: number;
+  readonly ackTimeoutMs: number;
+  readonly maxRetries: number;
+  readonly reconcileIntervalMs: number;
+  readonly logger: Logger;
+}
+
+interface Sub {
+  readonly target: PushTarget;
+  readonly key: string;
+  /** Highest version sent; -1 before the first push. */
+  pushed: number;
+  acked: number;
+  sentAt: number;
+  retries: number;
+}
+
+interface Frame {
+  readonly version: number;
+  readonly text: string;
+}
+
+export interface PushStats {
+  pushes: number;
+  retries: number;
+  failures: number;
+  subscriptions: number;
+}
+
+export class PushDispatcher implements ChangeListener {
+  readonly #router: DataRouter;
+  readonly #opts: PushOptions;
+  readonly #subs = new Map<string, Map<string, Sub>>();
+  readonly #frames = new Map<string, Frame>();
+  readonly #inflight = new Set<Sub>();
+  readonly #pending = new Set<string>();
+  readonly #watches = new Map<string, DataWatch>();
+  #flushTimer: NodeJS.Timeout | undefined;
+  #flushImmediate: NodeJS.Immediate | undefined;
+  readonly #sweepTimer: NodeJS.Timeout;
+  readonly #reconcileTimer: NodeJS.Timeout;
+  readonly #sessionId: string;
+  readonly stats: PushStats = { pushes: 0, retries: 0, failures: 0, subscriptions: 0 };
+
+  constructor(sessionId: string, router: DataRouter, opts: PushOptions) {
+    this.#sessionId = sessionId;
+    this.#router = router;
+    this.#opts = opts;
+    this.#sweepTimer = setInterval(() => {
+      this.#sweep();
+    }, Math.max(10, Math.floor(opts.ackTimeoutMs / 2)));
+    this.#sweepTimer.unref();
+    this.#reconcileTimer = setInterval(() => {
+      void this.#reconcile();
+    }, opts.reconcileIntervalMs);
+    this.#reconcileTimer.unref();
+    for (const server of router.servers()) this.attachServer(server.id);
+  }
+
+  /** Starts receiving change notifications from a data server (and re-declares current interest). */
+  attachServer(id: string): void {
+    const server = this.#router.servers().find((s) => s.id === id);
+    if (server === undefined || this.#watches.has(id)) return;
+    const watch = server.watch(this.#sessionId, this);
+    this.#watches.set(id, watch);
+    for (const key of this.#subs.keys()) {
+      if (key === CATALOG_KEY) watch.catalogInterest(true);
+      else watch.interest(key, true);
+    }
+  }
+
+  subscribe(target: PushTarget, key: string, knownVersion: number | undefined): void {
+    let subs = this.#subs.get(key);
+    if (subs === undefined) {
+      subs = new Map();
+      this.#subs.set(key, subs);
+      for (const w of this.#watches.values()) {
+        if (key === CATALOG_KEY) w.catalogInterest(true);
+        else w.interest(key, true);
+      }
+    }
+    if (!subs.has(target.id)) this.stats.subscriptions++;
+    const known = knownVersion ?? -1;
+    subs.set(target.id, { target, key, pushed: known, acked: known, sentAt: 0, retries: 0 });
+    this.#schedule(key, true);
+  }
+
+  unsubscribe(target: PushTarget, key: string): void {
+    const subs = this.#subs.get(key);
+    const sub = subs?.get(target.id);
+    if (subs === undefined || sub === undefined) return;
+    subs.delete(target.id);
+    this.#inflight.delete(sub);
+    this.stats.subscriptions--;
+    if (subs.size === 0) {
+      this.#subs.delete(key);
+      this.#frames.delete(key);
+      for (const w of this.#watches.values()) {
+        if (key === CATALOG_KEY) w.catalogInterest(false);
+        else w.interest(key, false);
+      }
+    }
+  }
+
+  /** Removes every subscription of a closed connection. */
+  removeTarget(target: PushTarget, keys: Iterable<string>): void {
+    for (const key of keys) this.unsubscribe(target, key);
+  }
+
+  ack(target: PushTarget, key: string, version: number): void {
+    const sub = this.#subs.get(key)?.get(target.id);
+    if (sub === undefined) return;
+    if (version > sub.acked) sub.acked = version;
+    if (sub.acked >= sub.pushed) {
+      sub.retries = 0;
+      this.#inflight.delete(sub);
+    }
+  }
+
+  onChange(changes: readonly DatumChange[]): void {
+    for (const c of changes) this.#schedule(c.key, false);
+  }
+
+  onCatalogChange(): void {
+    this.#schedule(CATALOG_KEY, false);
+  }
+
+  close(): void {
+    clearInterval(this.#sweepTimer);
+    clearInterval(this.#reconcileTimer);
+    clearTimeout(this.#flushTimer);
+    if (this.#flushImmediate !== undefined) clearImmediate(this.#flushImmediate);
+    for (const w of this.#watches.values()) w.close();
+    this.#watches.clear();
+  }
+
+  #schedule(key: string, now: boolean): void {
+    this.#pending.add(key);
+    // A new subscriber should not wait out a coalescing window meant for bursts of changes.
+    if (now || this.#opts.coalesceMs === 0) {
+      this.#flushImmediate ??= setImmediate(() => {
+        this.#flushImmediate = undefined;
+        this.#flush();
+      });
+      return;
+    }
+    this.#flushTimer ??= setTimeout(() => {
+      this.#flushTimer = undefined;
+      this.#flush();
+    }, this.#opts.coalesceMs);
+  }
+
+  #flush(): void {
+    const keys = [...this.#pending];
+    this.#pending.clear();
+    for (const key of keys) {
+      this.#pushKey(key).catch((err: unknown) => {
+        // The reconciliation pass retries whatever could not be fetched now.
+        this.#opts.logger.warn('push fetch failed', { service: key, err });
+      });
+    }
+  }
+
+  async #pushKey(key: string): Promise<void> {
+    if (!this.#subs.has(key)) return;
+    const frame = await this.#frameFor(key);
+    const subs = this.#subs.get(key);
+    if (subs === undefined) return;
+    const now = performance.now();
+    for (const sub of subs.values()) {
+      if (sub.pushed >= frame.version) continue;
+      this.#send(sub, frame, now);
+    }
+  }
+
+  async #frameFor(key: string): Promise<Frame> {
+    if (key === CATALOG_KEY) {
+      const c = await this.#router.fetchCatalog();
+      const cached = this.#frames.get(key);
+      if (cached?.version === c.version) return cached;
+      const msg: Catalog = { type: 'catalog', version: c.version, complete: c.complete, services: c.services };
+      return this.#remember(key, { version: c.version, text: JSON.stringify(msg) });
+    }
+    const d = await this.#router.forKey(key).fetch(key);
+    const cached = this.#frames.get(key);
+    if (cached !== undefined && cached.version >= d.version) return cached;
+    const msg: Push = { type: 'push', service: key, version: d.version, complete: d.complete, instances: d.instances };
+    return this.#remember(key, { version: d.version, text: JSON.stringify(msg) });
+  }
+
+  #remember(key: string, frame: Frame): Frame {
+    if (this.#subs.has(key)) this.#frames.set(key, frame);
+    return frame;
+  }
+
+  #send(sub: Sub, frame: Frame, now: number): void {
+    sub.pushed = frame.version;
+    sub.sentAt = now;
+    this.stats.pushes++;
+    // The catalog is a convenience view; it is not acknowledged (a later change re-sends it anyway).
+    if (sub.key !== CATALOG_KEY) this.#inflight.add(sub);
+    sub.target.send(frame.text);
+  }
+
+  #sweep(): void {
+    const now = performance.now();
+    for (const sub of [...this.#inflight]) {
+      if (now - sub.sentAt < this.#opts.ackTimeoutMs) continue;
+      const frame = this.#frames.get(sub.key);
+      if (sub.retries >= this.#opts.maxRetries || frame === undefined) {
+        this.#inflight.delete(sub);
+        this.stats.failures++;
+        this.#opts.logger.warn('push not acknowledged; closing the connection', {
+          conn: sub.target.id,
+          service: sub.key,
+          version: sub.pushed,
+        });
+        sub.target.fail('ack_timeout', `push of ${sub.key}@${sub.pushed} not acknowledged`);
+        continue;
+      }
+      sub.retries++;
+      this.stats.retries++;
+      sub.sentAt = now;
+      sub.target.send(frame.text);
+    }
+  }
+
+  async #reconcile(): Promise<void> {
+    const byServer = new Map<string, string[]>();
+    for (const key of this.#subs.keys()) {
+      if (key === CATALOG_KEY) continue;
+      try {
+        const id = this.#router.forKey(key).id;
+        const list = byServer.get(id) ?? [];
+        list.push(key);
+        byServer.set(id, list);
+      } catch {
+        // No leader for this slot right now; the next pass tries again.
+      }
+    }
+    for (const server of this.#router.servers()) {
+      const keys = byServer.get(server.id);
+      if (keys === undefined) continue;
+      try {
+        const versions = await server.versions(keys);
+        for (const [key, version] of versions) {
+          const subs = this.#subs.get(key);
+          if (subs === undefined) continue;
+          for (const sub of subs.values()) {
+            if (sub.pushed < version) {
+              this.#schedule(key, true);
+              break;
+            }
+          }
+        }
+      } catch (err) {
+        this.#opts.logger.warn('version reconciliation failed', { dataId: server.id, err });
+      }
+    }
+    this.#schedule(CATALOG_KEY, false);
+  }
+}

@@ -1,0 +1,25 @@
+// Lint rules: typescript-eslint's strict type-checked set (no-floating-promises matters in socket
+// code) plus the import direction of ../shared conventions: proto/ imports nothing of ours, and
+// agent/ and control-plane/ never import each other.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+const forbid = (patterns, message) => ({
+  'no-restricted-imports': ['error', { patterns: patterns.map((group) => ({ group: [group], message })) }],
+});
+
+export default tseslint.config(
+  { ignores: ['dist/', 'node_modules/', 'eslint.config.js'] },
+  js.configs.recommended,
+  ...tseslint.configs.strictTypeChecked,
+  {
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true }],
+      '@typescript-eslint/no-unnecessary-condition': 'off',
+    },
+  },
+  { files: ['proto/**/*.ts'], rules: forbid(['**/agent/**', '**/control-plane/**', '**/bin/**'], 'proto/ depends on nothing of ours') },
+  { files: ['agent/**/*.ts'], rules: forbid(['**/control-plane/**', '**/bin/**'], 'agent/ must not import control-plane/') },
+  { files: ['control-plane/**/*.ts'], rules: forbid(['**/agent/**', '**/bin/**'], 'control-plane/ must not import agent/') },
+);

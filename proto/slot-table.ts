@@ -1,0 +1,54 @@
+/**
+ * The slot table: how service keys are sharded over data servers.
+ *
+ * A key maps to a slot by CRC-32C of its UTF-8 bytes masked to a power-of-two slot count (the scheme
+ * SOFARegistry uses), so every process computes the same slot without asking anyone. Each slot has one
+ * leader and zero or more followers; the table carries an epoch that only grows.
+ */
+
+/** Default number of slots; must be a power of two. */
+export const DEFAULT_SLOT_COUNT = 256;
+
+export interface Slot {
+  readonly id: number;
+  /** Data server ID that leads the slot. */
+  readonly leader: string;
+  /** Bumped every time the leader changes, so a new leader can be told apart from an old one. */
+  readonly leaderEpoch: number;
+  readonly followers: readonly string[];
+}
+
+export interface SlotTable {
+  /** Grows with every change of the table. */
+  readonly epoch: number;
+  readonly slotCount: number;
+  readonly slots: readonly Slot[];
+}
+
+const CRC32C_TABLE = (() => {
+  const table = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    // Castagnoli polynomial, reflected (RFC 3720 §B.4).
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1;
+    table[n] = c >>> 0;
+  }
+  return table;
+})();
+
+/** CRC-32C (Castagnoli) of a string's UTF-8 bytes. */
+export function crc32c(text: string): number {
+  const bytes = Buffer.from(text, 'utf8');
+  let crc = 0xffffffff;
+  for (const b of bytes) crc = (CRC32C_TABLE[(crc ^ b) & 0xff] ?? 0) ^ (crc >>> 8);
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+export function isPowerOfTwo(n: number): boolean {
+  return Number.isSafeInteger(n) && n > 0 && (n & (n - 1)) === 0;
+}
+
+/** The slot of a service key. */
+export function slotOf(key: string, slotCount: number): number {
+  return crc32c(key) & (slotCount - 1);
+}
