@@ -15,11 +15,34 @@ export default tseslint.config(
   {
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     rules: {
-      '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true }],
+      '@typescript-eslint/restrict-template-expressions': [
+        'error',
+        { allowNumber: true, allowBoolean: true },
+      ],
       '@typescript-eslint/no-unnecessary-condition': 'off',
+      // Decoders deliberately `return issues.add(...)` (typed `undefined`) to record an error and bail out.
+      '@typescript-eslint/no-confusing-void-expression': 'off',
+      // node:test's test() and describe() return promises the runner itself awaits.
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        {
+          allowForKnownSafeCalls: [
+            { from: 'package', package: 'node:test', name: ['test', 'describe', 'it', 'suite'] },
+          ],
+        },
+      ],
     },
   },
-  { files: ['proto/**/*.ts'], rules: forbid(['**/agent/**', '**/control-plane/**', '**/bin/**'], 'proto/ depends on nothing of ours') },
-  { files: ['agent/**/*.ts'], rules: forbid(['**/control-plane/**', '**/bin/**'], 'agent/ must not import control-plane/') },
-  { files: ['control-plane/**/*.ts'], rules: forbid(['**/agent/**', '**/bin/**'], 'control-plane/ must not import agent/') },
+  {
+    files: ['proto/**/*.ts'],
+    rules: forbid(['**/agent/**', '**/control-plane/**', '**/bin/**'], 'proto/ depends on nothing of ours'),
+  },
+  {
+    files: ['agent/**/*.ts'],
+    rules: forbid(['**/control-plane/**', '**/bin/**'], 'agent/ must not import control-plane/'),
+  },
+  {
+    files: ['control-plane/**/*.ts'],
+    rules: forbid(['**/agent/**', '**/bin/**'], 'control-plane/ must not import agent/'),
+  },
 );

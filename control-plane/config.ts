@@ -47,23 +47,70 @@ export interface VarDoc {
 }
 
 export const CONTROL_PLANE_VARS: readonly VarDoc[] = [
-  { name: 'MESHREG_TOKEN', default: '(dev: generated)', doc: 'Shared secret agents present in their hello; required by `meshreg server`.' },
+  {
+    name: 'MESHREG_TOKEN',
+    default: '(dev: generated)',
+    doc: 'Shared secret agents present in their hello; required by `meshreg server`.',
+  },
   { name: 'MESHREG_LOG_LEVEL', default: 'info', doc: 'debug, info, warn or error.' },
+  { name: 'MESHREG_SESSION_ID', default: 'session-<host>-<pid>', doc: 'Name of this session server.' },
+  { name: 'MESHREG_DATA_ID', default: 'data-<host>-<pid>', doc: 'Name of this data server.' },
+  {
+    name: 'MESHREG_CATALOG_DEBOUNCE_MS',
+    default: '50',
+    doc: 'Catalog (service list) changes are announced at most this often.',
+  },
   { name: 'MESHREG_SESSION_HOST', default: '127.0.0.1', doc: 'Address the session server binds.' },
-  { name: 'MESHREG_SESSION_PORT', default: '9600', doc: 'Port of the session server (agent WebSocket and /health).' },
+  {
+    name: 'MESHREG_SESSION_PORT',
+    default: '9600',
+    doc: 'Port of the session server (agent WebSocket and /health).',
+  },
   { name: 'MESHREG_SESSION_ADVERTISE_URL', default: '(derived)', doc: 'WebSocket URL handed to agents.' },
-  { name: 'MESHREG_SESSION_MAX_FRAME_BYTES', default: '4194304', doc: 'Largest frame an agent may send; larger closes with 1009.' },
+  {
+    name: 'MESHREG_SESSION_MAX_FRAME_BYTES',
+    default: '4194304',
+    doc: 'Largest frame an agent may send; larger closes with 1009.',
+  },
   { name: 'MESHREG_SESSION_HELLO_TIMEOUT_MS', default: '5000', doc: 'Time an agent has to send its hello.' },
   { name: 'MESHREG_SESSION_PING_INTERVAL_MS', default: '5000', doc: 'Ping interval asked of agents.' },
-  { name: 'MESHREG_SESSION_IDLE_TIMEOUT_MS', default: '15000', doc: 'A connection silent this long is closed (4011).' },
-  { name: 'MESHREG_SESSION_MAX_FRAMES_PER_SEC', default: '1000', doc: 'Sustained frame rate per connection; above closes with 4004.' },
+  {
+    name: 'MESHREG_SESSION_IDLE_TIMEOUT_MS',
+    default: '15000',
+    doc: 'A connection silent this long is closed (4011).',
+  },
+  {
+    name: 'MESHREG_SESSION_MAX_FRAMES_PER_SEC',
+    default: '1000',
+    doc: 'Sustained frame rate per connection; above closes with 4004.',
+  },
   { name: 'MESHREG_SESSION_FRAME_BURST', default: '5000', doc: 'Frame burst allowed per connection.' },
-  { name: 'MESHREG_SESSION_CLIENT_GRACE_MS', default: '5000', doc: 'How long a closed connection\'s instances are kept before removal.' },
-  { name: 'MESHREG_PUSH_COALESCE_MS', default: '2', doc: 'Changes within this window are pushed together (0: next tick).' },
-  { name: 'MESHREG_PUSH_ACK_TIMEOUT_MS', default: '2000', doc: 'A push not acknowledged in this time is re-sent.' },
+  {
+    name: 'MESHREG_SESSION_CLIENT_GRACE_MS',
+    default: '5000',
+    doc: "How long a closed connection's instances are kept before removal.",
+  },
+  {
+    name: 'MESHREG_PUSH_COALESCE_MS',
+    default: '2',
+    doc: 'Changes within this window are pushed together (0: next tick).',
+  },
+  {
+    name: 'MESHREG_PUSH_ACK_TIMEOUT_MS',
+    default: '2000',
+    doc: 'A push not acknowledged in this time is re-sent.',
+  },
   { name: 'MESHREG_PUSH_MAX_RETRIES', default: '3', doc: 'Re-sends before the connection is closed (4010).' },
-  { name: 'MESHREG_RECONCILE_INTERVAL_MS', default: '5000', doc: 'Period of the version reconciliation with data servers.' },
-  { name: 'MESHREG_DATA_WARMUP_MS', default: '3000', doc: 'After a data server starts, pushes are marked incomplete this long.' },
+  {
+    name: 'MESHREG_RECONCILE_INTERVAL_MS',
+    default: '5000',
+    doc: 'Period of the version reconciliation with data servers.',
+  },
+  {
+    name: 'MESHREG_DATA_WARMUP_MS',
+    default: '3000',
+    doc: 'After a data server starts, pushes are marked incomplete this long.',
+  },
   { name: 'MESHREG_SLOT_COUNT', default: '256', doc: 'Number of slots (a power of two).' },
   { name: 'MESHREG_SLOT_FOLLOWERS', default: '1', doc: 'Followers per slot.' },
   { name: 'MESHREG_SLOT_MAX_LEADER_MOVES', default: '6', doc: 'Leader moves per rebalancing round.' },
@@ -83,7 +130,10 @@ export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: bool
   }
   const slotCount = int('MESHREG_SLOT_COUNT', 256, 1);
   if (!isPowerOfTwo(slotCount)) throw new Error('MESHREG_SLOT_COUNT must be a power of two');
-  const level = e.get('MESHREG_LOG_LEVEL').default('info').asEnum([...LOG_LEVELS]);
+  const level = e
+    .get('MESHREG_LOG_LEVEL')
+    .default('info')
+    .asEnum([...LOG_LEVELS]);
   const pingIntervalMs = int('MESHREG_SESSION_PING_INTERVAL_MS', 5000, 10);
   const idleTimeoutMs = int('MESHREG_SESSION_IDLE_TIMEOUT_MS', 15000, 10);
   if (idleTimeoutMs <= pingIntervalMs) {

@@ -93,7 +93,8 @@ export interface Ping {
   readonly sentAt: number;
 }
 
-export type AgentFrame = Hello | Publish | Unpublish | Subscribe | Unsubscribe | CatalogSubscribe | Ack | Ping;
+export type AgentFrame =
+  Hello | Publish | Unpublish | Subscribe | Unsubscribe | CatalogSubscribe | Ack | Ping;
 
 // ---- session → agent ----------------------------------------------------------------------------
 
@@ -163,11 +164,16 @@ export function decodeAgentFrame(raw: unknown): Decoded<AgentFrame> {
   if (o === undefined) return issues.result<AgentFrame>(undefined);
   switch (o['type']) {
     case 'hello': {
-      const protocolVersion = readInt(issues, o['protocolVersion'], 'protocolVersion', { required: true, min: 1, max: 1000 });
+      const protocolVersion = readInt(issues, o['protocolVersion'], 'protocolVersion', {
+        required: true,
+        min: 1,
+        max: 1000,
+      });
       const nodeId = readString(issues, o['nodeId'], 'nodeId', { required: true, maxLength: 128 });
       const nodeName = readString(issues, o['nodeName'], 'nodeName', { required: true, maxLength: 256 });
       const token = readString(issues, o['token'], 'token', { maxLength: 4096 }) ?? '';
-      if (protocolVersion === undefined || nodeId === undefined || nodeName === undefined) return issues.result<AgentFrame>(undefined);
+      if (protocolVersion === undefined || nodeId === undefined || nodeName === undefined)
+        return issues.result<AgentFrame>(undefined);
       return issues.result<AgentFrame>({ type: 'hello', protocolVersion, nodeId, nodeName, token });
     }
     case 'publish': {
@@ -222,16 +228,24 @@ export function decodeAgentFrame(raw: unknown): Decoded<AgentFrame> {
       return issues.result<AgentFrame>(services && { type: 'subscribe', services });
     }
     case 'unsubscribe': {
-      const services = readArray(issues, o['services'], 'services', (s, p) => readString(issues, s, p, serviceRules), {
-        required: true,
-        maxItems: MAX_BATCH,
-      });
+      const services = readArray(
+        issues,
+        o['services'],
+        'services',
+        (s, p) => readString(issues, s, p, serviceRules),
+        {
+          required: true,
+          maxItems: MAX_BATCH,
+        },
+      );
       return issues.result<AgentFrame>(services && { type: 'unsubscribe', services });
     }
     case 'catalogSubscribe': {
       const knownVersion = readInt(issues, o['knownVersion'], 'knownVersion', { min: 0 });
       return issues.result<AgentFrame>(
-        knownVersion === undefined ? { type: 'catalogSubscribe' } : { type: 'catalogSubscribe', knownVersion },
+        knownVersion === undefined
+          ? { type: 'catalogSubscribe' }
+          : { type: 'catalogSubscribe', knownVersion },
       );
     }
     case 'ack': {
@@ -246,7 +260,10 @@ export function decodeAgentFrame(raw: unknown): Decoded<AgentFrame> {
       return issues.result<AgentFrame>(sentAt === undefined ? undefined : { type: 'ping', sentAt });
     }
     default:
-      issues.add('type', 'must be one of hello, publish, unpublish, subscribe, unsubscribe, catalogSubscribe, ack, ping');
+      issues.add(
+        'type',
+        'must be one of hello, publish, unpublish, subscribe, unsubscribe, catalogSubscribe, ack, ping',
+      );
       return issues.result<AgentFrame>(undefined);
   }
 }
@@ -258,17 +275,35 @@ export function decodeSessionFrame(raw: unknown): Decoded<SessionFrame> {
   if (o === undefined) return issues.result<SessionFrame>(undefined);
   switch (o['type']) {
     case 'welcome': {
-      const protocolVersion = readInt(issues, o['protocolVersion'], 'protocolVersion', { required: true, min: 1 });
+      const protocolVersion = readInt(issues, o['protocolVersion'], 'protocolVersion', {
+        required: true,
+        min: 1,
+      });
       const sessionId = readString(issues, o['sessionId'], 'sessionId', { required: true, maxLength: 256 });
       const sessions =
-        readArray(issues, o['sessions'], 'sessions', (s, p) => readString(issues, s, p, { required: true, maxLength: 512 }), {
-          maxItems: 256,
-        }) ?? [];
-      const pingIntervalMs = readInt(issues, o['pingIntervalMs'], 'pingIntervalMs', { required: true, min: 10 });
+        readArray(
+          issues,
+          o['sessions'],
+          'sessions',
+          (s, p) => readString(issues, s, p, { required: true, maxLength: 512 }),
+          {
+            maxItems: 256,
+          },
+        ) ?? [];
+      const pingIntervalMs = readInt(issues, o['pingIntervalMs'], 'pingIntervalMs', {
+        required: true,
+        min: 10,
+      });
       if (protocolVersion === undefined || sessionId === undefined || pingIntervalMs === undefined) {
         return issues.result<SessionFrame>(undefined);
       }
-      return issues.result<SessionFrame>({ type: 'welcome', protocolVersion, sessionId, sessions, pingIntervalMs });
+      return issues.result<SessionFrame>({
+        type: 'welcome',
+        protocolVersion,
+        sessionId,
+        sessions,
+        pingIntervalMs,
+      });
     }
     case 'confirm': {
       const results = readArray(
@@ -278,14 +313,19 @@ export function decodeSessionFrame(raw: unknown): Decoded<SessionFrame> {
         (r, p): ConfirmResult | undefined => {
           const ro = readObject(issues, r, p);
           if (ro === undefined) return undefined;
-          const op = ro['op'] === 'publish' || ro['op'] === 'unpublish' ? ro['op'] : issues.add(at(p, 'op'), 'must be publish or unpublish');
+          const op =
+            ro['op'] === 'publish' || ro['op'] === 'unpublish'
+              ? ro['op']
+              : issues.add(at(p, 'op'), 'must be publish or unpublish');
           const id = readString(issues, ro['id'], at(p, 'id'), { required: true, maxLength: 256 });
           const version = readInt(issues, ro['version'], at(p, 'version'), { required: true });
           if (op === undefined || id === undefined || version === undefined) return undefined;
           const err = ro['error'];
           if (isRecord(err)) {
-            const code = readString(issues, err['code'], at(p, 'error.code'), { required: true, maxLength: 64 }) ?? '';
-            const message = readString(issues, err['message'], at(p, 'error.message'), { maxLength: 1024 }) ?? '';
+            const code =
+              readString(issues, err['code'], at(p, 'error.code'), { required: true, maxLength: 64 }) ?? '';
+            const message =
+              readString(issues, err['message'], at(p, 'error.message'), { maxLength: 1024 }) ?? '';
             return { op, id, version, error: { code, message } };
           }
           return { op, id, version };
@@ -302,7 +342,12 @@ export function decodeSessionFrame(raw: unknown): Decoded<SessionFrame> {
         required: true,
         maxItems: 1_000_000,
       });
-      if (service === undefined || version === undefined || complete === undefined || instances === undefined) {
+      if (
+        service === undefined ||
+        version === undefined ||
+        complete === undefined ||
+        instances === undefined
+      ) {
         return issues.result<SessionFrame>(undefined);
       }
       return issues.result<SessionFrame>({ type: 'push', service, version, complete, instances });
@@ -314,9 +359,15 @@ export function decodeSessionFrame(raw: unknown): Decoded<SessionFrame> {
       const services: Record<string, string[]> = {};
       if (so !== undefined) {
         for (const [name, tags] of Object.entries(so)) {
-          const list = readArray(issues, tags, at('services', name), (t, p) => readString(issues, t, p, { maxLength: 256 }), {
-            maxItems: 4096,
-          });
+          const list = readArray(
+            issues,
+            tags,
+            at('services', name),
+            (t, p) => readString(issues, t, p, { maxLength: 256 }),
+            {
+              maxItems: 4096,
+            },
+          );
           if (list !== undefined) services[name] = list;
         }
       }

@@ -60,7 +60,11 @@ export class MeshregError extends Error {
   readonly code: ErrorCode;
   readonly fields: readonly FieldError[];
 
-  constructor(code: ErrorCode, message: string, options: { cause?: unknown; fields?: readonly FieldError[] } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { cause?: unknown; fields?: readonly FieldError[] } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.fields = options.fields ?? [];
@@ -77,7 +81,11 @@ export class MeshregError extends Error {
   /** The JSON body of an HTTP error answer. */
   toJSON(): { error: { code: ErrorCode; message: string; fields?: readonly FieldError[] } } {
     return {
-      error: { code: this.code, message: this.message, ...(this.fields.length > 0 ? { fields: this.fields } : {}) },
+      error: {
+        code: this.code,
+        message: this.message,
+        ...(this.fields.length > 0 ? { fields: this.fields } : {}),
+      },
     };
   }
 }

@@ -87,7 +87,10 @@ export function readInstance(issues: Issues, raw: unknown, path: string): Instan
   const o = readObject(issues, raw, path);
   if (o === undefined) return undefined;
   const before = issues.list.length;
-  const id = readString(issues, o['id'], at(path, 'id'), { required: true, maxLength: INSTANCE_LIMITS.maxIdLength });
+  const id = readString(issues, o['id'], at(path, 'id'), {
+    required: true,
+    maxLength: INSTANCE_LIMITS.maxIdLength,
+  });
   const service = readString(issues, o['service'], at(path, 'service'), {
     required: true,
     maxLength: INSTANCE_LIMITS.maxNameLength,
@@ -107,7 +110,8 @@ export function readInstance(issues: Issues, raw: unknown, path: string): Instan
       (t, p) => readString(issues, t, p, { maxLength: INSTANCE_LIMITS.maxTagLength }),
       { maxItems: INSTANCE_LIMITS.maxTags },
     ) ?? [];
-  const meta = readStringMap(issues, o['meta'], at(path, 'meta'), { maxEntries: INSTANCE_LIMITS.maxMetaEntries }) ?? {};
+  const meta =
+    readStringMap(issues, o['meta'], at(path, 'meta'), { maxEntries: INSTANCE_LIMITS.maxMetaEntries }) ?? {};
   const weights = readWeights(issues, o['weights'], at(path, 'weights'));
   const health = readOneOf(issues, o['health'], at(path, 'health'), HEALTH_STATES) ?? 'passing';
   const checks =
@@ -118,7 +122,22 @@ export function readInstance(issues: Issues, raw: unknown, path: string): Instan
   const region = readString(issues, o['region'], at(path, 'region'), { maxLength: 128 }) ?? '';
   if (issues.list.length > before || id === undefined || service === undefined) return undefined;
   if (nodeId === undefined || node === undefined) return undefined;
-  return { id, service, nodeId, node, nodeAddress, address, port, tags, meta, weights, health, checks, zone, region };
+  return {
+    id,
+    service,
+    nodeId,
+    node,
+    nodeAddress,
+    address,
+    port,
+    tags,
+    meta,
+    weights,
+    health,
+    checks,
+    zone,
+    region,
+  };
 }
 
 function readWeights(issues: Issues, raw: unknown, path: string): Weights {
@@ -136,7 +155,8 @@ function readCheckState(issues: Issues, raw: unknown, path: string): CheckState 
   const id = readString(issues, o['id'], at(path, 'id'), { required: true, maxLength: 256 });
   const name = readString(issues, o['name'], at(path, 'name'), { maxLength: 256 }) ?? '';
   const status = readOneOf(issues, o['status'], at(path, 'status'), HEALTH_STATES, true);
-  const output = readString(issues, o['output'], at(path, 'output'), { maxLength: INSTANCE_LIMITS.maxOutputLength }) ?? '';
+  const output =
+    readString(issues, o['output'], at(path, 'output'), { maxLength: INSTANCE_LIMITS.maxOutputLength }) ?? '';
   const type = readString(issues, o['type'], at(path, 'type'), { maxLength: 32 }) ?? '';
   if (id === undefined || status === undefined) return undefined;
   return { id, name, status, output, type };

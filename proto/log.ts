@@ -28,8 +28,15 @@ export function createLogger(level: LogLevel, base: LogFields = {}, sink: LogSin
   const min = RANK[level];
   const write = (lvl: LogLevel, msg: string, fields?: LogFields): void => {
     if (RANK[lvl] < min) return;
-    const record: Record<string, unknown> = { time: new Date().toISOString(), level: lvl, msg, ...base, ...fields };
-    for (const [k, v] of Object.entries(record)) if (v instanceof Error) record[k] = { name: v.name, message: v.message };
+    const record: Record<string, unknown> = {
+      time: new Date().toISOString(),
+      level: lvl,
+      msg,
+      ...base,
+      ...fields,
+    };
+    for (const [k, v] of Object.entries(record))
+      if (v instanceof Error) record[k] = { name: v.name, message: v.message };
     sink(JSON.stringify(record));
   };
   return {

@@ -14,7 +14,8 @@ export interface FieldError {
 }
 
 /** The result of a decoder: the typed value, or every error found. */
-export type Decoded<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly errors: readonly FieldError[] };
+export type Decoded<T> =
+  { readonly ok: true; readonly value: T } | { readonly ok: false; readonly errors: readonly FieldError[] };
 
 /** Collects errors while a decoder walks its input. */
 export class Issues {
@@ -32,7 +33,8 @@ export class Issues {
   /** Finishes a decoder: the value when nothing was reported, else the errors. */
   result<T>(value: T | undefined): Decoded<T> {
     if (this.list.length === 0 && value !== undefined) return { ok: true, value };
-    if (this.list.length === 0) return { ok: false, errors: [{ path: '(body)', message: 'could not be decoded' }] };
+    if (this.list.length === 0)
+      return { ok: false, errors: [{ path: '(body)', message: 'could not be decoded' }] };
     return { ok: false, errors: this.list };
   }
 }
@@ -67,11 +69,18 @@ export interface StringRules {
   readonly patternHint?: string;
 }
 
-export function readString(issues: Issues, raw: unknown, path: string, rules: StringRules = {}): string | undefined {
-  if (raw === undefined || raw === null) return rules.required === true ? issues.add(path, 'is required') : undefined;
+export function readString(
+  issues: Issues,
+  raw: unknown,
+  path: string,
+  rules: StringRules = {},
+): string | undefined {
+  if (raw === undefined || raw === null)
+    return rules.required === true ? issues.add(path, 'is required') : undefined;
   if (typeof raw !== 'string') return issues.add(path, 'must be a string');
   const min = rules.minLength ?? (rules.required === true ? 1 : 0);
-  if (raw.length < min) return issues.add(path, min === 1 ? 'must not be empty' : `must be at least ${min} characters`);
+  if (raw.length < min)
+    return issues.add(path, min === 1 ? 'must not be empty' : `must be at least ${min} characters`);
   const max = rules.maxLength ?? 1024;
   if (raw.length > max) return issues.add(path, `must be at most ${max} characters`);
   if (rules.pattern !== undefined && raw.length > 0 && !rules.pattern.test(raw)) {
@@ -86,8 +95,14 @@ export interface IntRules {
   readonly max?: number;
 }
 
-export function readInt(issues: Issues, raw: unknown, path: string, rules: IntRules = {}): number | undefined {
-  if (raw === undefined || raw === null) return rules.required === true ? issues.add(path, 'is required') : undefined;
+export function readInt(
+  issues: Issues,
+  raw: unknown,
+  path: string,
+  rules: IntRules = {},
+): number | undefined {
+  if (raw === undefined || raw === null)
+    return rules.required === true ? issues.add(path, 'is required') : undefined;
   const min = rules.min ?? 0;
   const max = rules.max ?? Number.MAX_SAFE_INTEGER;
   if (typeof raw !== 'number' || !Number.isSafeInteger(raw) || raw < min || raw > max) {
@@ -127,7 +142,8 @@ export function readArray<T>(
   item: (raw: unknown, path: string) => T | undefined,
   rules: ArrayRules = {},
 ): T[] | undefined {
-  if (raw === undefined || raw === null) return rules.required === true ? issues.add(path, 'is required') : undefined;
+  if (raw === undefined || raw === null)
+    return rules.required === true ? issues.add(path, 'is required') : undefined;
   if (!Array.isArray(raw)) return issues.add(path, 'must be an array');
   const max = rules.maxItems ?? 1000;
   if (raw.length > max) return issues.add(path, `must have at most ${max} items`);

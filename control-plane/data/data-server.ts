@@ -98,17 +98,25 @@ export class DataServer implements DataApi {
 
   dropOwner(owner: string): Promise<void> {
     const keys = this.#store.dropOwner(owner);
-    if (keys.length > 0) this.#log.info('dropped publishers of a closed connection', { owner, services: keys.length });
+    if (keys.length > 0)
+      this.#log.info('dropped publishers of a closed connection', { owner, services: keys.length });
     for (const key of keys) this.#changed(key);
     return Promise.resolve();
   }
 
   fetch(key: string): Promise<DatumView> {
     const s = this.#store.get(key);
-    return Promise.resolve({ key: s.key, version: s.version, complete: !this.#warming, instances: s.instances });
+    return Promise.resolve({
+      key: s.key,
+      version: s.version,
+      complete: !this.#warming,
+      instances: s.instances,
+    });
   }
 
   fetchCatalog(): Promise<CatalogView> {
+    // A fetch between a change and its debounced notification must not serve the old list.
+    if (this.#catalogTimer !== undefined) this.#recomputeCatalog(false);
     return Promise.resolve(this.#catalog);
   }
 

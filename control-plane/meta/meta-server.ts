@@ -61,7 +61,11 @@ export class MetaServer {
     });
     if (next === undefined || next === this.#table) return;
     this.#table = next;
-    this.#opts.logger.info('slot table changed', { role: 'meta', epoch: next.epoch, dataServers: this.#dataServers.size });
+    this.#opts.logger.info('slot table changed', {
+      role: 'meta',
+      epoch: next.epoch,
+      dataServers: this.#dataServers.size,
+    });
     for (const l of this.#listeners) l(next);
   }
 }

@@ -26,7 +26,11 @@ interface MutableSlot {
 }
 
 /** Returns the next table, or `prev` itself when nothing needs to change. */
-export function arrangeSlots(prev: SlotTable | undefined, live: readonly string[], opts: ArrangeOptions): SlotTable | undefined {
+export function arrangeSlots(
+  prev: SlotTable | undefined,
+  live: readonly string[],
+  opts: ArrangeOptions,
+): SlotTable | undefined {
   // With no data server alive there is nothing sound to assign: keep the last table.
   if (live.length === 0) return prev;
   const liveSet = new Set(live);
@@ -34,7 +38,11 @@ export function arrangeSlots(prev: SlotTable | undefined, live: readonly string[
   const slots: MutableSlot[] = [];
   for (let id = 0; id < opts.slotCount; id++) {
     const old = prev?.slots[id];
-    slots.push(old ? { id, leader: old.leader, leaderEpoch: old.leaderEpoch, followers: [...old.followers] } : { id, leader: '', leaderEpoch: 0, followers: [] });
+    slots.push(
+      old
+        ? { id, leader: old.leader, leaderEpoch: old.leaderEpoch, followers: [...old.followers] }
+        : { id, leader: '', leaderEpoch: 0, followers: [] },
+    );
   }
   const leaderLoad = new Map<string, number>(sortedLive.map((n) => [n, 0]));
   const totalLoad = new Map<string, number>(sortedLive.map((n) => [n, 0]));
@@ -64,7 +72,8 @@ export function arrangeSlots(prev: SlotTable | undefined, live: readonly string[
   for (const s of slots) {
     if (s.leader !== '') continue;
     let pick: string | undefined;
-    for (const f of s.followers) if (pick === undefined || (leaderLoad.get(f) ?? 0) < (leaderLoad.get(pick) ?? 0)) pick = f;
+    for (const f of s.followers)
+      if (pick === undefined || (leaderLoad.get(f) ?? 0) < (leaderLoad.get(pick) ?? 0)) pick = f;
     if (pick !== undefined) {
       s.followers = s.followers.filter((f) => f !== pick);
       bump(totalLoad, pick, -1);
@@ -114,7 +123,12 @@ export function arrangeSlots(prev: SlotTable | undefined, live: readonly string[
     bump(leaderLoad, least, 1);
   }
 
-  const next: Slot[] = slots.map((s) => ({ id: s.id, leader: s.leader, leaderEpoch: s.leaderEpoch, followers: s.followers }));
+  const next: Slot[] = slots.map((s) => ({
+    id: s.id,
+    leader: s.leader,
+    leaderEpoch: s.leaderEpoch,
+    followers: s.followers,
+  }));
   if (prev !== undefined && prev.slotCount === opts.slotCount && sameSlots(prev.slots, next)) return prev;
   return { epoch: opts.nextEpoch(prev?.epoch ?? 0), slotCount: opts.slotCount, slots: next };
 }
@@ -126,7 +140,8 @@ function sameSlots(a: readonly Slot[], b: readonly Slot[]): boolean {
     const y = b[i];
     if (x === undefined || y === undefined) return false;
     if (x.leader !== y.leader || x.leaderEpoch !== y.leaderEpoch) return false;
-    if (x.followers.length !== y.followers.length || x.followers.some((f, j) => f !== y.followers[j])) return false;
+    if (x.followers.length !== y.followers.length || x.followers.some((f, j) => f !== y.followers[j]))
+      return false;
   }
   return true;
 }

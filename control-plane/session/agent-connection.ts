@@ -135,7 +135,9 @@ export class AgentConnection implements PushTarget {
       this.fail('invalid_frame', 'binary frames are not part of the protocol');
       return;
     }
-    const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8');
+    const text = Array.isArray(data)
+      ? Buffer.concat(data).toString('utf8')
+      : Buffer.from(data as ArrayBuffer).toString('utf8');
     const raw = parseJsonFrame(text);
     if (raw === undefined) {
       this.fail('invalid_frame', 'frame is not valid JSON');
@@ -206,7 +208,10 @@ export class AgentConnection implements PushTarget {
 
   #onHello(hello: Hello): void {
     if (hello.protocolVersion !== PROTOCOL_VERSION) {
-      this.fail('unsupported_protocol', `protocol version ${hello.protocolVersion} is not supported (want ${PROTOCOL_VERSION})`);
+      this.fail(
+        'unsupported_protocol',
+        `protocol version ${hello.protocolVersion} is not supported (want ${PROTOCOL_VERSION})`,
+      );
       return;
     }
     if (!this.#host.tokenMatches(hello.token)) {

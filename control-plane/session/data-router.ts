@@ -42,7 +42,8 @@ export class DataRouter {
     if (table === undefined) throw new MeshregError('unavailable', 'no slot table yet');
     const slot = table.slots[slotOf(key, table.slotCount)];
     const server = slot === undefined ? undefined : this.#servers.get(slot.leader);
-    if (server === undefined) throw new MeshregError('unavailable', `no data server leads the slot of ${key}`);
+    if (server === undefined)
+      throw new MeshregError('unavailable', `no data server leads the slot of ${key}`);
     return server;
   }
 

@@ -74,9 +74,12 @@ export class PushDispatcher implements ChangeListener {
     this.#sessionId = sessionId;
     this.#router = router;
     this.#opts = opts;
-    this.#sweepTimer = setInterval(() => {
-      this.#sweep();
-    }, Math.max(10, Math.floor(opts.ackTimeoutMs / 2)));
+    this.#sweepTimer = setInterval(
+      () => {
+        this.#sweep();
+      },
+      Math.max(10, Math.floor(opts.ackTimeoutMs / 2)),
+    );
     this.#sweepTimer.unref();
     this.#reconcileTimer = setInterval(() => {
       void this.#reconcile();
@@ -206,13 +209,24 @@ export class PushDispatcher implements ChangeListener {
       const c = await this.#router.fetchCatalog();
       const cached = this.#frames.get(key);
       if (cached?.version === c.version) return cached;
-      const msg: Catalog = { type: 'catalog', version: c.version, complete: c.complete, services: c.services };
+      const msg: Catalog = {
+        type: 'catalog',
+        version: c.version,
+        complete: c.complete,
+        services: c.services,
+      };
       return this.#remember(key, { version: c.version, text: JSON.stringify(msg) });
     }
     const d = await this.#router.forKey(key).fetch(key);
     const cached = this.#frames.get(key);
     if (cached !== undefined && cached.version >= d.version) return cached;
-    const msg: Push = { type: 'push', service: key, version: d.version, complete: d.complete, instances: d.instances };
+    const msg: Push = {
+      type: 'push',
+      service: key,
+      version: d.version,
+      complete: d.complete,
+      instances: d.instances,
+    };
     return this.#remember(key, { version: d.version, text: JSON.stringify(msg) });
   }
 

@@ -8,12 +8,23 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
-import { AGENT_LINK_PATH, type Confirm, type ConfirmResult, type Publish, type Unpublish } from '../../proto/agent-link.js';
+import {
+  AGENT_LINK_PATH,
+  type Confirm,
+  type ConfirmResult,
+  type Publish,
+  type Unpublish,
+} from '../../proto/agent-link.js';
 import { MeshregError } from '../../proto/errors.js';
 import { registrationId } from '../../proto/instance.js';
 import type { Logger } from '../../proto/log.js';
 import type { PublishItem } from '../data/data-api.js';
-import { AgentConnection, tokensEqual, type ConnectionHost, type ConnectionLimits } from './agent-connection.js';
+import {
+  AgentConnection,
+  tokensEqual,
+  type ConnectionHost,
+  type ConnectionLimits,
+} from './agent-connection.js';
 import type { DataRouter } from './data-router.js';
 import { PushDispatcher, type PushStats } from './push-dispatcher.js';
 
@@ -70,7 +81,11 @@ export class SessionServer implements ConnectionHost {
       reconcileIntervalMs: opts.reconcileIntervalMs,
       logger: this.logger,
     });
-    this.#wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxFrameBytes, perMessageDeflate: false });
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: opts.maxFrameBytes,
+      perMessageDeflate: false,
+    });
     this.#http = http.createServer((req, res) => {
       this.#onHttp(req, res);
     });
@@ -118,7 +133,10 @@ export class SessionServer implements ConnectionHost {
     });
     const addr = this.#http.address() as AddressInfo;
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-    this.#url = this.#opts.advertiseUrl !== '' ? this.#opts.advertiseUrl : `ws://${host}:${addr.port}${AGENT_LINK_PATH}`;
+    this.#url =
+      this.#opts.advertiseUrl !== ''
+        ? this.#opts.advertiseUrl
+        : `ws://${host}:${addr.port}${AGENT_LINK_PATH}`;
     this.logger.info('session listening', { url: this.#url });
   }
 
@@ -152,7 +170,8 @@ export class SessionServer implements ConnectionHost {
     const nodeId = conn.nodeId ?? '';
     const old = this.#byNode.get(nodeId);
     this.#byNode.set(nodeId, conn);
-    if (old !== undefined && old !== conn) old.fail('replaced', 'a newer connection of the same node took over');
+    if (old !== undefined && old !== conn)
+      old.fail('replaced', 'a newer connection of the same node took over');
   }
 
   async publish(conn: AgentConnection, frame: Publish): Promise<Confirm> {
@@ -161,7 +180,15 @@ export class SessionServer implements ConnectionHost {
     const byServer = new Map<string, { server: ReturnType<DataRouter['forKey']>; items: PublishItem[] }>();
     for (const { instance, version } of frame.registrations) {
       if (instance.nodeId !== conn.nodeId) {
-        results.push(refused('publish', instance.id, version, 'invalid_argument', 'instance.nodeId differs from the hello'));
+        results.push(
+          refused(
+            'publish',
+            instance.id,
+            version,
+            'invalid_argument',
+            'instance.nodeId differs from the hello',
+          ),
+        );
         continue;
       }
       const item: PublishItem = { registrationId: registrationId(instance), instance, version };
@@ -194,7 +221,9 @@ export class SessionServer implements ConnectionHost {
       const held = rec?.publishers.get(w.id);
       if (held !== undefined && held.version <= w.version) rec?.publishers.delete(w.id);
       try {
-        await this.#router.forKey(w.service).unpublish([{ key: w.service, registrationId: regId, version: w.version }]);
+        await this.#router
+          .forKey(w.service)
+          .unpublish([{ key: w.service, registrationId: regId, version: w.version }]);
         results.push({ op: 'unpublish', id: w.id, version: w.version });
       } catch (err) {
         results.push(refusedBy('unpublish', w.id, w.version, err));
@@ -239,7 +268,12 @@ export class SessionServer implements ConnectionHost {
   #onHttp(req: http.IncomingMessage, res: http.ServerResponse): void {
     const path = (req.url ?? '').split('?')[0];
     if (req.method === 'GET' && path === '/health') {
-      const body = JSON.stringify({ status: 'ok', role: 'session', sessionId: this.sessionId, ...this.stats() });
+      const body = JSON.stringify({
+        status: 'ok',
+        role: 'session',
+        sessionId: this.sessionId,
+        ...this.stats(),
+      });
       res.writeHead(200, { 'content-type': 'application/json' }).end(body);
       return;
     }
@@ -248,7 +282,13 @@ export class SessionServer implements ConnectionHost {
   }
 }
 
-function refused(op: 'publish' | 'unpublish', id: string, version: number, code: string, message: string): ConfirmResult {
+function refused(
+  op: 'publish' | 'unpublish',
+  id: string,
+  version: number,
+  code: string,
+  message: string,
+): ConfirmResult {
   return { op, id, version, error: { code, message } };
 }
 

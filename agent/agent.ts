@@ -1,0 +1,206 @@
+/**
+ * The sidecar agent: composes local registrations (persisted), the view of watched services, the
+ * upstream link with its anti-entropy, and the HTTP API. One per host, bound to loopback by default.
+ */
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Instance } from '../proto/instance.js';
+import type { Logger } from '../proto/log.js';
+import { VersionClock } from '../proto/version.js';
+import { isRecord } from '../proto/validate.js';
+import type { AgentConfig } from './config.js';
+import { addConsulRoutes, type ConsulBackend, type UpstreamStatus } from './http/consul-api.js';
+import type { RegisterRequest } from './http/consul-register.js';
+import { HttpServer, Router } from './http/http-server.js';
+import { LocalServices, toInstance, type LocalState, type NodeIdentity } from './local/local-services.js';
+import { GroupWriter, readJsonFile } from './local/state-file.js';
+import { AgentSync } from './upstream/sync.js';
+import { ServiceView } from './view/service-view.js';
+
+const STATE_FILE = 'local-services.json';
+const NODE_ID_FILE = 'node-id';
+
+export class Agent implements ConsulBackend {
+  readonly node: NodeIdentity;
+  readonly datacenter: string;
+  readonly view: ServiceView;
+  readonly local: LocalServices;
+  readonly firstReadWaitMs: number;
+  readonly #sync: AgentSync;
+  readonly #http: HttpServer;
+  readonly #writer: GroupWriter;
+  readonly #log: Logger;
+
+  private constructor(config: AgentConfig, node: NodeIdentity, logger: Logger) {
+    this.node = node;
+    this.datacenter = config.datacenter;
+    this.firstReadWaitMs = config.firstReadWaitMs;
+    this.#log = logger;
+    this.local = new LocalServices(new VersionClock());
+    this.view = new ServiceView(node.nodeId, {
+      onWatch: (service) => {
+        this.#sync.subscribe(service);
+      },
+      onWatchCatalog: () => {
+        this.#sync.subscribeCatalog();
+      },
+      localInstances: (service) => this.#localInstances(service),
+      onChanged: () => undefined,
+    });
+    this.#sync = new AgentSync(this.local, this.view, node, {
+      link: {
+        urls: config.upstream,
+        token: config.token,
+        connectTimeoutMs: config.connectTimeoutMs,
+        maxFrameBytes: config.maxFrameBytes,
+        backoff: {
+          initialMs: config.backoffInitialMs,
+          maxMs: config.backoffMaxMs,
+          multiplier: 2,
+          jitter: 0.5,
+        },
+      },
+      fullSyncIntervalMs: config.fullSyncIntervalMs,
+      logger,
+    });
+    this.#writer = new GroupWriter(
+      path.join(config.dataDir, STATE_FILE),
+      () => this.local.snapshot(),
+      (err) => {
+        this.#log.error('could not persist local registrations', { err });
+      },
+    );
+    this.local.onChange((c) => {
+      this.view.localChanged(c.kind === 'upsert' ? c.record.def.name : c.tombstone.service);
+      this.view.catalogLocalChanged();
+    });
+    const router = new Router();
+    addConsulRoutes(router, this);
+    router.add('GET', '/v1/meshreg/health', () => ({ status: 200, body: this.health() }));
+    router.add('GET', '/v1/meshreg/sync-status', () => ({ status: 200, body: this.syncStatus() }));
+    this.#http = new HttpServer(router, {
+      host: config.host,
+      port: config.port,
+      maxBodyBytes: config.maxBodyBytes,
+      logger,
+    });
+  }
+
+  /** Loads identity and state from the data folder, binds the HTTP API, and connects upstream. */
+  static async start(config: AgentConfig, logger: Logger): Promise<Agent> {
+    await fs.mkdir(config.dataDir, { recursive: true });
+    const nodeId = await loadNodeId(config.dataDir);
+    const log = logger.child({ role: 'agent', node: config.nodeName });
+    const node: NodeIdentity = {
+      nodeId,
+      node: config.nodeName,
+      address: config.nodeAddress,
+      zone: config.zone,
+      region: config.region,
+    };
+    const agent = new Agent(config, node, log);
+    await agent.#restore(path.join(config.dataDir, STATE_FILE));
+    await agent.#http.listen();
+    agent.#sync.start();
+    log.info('agent listening', { http: agent.#http.address, upstream: config.upstream });
+    return agent;
+  }
+
+  get address(): string {
+    return this.#http.address;
+  }
+
+  get port(): number {
+    return this.#http.port;
+  }
+
+  async stop(): Promise<void> {
+    this.#sync.stop();
+    await this.#http.close();
+    await this.#writer.write();
+  }
+
+  // ---- ConsulBackend ----------------------------------------------------------------------------
+
+  async register(req: RegisterRequest): Promise<void> {
+    this.local.register(req.def);
+    await this.#writer.write();
+  }
+
+  async deregister(id: string): Promise<void> {
+    if (this.local.deregister(id) !== undefined) await this.#writer.write();
+  }
+
+  upstream(): UpstreamStatus {
+    return this.#sync.status();
+  }
+
+  health(): Record<string, unknown> {
+    const up = this.#sync.status();
+    return {
+      status: up.connected ? 'ok' : 'degraded',
+      upstream: {
+        state: this.#sync.state,
+        connected: up.connected,
+        session: up.leader,
+        offlineForSec: up.offlineForSec,
+      },
+      localServices: this.local.size,
+      watchedServices: this.view.watched().length,
+    };
+  }
+
+  syncStatus(): Record<string, unknown> {
+    return {
+      connected: this.#sync.state === 'open',
+      services: this.local
+        .list()
+        .map((r) => ({ ID: r.def.id, Service: r.def.name, Version: r.version, InSync: r.synced })),
+      pendingRemovals: this.local
+        .tombstones()
+        .map((t) => ({ ID: t.id, Service: t.service, Version: t.version })),
+      watched: this.view
+        .watched()
+        .map((w) => ({ Service: w.service, Version: w.version, Complete: w.complete, Received: w.received })),
+      counters: this.#sync.counters,
+    };
+  }
+
+  #localInstances(service: string): Instance[] {
+    return this.local.byName(service).map((r) => toInstance(r, this.node));
+  }
+
+  async #restore(file: string): Promise<void> {
+    const r = await readJsonFile(file);
+    if (r.kind === 'missing') return;
+    if (r.kind === 'corrupt') {
+      this.#log.error('local state file was unreadable; set aside, starting empty', {
+        file,
+        movedTo: r.movedTo,
+        reason: r.reason,
+      });
+      return;
+    }
+    const state = r.value;
+    if (!isRecord(state) || !Array.isArray(state['services']) || !Array.isArray(state['tombstones'])) {
+      this.#log.error('local state file has an unexpected shape; ignoring it', { file });
+      return;
+    }
+    this.local.restore(state as unknown as LocalState);
+    this.#log.info('restored local registrations', { services: this.local.size });
+  }
+}
+
+async function loadNodeId(dir: string): Promise<string> {
+  const file = path.join(dir, NODE_ID_FILE);
+  try {
+    const id = (await fs.readFile(file, 'utf8')).trim();
+    if (/^[0-9a-f-]{36}$/.test(id)) return id;
+  } catch {
+    // Missing: a new node.
+  }
+  const id = randomUUID();
+  await fs.writeFile(file, id + '\n', { mode: 0o600 });
+  return id;
+}

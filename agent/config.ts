@@ -1,0 +1,154 @@
+/**
+ * Agent configuration, read once from `MESHREG_*` environment variables into a frozen object.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import envVar from 'env-var';
+import { AGENT_LINK_PATH } from '../proto/agent-link.js';
+import { LOG_LEVELS, type LogLevel } from '../proto/log.js';
+
+export interface AgentConfig {
+  readonly logLevel: LogLevel;
+  readonly host: string;
+  readonly port: number;
+  readonly token: string;
+  readonly upstream: readonly string[];
+  readonly nodeName: string;
+  readonly nodeAddress: string;
+  readonly datacenter: string;
+  readonly zone: string;
+  readonly region: string;
+  readonly dataDir: string;
+  readonly maxBodyBytes: number;
+  readonly firstReadWaitMs: number;
+  readonly connectTimeoutMs: number;
+  readonly backoffInitialMs: number;
+  readonly backoffMaxMs: number;
+  readonly fullSyncIntervalMs: number;
+  readonly maxFrameBytes: number;
+}
+
+export interface VarDoc {
+  readonly name: string;
+  readonly default: string;
+  readonly doc: string;
+}
+
+export const AGENT_VARS: readonly VarDoc[] = [
+  {
+    name: 'MESHREG_AGENT_HOST',
+    default: '127.0.0.1',
+    doc: 'Address the agent HTTP API binds (loopback unless you mean it).',
+  },
+  {
+    name: 'MESHREG_AGENT_PORT',
+    default: '8500',
+    doc: "Agent HTTP port (Consul's, so Consul clients work with their defaults).",
+  },
+  {
+    name: 'MESHREG_AGENT_UPSTREAM',
+    default: `ws://127.0.0.1:9600${AGENT_LINK_PATH}`,
+    doc: 'Session servers, comma-separated (`host:port` or `ws://` URLs).',
+  },
+  { name: 'MESHREG_TOKEN', default: '(required)', doc: 'Token presented to the session server.' },
+  { name: 'MESHREG_NODE_NAME', default: '(hostname)', doc: 'Node name shown in Consul responses.' },
+  {
+    name: 'MESHREG_NODE_ADDRESS',
+    default: '127.0.0.1',
+    doc: 'Node address; a service with no Address uses it.',
+  },
+  { name: 'MESHREG_DATACENTER', default: 'dc1', doc: 'Datacenter name in Consul responses.' },
+  { name: 'MESHREG_ZONE', default: '', doc: 'Zone of this node (EDS locality).' },
+  { name: 'MESHREG_REGION', default: '', doc: 'Region of this node (EDS locality).' },
+  {
+    name: 'MESHREG_AGENT_DATA_DIR',
+    default: '.meshreg-data/agent-<port>',
+    doc: 'Where the agent keeps its node ID and registrations.',
+  },
+  {
+    name: 'MESHREG_AGENT_MAX_BODY_BYTES',
+    default: '1048576',
+    doc: 'Largest HTTP request body; larger gets 413.',
+  },
+  {
+    name: 'MESHREG_AGENT_FIRST_READ_WAIT_MS',
+    default: '1000',
+    doc: 'How long the first read of a never-watched service waits for its first push.',
+  },
+  {
+    name: 'MESHREG_AGENT_CONNECT_TIMEOUT_MS',
+    default: '3000',
+    doc: 'Time allowed for connect + handshake with a session.',
+  },
+  {
+    name: 'MESHREG_AGENT_BACKOFF_INITIAL_MS',
+    default: '100',
+    doc: 'First reconnect delay (doubles, jittered).',
+  },
+  { name: 'MESHREG_AGENT_BACKOFF_MAX_MS', default: '5000', doc: 'Longest reconnect delay.' },
+  {
+    name: 'MESHREG_AGENT_FULL_SYNC_INTERVAL_MS',
+    default: '60000',
+    doc: 'Period (jittered) of re-sending unconfirmed changes.',
+  },
+];
+
+/** Accepts `host:port` or a `ws(s)://` URL; a bare host:port gets the agent-link path. */
+export function normaliseUpstream(entry: string): string {
+  const t = entry.trim();
+  if (/^wss?:\/\//.test(t))
+    return new URL(t).pathname === '/' ? `${t.replace(/\/$/, '')}${AGENT_LINK_PATH}` : t;
+  return `ws://${t}${AGENT_LINK_PATH}`;
+}
+
+export function readAgentConfig(
+  env: NodeJS.ProcessEnv,
+  overrides: { token?: string; upstream?: readonly string[] } = {},
+): AgentConfig {
+  const e = envVar.from(env);
+  const token = overrides.token ?? e.get('MESHREG_TOKEN').default('').asString();
+  if (token === '')
+    throw new Error('MESHREG_TOKEN is required: the agent authenticates to the session server with it');
+  const port = e.get('MESHREG_AGENT_PORT').default('8500').asIntPositive();
+  if (port > 65535) throw new Error('MESHREG_AGENT_PORT must be 0..65535');
+  const upstream =
+    overrides.upstream ??
+    e
+      .get('MESHREG_AGENT_UPSTREAM')
+      .default(`ws://127.0.0.1:9600${AGENT_LINK_PATH}`)
+      .asArray(',')
+      .filter((u) => u.trim() !== '')
+      .map(normaliseUpstream);
+  if (upstream.length === 0) throw new Error('MESHREG_AGENT_UPSTREAM must name at least one session server');
+  const backoffInitialMs = e.get('MESHREG_AGENT_BACKOFF_INITIAL_MS').default('100').asIntPositive();
+  const backoffMaxMs = e.get('MESHREG_AGENT_BACKOFF_MAX_MS').default('5000').asIntPositive();
+  if (backoffMaxMs < backoffInitialMs) {
+    throw new Error('MESHREG_AGENT_BACKOFF_MAX_MS must not be below MESHREG_AGENT_BACKOFF_INITIAL_MS');
+  }
+  return Object.freeze({
+    logLevel: e
+      .get('MESHREG_LOG_LEVEL')
+      .default('info')
+      .asEnum([...LOG_LEVELS]),
+    host: e.get('MESHREG_AGENT_HOST').default('127.0.0.1').asString(),
+    port,
+    token,
+    upstream: Object.freeze([...upstream]),
+    nodeName: e.get('MESHREG_NODE_NAME').default(os.hostname()).asString(),
+    nodeAddress: e.get('MESHREG_NODE_ADDRESS').default('127.0.0.1').asString(),
+    datacenter: e.get('MESHREG_DATACENTER').default('dc1').asString(),
+    zone: e.get('MESHREG_ZONE').default('').asString(),
+    region: e.get('MESHREG_REGION').default('').asString(),
+    dataDir: e
+      .get('MESHREG_AGENT_DATA_DIR')
+      .default(path.join('.meshreg-data', `agent-${port}`))
+      .asString(),
+    maxBodyBytes: e.get('MESHREG_AGENT_MAX_BODY_BYTES').default('1048576').asIntPositive(),
+    firstReadWaitMs: e.get('MESHREG_AGENT_FIRST_READ_WAIT_MS').default('1000').asIntPositive(),
+    connectTimeoutMs: e.get('MESHREG_AGENT_CONNECT_TIMEOUT_MS').default('3000').asIntPositive(),
+    backoffInitialMs,
+    backoffMaxMs,
+    fullSyncIntervalMs: e.get('MESHREG_AGENT_FULL_SYNC_INTERVAL_MS').default('60000').asIntPositive(),
+    maxFrameBytes: 64 * 1024 * 1024,
+  });
+}

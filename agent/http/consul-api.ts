@@ -1,0 +1,156 @@
+/**
+ * Consul's agent HTTP API, served from the agent's local state. Reads never wait on the network
+ * except once: the first read of a service this host never watched waits (bounded) for its first
+ * push, so a fresh app does not see an empty list for a service that exists.
+ */
+import { MeshregError } from '../../proto/errors.js';
+import { SERVICE_NAME_PATTERN, type Instance } from '../../proto/instance.js';
+import { describe } from '../../proto/validate.js';
+import type { LocalServices, NodeIdentity } from '../local/local-services.js';
+import type { ServiceView } from '../view/service-view.js';
+import { parseBlocking, parseFlag } from './blocking.js';
+import { decodeServiceDefinition, type RegisterRequest } from './consul-register.js';
+import { agentServiceJson, catalogEntry, healthEntry } from './consul-encode.js';
+import type { HttpRequest, HttpResult, Router } from './http-server.js';
+
+/** The link's health as reads report it (Consul's known-leader and last-contact headers). */
+export interface UpstreamStatus {
+  readonly connected: boolean;
+  /** Milliseconds since the link was last heard from; 0 while connected. */
+  readonly lastContactMs: number;
+  /** Seconds since the link went down; 0 while connected. */
+  readonly offlineForSec: number;
+  /** `host:port` of the session server in use, '' when offline. */
+  readonly leader: string;
+}
+
+/** What the Consul handlers need from the agent. */
+export interface ConsulBackend {
+  readonly node: NodeIdentity;
+  readonly datacenter: string;
+  readonly view: ServiceView;
+  readonly local: LocalServices;
+  readonly firstReadWaitMs: number;
+  register(req: RegisterRequest, replaceExistingChecks: boolean): Promise<void>;
+  deregister(id: string): Promise<void>;
+  upstream(): UpstreamStatus;
+}
+
+export function addConsulRoutes(router: Router, b: ConsulBackend): void {
+  router
+    .add('PUT', '/v1/agent/service/register', (req) => register(b, req))
+    .add('PUT', '/v1/agent/service/deregister/:id', async (req) => {
+      await b.deregister(req.params['id'] ?? '');
+      return { status: 200 };
+    })
+    .add('GET', '/v1/agent/services', () => agentServices(b))
+    .add('GET', '/v1/agent/service/:id', (req) => agentService(b, req))
+    .add('GET', '/v1/catalog/services', (req) => catalogServices(b, req))
+    .add('GET', '/v1/catalog/service/:name', (req) => serviceRead(b, req, 'catalog'))
+    .add('GET', '/v1/health/service/:name', (req) => serviceRead(b, req, 'health'))
+    .add('GET', '/v1/status/leader', () => ({ status: 200, body: b.upstream().leader }));
+}
+
+async function register(b: ConsulBackend, req: HttpRequest): Promise<HttpResult> {
+  const decoded = decodeServiceDefinition(req.body);
+  if (!decoded.ok) {
+    throw new MeshregError('invalid_argument', `Invalid service definition: ${describe(decoded.errors)}`, {
+      fields: decoded.errors,
+    });
+  }
+  await b.register(decoded.value, parseFlag(req.query, 'replace-existing-checks'));
+  return { status: 200 };
+}
+
+function agentServices(b: ConsulBackend): HttpResult {
+  const body: Record<string, unknown> = {};
+  for (const r of b.local.list()) body[r.def.id] = agentServiceJson(r, b.datacenter);
+  return { status: 200, body };
+}
+
+function agentService(b: ConsulBackend, req: HttpRequest): HttpResult {
+  const r = b.local.get(req.params['id'] ?? '');
+  if (r === undefined) throw new MeshregError('not_found', `unknown service ID: ${req.params['id'] ?? ''}`);
+  return { status: 200, body: agentServiceJson(r, b.datacenter) };
+}
+
+/** Headers every read carries: the index, and whether the control plane is reachable. */
+function readHeaders(b: ConsulBackend, index: number): Record<string, string> {
+  const up = b.upstream();
+  const h: Record<string, string> = {
+    'x-consul-index': String(Math.max(1, index)),
+    'x-consul-knownleader': String(up.connected),
+    'x-consul-lastcontact': String(up.lastContactMs),
+  };
+  if (!up.connected) {
+    // Consul's own way to say "served from a local cache while the servers are unreachable".
+    h['x-cache'] = 'HIT';
+    h['age'] = String(up.offlineForSec);
+  }
+  return h;
+}
+
+function checkServiceName(name: string): void {
+  if (name === '' || name.length > 256 || !SERVICE_NAME_PATTERN.test(name)) {
+    throw new MeshregError('invalid_argument', `invalid service name: ${JSON.stringify(name)}`, {
+      fields: [{ path: 'name', message: 'must be a service name' }],
+    });
+  }
+}
+
+async function serviceRead(
+  b: ConsulBackend,
+  req: HttpRequest,
+  shape: 'health' | 'catalog',
+): Promise<HttpResult> {
+  const name = req.params['name'] ?? '';
+  checkServiceName(name);
+  const passing = shape === 'health' && parseFlag(req.query, 'passing');
+  const tags = req.query.getAll('tag');
+  const blocking = parseBlocking(req.query);
+  const entry = b.view.ensure(name);
+  if (!entry.received && b.upstream().connected) {
+    await b.view.waitForChange(name, b.firstReadWaitMs, req.signal);
+  }
+  await block(b, () => entry.modifyIndex, name, blocking.index, blocking.waitMs, req.signal);
+  const index = entry.modifyIndex;
+  let list: Instance[] = b.view.instances(name);
+  if (tags.length > 0) list = list.filter((i) => tags.every((t) => i.tags.includes(t)));
+  if (passing) list = list.filter((i) => i.checks.every((c) => c.status === 'passing'));
+  list.sort((x, y) => (x.node === y.node ? x.id.localeCompare(y.id) : x.node.localeCompare(y.node)));
+  const body = list.map((i) =>
+    shape === 'health' ? healthEntry(i, b.datacenter, index) : catalogEntry(i, b.datacenter, index),
+  );
+  return { status: 200, body, headers: readHeaders(b, index) };
+}
+
+/** Holds a blocking read until the entry's index passes `index`, the wait elapses, or the client leaves. */
+async function block(
+  b: ConsulBackend,
+  current: () => number,
+  key: string,
+  index: number | undefined,
+  waitMs: number,
+  signal: AbortSignal,
+): Promise<void> {
+  // An index from the future (the agent restarted since the client read it) answers at once, so the
+  // client sees the index go backwards and resets, as Consul clients do.
+  if (index === undefined || index === 0 || index > b.view.index) return;
+  const deadline = performance.now() + waitMs;
+  while (current() <= index && !signal.aborted) {
+    const left = deadline - performance.now();
+    if (left <= 0) return;
+    await b.view.waitForChange(key, left, signal);
+  }
+}
+
+async function catalogServices(b: ConsulBackend, req: HttpRequest): Promise<HttpResult> {
+  const blocking = parseBlocking(req.query);
+  const state = b.view.ensureCatalog();
+  if (!state.received && b.upstream().connected) {
+    await b.view.waitForChange('#catalog', b.firstReadWaitMs, req.signal);
+  }
+  await block(b, () => state.modifyIndex, '#catalog', blocking.index, blocking.waitMs, req.signal);
+  const local = b.local.list().map((r) => [r.def.name, r.def.tags] as const);
+  return { status: 200, body: b.view.catalogServices(local), headers: readHeaders(b, state.modifyIndex) };
+}

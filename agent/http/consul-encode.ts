@@ -1,0 +1,127 @@
+/**
+ * Renders registry records in Consul's response shapes, PascalCase, with `[]` and `{}` rather than
+ * null (Consul normalises `Tags`, `Checks` and `ServiceTags` the same way).
+ */
+import type { CheckState, Instance } from '../../proto/instance.js';
+import type { LocalRecord } from '../local/local-services.js';
+
+export interface NodeCheckJson {
+  Node: string;
+  CheckID: string;
+  Name: string;
+  Status: string;
+  Notes: string;
+  Output: string;
+  ServiceID: string;
+  ServiceName: string;
+  ServiceTags: readonly string[];
+  Type: string;
+  CreateIndex: number;
+  ModifyIndex: number;
+}
+
+function checkJson(i: Instance, c: CheckState, index: number): NodeCheckJson {
+  return {
+    Node: i.node,
+    CheckID: c.id,
+    Name: c.name,
+    Status: c.status,
+    Notes: '',
+    Output: c.output,
+    ServiceID: i.id,
+    ServiceName: i.service,
+    ServiceTags: i.tags,
+    Type: c.type,
+    CreateIndex: index,
+    ModifyIndex: index,
+  };
+}
+
+/** The node-level check Consul adds to every entry; an instance listed here has a live agent. */
+function serfHealth(i: Instance, index: number): NodeCheckJson {
+  return {
+    Node: i.node,
+    CheckID: 'serfHealth',
+    Name: 'Serf Health Status',
+    Status: 'passing',
+    Notes: '',
+    Output: 'Agent alive and reachable',
+    ServiceID: '',
+    ServiceName: '',
+    ServiceTags: [],
+    Type: '',
+    CreateIndex: index,
+    ModifyIndex: index,
+  };
+}
+
+/** One entry of `GET /v1/health/service/:name`. */
+export function healthEntry(i: Instance, datacenter: string, index: number): unknown {
+  return {
+    Node: {
+      ID: i.nodeId,
+      Node: i.node,
+      Address: i.nodeAddress,
+      Datacenter: datacenter,
+      TaggedAddresses: { lan: i.nodeAddress, wan: i.nodeAddress },
+      Meta: {},
+      CreateIndex: index,
+      ModifyIndex: index,
+    },
+    Service: serviceJson(i, index),
+    Checks: [serfHealth(i, index), ...i.checks.map((c) => checkJson(i, c, index))],
+  };
+}
+
+function serviceJson(i: Instance, index: number): Record<string, unknown> {
+  return {
+    ID: i.id,
+    Service: i.service,
+    Tags: i.tags,
+    Address: i.address,
+    Meta: i.meta,
+    Port: i.port,
+    Weights: { Passing: i.weights.passing, Warning: i.weights.warning },
+    EnableTagOverride: false,
+    CreateIndex: index,
+    ModifyIndex: index,
+  };
+}
+
+/** One entry of `GET /v1/catalog/service/:name` (Consul's flattened ServiceNode). */
+export function catalogEntry(i: Instance, datacenter: string, index: number): unknown {
+  return {
+    ID: i.nodeId,
+    Node: i.node,
+    Address: i.nodeAddress,
+    Datacenter: datacenter,
+    TaggedAddresses: { lan: i.nodeAddress, wan: i.nodeAddress },
+    NodeMeta: {},
+    ServiceID: i.id,
+    ServiceName: i.service,
+    ServiceTags: i.tags,
+    ServiceAddress: i.address,
+    ServicePort: i.port,
+    ServiceMeta: i.meta,
+    ServiceWeights: { Passing: i.weights.passing, Warning: i.weights.warning },
+    ServiceEnableTagOverride: false,
+    CreateIndex: index,
+    ModifyIndex: index,
+  };
+}
+
+/** One value of `GET /v1/agent/services` (keyed by service ID). */
+export function agentServiceJson(r: LocalRecord, datacenter: string): unknown {
+  const d = r.def;
+  return {
+    ID: d.id,
+    Service: d.name,
+    Tags: d.tags,
+    Meta: d.meta,
+    Port: d.port,
+    Address: d.address,
+    Weights: { Passing: d.weights.passing, Warning: d.weights.warning },
+    EnableTagOverride: d.enableTagOverride,
+    Datacenter: datacenter,
+  };
+}

@@ -1,0 +1,94 @@
+/**
+ * Crash-safe JSON files: write to a temp file, fsync it, rename over the target, fsync the folder.
+ * A file that cannot be parsed is moved aside (never deleted) so the agent can start anyway.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+
+export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
+  const dir = path.dirname(file);
+  await fs.mkdir(dir, { recursive: true });
+  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(4).toString('hex')}.tmp`);
+  const handle = await fs.open(tmp, 'w', 0o600);
+  try {
+    await handle.writeFile(JSON.stringify(value));
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await fs.rename(tmp, file);
+  // The rename is durable only once the directory entry is on disk.
+  const dirHandle = await fs.open(dir, 'r');
+  try {
+    await dirHandle.sync();
+  } finally {
+    await dirHandle.close();
+  }
+}
+
+export type ReadResult =
+  | { readonly kind: 'ok'; readonly value: unknown }
+  | { readonly kind: 'missing' }
+  | { readonly kind: 'corrupt'; readonly movedTo: string; readonly reason: string };
+
+/** Reads a JSON file; a corrupt one is renamed to `<file>.corrupt-<time>` and reported. */
+export async function readJsonFile(file: string): Promise<ReadResult> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'missing' };
+    return setAside(file, `unreadable: ${(err as Error).message}`);
+  }
+  try {
+    return { kind: 'ok', value: JSON.parse(text) as unknown };
+  } catch (err) {
+    return setAside(file, `not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+async function setAside(file: string, reason: string): Promise<ReadResult> {
+  const movedTo = `${file}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  try {
+    await fs.rename(file, movedTo);
+  } catch {
+    // If even the rename fails the file stays; the agent still starts with an empty state.
+  }
+  return { kind: 'corrupt', movedTo, reason };
+}
+
+/**
+ * Group commit: many callers ask for a write, one write runs at a time, and each caller's promise
+ * resolves once a write that started after its request has finished.
+ */
+export class GroupWriter {
+  #tail: Promise<void> = Promise.resolve();
+  #pending: Promise<void> | undefined;
+
+  constructor(
+    private readonly file: string,
+    private readonly snapshot: () => unknown,
+    private readonly onError: (err: unknown) => void,
+  ) {}
+
+  write(): Promise<void> {
+    if (this.#pending !== undefined) return this.#pending;
+    const p = this.#tail.then(() => {
+      // From here on, new requests need a later write: this one's snapshot may predate them.
+      this.#pending = undefined;
+      return this.#run();
+    });
+    this.#pending = p;
+    this.#tail = p;
+    return p;
+  }
+
+  async #run(): Promise<void> {
+    try {
+      await writeJsonAtomic(this.file, this.snapshot());
+    } catch (err) {
+      this.onError(err);
+    }
+  }
+}

@@ -1,0 +1,244 @@
+/**
+ * The agent's one WebSocket to the control plane, for the whole host.
+ *
+ * States: idle → connecting → open → backoff → connecting … → closed. Every transition goes through
+ * {@link UpstreamLink.#to}, which checks the from-state, logs `A -> B`, and runs the entry action.
+ * On failure the link moves to the next session server in its list after a jittered backoff; the
+ * backoff resets only after a good handshake (a `welcome`).
+ */
+import WebSocket from 'ws';
+import {
+  PROTOCOL_VERSION,
+  decodeSessionFrame,
+  parseJsonFrame,
+  type AgentFrame,
+  type Hello,
+  type SessionFrame,
+  type Welcome,
+} from '../../proto/agent-link.js';
+import { FATAL_CLOSE_CODES } from '../../proto/errors.js';
+import type { Logger } from '../../proto/log.js';
+import { describe } from '../../proto/validate.js';
+import { Backoff, type BackoffOptions } from './backoff.js';
+import { Liveness } from './liveness.js';
+
+export type LinkState = 'idle' | 'connecting' | 'open' | 'backoff' | 'closed';
+
+const ALLOWED: Readonly<Record<LinkState, readonly LinkState[]>> = {
+  idle: ['connecting', 'closed'],
+  connecting: ['open', 'backoff', 'closed'],
+  open: ['backoff', 'closed'],
+  backoff: ['connecting', 'closed'],
+  closed: [],
+};
+
+export interface LinkOptions {
+  readonly urls: readonly string[];
+  readonly nodeId: string;
+  readonly nodeName: string;
+  readonly token: string;
+  readonly connectTimeoutMs: number;
+  readonly maxFrameBytes: number;
+  readonly backoff: BackoffOptions;
+  readonly logger: Logger;
+}
+
+/** What the link reports to its owner. */
+export interface LinkHandler {
+  /** The handshake succeeded; the owner re-sends its whole state now. */
+  onOpen(welcome: Welcome): void;
+  onFrame(frame: SessionFrame): void;
+  /** Any state change, for status reporting (offline mode, metrics). */
+  onState(state: LinkState): void;
+}
+
+export class UpstreamLink {
+  #state: LinkState = 'idle';
+  #ws: WebSocket | undefined;
+  #urls: string[];
+  #next = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #liveness: Liveness | undefined;
+  #sessionId = '';
+  readonly #backoff: Backoff;
+  readonly #opts: LinkOptions;
+  readonly #handler: LinkHandler;
+  readonly #log: Logger;
+
+  constructor(opts: LinkOptions, handler: LinkHandler) {
+    if (opts.urls.length === 0) throw new Error('the upstream link needs at least one session URL');
+    this.#opts = opts;
+    this.#handler = handler;
+    this.#urls = [...opts.urls];
+    this.#backoff = new Backoff(opts.backoff);
+    this.#log = opts.logger.child({ component: 'upstream' });
+  }
+
+  get state(): LinkState {
+    return this.#state;
+  }
+
+  /** The session server currently connected, or '' when not open. */
+  get sessionId(): string {
+    return this.#state === 'open' ? this.#sessionId : '';
+  }
+
+  get url(): string {
+    return this.#urls[(this.#next + this.#urls.length - 1) % this.#urls.length] ?? '';
+  }
+
+  start(): void {
+    this.#to('connecting', 'start');
+  }
+
+  /** Sends a frame if the link is open; false otherwise (the owner re-sends on the next open). */
+  send(frame: AgentFrame): boolean {
+    if (this.#state !== 'open' || this.#ws === undefined) return false;
+    this.#ws.send(JSON.stringify(frame));
+    return true;
+  }
+
+  /** Closes for good. */
+  stop(): void {
+    if (this.#state !== 'closed') this.#to('closed', 'stopped');
+  }
+
+  #to(next: LinkState, reason: string, delayMs = 0): void {
+    const from = this.#state;
+    if (!ALLOWED[from].includes(next)) {
+      throw new Error(`upstream link: illegal transition ${from} -> ${next}`);
+    }
+    this.#state = next;
+    this.#log.debug(`${from} -> ${next}`, { reason });
+    switch (next) {
+      case 'connecting':
+        this.#connect();
+        break;
+      case 'open':
+        this.#backoff.reset();
+        break;
+      case 'backoff':
+        this.#teardown();
+        this.#timer = setTimeout(() => {
+          this.#to('connecting', 'backoff elapsed');
+        }, delayMs);
+        break;
+      case 'closed':
+        clearTimeout(this.#timer);
+        this.#teardown(1000, 'agent stopping');
+        break;
+      case 'idle':
+        break;
+      default: {
+        const never: never = next;
+        throw new Error(`unknown state ${String(never)}`);
+      }
+    }
+    this.#handler.onState(next);
+  }
+
+  #connect(): void {
+    const url = this.#urls[this.#next % this.#urls.length] ?? '';
+    this.#next++;
+    const ws = new WebSocket(url, {
+      handshakeTimeout: this.#opts.connectTimeoutMs,
+      maxPayload: this.#opts.maxFrameBytes,
+      perMessageDeflate: false,
+    });
+    this.#ws = ws;
+    const welcomeTimer = setTimeout(() => {
+      this.#fail(ws, 'no welcome in time');
+    }, this.#opts.connectTimeoutMs);
+    ws.on('open', () => {
+      const hello: Hello = {
+        type: 'hello',
+        protocolVersion: PROTOCOL_VERSION,
+        nodeId: this.#opts.nodeId,
+        nodeName: this.#opts.nodeName,
+        token: this.#opts.token,
+      };
+      ws.send(JSON.stringify(hello));
+    });
+    ws.on('message', (data, isBinary) => {
+      if (ws !== this.#ws) return;
+      this.#liveness?.heard();
+      const raw = isBinary ? undefined : parseJsonFrame(rawToString(data));
+      const decoded = decodeSessionFrame(raw);
+      if (!decoded.ok) {
+        this.#log.warn('invalid frame from session', { error: describe(decoded.errors) });
+        ws.close(4000, 'invalid_frame: bad frame from session');
+        return;
+      }
+      const frame = decoded.value;
+      if (frame.type === 'welcome') {
+        clearTimeout(welcomeTimer);
+        if (this.#state !== 'connecting') return;
+        this.#onWelcome(ws, frame);
+        return;
+      }
+      if (this.#state === 'open') this.#handler.onFrame(frame);
+    });
+    ws.on('close', (code, reason) => {
+      clearTimeout(welcomeTimer);
+      if (ws !== this.#ws) return;
+      this.#onClosed(code, reason.toString());
+    });
+    ws.on('error', (err) => {
+      this.#log.debug('upstream socket error', { url, err });
+    });
+  }
+
+  #onWelcome(ws: WebSocket, welcome: Welcome): void {
+    this.#sessionId = welcome.sessionId;
+    for (const u of welcome.sessions) if (!this.#urls.includes(u)) this.#urls.push(u);
+    this.#liveness = new Liveness(
+      {
+        sendPing: () => {
+          this.send({ type: 'ping', sentAt: Date.now() });
+        },
+        disconnect: (reason) => {
+          this.#fail(ws, reason);
+        },
+      },
+      welcome.pingIntervalMs,
+      welcome.pingIntervalMs * 3,
+    );
+    // After a failure the link moves on to the next candidate, which spreads reconnects when a session dies.
+    this.#to('open', `welcome from ${welcome.sessionId}`);
+    this.#log.info('connected to session', { sessionId: welcome.sessionId, url: this.url });
+    this.#handler.onOpen(welcome);
+  }
+
+  #fail(ws: WebSocket, reason: string): void {
+    if (ws !== this.#ws) return;
+    this.#log.warn('upstream link failed', { reason });
+    ws.terminate();
+  }
+
+  #onClosed(code: number, reason: string): void {
+    if (this.#state === 'closed') return;
+    const fatal = FATAL_CLOSE_CODES.has(code);
+    const delay = fatal ? this.#backoff.max() : this.#backoff.next();
+    const log = fatal ? this.#log.error.bind(this.#log) : this.#log.info.bind(this.#log);
+    log('upstream link closed', { code, reason, retryInMs: delay });
+    this.#to('backoff', `closed ${code} ${reason}`, delay);
+  }
+
+  #teardown(code?: number, reason?: string): void {
+    this.#liveness?.stop();
+    this.#liveness = undefined;
+    const ws = this.#ws;
+    this.#ws = undefined;
+    if (ws === undefined) return;
+    ws.removeAllListeners('message');
+    ws.on('error', () => undefined);
+    if (code !== undefined && ws.readyState === WebSocket.OPEN) ws.close(code, reason);
+    else ws.terminate();
+  }
+}
+
+function rawToString(data: WebSocket.RawData): string {
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  if (data instanceof ArrayBuffer) return Buffer.from(data).toString('utf8');
+  return data.toString('utf8');
+}

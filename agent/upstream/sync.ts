@@ -1,0 +1,212 @@
+/**
+ * Anti-entropy between the agent and the control plane (Consul's model, over one WebSocket):
+ * - on every (re)connect, a full sync: every local registration, every pending removal, and every
+ *   watched service with the version the agent holds, so unchanged services are not pushed again;
+ * - on every local change, a partial sync of just that change;
+ * - on a jittered interval, whatever is still unconfirmed is sent again.
+ * Pushes are applied to the view and acknowledged by version.
+ */
+import {
+  MAX_BATCH,
+  type AgentFrame,
+  type Interest,
+  type SessionFrame,
+  type Welcome,
+} from '../../proto/agent-link.js';
+import type { Logger } from '../../proto/log.js';
+import {
+  toInstance,
+  type LocalChange,
+  type LocalServices,
+  type NodeIdentity,
+} from '../local/local-services.js';
+import type { UpstreamStatus } from '../http/consul-api.js';
+import type { ServiceView } from '../view/service-view.js';
+import { UpstreamLink, type LinkHandler, type LinkOptions, type LinkState } from './connection.js';
+
+export interface SyncOptions {
+  readonly link: Omit<LinkOptions, 'nodeId' | 'nodeName' | 'logger'>;
+  readonly fullSyncIntervalMs: number;
+  readonly logger: Logger;
+}
+
+export class AgentSync implements LinkHandler {
+  readonly #link: UpstreamLink;
+  readonly #local: LocalServices;
+  readonly #view: ServiceView;
+  readonly #node: NodeIdentity;
+  readonly #log: Logger;
+  readonly #timer: NodeJS.Timeout;
+  #lastHeardMs = 0;
+  #offlineSinceMs = Date.now();
+  #welcome: Welcome | undefined;
+  readonly #stateListeners = new Set<(s: LinkState) => void>();
+  readonly counters = { pushesApplied: 0, pushesIgnored: 0, confirms: 0, refusals: 0 };
+
+  constructor(local: LocalServices, view: ServiceView, node: NodeIdentity, opts: SyncOptions) {
+    this.#local = local;
+    this.#view = view;
+    this.#node = node;
+    this.#log = opts.logger;
+    this.#link = new UpstreamLink(
+      { ...opts.link, nodeId: node.nodeId, nodeName: node.node, logger: opts.logger },
+      this,
+    );
+    local.onChange((c) => {
+      this.#onLocalChange(c);
+    });
+    const jittered = opts.fullSyncIntervalMs * (0.75 + Math.random() * 0.5);
+    this.#timer = setInterval(() => {
+      this.#resendUnconfirmed();
+    }, jittered);
+    this.#timer.unref();
+  }
+
+  get state(): LinkState {
+    return this.#link.state;
+  }
+
+  start(): void {
+    this.#link.start();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#link.stop();
+  }
+
+  onStateChange(listener: (s: LinkState) => void): () => void {
+    this.#stateListeners.add(listener);
+    return () => this.#stateListeners.delete(listener);
+  }
+
+  status(): UpstreamStatus {
+    const connected = this.#link.state === 'open';
+    const now = Date.now();
+    let leader = '';
+    if (connected) {
+      try {
+        leader = new URL(this.#link.url).host;
+      } catch {
+        leader = this.#link.url;
+      }
+    }
+    return {
+      connected,
+      lastContactMs: connected ? 0 : this.#lastHeardMs === 0 ? 0 : now - this.#lastHeardMs,
+      offlineForSec: connected ? 0 : Math.floor((now - this.#offlineSinceMs) / 1000),
+      leader,
+    };
+  }
+
+  subscribe(service: string): void {
+    this.#send({ type: 'subscribe', services: [{ service }] });
+  }
+
+  subscribeCatalog(): void {
+    this.#send({ type: 'catalogSubscribe' });
+  }
+
+  // ---- LinkHandler ------------------------------------------------------------------------------
+
+  onOpen(welcome: Welcome): void {
+    this.#welcome = welcome;
+    this.#lastHeardMs = Date.now();
+    const regs = this.#local.list().map((r) => ({ instance: toInstance(r, this.#node), version: r.version }));
+    for (const batch of chunks(regs)) this.#send({ type: 'publish', registrations: batch });
+    const gone = this.#local.tombstones();
+    for (const batch of chunks(gone)) this.#send({ type: 'unpublish', registrations: batch });
+    const interests: Interest[] = this.#view
+      .watched()
+      .map((s) => (s.received ? { service: s.service, knownVersion: s.version } : { service: s.service }));
+    for (const batch of chunks(interests)) this.#send({ type: 'subscribe', services: batch });
+    if (this.#view.catalogWatched) this.#send({ type: 'catalogSubscribe' });
+    this.#log.info('full sync sent', {
+      registrations: regs.length,
+      removals: gone.length,
+      subscriptions: interests.length,
+    });
+  }
+
+  onFrame(frame: SessionFrame): void {
+    this.#lastHeardMs = Date.now();
+    switch (frame.type) {
+      case 'push':
+        if (this.#view.applyPush(frame)) this.counters.pushesApplied++;
+        else this.counters.pushesIgnored++;
+        // Acknowledge even an ignored push: the session must stop re-sending it.
+        this.#send({ type: 'ack', service: frame.service, version: frame.version });
+        return;
+      case 'catalog':
+        this.#view.applyCatalog(frame);
+        return;
+      case 'confirm':
+        for (const r of frame.results) {
+          if (r.error !== undefined) {
+            this.counters.refusals++;
+            this.#log.warn('registration refused by the control plane', {
+              op: r.op,
+              id: r.id,
+              code: r.error.code,
+              reason: r.error.message,
+            });
+            continue;
+          }
+          this.counters.confirms++;
+          if (r.op === 'publish') this.#local.confirmPublish(r.id, r.version);
+          else this.#local.confirmUnpublish(r.id, r.version);
+        }
+        return;
+      case 'pong':
+      case 'welcome':
+        return;
+      default: {
+        const never: never = frame;
+        throw new Error(`unhandled frame ${String(never)}`);
+      }
+    }
+  }
+
+  onState(state: LinkState): void {
+    if (state !== 'open' && this.#offlineSinceMs === 0) this.#offlineSinceMs = Date.now();
+    if (state === 'open') this.#offlineSinceMs = 0;
+    for (const l of this.#stateListeners) l(state);
+  }
+
+  get welcome(): Welcome | undefined {
+    return this.#welcome;
+  }
+
+  // ---- internals ------------------------------------------------------------------------------
+
+  #onLocalChange(change: LocalChange): void {
+    if (change.kind === 'upsert') {
+      this.#send({
+        type: 'publish',
+        registrations: [{ instance: toInstance(change.record, this.#node), version: change.record.version }],
+      });
+    } else {
+      this.#send({ type: 'unpublish', registrations: [change.tombstone] });
+    }
+  }
+
+  #resendUnconfirmed(): void {
+    if (this.#link.state !== 'open') return;
+    const regs = this.#local
+      .list()
+      .filter((r) => !r.synced)
+      .map((r) => ({ instance: toInstance(r, this.#node), version: r.version }));
+    for (const batch of chunks(regs)) this.#send({ type: 'publish', registrations: batch });
+    for (const batch of chunks(this.#local.tombstones()))
+      this.#send({ type: 'unpublish', registrations: batch });
+  }
+
+  #send(frame: AgentFrame): void {
+    // When offline nothing is lost: the full sync on the next open carries the current state.
+    this.#link.send(frame);
+  }
+}
+
+function* chunks<T>(items: readonly T[]): Generator<T[]> {
+  for (let i = 0; i < items.length; i += MAX_BATCH) yield items.slice(i, i + MAX_BATCH);
+}

@@ -1,0 +1,223 @@
+/**
+ * The agent's local view of every service its apps watch: what the control plane pushed, merged with
+ * the host's own registrations (so a local app reads its own writes at once). Reads are answered
+ * from here without touching the network; blocking queries wait on per-service change signals.
+ *
+ * Indexes: one counter for the whole agent (Consul's `X-Consul-Index`), starting at 1, raised on every
+ * visible change; each service remembers the index of its last change.
+ */
+import type { Catalog, Push } from '../../proto/agent-link.js';
+import { registrationId, type Instance } from '../../proto/instance.js';
+
+export interface WatchedService {
+  readonly service: string;
+  /** Datum version last applied from the control plane; 0 when nothing has arrived. */
+  version: number;
+  /** Whether the last push was authoritative (false while the control plane rebuilds). */
+  complete: boolean;
+  /** True once a push arrived or a cached copy was restored. */
+  received: boolean;
+  remote: Map<string, Instance>;
+  modifyIndex: number;
+  lastReadMs: number;
+}
+
+export interface CatalogState {
+  version: number;
+  received: boolean;
+  services: Readonly<Record<string, readonly string[]>>;
+  modifyIndex: number;
+}
+
+type Waiter = () => void;
+
+export interface ViewHooks {
+  /** A service was read for the first time: subscribe to it upstream. */
+  onWatch(service: string): void;
+  /** The catalog was read for the first time. */
+  onWatchCatalog(): void;
+  /** The host's own instances of a service, newest state. */
+  localInstances(service: string): readonly Instance[];
+  /** Any visible change of a service (for EDS and the disk cache). */
+  onChanged(service: string): void;
+}
+
+export class ServiceView {
+  #index = 1;
+  readonly #services = new Map<string, WatchedService>();
+  readonly #waiters = new Map<string, Set<Waiter>>();
+  readonly #catalog: CatalogState = { version: 0, received: false, services: {}, modifyIndex: 1 };
+  #catalogWatched = false;
+  readonly #ownNodeId: string;
+  readonly #hooks: ViewHooks;
+
+  constructor(ownNodeId: string, hooks: ViewHooks) {
+    this.#ownNodeId = ownNodeId;
+    this.#hooks = hooks;
+  }
+
+  /** The agent-wide index (≥ 1). */
+  get index(): number {
+    return this.#index;
+  }
+
+  get catalogWatched(): boolean {
+    return this.#catalogWatched;
+  }
+
+  watched(): WatchedService[] {
+    return [...this.#services.values()];
+  }
+
+  get(service: string): WatchedService | undefined {
+    return this.#services.get(service);
+  }
+
+  /** The entry of `service`, created (and subscribed upstream) on first use. */
+  ensure(service: string): WatchedService {
+    let s = this.#services.get(service);
+    if (s === undefined) {
+      s = {
+        service,
+        version: 0,
+        complete: false,
+        received: false,
+        remote: new Map(),
+        modifyIndex: this.#index,
+        lastReadMs: 0,
+      };
+      this.#services.set(service, s);
+      this.#hooks.onWatch(service);
+    }
+    s.lastReadMs = Date.now();
+    return s;
+  }
+
+  /** Restores a cached copy (from disk) before anything was pushed. */
+  restore(service: string, version: number, instances: readonly Instance[]): void {
+    const s = this.ensure(service);
+    if (s.received) return;
+    s.version = version;
+    s.complete = true;
+    s.received = true;
+    s.remote = new Map(instances.map((i) => [registrationId(i), i]));
+    this.#bump(service, s);
+  }
+
+  /**
+   * Applies a push. Older or equal versions are ignored (invariant 2). An incomplete push adds to
+   * and updates what is held but removes nothing (invariant 3). Returns whether it was applied.
+   */
+  applyPush(push: Push): boolean {
+    const s = this.#services.get(push.service);
+    if (s === undefined) return false;
+    if (s.received && push.version <= s.version) return false;
+    const next = push.complete ? new Map<string, Instance>() : new Map(s.remote);
+    for (const i of push.instances) next.set(registrationId(i), i);
+    s.remote = next;
+    s.version = push.version;
+    s.complete = push.complete;
+    s.received = true;
+    this.#bump(push.service, s);
+    return true;
+  }
+
+  /** The host's own registrations of `service` changed. */
+  localChanged(service: string): void {
+    const s = this.#services.get(service);
+    if (s !== undefined) this.#bump(service, s);
+  }
+
+  /** Instances of `service`: pushed ones from other nodes plus this node's own, by ID. */
+  instances(service: string): Instance[] {
+    const s = this.#services.get(service);
+    const out: Instance[] = [];
+    if (s !== undefined) {
+      for (const i of s.remote.values()) if (i.nodeId !== this.#ownNodeId) out.push(i);
+    }
+    out.push(...this.#hooks.localInstances(service));
+    return out;
+  }
+
+  // ---- catalog ----------------------------------------------------------------------------------
+
+  ensureCatalog(): CatalogState {
+    if (!this.#catalogWatched) {
+      this.#catalogWatched = true;
+      this.#hooks.onWatchCatalog();
+    }
+    return this.#catalog;
+  }
+
+  applyCatalog(c: Catalog): boolean {
+    if (this.#catalog.received && c.version <= this.#catalog.version) return false;
+    // While the control plane rebuilds, names only get added: no service disappears for that reason.
+    this.#catalog.services = c.complete ? c.services : { ...this.#catalog.services, ...c.services };
+    this.#catalog.version = c.version;
+    this.#catalog.received = true;
+    this.#catalog.modifyIndex = ++this.#index;
+    this.#wake('#catalog');
+    return true;
+  }
+
+  restoreCatalog(version: number, services: Readonly<Record<string, readonly string[]>>): void {
+    if (this.#catalog.received) return;
+    this.#catalog.services = services;
+    this.#catalog.version = version;
+    this.#catalog.received = true;
+    this.#catalog.modifyIndex = ++this.#index;
+  }
+
+  /** Local names merged into the catalog, so a local app sees its own service listed at once. */
+  catalogServices(localNames: Iterable<readonly [string, readonly string[]]>): Record<string, string[]> {
+    const out: Record<string, string[]> = {};
+    for (const [name, tags] of Object.entries(this.#catalog.services)) out[name] = [...tags];
+    for (const [name, tags] of localNames) out[name] = [...new Set([...(out[name] ?? []), ...tags])].sort();
+    return out;
+  }
+
+  /** Called when a local registration changes, since the catalog overlays local names. */
+  catalogLocalChanged(): void {
+    this.#catalog.modifyIndex = ++this.#index;
+    this.#wake('#catalog');
+  }
+
+  // ---- waiting ----------------------------------------------------------------------------------
+
+  /**
+   * Resolves when `key` (a service, or `#catalog`) changes, after `timeoutMs`, or on abort —
+   * whichever comes first. Never rejects.
+   */
+  waitForChange(key: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      let set = this.#waiters.get(key);
+      if (set === undefined) {
+        set = new Set();
+        this.#waiters.set(key, set);
+      }
+      const waiters = set;
+      const done = (): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        waiters.delete(done);
+        if (waiters.size === 0 && this.#waiters.get(key) === waiters) this.#waiters.delete(key);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      signal?.addEventListener('abort', done, { once: true });
+      waiters.add(done);
+    });
+  }
+
+  #bump(service: string, s: WatchedService): void {
+    s.modifyIndex = ++this.#index;
+    this.#hooks.onChanged(service);
+    this.#wake(service);
+  }
+
+  #wake(key: string): void {
+    const set = this.#waiters.get(key);
+    if (set === undefined) return;
+    for (const w of [...set]) w();
+  }
+}

@@ -1,0 +1,129 @@
+#!/usr/bin/env node
+/**
+ * The `meshreg` command: the process entry point, and the only place that composes the agent with
+ * the control plane (they never import each other).
+ *
+ *   meshreg dev      meta + data + session + one agent in one process (the embedded default)
+ *   meshreg server   the control plane without an agent
+ *   meshreg agent    a sidecar agent pointed at a control plane
+ */
+import { Agent } from '../agent/agent.js';
+import { AGENT_VARS, readAgentConfig } from '../agent/config.js';
+import { CONTROL_PLANE_VARS, readControlPlaneConfig } from '../control-plane/config.js';
+import { EmbeddedControlPlane } from '../control-plane/embedded.js';
+import { createLogger, type Logger } from '../proto/log.js';
+
+const HELP = `meshreg — a service registry with a Consul-compatible sidecar agent
+
+Usage: meshreg <command>
+
+Commands:
+  dev       Start the embedded default: meta, data and session servers plus one agent, in one process.
+  server    Start the control plane (meta, data and session) without an agent.
+  agent     Start a sidecar agent connected to the session servers in MESHREG_AGENT_UPSTREAM.
+  help      Show this text (also --help).
+
+Every setting is an environment variable:
+${[...CONTROL_PLANE_VARS, ...AGENT_VARS]
+  .filter((v, i, all) => all.findIndex((w) => w.name === v.name) === i)
+  .map((v) => `  ${v.name.padEnd(38)} ${v.doc} [${v.default}]`)
+  .join('\n')}
+`;
+
+async function main(argv: readonly string[]): Promise<number> {
+  const command = argv[0] ?? 'help';
+  switch (command) {
+    case 'dev':
+      return run(await startDev());
+    case 'server':
+      return run(await startServer());
+    case 'agent':
+      return run(await startAgent());
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(HELP);
+      return 0;
+    default:
+      process.stderr.write(`meshreg: unknown command "${command}"\n\n${HELP}`);
+      return 2;
+  }
+}
+
+/** Prints the one ready line: human words, then the addresses as JSON for scripts and tests. */
+function ready(what: string, addresses: Record<string, string>): void {
+  process.stdout.write(`meshreg ${what} ready ${JSON.stringify(addresses)}\n`);
+}
+
+async function startDev(): Promise<{ stop: () => Promise<void>; logger: Logger }> {
+  const cp = readControlPlaneConfig(process.env, { dev: true });
+  const logger = createLogger(cp.logLevel, { pid: process.pid });
+  const plane = new EmbeddedControlPlane(cp, logger);
+  await plane.start();
+  const agent = await Agent.start(
+    readAgentConfig(process.env, { token: cp.token, upstream: [plane.session.url] }),
+    logger,
+  );
+  ready('dev', { agent: agent.address, session: plane.session.url });
+  return {
+    logger,
+    stop: async () => {
+      await agent.stop();
+      await plane.stop();
+    },
+  };
+}
+
+async function startServer(): Promise<{ stop: () => Promise<void>; logger: Logger }> {
+  const cp = readControlPlaneConfig(process.env, { dev: false });
+  const logger = createLogger(cp.logLevel, { pid: process.pid });
+  const plane = new EmbeddedControlPlane(cp, logger);
+  await plane.start();
+  ready('server', { session: plane.session.url });
+  return { logger, stop: () => plane.stop() };
+}
+
+async function startAgent(): Promise<{ stop: () => Promise<void>; logger: Logger }> {
+  const config = readAgentConfig(process.env);
+  const logger = createLogger(config.logLevel, { pid: process.pid });
+  const agent = await Agent.start(config, logger);
+  ready('agent', { agent: agent.address });
+  return { logger, stop: () => agent.stop() };
+}
+
+/** Waits for SIGINT/SIGTERM, then stops cleanly (a second signal exits at once). */
+function run(proc: { stop: () => Promise<void>; logger: Logger }): Promise<number> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        process.exit(130);
+      }
+      stopping = true;
+      proc.logger.info('stopping', { signal });
+      proc.stop().then(
+        () => {
+          resolve(0);
+        },
+        (err: unknown) => {
+          proc.logger.error('error while stopping', { err });
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+    // Anything still holding the event loop open after a clean stop is not worth waiting for.
+    setTimeout(() => process.exit(code), 200).unref();
+  },
+  (err: unknown) => {
+    process.stderr.write(`meshreg: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);
