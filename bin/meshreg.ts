@@ -10,7 +10,7 @@
 import { Agent } from '../agent/agent.js';
 import { AGENT_VARS, readAgentConfig } from '../agent/config.js';
 import { CONTROL_PLANE_VARS, readControlPlaneConfig } from '../control-plane/config.js';
-import { EmbeddedControlPlane } from '../control-plane/embedded.js';
+import { ControlPlane } from '../control-plane/server.js';
 import { createLogger, type Logger } from '../proto/log.js';
 
 const HELP = `meshreg — a service registry with a Consul-compatible sidecar agent
@@ -19,7 +19,9 @@ Usage: meshreg <command>
 
 Commands:
   dev       Start the embedded default: meta, data and session servers plus one agent, in one process.
-  server    Start the control plane (meta, data and session) without an agent.
+  server    Start control-plane roles without an agent: meta, data and session by default, or the
+            roles listed in MESHREG_ROLES (e.g. MESHREG_ROLES=data). Each role has its own port
+            and a GET /health.
   agent     Start a sidecar agent connected to the session servers in MESHREG_AGENT_UPSTREAM.
   help      Show this text (also --help).
 
@@ -36,6 +38,10 @@ async function main(argv: readonly string[]): Promise<number> {
     case 'dev':
       return run(await startDev());
     case 'server':
+      if (argv.includes('--help')) {
+        process.stdout.write(HELP);
+        return 0;
+      }
       return run(await startServer());
     case 'agent':
       return run(await startAgent());
@@ -58,13 +64,14 @@ function ready(what: string, addresses: Record<string, string>): void {
 async function startDev(): Promise<{ stop: () => Promise<void>; logger: Logger }> {
   const cp = readControlPlaneConfig(process.env, { dev: true });
   const logger = createLogger(cp.logLevel, { pid: process.pid });
-  const plane = new EmbeddedControlPlane(cp, logger);
+  const plane = new ControlPlane({ ...cp, roles: ['meta', 'data', 'session'] }, logger);
   await plane.start();
+  const session = plane.session?.url ?? '';
   const agent = await Agent.start(
-    readAgentConfig(process.env, { token: cp.token, upstream: [plane.session.url] }),
+    readAgentConfig(process.env, { token: cp.token, upstream: [session] }),
     logger,
   );
-  ready('dev', { agent: agent.address, session: plane.session.url });
+  ready('dev', { agent: agent.address, ...plane.addresses() });
   return {
     logger,
     stop: async () => {
@@ -77,9 +84,9 @@ async function startDev(): Promise<{ stop: () => Promise<void>; logger: Logger }
 async function startServer(): Promise<{ stop: () => Promise<void>; logger: Logger }> {
   const cp = readControlPlaneConfig(process.env, { dev: false });
   const logger = createLogger(cp.logLevel, { pid: process.pid });
-  const plane = new EmbeddedControlPlane(cp, logger);
+  const plane = new ControlPlane(cp, logger);
   await plane.start();
-  ready('server', { session: plane.session.url });
+  ready('server', plane.addresses());
   return { logger, stop: () => plane.stop() };
 }
 

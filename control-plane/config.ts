@@ -7,9 +7,19 @@ import envVar from 'env-var';
 import { LOG_LEVELS, type LogLevel } from '../proto/log.js';
 import { isPowerOfTwo } from '../proto/slot-table.js';
 
+export type Role = 'meta' | 'data' | 'session';
+export const ROLES: readonly Role[] = ['meta', 'data', 'session'];
+
 export interface ControlPlaneConfig {
   readonly logLevel: LogLevel;
+  readonly roles: readonly Role[];
   readonly token: string;
+  readonly clusterToken: string;
+  readonly link: {
+    readonly callTimeoutMs: number;
+    readonly maxFrameBytes: number;
+    readonly heartbeatMs: number;
+  };
   readonly session: {
     readonly id: string;
     readonly host: string;
@@ -29,10 +39,21 @@ export interface ControlPlaneConfig {
   };
   readonly data: {
     readonly id: string;
+    readonly host: string;
+    readonly port: number;
+    readonly advertiseHost: string;
     readonly warmupMs: number;
     readonly catalogDebounceMs: number;
+    readonly sessionGraceMs: number;
+    readonly migrationTimeoutMs: number;
   };
   readonly meta: {
+    readonly host: string;
+    readonly port: number;
+    readonly url: string;
+    readonly leaseMs: number;
+    readonly warmupMs: number;
+    readonly arrangeIntervalMs: number;
     readonly slotCount: number;
     readonly slotFollowers: number;
     readonly maxLeaderMoves: number;
@@ -53,6 +74,62 @@ export const CONTROL_PLANE_VARS: readonly VarDoc[] = [
     doc: 'Shared secret agents present in their hello; required by `meshreg server`.',
   },
   { name: 'MESHREG_LOG_LEVEL', default: 'info', doc: 'debug, info, warn or error.' },
+  {
+    name: 'MESHREG_ROLES',
+    default: 'meta,data,session',
+    doc: '`meshreg server`: the roles this process runs, comma-separated.',
+  },
+  {
+    name: 'MESHREG_CLUSTER_TOKEN',
+    default: '(MESHREG_TOKEN)',
+    doc: 'Shared secret of the links between servers.',
+  },
+  { name: 'MESHREG_META_HOST', default: '127.0.0.1', doc: 'Address the meta role binds.' },
+  { name: 'MESHREG_META_PORT', default: '9610', doc: 'Port of the meta role (meta link and /health).' },
+  {
+    name: 'MESHREG_META_URL',
+    default: 'ws://127.0.0.1:9610/v1/meta-link',
+    doc: 'Where data and session roles find meta (ignored when meta runs in the same process).',
+  },
+  { name: 'MESHREG_META_LEASE_MS', default: '5000', doc: 'A member not heard from this long is removed.' },
+  {
+    name: 'MESHREG_META_WARMUP_MS',
+    default: '1000',
+    doc: 'After meta starts, members get this long to join before slots are assigned.',
+  },
+  {
+    name: 'MESHREG_META_ARRANGE_INTERVAL_MS',
+    default: '1000',
+    doc: 'Period of the slot arrangement rounds.',
+  },
+  {
+    name: 'MESHREG_HEARTBEAT_MS',
+    default: '1000',
+    doc: 'Heartbeat period of data and session servers to meta.',
+  },
+  { name: 'MESHREG_LINK_CALL_TIMEOUT_MS', default: '5000', doc: 'Timeout of one call between servers.' },
+  {
+    name: 'MESHREG_LINK_MAX_FRAME_BYTES',
+    default: '536870912',
+    doc: 'Largest frame between servers (slot snapshots).',
+  },
+  { name: 'MESHREG_DATA_HOST', default: '127.0.0.1', doc: 'Address the data role binds.' },
+  { name: 'MESHREG_DATA_PORT', default: '9620', doc: 'Port of the data role (data link and /health).' },
+  {
+    name: 'MESHREG_DATA_ADVERTISE_HOST',
+    default: '(bound address)',
+    doc: 'Host other servers use to reach this data server.',
+  },
+  {
+    name: 'MESHREG_DATA_SESSION_GRACE_MS',
+    default: '10000',
+    doc: 'A session gone this long has its publishers dropped by data servers.',
+  },
+  {
+    name: 'MESHREG_DATA_MIGRATION_TIMEOUT_MS',
+    default: '10000',
+    doc: 'Longest wait for sessions when a data server takes over slots.',
+  },
   { name: 'MESHREG_SESSION_ID', default: 'session-<host>-<pid>', doc: 'Name of this session server.' },
   { name: 'MESHREG_DATA_ID', default: 'data-<host>-<pid>', doc: 'Name of this data server.' },
   {
@@ -140,9 +217,30 @@ export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: bool
     throw new Error('MESHREG_SESSION_IDLE_TIMEOUT_MS must be greater than MESHREG_SESSION_PING_INTERVAL_MS');
   }
   const host = os.hostname();
+  const roles = e
+    .get('MESHREG_ROLES')
+    .default('meta,data,session')
+    .asArray(',')
+    .map((r) => r.trim());
+  for (const r of roles)
+    if (!(ROLES as readonly string[]).includes(r))
+      throw new Error(`MESHREG_ROLES: unknown role "${r}" (known: ${ROLES.join(', ')})`);
+  if (roles.length === 0) throw new Error('MESHREG_ROLES must name at least one role');
+  const heartbeatMs = int('MESHREG_HEARTBEAT_MS', 1000, 10);
+  const leaseMs = int('MESHREG_META_LEASE_MS', 5000, 10);
+  if (leaseMs <= heartbeatMs)
+    throw new Error('MESHREG_META_LEASE_MS must be greater than MESHREG_HEARTBEAT_MS');
+  const metaPort = e.get('MESHREG_META_PORT').default('9610').asPortNumber();
   return Object.freeze({
     logLevel: level,
+    roles: Object.freeze(roles as Role[]),
     token,
+    clusterToken: e.get('MESHREG_CLUSTER_TOKEN').default(token).asString(),
+    link: Object.freeze({
+      callTimeoutMs: int('MESHREG_LINK_CALL_TIMEOUT_MS', 5000, 10),
+      maxFrameBytes: int('MESHREG_LINK_MAX_FRAME_BYTES', 512 * 1024 * 1024, 1024),
+      heartbeatMs,
+    }),
     session: Object.freeze({
       id: e.get('MESHREG_SESSION_ID').default(`session-${host}-${process.pid}`).asString(),
       host: e.get('MESHREG_SESSION_HOST').default('127.0.0.1').asString(),
@@ -162,10 +260,21 @@ export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: bool
     }),
     data: Object.freeze({
       id: e.get('MESHREG_DATA_ID').default(`data-${host}-${process.pid}`).asString(),
+      host: e.get('MESHREG_DATA_HOST').default('127.0.0.1').asString(),
+      port: e.get('MESHREG_DATA_PORT').default('9620').asPortNumber(),
+      advertiseHost: e.get('MESHREG_DATA_ADVERTISE_HOST').default('').asString(),
       warmupMs: e.get('MESHREG_DATA_WARMUP_MS').default('3000').asIntPositive(),
       catalogDebounceMs: e.get('MESHREG_CATALOG_DEBOUNCE_MS').default('50').asIntPositive(),
+      sessionGraceMs: e.get('MESHREG_DATA_SESSION_GRACE_MS').default('10000').asIntPositive(),
+      migrationTimeoutMs: int('MESHREG_DATA_MIGRATION_TIMEOUT_MS', 10000, 10),
     }),
     meta: Object.freeze({
+      host: e.get('MESHREG_META_HOST').default('127.0.0.1').asString(),
+      port: metaPort,
+      url: e.get('MESHREG_META_URL').default(`ws://127.0.0.1:${metaPort}/v1/meta-link`).asString(),
+      leaseMs,
+      warmupMs: e.get('MESHREG_META_WARMUP_MS').default('1000').asIntPositive(),
+      arrangeIntervalMs: int('MESHREG_META_ARRANGE_INTERVAL_MS', 1000, 10),
       slotCount,
       slotFollowers: e.get('MESHREG_SLOT_FOLLOWERS').default('1').asIntPositive(),
       maxLeaderMoves: int('MESHREG_SLOT_MAX_LEADER_MOVES', 6, 1),

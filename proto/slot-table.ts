@@ -5,6 +5,7 @@
  * SOFARegistry uses), so every process computes the same slot without asking anyone. Each slot has one
  * leader and zero or more followers; the table carries an epoch that only grows.
  */
+import { Issues, at, readArray, readInt, readObject, readString } from './validate.js';
 
 /** Default number of slots; must be a power of two. */
 export const DEFAULT_SLOT_COUNT = 256;
@@ -51,4 +52,38 @@ export function isPowerOfTwo(n: number): boolean {
 /** The slot of a service key. */
 export function slotOf(key: string, slotCount: number): number {
   return crc32c(key) & (slotCount - 1);
+}
+
+/** Reads a slot table into `issues` (used by the cluster-link decoders). */
+export function decodeSlotTableInto(issues: Issues, o: Record<string, unknown>): SlotTable | undefined {
+  const epoch = readInt(issues, o['epoch'], 'epoch', { required: true });
+  const slotCount = readInt(issues, o['slotCount'], 'slotCount', { required: true, min: 1, max: 65536 });
+  if (slotCount !== undefined && !isPowerOfTwo(slotCount)) issues.add('slotCount', 'must be a power of two');
+  const slots = readArray(
+    issues,
+    o['slots'],
+    'slots',
+    (s, p) => {
+      const so = readObject(issues, s, p);
+      const id = readInt(issues, so?.['id'], at(p, 'id'), { required: true });
+      const leader = readString(issues, so?.['leader'], at(p, 'leader'), { maxLength: 256 }) ?? '';
+      const leaderEpoch = readInt(issues, so?.['leaderEpoch'], at(p, 'leaderEpoch'), { required: true });
+      const followers =
+        readArray(
+          issues,
+          so?.['followers'],
+          at(p, 'followers'),
+          (f, fp) => readString(issues, f, fp, { required: true, maxLength: 256 }),
+          {
+            maxItems: 64,
+          },
+        ) ?? [];
+      if (id === undefined || leaderEpoch === undefined) return undefined;
+      return { id, leader, leaderEpoch, followers };
+    },
+    { required: true, maxItems: 65536 },
+  );
+  if (epoch === undefined || slotCount === undefined || slots === undefined) return undefined;
+  if (slots.length !== slotCount) return issues.add('slots', `must have slotCount (${slotCount}) entries`);
+  return { epoch, slotCount, slots };
 }

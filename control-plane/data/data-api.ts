@@ -1,41 +1,17 @@
 /**
- * What a data server offers to session servers. Sessions depend on this interface only, so the same
- * session code talks to a data server in its own process or, through a client, in another one.
+ * What a data server offers to session servers. Sessions depend on this interface only; the data
+ * server implements it, and a link client implements it for a data server in another process.
  */
-import type { Instance } from '../../proto/instance.js';
+import type {
+  CatalogView,
+  DatumChange,
+  DatumView,
+  PublishItem,
+  UnpublishItem,
+} from '../../proto/cluster-link.js';
 import type { PublishOutcome } from './datum-store.js';
 
-export interface PublishItem {
-  readonly registrationId: string;
-  readonly instance: Instance;
-  readonly version: number;
-}
-
-export interface UnpublishItem {
-  readonly key: string;
-  readonly registrationId: string;
-  readonly version: number;
-}
-
-/** A datum as served to sessions. */
-export interface DatumView {
-  readonly key: string;
-  readonly version: number;
-  /** False while the data server is still rebuilding after a restart or takeover. */
-  readonly complete: boolean;
-  readonly instances: readonly Instance[];
-}
-
-export interface CatalogView {
-  readonly version: number;
-  readonly complete: boolean;
-  readonly services: Readonly<Record<string, readonly string[]>>;
-}
-
-export interface DatumChange {
-  readonly key: string;
-  readonly version: number;
-}
+export type { CatalogView, DatumChange, DatumView, PublishItem, UnpublishItem };
 
 /** Receives change notifications for the keys a session declared interest in. */
 export interface ChangeListener {
@@ -51,8 +27,9 @@ export interface DataWatch {
 
 export interface DataApi {
   readonly id: string;
-  publish(owner: string, items: readonly PublishItem[]): Promise<PublishOutcome[]>;
-  unpublish(items: readonly UnpublishItem[]): Promise<void>;
+  /** `epoch` is the caller's slot-table epoch; a server that does not lead the slot refuses (stale_epoch). */
+  publish(owner: string, items: readonly PublishItem[], epoch: number): Promise<PublishOutcome[]>;
+  unpublish(items: readonly UnpublishItem[], epoch: number): Promise<void>;
   /** Removes every publisher still owned by `owner` (a connection that did not come back). */
   dropOwner(owner: string): Promise<void>;
   fetch(key: string): Promise<DatumView>;

@@ -1,12 +1,17 @@
 /**
- * A data server: holds the datums of the slots it leads and notifies interested sessions of changes.
+ * A data server's logic, independent of transport: the datums of the slots it leads, change
+ * notifications to interested sessions, and the slot states of the table it was given.
  *
- * After it starts it is *warming* for a configurable time: agents are still re-sending what they
- * hold, so what it serves may be missing instances. Everything it serves meanwhile is marked
- * incomplete (subscribers merge rather than replace), and when warming ends every datum gets a new
- * version so that subscribers receive one complete, authoritative push.
+ * Slot states: a slot it leads is `migrating` until the publishers of every session were collected
+ * (a new leader rebuilds from its replica plus the sessions), then `ready`. What a migrating slot
+ * serves is marked incomplete: subscribers add to what they hold rather than replace it. The same
+ * holds for every slot during the warm-up after the server starts, while agents are still
+ * re-sending. When a slot becomes complete, all its datums get new versions: one authoritative push.
  */
+import type { OwnedPublisher, ReplicatedDatum, ReplicationOp } from '../../proto/cluster-link.js';
+import { MeshregError } from '../../proto/errors.js';
 import type { Logger } from '../../proto/log.js';
+import type { SlotTable } from '../../proto/slot-table.js';
 import { VersionClock } from '../../proto/version.js';
 import { DatumStore, type PublishOutcome } from './datum-store.js';
 import type {
@@ -22,12 +27,23 @@ import type {
 
 export interface DataServerOptions {
   readonly id: string;
+  readonly slotCount: number;
   /** How long after start served datums are marked incomplete. */
   readonly warmupMs: number;
   /** How long catalog changes are gathered before one catalog notification. */
   readonly catalogDebounceMs: number;
   readonly logger: Logger;
   readonly clock?: VersionClock;
+}
+
+export type SlotState = 'migrating' | 'ready' | 'follower';
+
+/** What a new table asks of the transport layer. */
+export interface TablePlan {
+  /** Slots this server now leads that it did not lead before: collect from sessions, then finish. */
+  readonly migrate: readonly number[];
+  /** Leader ID → slots this server follows under it. */
+  readonly follow: ReadonlyMap<string, readonly number[]>;
 }
 
 interface Watcher {
@@ -38,11 +54,13 @@ interface Watcher {
 
 export class DataServer implements DataApi {
   readonly id: string;
-  readonly #store: DatumStore;
+  readonly store: DatumStore;
   readonly #clock: VersionClock;
   readonly #log: Logger;
   readonly #watchers = new Map<string, Watcher>();
   readonly #pending = new Map<string, number>();
+  readonly #states = new Map<number, SlotState>();
+  #table: SlotTable | undefined;
   #flushScheduled = false;
   #warming: boolean;
   #warmTimer: NodeJS.Timeout | undefined;
@@ -50,15 +68,20 @@ export class DataServer implements DataApi {
   #catalogJson = '{}';
   #catalogTimer: NodeJS.Timeout | undefined;
   readonly #catalogDebounceMs: number;
+  /** Receives every change of a slot this server leads (forwarded to the slot's followers). */
+  replicationSink: (op: ReplicationOp) => void = () => undefined;
 
   constructor(opts: DataServerOptions) {
     this.id = opts.id;
     this.#clock = opts.clock ?? new VersionClock();
-    this.#store = new DatumStore(this.#clock);
+    this.store = new DatumStore(this.#clock, opts.slotCount);
+    this.store.onOp = (op) => {
+      if (this.#leads(op.slot)) this.replicationSink({ ...op, sentAt: Date.now() });
+    };
     this.#log = opts.logger.child({ role: 'data', dataId: opts.id });
     this.#catalogDebounceMs = opts.catalogDebounceMs;
     this.#warming = opts.warmupMs > 0;
-    this.#catalog = { version: this.#clock.next(), complete: !this.#warming, services: {} };
+    this.#catalog = { version: this.#clock.next(), complete: false, services: {} };
     if (this.#warming) {
       this.#warmTimer = setTimeout(() => {
         this.#endWarmup();
@@ -71,33 +94,120 @@ export class DataServer implements DataApi {
     return this.#warming;
   }
 
-  stats(): { datums: number; publishers: number; sessions: number; warming: boolean } {
+  get epoch(): number {
+    return this.#table?.epoch ?? 0;
+  }
+
+  slotState(slot: number): SlotState | undefined {
+    return this.#states.get(slot);
+  }
+
+  stats(): Record<string, number | boolean> {
+    let leading = 0;
+    let migrating = 0;
+    let following = 0;
+    for (const s of this.#states.values()) {
+      if (s === 'ready') leading++;
+      else if (s === 'migrating') migrating++;
+      else following++;
+    }
     return {
-      datums: this.#store.size,
-      publishers: this.#store.publisherCount(),
+      datums: this.store.size,
+      publishers: this.store.publisherCount(),
       sessions: this.#watchers.size,
       warming: this.#warming,
+      epoch: this.epoch,
+      leading,
+      migrating,
+      following,
     };
   }
 
-  publish(owner: string, items: readonly PublishItem[]): Promise<PublishOutcome[]> {
-    const outcomes = items.map((item) => {
-      const outcome = this.#store.publish({ ...item, owner });
-      if (outcome === 'applied') this.#changed(item.instance.service);
-      return outcome;
+  // ---- slot table -------------------------------------------------------------------------------
+
+  /** Applies a newer table and says what the transport must do: migrate led slots, follow others. */
+  applyTable(table: SlotTable): TablePlan | undefined {
+    if (this.#table !== undefined && table.epoch <= this.#table.epoch) return undefined;
+    if (table.slotCount !== this.store.slotCount) {
+      this.#log.error('slot table has another slot count; ignored', {
+        theirs: table.slotCount,
+        ours: this.store.slotCount,
+      });
+      return undefined;
+    }
+    const prev = this.#table;
+    this.#table = table;
+    const migrate: number[] = [];
+    const follow = new Map<string, number[]>();
+    for (const slot of table.slots) {
+      const before = prev?.slots[slot.id];
+      if (slot.leader === this.id) {
+        const wasLeader = before?.leader === this.id && before.leaderEpoch === slot.leaderEpoch;
+        if (!wasLeader || this.#states.get(slot.id) === 'migrating') {
+          this.#states.set(slot.id, 'migrating');
+          migrate.push(slot.id);
+        }
+      } else if (slot.followers.includes(this.id)) {
+        this.#states.set(slot.id, 'follower');
+        follow.set(slot.leader, [...(follow.get(slot.leader) ?? []), slot.id]);
+      } else if (this.#states.has(slot.id)) {
+        this.#states.delete(slot.id);
+        this.store.dropSlot(slot.id);
+      }
+    }
+    this.#log.info('slot table applied', {
+      epoch: table.epoch,
+      migrate: migrate.length,
+      follow: [...follow.values()].flat().length,
     });
-    return Promise.resolve(outcomes);
+    return { migrate, follow };
   }
 
-  unpublish(items: readonly UnpublishItem[]): Promise<void> {
+  /** Finishes the migration of `slots` with the publishers collected from the sessions. */
+  finishMigration(slots: readonly number[], collected: readonly OwnedPublisher[]): void {
+    const wanted = new Set(slots.filter((s) => this.#states.get(s) === 'migrating'));
+    for (const p of collected) {
+      if (wanted.has(this.store.slotOf(p.instance.service))) this.#applyPublish(p);
+    }
+    for (const s of wanted) this.#states.set(s, 'ready');
+    if (!this.#warming) this.#announce(wanted);
+    this.#log.info('slots migrated', { slots: wanted.size, collected: collected.length });
+  }
+
+  /** Loads a leader's copy of slots this server follows. */
+  loadReplica(slots: readonly { slot: number; datums: readonly ReplicatedDatum[] }[]): void {
+    for (const s of slots)
+      if (this.#states.get(s.slot) === 'follower') this.store.replaceSlot(s.slot, s.datums);
+  }
+
+  applyReplica(op: ReplicationOp): void {
+    if (this.#states.get(op.slot) === 'follower') this.store.applyOp(op);
+  }
+
+  /** Drops the publishers of every connection of a session that did not come back. */
+  dropSession(sessionId: string): void {
+    for (const owner of this.store.ownersWithPrefix(`${sessionId}:`)) void this.dropOwner(owner);
+  }
+
+  // ---- DataApi ----------------------------------------------------------------------------------
+
+  publish(owner: string, items: readonly PublishItem[], epoch: number): Promise<PublishOutcome[]> {
+    this.#checkEpoch(epoch);
+    for (const item of items) this.#checkLeads(item.instance.service);
+    return Promise.resolve(items.map((item) => this.#applyPublish({ ...item, owner })));
+  }
+
+  unpublish(items: readonly UnpublishItem[], epoch: number): Promise<void> {
+    this.#checkEpoch(epoch);
+    for (const item of items) this.#checkLeads(item.key);
     for (const item of items) {
-      if (this.#store.unpublish(item.key, item.registrationId, item.version)) this.#changed(item.key);
+      if (this.store.unpublish(item.key, item.registrationId, item.version)) this.#changed(item.key);
     }
     return Promise.resolve();
   }
 
   dropOwner(owner: string): Promise<void> {
-    const keys = this.#store.dropOwner(owner);
+    const keys = this.store.dropOwner(owner);
     if (keys.length > 0)
       this.#log.info('dropped publishers of a closed connection', { owner, services: keys.length });
     for (const key of keys) this.#changed(key);
@@ -105,13 +215,10 @@ export class DataServer implements DataApi {
   }
 
   fetch(key: string): Promise<DatumView> {
-    const s = this.#store.get(key);
-    return Promise.resolve({
-      key: s.key,
-      version: s.version,
-      complete: !this.#warming,
-      instances: s.instances,
-    });
+    const slot = this.#checkLeads(key);
+    const s = this.store.get(key);
+    const complete = !this.#warming && this.#states.get(slot) === 'ready';
+    return Promise.resolve({ key: s.key, version: s.version, complete, instances: s.instances });
   }
 
   fetchCatalog(): Promise<CatalogView> {
@@ -122,7 +229,7 @@ export class DataServer implements DataApi {
 
   versions(keys: readonly string[]): Promise<ReadonlyMap<string, number>> {
     const out = new Map<string, number>();
-    for (const k of keys) out.set(k, this.#store.version(k) ?? this.#store.get(k).version);
+    for (const k of keys) if (this.#leads(this.store.slotOf(k))) out.set(k, this.store.get(k).version);
     return Promise.resolve(out);
   }
 
@@ -149,16 +256,47 @@ export class DataServer implements DataApi {
     this.#watchers.clear();
   }
 
+  // ---- internals --------------------------------------------------------------------------------
+
+  #applyPublish(p: OwnedPublisher): PublishOutcome {
+    const outcome = this.store.publish(p);
+    if (outcome === 'applied') this.#changed(p.instance.service);
+    return outcome;
+  }
+
+  #leads(slot: number): boolean {
+    const s = this.#states.get(slot);
+    return s === 'ready' || s === 'migrating';
+  }
+
+  #checkEpoch(epoch: number): void {
+    // A caller with an older table may be routing to a former leader: make it refresh.
+    if (epoch < this.epoch)
+      throw new MeshregError('stale_epoch', `caller epoch ${epoch} is older than ${this.epoch}`);
+  }
+
+  #checkLeads(key: string): number {
+    const slot = this.store.slotOf(key);
+    if (!this.#leads(slot))
+      throw new MeshregError('stale_epoch', `${this.id} does not lead slot ${slot} at epoch ${this.epoch}`);
+    return slot;
+  }
+
   #endWarmup(): void {
     this.#warming = false;
-    const keys = this.#store.bumpAll();
-    this.#log.info('warm-up over: datums are now authoritative', { datums: keys.length });
-    for (const key of keys) this.#changed(key);
+    const ready = new Set([...this.#states].filter(([, s]) => s === 'ready').map(([slot]) => slot));
+    this.#log.info('warm-up over: datums are now authoritative', { slots: ready.size });
+    this.#announce(ready);
+  }
+
+  /** Gives the slots' datums new versions and notifies: their next push is complete. */
+  #announce(slots: ReadonlySet<number>): void {
+    for (const key of this.store.bumpSlots(slots)) this.#changed(key);
     this.#recomputeCatalog(true);
   }
 
   #changed(key: string): void {
-    const version = this.#store.version(key);
+    const version = this.store.version(key);
     if (version === undefined) return;
     this.#pending.set(key, version);
     if (!this.#flushScheduled) {
@@ -189,11 +327,12 @@ export class DataServer implements DataApi {
   }
 
   #recomputeCatalog(force: boolean): void {
-    const services = this.#store.catalog();
+    const services = this.store.catalog((slot) => this.#leads(slot));
     const json = JSON.stringify(services);
-    if (!force && json === this.#catalogJson && this.#catalog.complete === !this.#warming) return;
+    const complete = !this.#warming && [...this.#states.values()].every((s) => s !== 'migrating');
+    if (!force && json === this.#catalogJson && this.#catalog.complete === complete) return;
     this.#catalogJson = json;
-    this.#catalog = { version: this.#clock.next(this.#catalog.version), complete: !this.#warming, services };
+    this.#catalog = { version: this.#clock.next(this.#catalog.version), complete, services };
     for (const w of this.#watchers.values()) if (w.catalog) w.listener.onCatalogChange(this.#catalog.version);
   }
 }

@@ -1,19 +1,16 @@
 /**
  * The data layer's storage: per service key, the publishers of every node, and a datum version that
- * only grows. In memory only: the agents are the source of truth and re-send after any failure.
+ * only grows. Keys are grouped by slot so a slot can be exported, replaced or dropped as a unit.
+ * In memory only: the agents are the source of truth and re-send after any failure.
+ *
+ * Every mutation is reported to `onOp` (the replication stream to the slot's followers).
  */
-import { registrationId, type Instance } from '../../proto/instance.js';
+import type { OwnedPublisher, ReplicatedDatum, ReplicationOp } from '../../proto/cluster-link.js';
+import type { Instance } from '../../proto/instance.js';
+import { slotOf } from '../../proto/slot-table.js';
 import type { VersionClock } from '../../proto/version.js';
 
-/** One publisher as stored: the instance, its registration version, and who wrote it. */
-export interface Publisher {
-  readonly registrationId: string;
-  readonly instance: Instance;
-  /** The agent's version of this registration; older writes are ignored. */
-  readonly version: number;
-  /** The session connection that wrote it; dropped with that connection after its grace period. */
-  readonly owner: string;
-}
+export type Publisher = OwnedPublisher;
 
 /** An immutable view of one datum, safe to hand out and to serialise once for many pushes. */
 export interface DatumSnapshot {
@@ -24,12 +21,15 @@ export interface DatumSnapshot {
 
 export type PublishOutcome = 'applied' | 'owner-changed' | 'unchanged' | 'stale';
 
+export type OpSink = (op: Omit<ReplicationOp, 'sentAt'>) => void;
+
 class Datum {
   readonly publishers = new Map<string, Publisher>();
   #snapshot: DatumSnapshot | undefined;
 
   constructor(
     readonly key: string,
+    readonly slot: number,
     public version: number,
   ) {}
 
@@ -51,16 +51,28 @@ class Datum {
 /** Per-key datums. Work per change is proportional to that key's publishers only. */
 export class DatumStore {
   readonly #datums = new Map<string, Datum>();
+  readonly #bySlot = new Map<number, Set<string>>();
   /** owner → registration IDs it wrote, with their keys, for dropping a dead connection in O(its size). */
   readonly #byOwner = new Map<string, Map<string, string>>();
   readonly #clock: VersionClock;
+  #slotCount: number;
+  onOp: OpSink = () => undefined;
 
-  constructor(clock: VersionClock) {
+  constructor(clock: VersionClock, slotCount: number) {
     this.#clock = clock;
+    this.#slotCount = slotCount;
   }
 
   get size(): number {
     return this.#datums.size;
+  }
+
+  get slotCount(): number {
+    return this.#slotCount;
+  }
+
+  slotOf(key: string): number {
+    return slotOf(key, this.#slotCount);
   }
 
   /** Stores a publisher unless an equal or newer version of it is already there. */
@@ -73,14 +85,17 @@ export class DatumStore {
       if (old.owner === p.owner) return 'unchanged';
       // The same registration re-sent over a new connection: adopt it without a datum change.
       this.#unindex(old.owner, p.registrationId);
-      d.publishers.set(p.registrationId, { ...old, owner: p.owner });
+      const adopted = { ...old, owner: p.owner };
+      d.publishers.set(p.registrationId, adopted);
       this.#index(p.owner, p.registrationId, key);
+      this.onOp({ slot: d.slot, key, version: d.version, put: adopted });
       return 'owner-changed';
     }
     if (old !== undefined) this.#unindex(old.owner, p.registrationId);
     d.publishers.set(p.registrationId, p);
     this.#index(p.owner, p.registrationId, key);
     d.changed(this.#clock.next(d.version));
+    this.onOp({ slot: d.slot, key, version: d.version, put: p });
     return 'applied';
   }
 
@@ -89,9 +104,9 @@ export class DatumStore {
     const d = this.#datums.get(key);
     const old = d?.publishers.get(regId);
     if (d === undefined || old === undefined || version < old.version) return false;
-    d.publishers.delete(regId);
-    this.#unindex(old.owner, regId);
+    this.#remove(d, regId, old.owner);
     d.changed(this.#clock.next(d.version));
+    this.onOp({ slot: d.slot, key, version: d.version, del: regId });
     return true;
   }
 
@@ -99,19 +114,26 @@ export class DatumStore {
   dropOwner(owner: string): string[] {
     const regs = this.#byOwner.get(owner);
     if (regs === undefined) return [];
-    this.#byOwner.delete(owner);
-    const changed = new Set<string>();
-    for (const [regId, key] of regs) {
+    const changed = new Map<string, string[]>();
+    for (const [regId, key] of [...regs]) {
       const d = this.#datums.get(key);
       if (d?.publishers.get(regId)?.owner !== owner) continue;
-      d.publishers.delete(regId);
-      changed.add(key);
+      this.#remove(d, regId, owner);
+      changed.set(key, [...(changed.get(key) ?? []), regId]);
     }
-    for (const key of changed) {
+    this.#byOwner.delete(owner);
+    for (const [key, regIds] of changed) {
       const d = this.#datums.get(key);
-      if (d !== undefined) d.changed(this.#clock.next(d.version));
+      if (d === undefined) continue;
+      d.changed(this.#clock.next(d.version));
+      for (const regId of regIds) this.onOp({ slot: d.slot, key, version: d.version, del: regId });
     }
-    return [...changed];
+    return [...changed.keys()];
+  }
+
+  /** Owners whose ID starts with `prefix` (the connections of one session). */
+  ownersWithPrefix(prefix: string): string[] {
+    return [...this.#byOwner.keys()].filter((o) => o.startsWith(prefix));
   }
 
   /** The datum of `key`; an unknown key gets an empty datum with a fresh version. */
@@ -123,21 +145,79 @@ export class DatumStore {
     return this.#datums.get(key)?.version;
   }
 
-  /** Gives every datum a new version (after a rebuild), so subscribers receive a complete push. */
-  bumpAll(): string[] {
+  keysInSlot(slot: number): string[] {
+    return [...(this.#bySlot.get(slot) ?? [])];
+  }
+
+  /** Gives every datum of the given slots a new version, so subscribers receive a fresh push. */
+  bumpSlots(slots: Iterable<number>): string[] {
     const keys: string[] = [];
-    for (const d of this.#datums.values()) {
-      d.changed(this.#clock.next(d.version));
-      keys.push(d.key);
+    for (const slot of slots) {
+      for (const key of this.keysInSlot(slot)) {
+        const d = this.#datums.get(key);
+        if (d === undefined) continue;
+        d.changed(this.#clock.next(d.version));
+        this.onOp({ slot, key, version: d.version });
+        keys.push(key);
+      }
     }
     return keys;
   }
 
-  /** Service name → union of tags, for services with at least one instance. */
-  catalog(): Record<string, string[]> {
+  /** Everything held for a slot, for a follower's initial copy. */
+  exportSlot(slot: number): ReplicatedDatum[] {
+    return this.keysInSlot(slot).flatMap((key) => {
+      const d = this.#datums.get(key);
+      return d === undefined ? [] : [{ key, version: d.version, publishers: [...d.publishers.values()] }];
+    });
+  }
+
+  /** Replaces a slot's content with a leader's copy. */
+  replaceSlot(slot: number, datums: readonly ReplicatedDatum[]): void {
+    this.dropSlot(slot);
+    for (const rd of datums) {
+      const d = this.#datum(rd.key);
+      for (const p of rd.publishers) {
+        d.publishers.set(p.registrationId, p);
+        this.#index(p.owner, p.registrationId, rd.key);
+      }
+      d.changed(Math.max(rd.version, d.version));
+      this.#clock.next(rd.version);
+    }
+  }
+
+  /** Applies one operation of a leader's replication stream. */
+  applyOp(op: ReplicationOp): void {
+    const d = this.#datum(op.key);
+    if (op.put !== undefined) {
+      const old = d.publishers.get(op.put.registrationId);
+      if (old !== undefined) this.#unindex(old.owner, op.put.registrationId);
+      d.publishers.set(op.put.registrationId, op.put);
+      this.#index(op.put.owner, op.put.registrationId, op.key);
+    }
+    if (op.del !== undefined) {
+      const old = d.publishers.get(op.del);
+      if (old !== undefined) this.#remove(d, op.del, old.owner);
+    }
+    if (op.version > d.version) d.changed(op.version);
+    this.#clock.next(op.version);
+  }
+
+  dropSlot(slot: number): void {
+    for (const key of this.keysInSlot(slot)) {
+      const d = this.#datums.get(key);
+      if (d === undefined) continue;
+      for (const p of d.publishers.values()) this.#unindex(p.owner, p.registrationId);
+      this.#datums.delete(key);
+    }
+    this.#bySlot.delete(slot);
+  }
+
+  /** Service name → union of tags, for services with at least one instance in `slots`. */
+  catalog(isServed: (slot: number) => boolean): Record<string, string[]> {
     const out: Record<string, string[]> = {};
     for (const d of this.#datums.values()) {
-      if (d.publishers.size === 0) continue;
+      if (d.publishers.size === 0 || !isServed(d.slot)) continue;
       const tags = new Set<string>();
       for (const p of d.publishers.values()) for (const t of p.instance.tags) tags.add(t);
       out[d.key] = [...tags].sort();
@@ -155,10 +235,22 @@ export class DatumStore {
   #datum(key: string): Datum {
     let d = this.#datums.get(key);
     if (d === undefined) {
-      d = new Datum(key, this.#clock.next());
+      const slot = this.slotOf(key);
+      d = new Datum(key, slot, this.#clock.next());
       this.#datums.set(key, d);
+      let keys = this.#bySlot.get(slot);
+      if (keys === undefined) {
+        keys = new Set();
+        this.#bySlot.set(slot, keys);
+      }
+      keys.add(key);
     }
     return d;
+  }
+
+  #remove(d: Datum, regId: string, owner: string): void {
+    d.publishers.delete(regId);
+    this.#unindex(owner, regId);
   }
 
   #index(owner: string, regId: string, key: string): void {
@@ -177,5 +269,3 @@ export class DatumStore {
     if (m.size === 0) this.#byOwner.delete(owner);
   }
 }
-
-export { registrationId };

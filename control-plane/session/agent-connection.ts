@@ -5,7 +5,6 @@
  * Bad input is contained here: an invalid frame closes this connection with a code and a reason
  * and touches nothing else.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type WebSocket from 'ws';
 import {
   PROTOCOL_VERSION,
@@ -17,7 +16,6 @@ import {
   type Welcome,
 } from '../../proto/agent-link.js';
 import { ERROR_TABLE, closeReason, type ErrorCode } from '../../proto/errors.js';
-import { registrationId } from '../../proto/instance.js';
 import { describe } from '../../proto/validate.js';
 import type { Logger } from '../../proto/log.js';
 import { CATALOG_KEY, type PushTarget } from './push-dispatcher.js';
@@ -239,16 +237,4 @@ export class AgentConnection implements PushTarget {
     if (wasReady) this.#log.info('agent disconnected', { code, reason });
     this.#host.closed(this);
   }
-}
-
-/** Compares tokens in constant time (hashing first makes the lengths equal). */
-export function tokensEqual(expected: string, given: string): boolean {
-  const a = createHash('sha256').update(expected).digest();
-  const b = createHash('sha256').update(given).digest();
-  return timingSafeEqual(a, b) && expected.length > 0;
-}
-
-/** The registry-wide ID of a registration made over `conn`. */
-export function connRegistrationId(conn: AgentConnection, serviceId: string): string {
-  return registrationId({ nodeId: conn.nodeId ?? '', id: serviceId });
 }

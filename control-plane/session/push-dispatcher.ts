@@ -100,6 +100,12 @@ export class PushDispatcher implements ChangeListener {
     }
   }
 
+  /** Stops receiving notifications from a data server that left. */
+  detachServer(id: string): void {
+    this.#watches.get(id)?.close();
+    this.#watches.delete(id);
+  }
+
   subscribe(target: PushTarget, key: string, knownVersion: number | undefined): void {
     let subs = this.#subs.get(key);
     if (subs === undefined) {

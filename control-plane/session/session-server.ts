@@ -8,25 +8,15 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
-import {
-  AGENT_LINK_PATH,
-  type Confirm,
-  type ConfirmResult,
-  type Publish,
-  type Unpublish,
-} from '../../proto/agent-link.js';
+import { AGENT_LINK_PATH, type Confirm, type Publish, type Unpublish } from '../../proto/agent-link.js';
 import { MeshregError } from '../../proto/errors.js';
-import { registrationId } from '../../proto/instance.js';
 import type { Logger } from '../../proto/log.js';
-import type { PublishItem } from '../data/data-api.js';
-import {
-  AgentConnection,
-  tokensEqual,
-  type ConnectionHost,
-  type ConnectionLimits,
-} from './agent-connection.js';
+import type { CollectParams, OwnedPublisher } from '../../proto/cluster-link.js';
+import { tokensEqual } from '../link/auth.js';
+import { AgentConnection, type ConnectionHost, type ConnectionLimits } from './agent-connection.js';
 import type { DataRouter } from './data-router.js';
 import { PushDispatcher, type PushStats } from './push-dispatcher.js';
+import { WritePath } from './write-path.js';
 
 export interface SessionOptions {
   readonly id: string;
@@ -46,40 +36,48 @@ export interface SessionOptions {
   readonly logger: Logger;
 }
 
-interface ConnRecord {
-  readonly conn: AgentConnection;
-  /** serviceId → what this connection published (what the data layer is rebuilt from). */
-  readonly publishers: Map<string, PublishItem>;
-}
-
 export class SessionServer implements ConnectionHost {
   readonly sessionId: string;
   readonly logger: Logger;
   readonly limits: ConnectionLimits;
   readonly #opts: SessionOptions;
-  readonly #router: DataRouter;
   readonly #push: PushDispatcher;
   readonly #http: http.Server;
   readonly #wss: WebSocketServer;
-  readonly #conns = new Map<string, ConnRecord>();
+  readonly #conns = new Map<string, AgentConnection>();
+  readonly #writes: WritePath;
   readonly #byNode = new Map<string, AgentConnection>();
-  readonly #graceTimers = new Map<string, NodeJS.Timeout>();
   #seq = 0;
   #url = '';
   #peers: () => string[] = () => [];
 
-  constructor(opts: SessionOptions, router: DataRouter) {
+  readonly #extraHealth: () => Record<string, unknown>;
+
+  constructor(
+    opts: SessionOptions,
+    router: DataRouter,
+    extraHealth: () => Record<string, unknown> = () => ({}),
+  ) {
+    this.#extraHealth = extraHealth;
     this.#opts = opts;
     this.sessionId = opts.id;
     this.logger = opts.logger.child({ role: 'session', sessionId: opts.id });
     this.limits = opts.limits;
-    this.#router = router;
+
     this.#push = new PushDispatcher(opts.id, router, {
       coalesceMs: opts.coalesceMs,
       ackTimeoutMs: opts.ackTimeoutMs,
       maxRetries: opts.maxPushRetries,
       reconcileIntervalMs: opts.reconcileIntervalMs,
       logger: this.logger,
+    });
+    this.#writes = new WritePath(router, {
+      graceMs: opts.clientGraceMs,
+      retryIntervalMs: 500,
+      logger: this.logger,
+      confirm: (connId, frame) => {
+        this.#conns.get(connId)?.send(JSON.stringify(frame));
+      },
     });
     this.#wss = new WebSocketServer({
       noServer: true,
@@ -98,8 +96,7 @@ export class SessionServer implements ConnectionHost {
       this.#wss.handleUpgrade(req, socket, head, (ws) => {
         const id = `${this.sessionId}:${++this.#seq}`;
         const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
-        const conn = new AgentConnection(id, ws, remote, this);
-        this.#conns.set(id, { conn, publishers: new Map() });
+        this.#conns.set(id, new AgentConnection(id, ws, remote, this));
       });
     });
   }
@@ -121,6 +118,22 @@ export class SessionServer implements ConnectionHost {
   /** Starts receiving notifications from a data server added to the router. */
   attachDataServer(id: string): void {
     this.#push.attachServer(id);
+    void this.#writes.retry();
+  }
+
+  /** Stops listening to a data server removed from the router. */
+  detachDataServer(id: string): void {
+    this.#push.detachServer(id);
+  }
+
+  /** A new slot table: retry what failed for want of a leader. */
+  tableChanged(): void {
+    void this.#writes.retry();
+  }
+
+  /** This session's publishers in `p.slots`, for a data server rebuilding them. */
+  collect(p: CollectParams): OwnedPublisher[] {
+    return this.#writes.collect(p);
   }
 
   async listen(): Promise<void> {
@@ -142,18 +155,15 @@ export class SessionServer implements ConnectionHost {
 
   async close(): Promise<void> {
     this.#push.close();
-    for (const t of this.#graceTimers.values()) clearTimeout(t);
-    this.#graceTimers.clear();
-    for (const { conn } of this.#conns.values()) conn.fail('shutting_down', 'session server is stopping');
+    this.#writes.close();
+    for (const conn of this.#conns.values()) conn.fail('shutting_down', 'session server is stopping');
     this.#wss.close();
     this.#http.closeAllConnections();
     await new Promise<void>((resolve) => this.#http.close(() => resolve()));
   }
 
-  stats(): { connections: number; publishers: number; push: PushStats } {
-    let publishers = 0;
-    for (const r of this.#conns.values()) publishers += r.publishers.size;
-    return { connections: this.#byNode.size, publishers, push: { ...this.#push.stats } };
+  stats(): Record<string, unknown> {
+    return { connections: this.#byNode.size, ...this.#writes.stats(), push: { ...this.#push.stats } };
   }
 
   // ---- ConnectionHost ---------------------------------------------------------------------------
@@ -170,66 +180,17 @@ export class SessionServer implements ConnectionHost {
     const nodeId = conn.nodeId ?? '';
     const old = this.#byNode.get(nodeId);
     this.#byNode.set(nodeId, conn);
+    this.#writes.open(conn.id, nodeId);
     if (old !== undefined && old !== conn)
       old.fail('replaced', 'a newer connection of the same node took over');
   }
 
   async publish(conn: AgentConnection, frame: Publish): Promise<Confirm> {
-    const rec = this.#conns.get(conn.id);
-    const results: ConfirmResult[] = [];
-    const byServer = new Map<string, { server: ReturnType<DataRouter['forKey']>; items: PublishItem[] }>();
-    for (const { instance, version } of frame.registrations) {
-      if (instance.nodeId !== conn.nodeId) {
-        results.push(
-          refused(
-            'publish',
-            instance.id,
-            version,
-            'invalid_argument',
-            'instance.nodeId differs from the hello',
-          ),
-        );
-        continue;
-      }
-      const item: PublishItem = { registrationId: registrationId(instance), instance, version };
-      rec?.publishers.set(instance.id, item);
-      try {
-        const server = this.#router.forKey(instance.service);
-        const group = byServer.get(server.id) ?? { server, items: [] };
-        group.items.push(item);
-        byServer.set(server.id, group);
-      } catch (err) {
-        results.push(refusedBy('publish', instance.id, version, err));
-      }
-    }
-    for (const { server, items } of byServer.values()) {
-      try {
-        await server.publish(conn.id, items);
-        for (const i of items) results.push({ op: 'publish', id: i.instance.id, version: i.version });
-      } catch (err) {
-        for (const i of items) results.push(refusedBy('publish', i.instance.id, i.version, err));
-      }
-    }
-    return { type: 'confirm', results };
+    return { type: 'confirm', results: await this.#writes.publish(conn.id, frame.registrations) };
   }
 
   async unpublish(conn: AgentConnection, frame: Unpublish): Promise<Confirm> {
-    const rec = this.#conns.get(conn.id);
-    const results: ConfirmResult[] = [];
-    for (const w of frame.registrations) {
-      const regId = registrationId({ nodeId: conn.nodeId ?? '', id: w.id });
-      const held = rec?.publishers.get(w.id);
-      if (held !== undefined && held.version <= w.version) rec?.publishers.delete(w.id);
-      try {
-        await this.#router
-          .forKey(w.service)
-          .unpublish([{ key: w.service, registrationId: regId, version: w.version }]);
-        results.push({ op: 'unpublish', id: w.id, version: w.version });
-      } catch (err) {
-        results.push(refusedBy('unpublish', w.id, w.version, err));
-      }
-    }
-    return { type: 'confirm', results };
+    return { type: 'confirm', results: await this.#writes.unpublish(conn.id, frame.registrations) };
   }
 
   subscribe(conn: AgentConnection, key: string, knownVersion: number | undefined): void {
@@ -248,21 +209,8 @@ export class SessionServer implements ConnectionHost {
     this.#push.removeTarget(conn, conn.subscriptions);
     const nodeId = conn.nodeId;
     if (nodeId !== undefined && this.#byNode.get(nodeId) === conn) this.#byNode.delete(nodeId);
-    const rec = this.#conns.get(conn.id);
     this.#conns.delete(conn.id);
-    if (rec === undefined || rec.publishers.size === 0) return;
-    // Keep the publishers for the grace period; whatever the agent re-sends meanwhile (here or at
-    // another session) changes owner and survives the drop.
-    const timer = setTimeout(() => {
-      this.#graceTimers.delete(conn.id);
-      for (const server of this.#router.servers()) {
-        server.dropOwner(conn.id).catch((err: unknown) => {
-          this.logger.warn('dropping publishers failed', { conn: conn.id, dataId: server.id, err });
-        });
-      }
-    }, this.#opts.clientGraceMs);
-    timer.unref();
-    this.#graceTimers.set(conn.id, timer);
+    this.#writes.closed(conn.id);
   }
 
   #onHttp(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -273,6 +221,7 @@ export class SessionServer implements ConnectionHost {
         role: 'session',
         sessionId: this.sessionId,
         ...this.stats(),
+        ...this.#extraHealth(),
       });
       res.writeHead(200, { 'content-type': 'application/json' }).end(body);
       return;
@@ -280,19 +229,4 @@ export class SessionServer implements ConnectionHost {
     const err = new MeshregError('not_found', `no route for ${req.method ?? ''} ${path ?? ''}`);
     res.writeHead(err.httpStatus, { 'content-type': 'application/json' }).end(JSON.stringify(err.toJSON()));
   }
-}
-
-function refused(
-  op: 'publish' | 'unpublish',
-  id: string,
-  version: number,
-  code: string,
-  message: string,
-): ConfirmResult {
-  return { op, id, version, error: { code, message } };
-}
-
-function refusedBy(op: 'publish' | 'unpublish', id: string, version: number, err: unknown): ConfirmResult {
-  if (err instanceof MeshregError) return refused(op, id, version, err.code, err.message);
-  return refused(op, id, version, 'internal', 'internal error');
 }

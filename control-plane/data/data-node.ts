@@ -1,0 +1,369 @@
+/**
+ * The data role as a process: a {@link DataServer} behind the data link, a member of meta, a
+ * replication source for the followers of the slots it leads, and a follower of other leaders.
+ *
+ * - Sessions connect to the data link; they call publish/fetch/... and receive change events. The
+ *   data server calls back `collect` on them when it must rebuild slots it now leads.
+ * - Followers connect to the leader's data link and call `replicate`: a snapshot of the slots, then a
+ *   stream of `repl` events, one per change, stamped with the leader's clock (the lag is measured).
+ * - A session whose link closes keeps its publishers for the session grace period, then they go.
+ */
+import {
+  DATA_LINK_PATH,
+  decodeInterest,
+  decodeKey,
+  decodeKeys,
+  decodeMembers,
+  decodeOwnedList,
+  decodeOwner,
+  decodePublishParams,
+  decodeReplicaSnapshot,
+  decodeReplicationOp,
+  decodeSlots,
+  decodeSlotTable,
+  decodeUnpublishParams,
+  type LinkHello,
+  type Member,
+  type OwnedPublisher,
+  type ReplicationOp,
+} from '../../proto/cluster-link.js';
+import type { Logger } from '../../proto/log.js';
+import { CLUSTER_PROTOCOL_VERSION } from '../../proto/rpc.js';
+import { LinkClient } from '../link/link-client.js';
+import { RoleServer } from '../link/role-server.js';
+import { params, type RpcPeer } from '../link/rpc-peer.js';
+import { DataServer } from './data-server.js';
+
+export interface DataNodeOptions {
+  readonly id: string;
+  readonly host: string;
+  readonly port: number;
+  readonly advertiseHost: string;
+  readonly metaUrl: string;
+  readonly token: string;
+  readonly slotCount: number;
+  readonly warmupMs: number;
+  readonly catalogDebounceMs: number;
+  readonly sessionGraceMs: number;
+  /** Longest wait for every session to answer a migration before going ahead without it. */
+  readonly migrationTimeoutMs: number;
+  readonly heartbeatMs: number;
+  readonly callTimeoutMs: number;
+  readonly maxFrameBytes: number;
+  readonly logger: Logger;
+}
+
+interface SessionPeer {
+  readonly peer: RpcPeer;
+  readonly id: string;
+}
+
+export class DataNode {
+  readonly server: DataServer;
+  readonly #opts: DataNodeOptions;
+  readonly #role: RoleServer;
+  readonly #log: Logger;
+  readonly #sessions = new Map<string, SessionPeer>();
+  readonly #sessionGrace = new Map<string, NodeJS.Timeout>();
+  /** Follower peers and the slots each replicates from us. */
+  readonly #followers = new Map<RpcPeer, Set<number>>();
+  /** Our links to the leaders we follow. */
+  readonly #leaders = new Map<string, { client: LinkClient; slots: Set<number> }>();
+  #dataMembers: readonly Member[] = [];
+  #sessionMembers: readonly Member[] = [];
+  #meta: LinkClient | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
+  readonly #lagMs: number[] = [];
+
+  constructor(opts: DataNodeOptions) {
+    this.#opts = opts;
+    this.#log = opts.logger.child({ role: 'data', dataId: opts.id });
+    this.server = new DataServer({
+      id: opts.id,
+      slotCount: opts.slotCount,
+      warmupMs: opts.warmupMs,
+      catalogDebounceMs: opts.catalogDebounceMs,
+      logger: opts.logger,
+    });
+    this.server.replicationSink = (op) => {
+      this.#replicate(op);
+    };
+    this.#role = new RoleServer({
+      role: 'data',
+      host: opts.host,
+      port: opts.port,
+      token: opts.token,
+      maxFrameBytes: opts.maxFrameBytes,
+      callTimeoutMs: opts.callTimeoutMs,
+      logger: this.#log,
+      health: () => this.health(),
+    }).link(DATA_LINK_PATH, (peer, hello) => {
+      this.#accept(peer, hello);
+      return { id: opts.id };
+    });
+  }
+
+  get url(): string {
+    return this.#role.url(DATA_LINK_PATH);
+  }
+
+  health(): Record<string, unknown> {
+    const lag = [...this.#lagMs].sort((a, b) => a - b);
+    return {
+      dataId: this.#opts.id,
+      metaConnected: this.#meta?.peer !== undefined,
+      sessionsConnected: this.#sessions.size,
+      ...this.server.stats(),
+      replicationLagMs: {
+        samples: lag.length,
+        p50: lag[Math.floor(lag.length / 2)] ?? 0,
+        max: lag.at(-1) ?? 0,
+      },
+    };
+  }
+
+  async start(): Promise<void> {
+    await this.#role.listen();
+    const url = `ws://${this.#opts.advertiseHost !== '' ? `${this.#opts.advertiseHost}:${this.#role.address.split(':').pop() ?? ''}` : this.#role.address}${DATA_LINK_PATH}`;
+    this.#meta = new LinkClient(
+      {
+        url: this.#opts.metaUrl,
+        hello: this.#hello(url),
+        callTimeoutMs: this.#opts.callTimeoutMs,
+        maxFrameBytes: this.#opts.maxFrameBytes,
+        retryMinMs: 50,
+        retryMaxMs: 2000,
+        logger: this.#log,
+      },
+      {
+        setup: (peer) => {
+          peer.on('table', (raw) => {
+            this.#onTable(raw);
+          });
+          peer.on('members', (raw) => {
+            const m = decodeMembers(raw);
+            if (m.ok) {
+              this.#dataMembers = m.value.data;
+              this.#sessionMembers = m.value.sessions;
+            }
+          });
+        },
+      },
+    );
+    this.#meta.start();
+    this.#heartbeat = setInterval(() => {
+      this.#meta?.peer?.callVoid('heartbeat', { id: this.#opts.id }).catch(() => undefined);
+    }, this.#opts.heartbeatMs);
+    this.#heartbeat.unref();
+    this.#log.info('data listening', { url: this.url });
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#heartbeat);
+    this.#meta?.stop();
+    for (const l of this.#leaders.values()) l.client.stop();
+    for (const t of this.#sessionGrace.values()) clearTimeout(t);
+    this.server.close();
+    await this.#role.close();
+  }
+
+  #hello(url: string): LinkHello {
+    return {
+      role: 'data',
+      id: this.#opts.id,
+      url,
+      protocolVersion: CLUSTER_PROTOCOL_VERSION,
+      token: this.#opts.token,
+    };
+  }
+
+  // ---- peers that connect to us -----------------------------------------------------------------
+
+  #accept(peer: RpcPeer, hello: LinkHello): void {
+    if (hello.role === 'session') this.#acceptSession(peer, hello.id);
+    else this.#acceptFollower(peer);
+  }
+
+  #acceptSession(peer: RpcPeer, sessionId: string): void {
+    const s = this.server;
+    clearTimeout(this.#sessionGrace.get(sessionId));
+    this.#sessionGrace.delete(sessionId);
+    this.#sessions.get(sessionId)?.peer.terminate();
+    this.#sessions.set(sessionId, { peer, id: sessionId });
+    const watch = s.watch(sessionId, {
+      onChange: (changes) => peer.emit('changes', { changes }),
+      onCatalogChange: (version) => peer.emit('catalog', { version }),
+    });
+    peer
+      .handle('publish', async (raw) => {
+        const p = params(raw, decodePublishParams);
+        return { outcomes: await s.publish(p.owner, p.items, p.epoch) };
+      })
+      .handle('unpublish', async (raw) => {
+        const p = params(raw, decodeUnpublishParams);
+        await s.unpublish(p.items, p.epoch);
+      })
+      .handle('dropOwner', (raw) => s.dropOwner(params(raw, decodeOwner).owner))
+      .handle('fetch', (raw) => s.fetch(params(raw, decodeKey).key))
+      .handle('fetchCatalog', () => s.fetchCatalog())
+      .handle('versions', async (raw) => ({
+        versions: Object.fromEntries(await s.versions(params(raw, decodeKeys).keys)),
+      }))
+      .handle('interest', (raw) => {
+        const p = params(raw, decodeInterest);
+        for (const k of p.add) watch.interest(k, true);
+        for (const k of p.remove) watch.interest(k, false);
+        if (p.catalog !== undefined) watch.catalogInterest(p.catalog);
+      });
+    void peer.closed.then(() => {
+      watch.close();
+      if (this.#sessions.get(sessionId)?.peer !== peer) return;
+      this.#sessions.delete(sessionId);
+      // The session may come back (a restart, a network blip); its agents may also re-register
+      // elsewhere. What neither brought back within the grace period is gone.
+      const timer = setTimeout(() => {
+        this.#sessionGrace.delete(sessionId);
+        this.#log.info('session did not come back; dropping its publishers', { sessionId });
+        s.dropSession(sessionId);
+      }, this.#opts.sessionGraceMs);
+      timer.unref();
+      this.#sessionGrace.set(sessionId, timer);
+    });
+  }
+
+  #acceptFollower(peer: RpcPeer): void {
+    peer.handle('replicate', (raw) => {
+      const { slots } = params(raw, decodeSlots);
+      const mine = slots.filter((slot) => {
+        const st = this.server.slotState(slot);
+        return st === 'ready' || st === 'migrating';
+      });
+      this.#followers.set(peer, new Set(mine));
+      return { slots: mine.map((slot) => ({ slot, datums: this.server.store.exportSlot(slot) })) };
+    });
+    void peer.closed.then(() => this.#followers.delete(peer));
+  }
+
+  #replicate(op: ReplicationOp): void {
+    for (const [peer, slots] of this.#followers) if (slots.has(op.slot)) peer.emit('repl', op);
+  }
+
+  // ---- the slot table ---------------------------------------------------------------------------
+
+  #onTable(raw: unknown): void {
+    const t = decodeSlotTable(raw);
+    if (!t.ok) {
+      this.#log.error('invalid slot table from meta', { errors: t.errors });
+      return;
+    }
+    const plan = this.server.applyTable(t.value);
+    if (plan === undefined) return;
+    this.#follow(plan.follow);
+    if (plan.migrate.length > 0) void this.#migrate(plan.migrate, t.value.epoch);
+  }
+
+  /** Rebuilds slots we now lead from every session's publishers, then serves them as complete. */
+  async #migrate(slots: readonly number[], epoch: number): Promise<void> {
+    const deadline = Date.now() + this.#opts.migrationTimeoutMs;
+    const collected: OwnedPublisher[] = [];
+    const pending = new Set(this.#sessionMembers.map((m) => m.id));
+    for (const id of this.#sessions.keys()) pending.add(id);
+    while (pending.size > 0 && Date.now() < deadline && this.server.epoch === epoch) {
+      await Promise.all(
+        [...pending].map(async (id) => {
+          const s = this.#sessions.get(id);
+          if (s === undefined) return;
+          try {
+            const r = await s.peer.call(
+              'collect',
+              { slots, slotCount: this.#opts.slotCount },
+              decodeOwnedList,
+            );
+            collected.push(...r.items);
+            pending.delete(id);
+          } catch (err) {
+            this.#log.warn('collect from session failed; will retry', { sessionId: id, err });
+          }
+        }),
+      );
+      // Sessions that meta lists but that have not connected to us yet get a moment to do so.
+      if (pending.size > 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    if (pending.size > 0)
+      this.#log.warn('migration went ahead without some sessions', { missing: [...pending] });
+    this.server.finishMigration(slots, collected);
+  }
+
+  /** Keeps one link per leader we follow, replicating exactly the slots we follow under it. */
+  #follow(plan: ReadonlyMap<string, readonly number[]>): void {
+    for (const [leader, link] of this.#leaders) {
+      if (!plan.has(leader)) {
+        link.client.stop();
+        this.#leaders.delete(leader);
+      }
+    }
+    for (const [leader, slots] of plan) {
+      const existing = this.#leaders.get(leader);
+      const wanted = new Set(slots);
+      if (existing !== undefined && sameSet(existing.slots, wanted)) continue;
+      existing?.client.stop();
+      const url = this.#dataMembers.find((m) => m.id === leader)?.url;
+      if (url === undefined) {
+        this.#log.warn('no address for slot leader yet', { leader });
+        continue;
+      }
+      let buffered: ReplicationOp[] | undefined;
+      const client = new LinkClient(
+        {
+          url,
+          hello: this.#hello(this.url),
+          callTimeoutMs: this.#opts.callTimeoutMs,
+          maxFrameBytes: this.#opts.maxFrameBytes,
+          retryMinMs: 50,
+          retryMaxMs: 2000,
+          logger: this.#log,
+        },
+        {
+          setup: (peer) => {
+            // Changes that arrive before the snapshot is loaded are applied after it, in order.
+            buffered = [];
+            peer.on('repl', (rawOp) => {
+              const op = decodeReplicationOp(rawOp);
+              if (!op.ok) return;
+              this.#lagMs.push(Math.max(0, Date.now() - op.value.sentAt));
+              if (this.#lagMs.length > 1000) this.#lagMs.shift();
+              if (buffered !== undefined) buffered.push(op.value);
+              else this.server.applyReplica(op.value);
+            });
+          },
+          ready: (peer) => {
+            peer
+              .call(
+                'replicate',
+                { slots: [...wanted], slotCount: this.#opts.slotCount },
+                decodeReplicaSnapshot,
+              )
+              .then(
+                (snap) => {
+                  this.server.loadReplica(snap.slots);
+                  for (const op of buffered ?? []) this.server.applyReplica(op);
+                  buffered = undefined;
+                },
+                (err: unknown) => {
+                  this.#log.warn('replicate failed', { leader, err });
+                },
+              );
+          },
+        },
+      );
+      this.#leaders.set(leader, { client, slots: wanted });
+      client.start();
+    }
+  }
+}
+
+function sameSet(a: ReadonlySet<number>, b: ReadonlySet<number>): boolean {
+  if (a.size !== b.size) return false;
+  for (const x of a) if (!b.has(x)) return false;
+  return true;
+}

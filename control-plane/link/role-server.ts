@@ -1,0 +1,145 @@
+/**
+ * The HTTP server of one role: `GET /health` for operators and load balancers, and WebSocket link
+ * endpoints whose first request must be an authenticated `hello` of the right protocol version.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import WebSocket, { WebSocketServer } from 'ws';
+import { decodeLinkHello, type LinkHello } from '../../proto/cluster-link.js';
+import { MeshregError } from '../../proto/errors.js';
+import type { Logger } from '../../proto/log.js';
+import { CLUSTER_PROTOCOL_VERSION } from '../../proto/rpc.js';
+import { tokensEqual } from './auth.js';
+import { RpcPeer, params } from './rpc-peer.js';
+
+export interface RoleServerOptions {
+  readonly role: string;
+  readonly host: string;
+  readonly port: number;
+  readonly token: string;
+  readonly maxFrameBytes: number;
+  readonly callTimeoutMs: number;
+  readonly logger: Logger;
+  readonly health: () => Record<string, unknown>;
+}
+
+/** Called once a peer said a valid hello; returns what the hello answers. */
+export type PeerAccepted = (peer: RpcPeer, hello: LinkHello) => unknown;
+
+export class RoleServer {
+  readonly #opts: RoleServerOptions;
+  readonly #http: http.Server;
+  readonly #wss: WebSocketServer;
+  readonly #links = new Map<string, PeerAccepted>();
+  readonly #peers = new Set<RpcPeer>();
+  readonly #upgrades = new Map<string, (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void>();
+  #address = '';
+
+  constructor(opts: RoleServerOptions) {
+    this.#opts = opts;
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: opts.maxFrameBytes,
+      perMessageDeflate: false,
+    });
+    this.#http = http.createServer((req, res) => {
+      const path = (req.url ?? '').split('?')[0];
+      if (req.method === 'GET' && path === '/health') {
+        res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ status: 'ok', role: opts.role, ...opts.health() }));
+        return;
+      }
+      const err = new MeshregError('not_found', `no route for ${req.method ?? ''} ${path ?? ''}`);
+      res.writeHead(err.httpStatus, { 'content-type': 'application/json' }).end(JSON.stringify(err.toJSON()));
+    });
+    this.#http.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      const path = (req.url ?? '').split('?')[0] ?? '';
+      const custom = this.#upgrades.get(path);
+      if (custom !== undefined) {
+        custom(req, socket, head);
+        return;
+      }
+      const accepted = this.#links.get(path);
+      if (accepted === undefined) {
+        socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+        return;
+      }
+      this.#wss.handleUpgrade(req, socket, head, (ws) => {
+        this.#accept(ws, accepted);
+      });
+    });
+  }
+
+  /** Serves a link at `path`. */
+  link(path: string, accepted: PeerAccepted): this {
+    this.#links.set(path, accepted);
+    return this;
+  }
+
+  /** Hands upgrades on `path` to another WebSocket server (the agent link). */
+  upgrade(path: string, handler: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void): this {
+    this.#upgrades.set(path, handler);
+    return this;
+  }
+
+  get httpServer(): http.Server {
+    return this.#http;
+  }
+
+  /** `host:port` it listens on. */
+  get address(): string {
+    return this.#address;
+  }
+
+  url(path: string): string {
+    return `ws://${this.#address}${path}`;
+  }
+
+  async listen(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.#http.once('error', reject);
+      this.#http.listen(this.#opts.port, this.#opts.host, () => {
+        this.#http.off('error', reject);
+        resolve();
+      });
+    });
+    const a = this.#http.address() as AddressInfo;
+    this.#address = `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+  }
+
+  async close(): Promise<void> {
+    for (const p of this.#peers) p.close('shutting_down', `${this.#opts.role} stopping`);
+    this.#wss.close();
+    this.#http.closeAllConnections();
+    await new Promise<void>((resolve) => this.#http.close(() => resolve()));
+  }
+
+  #accept(ws: WebSocket, accepted: PeerAccepted): void {
+    const peer = new RpcPeer(ws, { callTimeoutMs: this.#opts.callTimeoutMs, logger: this.#opts.logger });
+    this.#peers.add(peer);
+    void peer.closed.then(() => this.#peers.delete(peer));
+    const timer = setTimeout(() => {
+      peer.close('handshake_timeout', 'no hello received in time');
+    }, 5000);
+    timer.unref();
+    peer.handle('hello', (raw) => {
+      clearTimeout(timer);
+      const hello = params(raw, decodeLinkHello);
+      if (hello.protocolVersion !== CLUSTER_PROTOCOL_VERSION) {
+        setImmediate(() =>
+          peer.close('unsupported_protocol', `cluster protocol ${hello.protocolVersion} is not supported`),
+        );
+        throw new MeshregError('unsupported_protocol', `want cluster protocol ${CLUSTER_PROTOCOL_VERSION}`);
+      }
+      if (!tokensEqual(this.#opts.token, hello.token)) {
+        setImmediate(() => peer.close('unauthorized', 'wrong cluster token'));
+        throw new MeshregError('unauthorized', 'wrong cluster token');
+      }
+      return accepted(peer, hello);
+    });
+  }
+}
+
+export { WebSocket };

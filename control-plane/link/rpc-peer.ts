@@ -1,0 +1,198 @@
+/**
+ * Requests, responses and events over one WebSocket, in both directions: the transport of every
+ * link between servers. Handlers receive raw params and validate them with a `proto/` decoder; a
+ * handler's MeshregError travels back as its code, anything else as `internal`.
+ */
+import type WebSocket from 'ws';
+import { ERROR_TABLE, MeshregError, closeReason, type ErrorCode } from '../../proto/errors.js';
+import type { Logger } from '../../proto/log.js';
+import { decodeRpcFrame, type RpcFrame } from '../../proto/rpc.js';
+import { describe, type Decoded } from '../../proto/validate.js';
+
+export type RpcHandler = (params: unknown) => unknown;
+export type EventHandler = (payload: unknown) => void;
+
+export interface RpcPeerOptions {
+  readonly callTimeoutMs: number;
+  readonly logger: Logger;
+}
+
+interface Pending {
+  resolve(v: unknown): void;
+  reject(e: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+const ERROR_CODES = new Set(Object.keys(ERROR_TABLE));
+
+export class RpcPeer {
+  readonly #ws: WebSocket;
+  readonly #opts: RpcPeerOptions;
+  readonly #handlers = new Map<string, RpcHandler>();
+  readonly #events = new Map<string, EventHandler>();
+  readonly #pending = new Map<number, Pending>();
+  #nextId = 1;
+  #closed = false;
+  readonly closed: Promise<{ code: number; reason: string }>;
+
+  constructor(ws: WebSocket, opts: RpcPeerOptions) {
+    this.#ws = ws;
+    this.#opts = opts;
+    ws.on('message', (data, isBinary) => {
+      this.#onMessage(data, isBinary);
+    });
+    ws.on('error', (err) => {
+      opts.logger.debug('link socket error', { err });
+    });
+    this.closed = new Promise((resolve) => {
+      ws.once('close', (code, reason) => {
+        this.#closed = true;
+        for (const p of this.#pending.values()) {
+          clearTimeout(p.timer);
+          p.reject(new MeshregError('unavailable', 'link closed'));
+        }
+        this.#pending.clear();
+        resolve({ code, reason: reason.toString() });
+      });
+    });
+  }
+
+  get isOpen(): boolean {
+    return !this.#closed && this.#ws.readyState === this.#ws.OPEN;
+  }
+
+  handle(method: string, handler: RpcHandler): this {
+    this.#handlers.set(method, handler);
+    return this;
+  }
+
+  on(event: string, handler: EventHandler): this {
+    this.#events.set(event, handler);
+    return this;
+  }
+
+  /** Calls `method` on the peer; the result is validated with `decode`. */
+  async call<T>(method: string, params: unknown, decode: (raw: unknown) => Decoded<T>): Promise<T> {
+    const raw = await this.#callRaw(method, params);
+    const decoded = decode(raw);
+    if (!decoded.ok)
+      throw new MeshregError('invalid_frame', `bad ${method} result: ${describe(decoded.errors)}`);
+    return decoded.value;
+  }
+
+  /** Calls `method` when the result carries nothing (an acknowledgement). */
+  async callVoid(method: string, params: unknown): Promise<void> {
+    await this.#callRaw(method, params);
+  }
+
+  emit(name: string, payload: unknown): void {
+    if (this.isOpen) this.#ws.send(JSON.stringify({ t: 'evt', name, payload }));
+  }
+
+  close(code: ErrorCode, reason: string): void {
+    if (this.#closed) return;
+    this.#ws.close(ERROR_TABLE[code].ws, closeReason(`${code}: ${reason}`));
+    setTimeout(() => {
+      this.#ws.terminate();
+    }, 1000).unref();
+  }
+
+  terminate(): void {
+    this.#ws.terminate();
+  }
+
+  #callRaw(method: string, params: unknown): Promise<unknown> {
+    if (!this.isOpen) return Promise.reject(new MeshregError('unavailable', `link not open for ${method}`));
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new MeshregError('unavailable', `${method} timed out after ${this.#opts.callTimeoutMs} ms`));
+      }, this.#opts.callTimeoutMs);
+      this.#pending.set(id, { resolve, reject, timer });
+      this.#ws.send(JSON.stringify({ t: 'req', id, method, params }));
+    });
+  }
+
+  #onMessage(data: WebSocket.RawData, isBinary: boolean): void {
+    let raw: unknown;
+    try {
+      raw = isBinary ? undefined : JSON.parse(rawText(data));
+    } catch {
+      raw = undefined;
+    }
+    const decoded = decodeRpcFrame(raw);
+    if (!decoded.ok) {
+      this.close('invalid_frame', describe(decoded.errors));
+      return;
+    }
+    this.#dispatch(decoded.value);
+  }
+
+  #dispatch(frame: RpcFrame): void {
+    switch (frame.t) {
+      case 'res': {
+        const p = this.#pending.get(frame.id);
+        if (p === undefined) return;
+        this.#pending.delete(frame.id);
+        clearTimeout(p.timer);
+        if (frame.ok) p.resolve(frame.result);
+        else {
+          const code = frame.error?.code ?? 'internal';
+          p.reject(
+            new MeshregError(
+              ERROR_CODES.has(code) ? (code as ErrorCode) : 'internal',
+              frame.error?.message ?? '',
+            ),
+          );
+        }
+        return;
+      }
+      case 'req':
+        void this.#answer(frame.id, frame.method, frame.params);
+        return;
+      case 'evt': {
+        const h = this.#events.get(frame.name);
+        if (h === undefined) return;
+        try {
+          h(frame.payload);
+        } catch (err) {
+          this.#opts.logger.error('event handler failed', { event: frame.name, err });
+        }
+        return;
+      }
+      default: {
+        const never: never = frame;
+        throw new Error(`unknown frame ${String(never)}`);
+      }
+    }
+  }
+
+  async #answer(id: number, method: string, params: unknown): Promise<void> {
+    const h = this.#handlers.get(method);
+    let reply: unknown;
+    try {
+      if (h === undefined) throw new MeshregError('not_found', `unknown method ${method}`);
+      reply = { t: 'res', id, ok: true, result: (await h(params)) ?? null };
+    } catch (err) {
+      const e =
+        err instanceof MeshregError ? err : new MeshregError('internal', 'internal error', { cause: err });
+      if (e.code === 'internal') this.#opts.logger.error('link handler failed', { method, err });
+      reply = { t: 'res', id, ok: false, error: { code: e.code, message: e.message } };
+    }
+    if (this.isOpen) this.#ws.send(JSON.stringify(reply));
+  }
+}
+
+function rawText(data: WebSocket.RawData): string {
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  if (data instanceof ArrayBuffer) return Buffer.from(data).toString('utf8');
+  return data.toString('utf8');
+}
+
+/** Decodes params or throws `invalid_argument` naming every bad field (for handlers). */
+export function params<T>(raw: unknown, decode: (raw: unknown) => Decoded<T>): T {
+  const d = decode(raw);
+  if (!d.ok) throw new MeshregError('invalid_argument', describe(d.errors), { fields: d.errors });
+  return d.value;
+}

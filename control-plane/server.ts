@@ -1,0 +1,111 @@
+/**
+ * Starts the control-plane roles this process runs (`MESHREG_ROLES`), each on its own port with
+ * its own /health, talking to the others over the same links whether they share a process or not.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Logger } from '../proto/log.js';
+import type { ControlPlaneConfig } from './config.js';
+import { DataNode } from './data/data-node.js';
+import { MetaNode } from './meta/meta-node.js';
+import { SessionNode } from './session/session-node.js';
+
+export class ControlPlane {
+  meta: MetaNode | undefined;
+  data: DataNode | undefined;
+  session: SessionNode | undefined;
+  readonly #config: ControlPlaneConfig;
+  readonly #log: Logger;
+
+  constructor(config: ControlPlaneConfig, logger: Logger) {
+    this.#config = config;
+    this.#log = logger;
+  }
+
+  /** The addresses of the roles started, for the ready line. */
+  addresses(): Record<string, string> {
+    const out: Record<string, string> = {};
+    if (this.session !== undefined) out['session'] = this.session.url;
+    if (this.meta !== undefined) out['meta'] = this.meta.url;
+    if (this.data !== undefined) out['data'] = this.data.url;
+    return out;
+  }
+
+  async start(): Promise<void> {
+    const c = this.#config;
+    const link = { callTimeoutMs: c.link.callTimeoutMs, maxFrameBytes: c.link.maxFrameBytes };
+    if (c.roles.includes('meta')) {
+      this.meta = new MetaNode({
+        host: c.meta.host,
+        port: c.meta.port,
+        token: c.clusterToken,
+        leaseMs: c.meta.leaseMs,
+        warmupMs: c.meta.warmupMs,
+        arrangeIntervalMs: c.meta.arrangeIntervalMs,
+        slotCount: c.meta.slotCount,
+        followers: c.meta.slotFollowers,
+        maxLeaderMoves: c.meta.maxLeaderMoves,
+        ...link,
+        logger: this.#log,
+      });
+      await this.meta.start();
+    }
+    const metaUrl = this.meta?.url ?? c.meta.url;
+    if (c.roles.includes('data')) {
+      this.data = new DataNode({
+        id: c.data.id,
+        host: c.data.host,
+        port: c.data.port,
+        advertiseHost: c.data.advertiseHost,
+        metaUrl,
+        token: c.clusterToken,
+        slotCount: c.meta.slotCount,
+        warmupMs: c.data.warmupMs,
+        catalogDebounceMs: c.data.catalogDebounceMs,
+        sessionGraceMs: c.data.sessionGraceMs,
+        migrationTimeoutMs: c.data.migrationTimeoutMs,
+        heartbeatMs: c.link.heartbeatMs,
+        ...link,
+        logger: this.#log,
+      });
+      await this.data.start();
+    }
+    if (c.roles.includes('session')) {
+      const s = c.session;
+      this.session = new SessionNode({
+        session: {
+          // Each process incarnation gets its own ID, so a restarted session is never mistaken for the old one.
+          id: `${s.id}#${randomBytes(3).toString('hex')}`,
+          host: s.host,
+          port: s.port,
+          advertiseUrl: s.advertiseUrl,
+          token: c.token,
+          maxFrameBytes: s.maxFrameBytes,
+          limits: {
+            helloTimeoutMs: s.helloTimeoutMs,
+            idleTimeoutMs: s.idleTimeoutMs,
+            pingIntervalMs: s.pingIntervalMs,
+            maxFramesPerSec: s.maxFramesPerSec,
+            frameBurst: s.frameBurst,
+          },
+          clientGraceMs: s.clientGraceMs,
+          coalesceMs: s.pushCoalesceMs,
+          ackTimeoutMs: s.pushAckTimeoutMs,
+          maxPushRetries: s.pushMaxRetries,
+          reconcileIntervalMs: s.reconcileIntervalMs,
+          logger: this.#log,
+        },
+        metaUrl,
+        clusterToken: c.clusterToken,
+        heartbeatMs: c.link.heartbeatMs,
+        ...link,
+      });
+      await this.session.start();
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.session?.stop();
+    await this.data?.stop();
+    await this.meta?.stop();
+  }
+}

@@ -1,0 +1,218 @@
+/**
+ * A data server in another process, seen through the data link: the same {@link DataApi} a session
+ * uses in-process. Interest is batched per tick and re-declared in full after every reconnect; the
+ * data server's `collect` requests are answered from the session's own records.
+ */
+import {
+  decodeCatalogView,
+  decodeChanges,
+  decodeDatumView,
+  decodePublishResult,
+  decodeSlots,
+  decodeVersions,
+  type CollectParams,
+  type Member,
+  type OwnedPublisher,
+} from '../../proto/cluster-link.js';
+import type { Logger } from '../../proto/log.js';
+import { CLUSTER_PROTOCOL_VERSION } from '../../proto/rpc.js';
+import { readInt, Issues, isRecord } from '../../proto/validate.js';
+import type {
+  CatalogView,
+  ChangeListener,
+  DataApi,
+  DataWatch,
+  DatumView,
+  PublishItem,
+  UnpublishItem,
+} from '../data/data-api.js';
+import type { PublishOutcome } from '../data/datum-store.js';
+import { LinkClient } from '../link/link-client.js';
+import { MeshregError } from '../../proto/errors.js';
+import { params, type RpcPeer } from '../link/rpc-peer.js';
+
+export interface RemoteDataOptions {
+  readonly sessionId: string;
+  readonly sessionUrl: string;
+  readonly token: string;
+  readonly callTimeoutMs: number;
+  readonly maxFrameBytes: number;
+  readonly logger: Logger;
+  /** Answers a migrating data server: this session's publishers in `slots`. */
+  readonly collect: (p: CollectParams) => OwnedPublisher[];
+  /** Called after every (re)connect, so the session can retry what failed meanwhile. */
+  readonly onConnected: () => void;
+}
+
+interface Watcher {
+  readonly listener: ChangeListener;
+  readonly keys: Set<string>;
+  catalog: boolean;
+}
+
+export class RemoteDataClient implements DataApi {
+  readonly id: string;
+  readonly #client: LinkClient;
+  readonly #watchers = new Map<string, Watcher>();
+  #pendingAdd = new Set<string>();
+  #pendingRemove = new Set<string>();
+  #pendingCatalog: boolean | undefined;
+  #flushScheduled = false;
+
+  constructor(member: Member, opts: RemoteDataOptions) {
+    this.id = member.id;
+    this.#client = new LinkClient(
+      {
+        url: member.url,
+        hello: {
+          role: 'session',
+          id: opts.sessionId,
+          url: opts.sessionUrl,
+          protocolVersion: CLUSTER_PROTOCOL_VERSION,
+          token: opts.token,
+        },
+        callTimeoutMs: opts.callTimeoutMs,
+        maxFrameBytes: opts.maxFrameBytes,
+        retryMinMs: 50,
+        retryMaxMs: 2000,
+        logger: opts.logger.child({ dataId: member.id }),
+      },
+      {
+        setup: (peer) => {
+          this.#setup(peer, opts);
+        },
+        ready: (peer) => {
+          this.#ready(peer, opts);
+        },
+      },
+    );
+  }
+
+  get url(): string {
+    return this.#client.url;
+  }
+
+  get connected(): boolean {
+    return this.#client.peer !== undefined;
+  }
+
+  start(): void {
+    this.#client.start();
+  }
+
+  stop(): void {
+    this.#client.stop();
+  }
+
+  async publish(owner: string, items: readonly PublishItem[], epoch: number): Promise<PublishOutcome[]> {
+    return (await this.#peer().call('publish', { epoch, owner, items }, decodePublishResult)).outcomes;
+  }
+
+  unpublish(items: readonly UnpublishItem[], epoch: number): Promise<void> {
+    return this.#peer().callVoid('unpublish', { epoch, items });
+  }
+
+  dropOwner(owner: string): Promise<void> {
+    return this.#peer().callVoid('dropOwner', { owner });
+  }
+
+  fetch(key: string): Promise<DatumView> {
+    return this.#peer().call('fetch', { key }, decodeDatumView);
+  }
+
+  fetchCatalog(): Promise<CatalogView> {
+    return this.#peer().call('fetchCatalog', {}, decodeCatalogView);
+  }
+
+  async versions(keys: readonly string[]): Promise<ReadonlyMap<string, number>> {
+    const r = await this.#peer().call('versions', { keys }, decodeVersions);
+    return new Map(Object.entries(r.versions));
+  }
+
+  watch(sessionId: string, listener: ChangeListener): DataWatch {
+    const w: Watcher = { listener, keys: new Set(), catalog: false };
+    this.#watchers.set(sessionId, w);
+    return {
+      interest: (key, on) => {
+        if (on === w.keys.has(key)) return;
+        if (on) {
+          w.keys.add(key);
+          this.#pendingRemove.delete(key);
+          this.#pendingAdd.add(key);
+        } else {
+          w.keys.delete(key);
+          this.#pendingAdd.delete(key);
+          this.#pendingRemove.add(key);
+        }
+        this.#scheduleFlush();
+      },
+      catalogInterest: (on) => {
+        w.catalog = on;
+        this.#pendingCatalog = on;
+        this.#scheduleFlush();
+      },
+      close: () => {
+        this.#watchers.delete(sessionId);
+      },
+    };
+  }
+
+  #peer(): RpcPeer {
+    const p = this.#client.peer;
+    if (p === undefined) throw new MeshregError('unavailable', `data server ${this.id} is not connected`);
+    return p;
+  }
+
+  #setup(peer: RpcPeer, opts: RemoteDataOptions): void {
+    peer.handle('collect', (raw) => ({ items: opts.collect(params(raw, decodeSlots)) }));
+    peer.on('changes', (raw) => {
+      const c = decodeChanges(raw);
+      if (!c.ok) return;
+      for (const w of this.#watchers.values())
+        w.listener.onChange(c.value.changes.filter((x) => w.keys.has(x.key)));
+    });
+    peer.on('catalog', (raw) => {
+      const issues = new Issues();
+      const version = isRecord(raw)
+        ? readInt(issues, raw['version'], 'version', { required: true })
+        : undefined;
+      if (version === undefined) return;
+      for (const w of this.#watchers.values()) if (w.catalog) w.listener.onCatalogChange(version);
+    });
+  }
+
+  #ready(peer: RpcPeer, opts: RemoteDataOptions): void {
+    // A new link knows nothing: declare the whole interest again.
+    const keys = new Set<string>();
+    let catalog = false;
+    for (const w of this.#watchers.values()) {
+      for (const k of w.keys) keys.add(k);
+      catalog ||= w.catalog;
+    }
+    this.#pendingAdd = new Set();
+    this.#pendingRemove = new Set();
+    this.#pendingCatalog = undefined;
+    peer.callVoid('interest', { add: [...keys], remove: [], catalog }).catch(() => undefined);
+    opts.onConnected();
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    queueMicrotask(() => {
+      this.#flushScheduled = false;
+      const peer = this.#client.peer;
+      if (peer === undefined) return; // re-declared in full on connect
+      const add = [...this.#pendingAdd];
+      const remove = [...this.#pendingRemove];
+      const catalog = this.#pendingCatalog;
+      this.#pendingAdd.clear();
+      this.#pendingRemove.clear();
+      this.#pendingCatalog = undefined;
+      if (add.length === 0 && remove.length === 0 && catalog === undefined) return;
+      peer
+        .callVoid('interest', catalog === undefined ? { add, remove } : { add, remove, catalog })
+        .catch(() => undefined);
+    });
+  }
+}
