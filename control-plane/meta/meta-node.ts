@@ -156,10 +156,17 @@ export class MetaNode {
       nextEpoch: (prev) => this.#clock.next(prev),
     });
     if (next === undefined || next === this.#table) return;
+    const moves = next.slots.filter(
+      (sl, i) => this.#table?.slots[i]?.leader !== undefined && this.#table.slots[i]?.leader !== sl.leader,
+    ).length;
     this.#table = next;
     const leaders = new Map<string, number>();
     for (const s of next.slots) leaders.set(s.leader, (leaders.get(s.leader) ?? 0) + 1);
-    this.#log.info('slot table changed', { epoch: next.epoch, leaders: Object.fromEntries(leaders) });
+    this.#log.info('slot table changed', {
+      epoch: next.epoch,
+      leaderMoves: moves,
+      leaders: Object.fromEntries(leaders),
+    });
     for (const m of this.#members.values()) m.peer?.emit('table', next);
   }
 
