@@ -139,6 +139,32 @@ describe('cluster', () => {
     await Promise.all(cleanups.map((c) => c()));
   });
 
+  test('cluster - every publisher is held by its slot leader and one follower; replication lag is measured', async () => {
+    const total = SERVICES.length * 2;
+    await waitFor(
+      'replicas complete',
+      async () => {
+        let held = 0;
+        for (const d of data.values())
+          held += ((await http('GET', healthUrl(d.addresses['data'] ?? ''))).body as { publishers: number })
+            .publishers;
+        return held === total * 2;
+      },
+      10_000,
+    );
+    let samples = 0;
+    for (const d of data.values()) {
+      const lag = (
+        (await http('GET', healthUrl(d.addresses['data'] ?? ''))).body as {
+          replicationLagMs: { samples: number; max: number };
+        }
+      ).replicationLagMs;
+      samples += lag.samples;
+      assert.ok(lag.max < 1000, `replication lag max ${lag.max} ms`);
+    }
+    assert.ok(samples > 0, 'followers measured the lag of streamed changes');
+  });
+
   test('cluster - kill -9 of a data server: every slot gets a live leader, nothing is lost', async () => {
     const before = await metaHealth();
     const victim = before.slotTable?.slots[0]?.leader ?? 'data-1';
