@@ -8,17 +8,19 @@ import path from 'node:path';
 import type { Instance } from '../proto/instance.js';
 import type { Logger } from '../proto/log.js';
 import { VersionClock } from '../proto/version.js';
-import { isRecord } from '../proto/validate.js';
 import type { AgentConfig } from './config.js';
 import { addConsulRoutes, type ConsulBackend, type UpstreamStatus } from './http/consul-api.js';
 import type { RegisterRequest } from './http/consul-register.js';
 import { HttpServer, Router } from './http/http-server.js';
-import { LocalServices, toInstance, type LocalState, type NodeIdentity } from './local/local-services.js';
+import { LocalServices, decodeLocalState, toInstance, type NodeIdentity } from './local/local-services.js';
 import { GroupWriter, readJsonFile } from './local/state-file.js';
+import { DefinitionFiles } from './local/definition-files.js';
 import { AgentSync } from './upstream/sync.js';
+import { ViewCache } from './view/view-cache.js';
 import { ServiceView } from './view/service-view.js';
 
 const STATE_FILE = 'local-services.json';
+const VIEW_CACHE_FILE = 'view-cache.json';
 const NODE_ID_FILE = 'node-id';
 
 export class Agent implements ConsulBackend {
@@ -30,6 +32,8 @@ export class Agent implements ConsulBackend {
   readonly #sync: AgentSync;
   readonly #http: HttpServer;
   readonly #writer: GroupWriter;
+  readonly #cache: ViewCache;
+  readonly #files: DefinitionFiles | undefined;
   readonly #log: Logger;
 
   private constructor(config: AgentConfig, node: NodeIdentity, logger: Logger) {
@@ -46,8 +50,16 @@ export class Agent implements ConsulBackend {
         this.#sync.subscribeCatalog();
       },
       localInstances: (service) => this.#localInstances(service),
-      onChanged: () => undefined,
+      onChanged: () => {
+        this.#cache.changed();
+      },
     });
+    this.#cache = new ViewCache(
+      path.join(config.dataDir, VIEW_CACHE_FILE),
+      this.view,
+      logger,
+      config.viewCacheWriteIntervalMs,
+    );
     this.#sync = new AgentSync(this.local, this.view, node, {
       link: {
         urls: config.upstream,
@@ -75,6 +87,15 @@ export class Agent implements ConsulBackend {
       this.view.localChanged(c.kind === 'upsert' ? c.record.def.name : c.tombstone.service);
       this.view.catalogLocalChanged();
     });
+    this.#files =
+      config.configDir === ''
+        ? undefined
+        : new DefinitionFiles(
+            config.configDir,
+            config.configReloadMs,
+            { register: (r) => this.register(r, false), deregister: (id) => this.deregister(id) },
+            logger,
+          );
     const router = new Router();
     addConsulRoutes(router, this);
     router.add('GET', '/v1/meshreg/health', () => ({ status: 200, body: this.health() }));
@@ -101,6 +122,9 @@ export class Agent implements ConsulBackend {
     };
     const agent = new Agent(config, node, log);
     await agent.#restore(path.join(config.dataDir, STATE_FILE));
+    const cached = await agent.#cache.restore();
+    if (cached > 0) log.info('restored cached views', { services: cached });
+    await agent.#files?.start();
     await agent.#http.listen();
     agent.#sync.start();
     log.info('agent listening', { http: agent.#http.address, upstream: config.upstream });
@@ -116,14 +140,16 @@ export class Agent implements ConsulBackend {
   }
 
   async stop(): Promise<void> {
+    this.#files?.stop();
     this.#sync.stop();
     await this.#http.close();
     await this.#writer.write();
+    await this.#cache.flush();
   }
 
   // ---- ConsulBackend ----------------------------------------------------------------------------
 
-  async register(req: RegisterRequest): Promise<void> {
+  async register(req: RegisterRequest, _replaceExistingChecks = false): Promise<void> {
     this.local.register(req.def);
     await this.#writer.write();
   }
@@ -182,12 +208,14 @@ export class Agent implements ConsulBackend {
       });
       return;
     }
-    const state = r.value;
-    if (!isRecord(state) || !Array.isArray(state['services']) || !Array.isArray(state['tombstones'])) {
+    const decoded = decodeLocalState(r.value);
+    if (decoded === undefined) {
       this.#log.error('local state file has an unexpected shape; ignoring it', { file });
       return;
     }
-    this.local.restore(state as unknown as LocalState);
+    for (const reason of decoded.skipped)
+      this.#log.error('skipped an invalid record of the local state file', { file, reason });
+    this.local.restore(decoded.state);
     this.#log.info('restored local registrations', { services: this.local.size });
   }
 }

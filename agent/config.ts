@@ -26,6 +26,9 @@ export interface AgentConfig {
   readonly backoffMaxMs: number;
   readonly fullSyncIntervalMs: number;
   readonly maxFrameBytes: number;
+  readonly viewCacheWriteIntervalMs: number;
+  readonly configDir: string;
+  readonly configReloadMs: number;
 }
 
 export interface VarDoc {
@@ -150,5 +153,8 @@ export function readAgentConfig(
     backoffMaxMs,
     fullSyncIntervalMs: e.get('MESHREG_AGENT_FULL_SYNC_INTERVAL_MS').default('60000').asIntPositive(),
     maxFrameBytes: 64 * 1024 * 1024,
+    viewCacheWriteIntervalMs: e.get('MESHREG_AGENT_VIEW_CACHE_WRITE_MS').default('200').asIntPositive(),
+    configDir: e.get('MESHREG_AGENT_CONFIG_DIR').default('').asString(),
+    configReloadMs: e.get('MESHREG_AGENT_CONFIG_RELOAD_MS').default('1000').asIntPositive(),
   });
 }

@@ -6,7 +6,17 @@
  * confirms it, so a removal made while offline still reaches the registry.
  */
 import type { CheckState, Health, Instance, Weights } from '../../proto/instance.js';
-import { worstHealth } from '../../proto/instance.js';
+import { decodeInstance, worstHealth } from '../../proto/instance.js';
+import {
+  Issues,
+  describe,
+  isRecord,
+  readArray,
+  readBool,
+  readInt,
+  readString,
+  readStringMap,
+} from '../../proto/validate.js';
 import type { VersionClock } from '../../proto/version.js';
 
 /** A service as registered through the HTTP API or a definition file. */
@@ -193,4 +203,64 @@ function sameChecks(a: readonly CheckState[], b: readonly CheckState[]): boolean
       d !== undefined && c.id === d.id && c.status === d.status && c.output === d.output && c.name === d.name
     );
   });
+}
+
+/** Validates a persisted local state; records that do not decode are reported and skipped. */
+export function decodeLocalState(raw: unknown): { state: LocalState; skipped: string[] } | undefined {
+  if (!isRecord(raw) || !Array.isArray(raw['services']) || !Array.isArray(raw['tombstones']))
+    return undefined;
+  const skipped: string[] = [];
+  const services: LocalRecord[] = [];
+  for (const [i, r] of (raw['services'] as unknown[]).entries()) {
+    const issues = new Issues();
+    const rec = isRecord(r) ? r : {};
+    const d = isRecord(rec['def']) ? rec['def'] : {};
+    const path = `services[${i}]`;
+    const id = readString(issues, d['id'], `${path}.def.id`, { required: true, maxLength: 256 });
+    const name = readString(issues, d['name'], `${path}.def.name`, { required: true, maxLength: 256 });
+    const tags =
+      readArray(issues, d['tags'], `${path}.def.tags`, (t, p) =>
+        readString(issues, t, p, { maxLength: 256 }),
+      ) ?? [];
+    const address = readString(issues, d['address'], `${path}.def.address`, { maxLength: 256 }) ?? '';
+    const port = readInt(issues, d['port'], `${path}.def.port`, { max: 65535 }) ?? 0;
+    const meta = readStringMap(issues, d['meta'], `${path}.def.meta`) ?? {};
+    const w = isRecord(d['weights']) ? d['weights'] : {};
+    const weights = {
+      passing: readInt(issues, w['passing'], `${path}.def.weights.passing`) ?? 1,
+      warning: readInt(issues, w['warning'], `${path}.def.weights.warning`) ?? 1,
+    };
+    const enableTagOverride =
+      readBool(issues, d['enableTagOverride'], `${path}.def.enableTagOverride`) ?? false;
+    const version = readInt(issues, rec['version'], `${path}.version`, { required: true, min: 1 });
+    const probe = decodeInstance({
+      id: 'x',
+      service: 'x',
+      nodeId: 'x',
+      node: 'x',
+      checks: rec['checks'] ?? [],
+    });
+    if (!probe.ok) issues.add(`${path}.checks`, 'invalid');
+    if (!issues.empty || id === undefined || name === undefined || version === undefined || !probe.ok) {
+      skipped.push(describe(issues.list));
+      continue;
+    }
+    services.push({
+      def: { id, name, tags, address, port, meta, weights, enableTagOverride },
+      version,
+      synced: false,
+      checks: probe.value.checks,
+    });
+  }
+  const tombstones: Tombstone[] = [];
+  for (const t of raw['tombstones'] as unknown[]) {
+    const issues = new Issues();
+    const o = isRecord(t) ? t : {};
+    const id = readString(issues, o['id'], 'id', { required: true });
+    const service = readString(issues, o['service'], 'service', { required: true });
+    const version = readInt(issues, o['version'], 'version', { required: true, min: 1 });
+    if (id !== undefined && service !== undefined && version !== undefined)
+      tombstones.push({ id, service, version });
+  }
+  return { state: { services, tombstones }, skipped };
 }

@@ -61,6 +61,11 @@ export class ServiceView {
     return this.#index;
   }
 
+  /** The catalog as held (read-only use). */
+  get catalogState(): Readonly<CatalogState> {
+    return this.#catalog;
+  }
+
   get catalogWatched(): boolean {
     return this.#catalogWatched;
   }
@@ -156,6 +161,7 @@ export class ServiceView {
     this.#catalog.version = c.version;
     this.#catalog.received = true;
     this.#catalog.modifyIndex = ++this.#index;
+    this.#hooks.onChanged('#catalog');
     this.#wake('#catalog');
     return true;
   }

@@ -216,6 +216,11 @@ describe('cluster', () => {
   });
 
   test('cluster - kill -9 of a session: its agent fails over and re-sends, the other side never loses it', async () => {
+    const a1 = agents.get('a1')?.addresses['agent'] ?? '';
+    const counters = async (): Promise<{ pushesApplied: number }> =>
+      ((await http('GET', `${a1}/v1/meshreg/sync-status`)).body as { counters: { pushesApplied: number } })
+        .counters;
+    const pushesBefore = (await counters()).pushesApplied;
     const s1 = sessions.get('s1');
     await s1?.stop('SIGKILL');
     sessions.delete('s1');
