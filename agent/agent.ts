@@ -93,7 +93,7 @@ export class Agent implements ConsulBackend {
         : new DefinitionFiles(
             config.configDir,
             config.configReloadMs,
-            { register: (r) => this.register(r, false), deregister: (id) => this.deregister(id) },
+            { register: (r) => this.register(r), deregister: (id) => this.deregister(id) },
             logger,
           );
     const router = new Router();
@@ -149,7 +149,7 @@ export class Agent implements ConsulBackend {
 
   // ---- ConsulBackend ----------------------------------------------------------------------------
 
-  async register(req: RegisterRequest, _replaceExistingChecks = false): Promise<void> {
+  async register(req: RegisterRequest): Promise<void> {
     this.local.register(req.def);
     await this.#writer.write();
   }

@@ -138,7 +138,7 @@ export function decodeCachedView(raw: unknown): CachedView | undefined {
     const version = readInt(issues, c['version'], 'catalog.version', { required: true });
     const names: Record<string, string[]> = {};
     for (const [name, tags] of Object.entries(c['services'])) {
-      if (Array.isArray(tags) && tags.every((t) => typeof t === 'string')) names[name] = tags as string[];
+      if (Array.isArray(tags) && tags.every((t) => typeof t === 'string')) names[name] = tags;
     }
     if (version !== undefined) catalog = { version, services: names };
   }

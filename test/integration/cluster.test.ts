@@ -220,6 +220,19 @@ describe('cluster', () => {
     const counters = async (): Promise<{ pushesApplied: number }> =>
       ((await http('GET', `${a1}/v1/meshreg/sync-status`)).body as { counters: { pushesApplied: number } })
         .counters;
+    // Let balancing finish first: a slot that moves gets new versions, which are real pushes.
+    let lastEpoch = -1;
+    await waitFor(
+      'a stable slot table',
+      async () => {
+        const e = (await metaHealth()).epoch;
+        const stable = e === lastEpoch && (await settled([...data.keys()]));
+        lastEpoch = e;
+        return stable;
+      },
+      20_000,
+      1000,
+    );
     const pushesBefore = (await counters()).pushesApplied;
     const s1 = sessions.get('s1');
     await s1?.stop('SIGKILL');
@@ -245,6 +258,8 @@ describe('cluster', () => {
       SERVICES.every((s) => survivor.count(s) === 2),
       'the subscriber on s2 still sees both instances',
     );
+    // a1 re-subscribed with the versions it held: nothing changed, so nothing was pushed again.
+    assert.equal((await counters()).pushesApplied, pushesBefore);
   });
 
   test('cluster - no subscriber ever saw a list shrink, and versions only grew', () => {
