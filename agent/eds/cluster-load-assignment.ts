@@ -27,10 +27,12 @@ export interface LbEndpointJson {
 
 /** LocalityLbEndpoints in proto3 JSON. */
 export interface LocalityLbEndpointsJson {
-  readonly locality: { readonly region: string; readonly zone: string };
+  /** Always present (gRPC clients reject a group without one); empty strings are omitted. */
+  readonly locality: { readonly region?: string; readonly zone?: string };
   readonly lb_endpoints: readonly LbEndpointJson[];
   readonly load_balancing_weight: number;
-  readonly priority: number;
+  /** Omitted when 0, as canonical proto3 JSON omits default values. */
+  readonly priority?: number;
 }
 
 /** ClusterLoadAssignment in proto3 JSON, tagged with its Any type so it can sit in `resources[]`. */
@@ -112,20 +114,32 @@ export function buildClusterLoadAssignment(
     group.endpoints.push(lbEndpointOf(instance, address, snapshot.deregistering));
   }
   const hasLocal = [...groups.values()].some((g) => isLocal(g, local));
-  const endpoints = [...groups.values()].map((g) => ({
-    locality: { region: g.region, zone: g.zone },
-    lb_endpoints: g.endpoints,
-    load_balancing_weight: localityWeightOf(g.endpoints),
-    // Priorities must be contiguous from 0 (endpoint_components.proto `priority`).
-    priority: hasLocal && !isLocal(g, local) ? 1 : 0,
-  }));
+  const endpoints = [...groups.values()].map((g) =>
+    localityGroupOf(g, hasLocal && !isLocal(g, local) ? 1 : 0),
+  );
   endpoints.sort(
     (a, b) =>
-      a.priority - b.priority ||
-      compare(a.locality.region, b.locality.region) ||
-      compare(a.locality.zone, b.locality.zone),
+      (a.priority ?? 0) - (b.priority ?? 0) ||
+      compare(a.locality.region ?? '', b.locality.region ?? '') ||
+      compare(a.locality.zone ?? '', b.locality.zone ?? ''),
   );
   return { assignment: { '@type': TYPE_URLS.endpoint, cluster_name: snapshot.service, endpoints }, skipped };
+}
+
+/** Priorities must be contiguous from 0 (endpoint_components.proto `priority`). */
+function localityGroupOf(
+  group: { readonly region: string; readonly zone: string; readonly endpoints: readonly LbEndpointJson[] },
+  priority: number,
+): LocalityLbEndpointsJson {
+  return {
+    locality: {
+      ...(group.region === '' ? {} : { region: group.region }),
+      ...(group.zone === '' ? {} : { zone: group.zone }),
+    },
+    lb_endpoints: group.endpoints,
+    load_balancing_weight: localityWeightOf(group.endpoints),
+    ...(priority === 0 ? {} : { priority }),
+  };
 }
 
 function lbEndpointOf(
