@@ -17,6 +17,9 @@ import { GroupWriter, readJsonFile } from './local/state-file.js';
 import { DefinitionFiles } from './local/definition-files.js';
 import { AgentSync } from './upstream/sync.js';
 import { ViewCache } from './view/view-cache.js';
+import { ViewEndpoints } from './view/view-endpoints.js';
+import { startXdsServer, type XdsServerHandle } from './eds/grpc-server.js';
+import { EDS_REST_PATH, handleDiscoveryRest } from './eds/rest-gateway.js';
 import { ServiceView } from './view/service-view.js';
 
 const STATE_FILE = 'local-services.json';
@@ -34,6 +37,9 @@ export class Agent implements ConsulBackend {
   readonly #writer: GroupWriter;
   readonly #cache: ViewCache;
   readonly #files: DefinitionFiles | undefined;
+  readonly #endpoints: ViewEndpoints;
+  #xds: XdsServerHandle | undefined;
+  readonly #config: AgentConfig;
   readonly #log: Logger;
 
   private constructor(config: AgentConfig, node: NodeIdentity, logger: Logger) {
@@ -50,10 +56,17 @@ export class Agent implements ConsulBackend {
         this.#sync.subscribeCatalog();
       },
       localInstances: (service) => this.#localInstances(service),
-      onChanged: () => {
+      onChanged: (service) => {
         this.#cache.changed();
+        if (service !== '#catalog') this.#endpoints.changed(service);
       },
     });
+    this.#config = config;
+    this.#endpoints = new ViewEndpoints(
+      this.view,
+      { zone: config.zone, region: config.region },
+      (s) => this.local.byName(s).length > 0,
+    );
     this.#cache = new ViewCache(
       path.join(config.dataDir, VIEW_CACHE_FILE),
       this.view,
@@ -99,6 +112,13 @@ export class Agent implements ConsulBackend {
     const router = new Router();
     addConsulRoutes(router, this);
     router.add('GET', '/v1/meshreg/health', () => ({ status: 200, body: this.health() }));
+    router.add('POST', EDS_REST_PATH, (req) =>
+      handleDiscoveryRest(req.body, this.#endpoints, {
+        wait: req.query.get('wait') ?? undefined,
+        signal: req.signal,
+        logger,
+      }),
+    );
     router.add('GET', '/v1/meshreg/sync-status', () => ({ status: 200, body: this.syncStatus() }));
     this.#http = new HttpServer(router, {
       host: config.host,
@@ -126,6 +146,14 @@ export class Agent implements ConsulBackend {
     if (cached > 0) log.info('restored cached views', { services: cached });
     await agent.#files?.start();
     await agent.#http.listen();
+    if (config.xdsPort >= 0) {
+      agent.#xds = await startXdsServer({
+        host: config.host,
+        port: config.xdsPort,
+        source: agent.#endpoints,
+        logger: log,
+      });
+    }
     agent.#sync.start();
     log.info('agent listening', { http: agent.#http.address, upstream: config.upstream });
     return agent;
@@ -135,6 +163,11 @@ export class Agent implements ConsulBackend {
     return this.#http.address;
   }
 
+  /** `host:port` of the gRPC xDS server, or '' when it is off. */
+  get xdsAddress(): string {
+    return this.#xds === undefined ? '' : `${this.#config.host}:${this.#xds.port}`;
+  }
+
   get port(): number {
     return this.#http.port;
   }
@@ -142,6 +175,7 @@ export class Agent implements ConsulBackend {
   async stop(): Promise<void> {
     this.#files?.stop();
     this.#sync.stop();
+    await this.#xds?.close();
     await this.#http.close();
     await this.#writer.write();
     await this.#cache.flush();

@@ -29,6 +29,8 @@ export interface AgentConfig {
   readonly viewCacheWriteIntervalMs: number;
   readonly configDir: string;
   readonly configReloadMs: number;
+  /** Port of the gRPC xDS server; -1 turns it off, 0 picks a free one. */
+  readonly xdsPort: number;
 }
 
 export interface VarDoc {
@@ -156,5 +158,11 @@ export function readAgentConfig(
     viewCacheWriteIntervalMs: e.get('MESHREG_AGENT_VIEW_CACHE_WRITE_MS').default('200').asIntPositive(),
     configDir: e.get('MESHREG_AGENT_CONFIG_DIR').default('').asString(),
     configReloadMs: e.get('MESHREG_AGENT_CONFIG_RELOAD_MS').default('1000').asIntPositive(),
+    xdsPort: readXdsPort(e.get('MESHREG_XDS_PORT').default('8502').asInt()),
   });
+}
+
+function readXdsPort(port: number): number {
+  if (port < -1 || port > 65535) throw new Error('MESHREG_XDS_PORT must be -1 (off) or 0..65535');
+  return port;
 }

@@ -71,7 +71,11 @@ async function startDev(): Promise<{ stop: () => Promise<void>; logger: Logger }
     readAgentConfig(process.env, { token: cp.token, upstream: [session] }),
     logger,
   );
-  ready('dev', { agent: agent.address, ...plane.addresses() });
+  ready('dev', {
+    agent: agent.address,
+    ...(agent.xdsAddress === '' ? {} : { xds: agent.xdsAddress }),
+    ...plane.addresses(),
+  });
   return {
     logger,
     stop: async () => {
@@ -94,7 +98,7 @@ async function startAgent(): Promise<{ stop: () => Promise<void>; logger: Logger
   const config = readAgentConfig(process.env);
   const logger = createLogger(config.logLevel, { pid: process.pid });
   const agent = await Agent.start(config, logger);
-  ready('agent', { agent: agent.address });
+  ready('agent', { agent: agent.address, ...(agent.xdsAddress === '' ? {} : { xds: agent.xdsAddress }) });
   return { logger, stop: () => agent.stop() };
 }
 

@@ -29,18 +29,30 @@ async function main(): Promise<void> {
     id,
     address: '127.0.0.1',
     port,
-    check: { name: `${service} health`, http: `http://127.0.0.1:${port}/health`, interval: '1s', timeout: '1s' },
+    check: {
+      name: `${service} health`,
+      http: `http://127.0.0.1:${port}/health`,
+      interval: '1s',
+      timeout: '1s',
+    },
   });
   console.log(`registered ${id} on port ${port}`);
 
   // One watch both discovers the peer and reports its changes.
-  const watch = consul.watch({ method: consul.health.service, options: { service: peer, passing: true, wait: '10s' } as never });
+  // The consul client's watch takes the method itself and calls it bound to the client.
+  // eslint-disable-next-line @typescript-eslint/unbound-method
+  const watch = consul.watch({
+    method: consul.health.service,
+    options: { service: peer, passing: true, wait: '10s' } as never,
+  });
   let seen = -1;
   await new Promise<void>((resolve, reject) => {
     watch.on('change', (data: HealthEntry[]) => {
       if (seen === -1 && data.length > 0) {
         const first = data[0];
-        console.log(`discovered ${peer} at ${first?.Service.Address || first?.Node.Address}:${first?.Service.Port}`);
+        console.log(
+          `discovered ${peer} at ${first?.Service.Address || first?.Node.Address}:${first?.Service.Port}`,
+        );
         seen = data.length;
       } else if (seen !== -1 && data.length !== seen) {
         console.log(`${peer} changed: ${data.length} instances`);

@@ -22,10 +22,20 @@ interface Example {
 }
 
 const EXAMPLES: readonly Example[] = [
-  { name: 'python', service: 'py-app', command: 'python3', args: [path.join(ROOT, 'examples/python/app.py')] },
+  {
+    name: 'python',
+    service: 'py-app',
+    command: 'python3',
+    args: [path.join(ROOT, 'examples/python/app.py')],
+  },
   { name: 'java', service: 'java-app', command: 'java', args: [path.join(ROOT, 'examples/java/App.java')] },
   { name: 'shell', service: 'sh-app', command: 'sh', args: [path.join(ROOT, 'examples/shell/app.sh')] },
-  { name: 'node', service: 'node-app', command: process.execPath, args: [path.join(ROOT, 'dist/examples/node/app.js')] },
+  {
+    name: 'node',
+    service: 'node-app',
+    command: process.execPath,
+    args: [path.join(ROOT, 'dist/examples/node/app.js')],
+  },
 ];
 
 interface Running {
@@ -72,21 +82,42 @@ describe('examples', () => {
     }
     const all = (re: RegExp): boolean => [...running.values()].every((r) => re.test(r.out));
     const report = (): string => [...running].map(([n, r]) => `--- ${n}\n${r.out}${r.err}`).join('\n');
-    await waitFor(() => `every example registered\n${report()}`, () => all(/registered \S+-1/), 60_000);
+    await waitFor(
+      () => `every example registered\n${report()}`,
+      () => all(/registered \S+-1/),
+      60_000,
+    );
 
     // Each one's own service is passing: its health check runs and succeeds.
-    await waitFor('examples passing', async () => {
-      for (const ex of EXAMPLES) {
-        const r = await http('GET', `${agent}/v1/health/service/${ex.service}?passing`);
-        if ((r.body as unknown[]).length !== 1) return false;
-      }
-      return true;
-    }, 20_000);
+    await waitFor(
+      'examples passing',
+      async () => {
+        for (const ex of EXAMPLES) {
+          const r = await http('GET', `${agent}/v1/health/service/${ex.service}?passing`);
+          if ((r.body as unknown[]).length !== 1) return false;
+        }
+        return true;
+      },
+      20_000,
+    );
 
-    await http('PUT', `${agent}/v1/agent/service/register`, { Name: 'peer', ID: 'peer-1', Address: '127.0.0.1', Port: 7777 });
-    await waitFor(() => `every example discovered the peer\n${report()}`, () => all(/discovered peer .*7777/), 30_000);
+    await http('PUT', `${agent}/v1/agent/service/register`, {
+      Name: 'peer',
+      ID: 'peer-1',
+      Address: '127.0.0.1',
+      Port: 7777,
+    });
+    await waitFor(
+      () => `every example discovered the peer\n${report()}`,
+      () => all(/discovered peer .*7777/),
+      30_000,
+    );
     await http('PUT', `${agent}/v1/agent/service/deregister/peer-1`);
-    await waitFor(() => `every example saw the peer leave\n${report()}`, () => all(/peer changed: 0 instances/), 30_000);
+    await waitFor(
+      () => `every example saw the peer leave\n${report()}`,
+      () => all(/peer changed: 0 instances/),
+      30_000,
+    );
     for (const [name, r] of running) {
       assert.equal(await r.exit, 0, `${name} exited cleanly:\n${r.out}${r.err}`);
       assert.match(r.out, /deregistered \S+-1/);

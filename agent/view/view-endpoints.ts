@@ -1,0 +1,33 @@
+/**
+ * The agent's view as the xDS layer sees it ({@link EndpointSource}): a service's snapshot is the
+ * local view (pushed instances plus the host's own), versioned by the view's modify index.
+ */
+import type { EndpointSource, ServiceSnapshot } from '../eds/endpoint-source.js';
+import type { ServiceView } from './service-view.js';
+
+export class ViewEndpoints implements EndpointSource {
+  readonly #listeners = new Set<(service: string) => void>();
+
+  constructor(
+    private readonly view: ServiceView,
+    readonly locality: { readonly zone: string; readonly region: string },
+    private readonly hasLocal: (service: string) => boolean,
+  ) {}
+
+  snapshot(service: string): ServiceSnapshot {
+    const entry = this.view.ensure(service);
+    // With nothing pushed yet and nothing local, there is no view: xDS withholds the resource.
+    const known = entry.received || this.hasLocal(service);
+    return { service, version: known ? entry.modifyIndex : 0, instances: this.view.instances(service) };
+  }
+
+  onChange(listener: (service: string) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Called by the agent on every change of a service's view. */
+  changed(service: string): void {
+    for (const l of this.#listeners) l(service);
+  }
+}
