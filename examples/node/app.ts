@@ -39,9 +39,9 @@ async function main(): Promise<void> {
   console.log(`registered ${id} on port ${port}`);
 
   // One watch both discovers the peer and reports its changes.
-  // The consul client's watch takes the method itself and calls it bound to the client.
-  // eslint-disable-next-line @typescript-eslint/unbound-method
   const watch = consul.watch({
+    // The consul client's watch takes the method itself and calls it bound to the client.
+    // eslint-disable-next-line @typescript-eslint/unbound-method
     method: consul.health.service,
     options: { service: peer, passing: true, wait: '10s' } as never,
   });
