@@ -4,9 +4,14 @@
  * push, so a fresh app does not see an empty list for a service that exists.
  */
 import { MeshregError } from '../../proto/errors.js';
-import { SERVICE_NAME_PATTERN, type Instance } from '../../proto/instance.js';
+import { SERVICE_NAME_PATTERN, worstHealth, type Health, type Instance } from '../../proto/instance.js';
 import { describe } from '../../proto/validate.js';
-import type { LocalServices, NodeIdentity } from '../local/local-services.js';
+import {
+  toInstance,
+  type LocalRecord,
+  type LocalServices,
+  type NodeIdentity,
+} from '../local/local-services.js';
 import type { ServiceView } from '../view/service-view.js';
 import { parseBlocking, parseFlag } from './blocking.js';
 import { decodeServiceDefinition, type RegisterRequest } from './consul-register.js';
@@ -48,7 +53,14 @@ export function addConsulRoutes(router: Router, b: ConsulBackend): void {
     .add('GET', '/v1/catalog/services', (req) => catalogServices(b, req))
     .add('GET', '/v1/catalog/service/:name', (req) => serviceRead(b, req, 'catalog'))
     .add('GET', '/v1/health/service/:name', (req) => serviceRead(b, req, 'health'))
-    .add('GET', '/v1/status/leader', () => ({ status: 200, body: b.upstream().leader }));
+    .add('GET', '/v1/status/leader', () => ({ status: 200, body: b.upstream().leader }))
+    .add('GET', '/v1/status/peers', () => ({
+      status: 200,
+      body: b.upstream().connected ? [b.upstream().leader] : [],
+    }))
+    .add('GET', '/v1/agent/self', () => agentSelf(b))
+    .add('GET', '/v1/agent/health/service/name/:name', (req) => localHealthByName(b, req))
+    .add('GET', '/v1/agent/health/service/id/:id', (req) => localHealthById(b, req));
 }
 
 async function register(b: ConsulBackend, req: HttpRequest): Promise<HttpResult> {
@@ -60,6 +72,66 @@ async function register(b: ConsulBackend, req: HttpRequest): Promise<HttpResult>
   }
   await b.register(decoded.value, parseFlag(req.query, 'replace-existing-checks'));
   return { status: 200 };
+}
+
+function agentSelf(b: ConsulBackend): HttpResult {
+  const n = b.node;
+  return {
+    status: 200,
+    body: {
+      Config: {
+        Datacenter: b.datacenter,
+        NodeName: n.node,
+        NodeID: n.nodeId,
+        Server: false,
+        Version: 'meshreg',
+      },
+      Member: { Name: n.node, Addr: n.address, Port: 0, Tags: { dc: b.datacenter, role: 'node' }, Status: 1 },
+      Meta: {},
+      Meshreg: { Zone: n.zone, Region: n.region, Upstream: b.upstream() },
+    },
+  };
+}
+
+/** Consul's local health answer: 200 passing, 429 warning, 503 critical (the worst of the entries). */
+const LOCAL_STATUS: Readonly<Record<Health, number>> = { passing: 200, warning: 429, critical: 503 };
+
+function localHealthEntry(b: ConsulBackend, r: LocalRecord): { status: Health; body: unknown } {
+  const i = toInstance(r, b.node);
+  const status = worstHealth(i.checks);
+  return {
+    status,
+    body: {
+      AggregatedStatus: status,
+      Service: agentServiceJson(r, b.datacenter),
+      Checks: i.checks.map((c) => ({
+        Node: i.node,
+        CheckID: c.id,
+        Name: c.name,
+        Status: c.status,
+        Output: c.output,
+        ServiceID: i.id,
+        ServiceName: i.service,
+        Type: c.type,
+      })),
+    },
+  };
+}
+
+function localHealthByName(b: ConsulBackend, req: HttpRequest): HttpResult {
+  const name = req.params['name'] ?? '';
+  const entries = b.local.byName(name).map((r) => localHealthEntry(b, r));
+  if (entries.length === 0) throw new MeshregError('not_found', `no local service named ${name}`);
+  const worst = worstHealth(entries.map((e) => ({ status: e.status })));
+  return { status: LOCAL_STATUS[worst], body: entries.map((e) => e.body) };
+}
+
+function localHealthById(b: ConsulBackend, req: HttpRequest): HttpResult {
+  const r = b.local.get(req.params['id'] ?? '');
+  if (r === undefined)
+    throw new MeshregError('not_found', `no local service with ID ${req.params['id'] ?? ''}`);
+  const e = localHealthEntry(b, r);
+  return { status: LOCAL_STATUS[e.status], body: e.body };
 }
 
 function agentServices(b: ConsulBackend): HttpResult {
