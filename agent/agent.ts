@@ -15,6 +15,8 @@ import { HttpServer, Router } from './http/http-server.js';
 import { LocalServices, decodeLocalState, toInstance, type NodeIdentity } from './local/local-services.js';
 import { GroupWriter, readJsonFile } from './local/state-file.js';
 import { DefinitionFiles } from './local/definition-files.js';
+import { AgentChecks } from './checks/agent-checks.js';
+import { addCheckRoutes } from './http/consul-checks.js';
 import { AgentSync } from './upstream/sync.js';
 import { ViewCache } from './view/view-cache.js';
 import { ViewEndpoints } from './view/view-endpoints.js';
@@ -41,6 +43,7 @@ export class Agent implements ConsulBackend {
   #xds: XdsServerHandle | undefined;
   readonly #config: AgentConfig;
   readonly #log: Logger;
+  readonly checks: AgentChecks;
 
   private constructor(config: AgentConfig, node: NodeIdentity, logger: Logger) {
     this.node = node;
@@ -48,6 +51,13 @@ export class Agent implements ConsulBackend {
     this.firstReadWaitMs = config.firstReadWaitMs;
     this.#log = logger;
     this.local = new LocalServices(new VersionClock());
+    this.checks = new AgentChecks(this.local, {
+      minIntervalMs: config.checkMinIntervalMs,
+      minDeregisterMs: config.checkMinDeregisterMs,
+      reapIntervalMs: config.checkReapIntervalMs,
+      logger,
+      deregister: (id) => this.deregister(id),
+    });
     this.view = new ServiceView(node.nodeId, {
       onWatch: (service) => {
         this.#sync.subscribe(service);
@@ -91,7 +101,7 @@ export class Agent implements ConsulBackend {
     });
     this.#writer = new GroupWriter(
       path.join(config.dataDir, STATE_FILE),
-      () => this.local.snapshot(),
+      () => ({ ...this.local.snapshot(), ...this.checks.persisted() }),
       (err) => {
         this.#log.error('could not persist local registrations', { err });
       },
@@ -111,6 +121,7 @@ export class Agent implements ConsulBackend {
           );
     const router = new Router();
     addConsulRoutes(router, this);
+    addCheckRoutes(router, this);
     router.add('GET', '/v1/meshreg/health', () => ({ status: 200, body: this.health() }));
     router.add('POST', EDS_REST_PATH, (req) =>
       handleDiscoveryRest(req.body, this.#endpoints, {
@@ -174,6 +185,7 @@ export class Agent implements ConsulBackend {
 
   async stop(): Promise<void> {
     this.#files?.stop();
+    this.checks.close();
     this.#sync.stop();
     await this.#xds?.close();
     await this.#http.close();
@@ -183,13 +195,21 @@ export class Agent implements ConsulBackend {
 
   // ---- ConsulBackend ----------------------------------------------------------------------------
 
-  async register(req: RegisterRequest): Promise<void> {
-    this.local.register(req.def);
+  async register(req: RegisterRequest, replaceExistingChecks = false): Promise<void> {
+    const defs = this.checks.decodeServiceChecks(req);
+    const persisted = this.checks.applyServiceChecks(req.def.id, defs, replaceExistingChecks);
+    this.local.register(req.def, this.checks.states(req.def.id), persisted);
     await this.#writer.write();
   }
 
   async deregister(id: string): Promise<void> {
+    this.checks.removeService(id);
     if (this.local.deregister(id) !== undefined) await this.#writer.write();
+  }
+
+  /** Persists local state now (after a change made outside register/deregister). */
+  persist(): Promise<void> {
+    return this.#writer.write();
   }
 
   upstream(): UpstreamStatus {
@@ -250,6 +270,7 @@ export class Agent implements ConsulBackend {
     for (const reason of decoded.skipped)
       this.#log.error('skipped an invalid record of the local state file', { file, reason });
     this.local.restore(decoded.state);
+    this.checks.restore(decoded.state, this.#log);
     this.#log.info('restored local registrations', { services: this.local.size });
   }
 }

@@ -29,6 +29,9 @@ export interface AgentConfig {
   readonly viewCacheWriteIntervalMs: number;
   readonly configDir: string;
   readonly configReloadMs: number;
+  readonly checkMinIntervalMs: number;
+  readonly checkMinDeregisterMs: number;
+  readonly checkReapIntervalMs: number;
   /** Port of the gRPC xDS server; -1 turns it off, 0 picks a free one. */
   readonly xdsPort: number;
 }
@@ -158,6 +161,9 @@ export function readAgentConfig(
     viewCacheWriteIntervalMs: e.get('MESHREG_AGENT_VIEW_CACHE_WRITE_MS').default('200').asIntPositive(),
     configDir: e.get('MESHREG_AGENT_CONFIG_DIR').default('').asString(),
     configReloadMs: e.get('MESHREG_AGENT_CONFIG_RELOAD_MS').default('1000').asIntPositive(),
+    checkMinIntervalMs: e.get('MESHREG_CHECK_MIN_INTERVAL_MS').default('1000').asIntPositive(),
+    checkMinDeregisterMs: e.get('MESHREG_CHECK_MIN_DEREGISTER_MS').default('60000').asIntPositive(),
+    checkReapIntervalMs: e.get('MESHREG_CHECK_REAP_INTERVAL_MS').default('30000').asIntPositive(),
     xdsPort: readXdsPort(e.get('MESHREG_XDS_PORT').default('8502').asInt()),
   });
 }

@@ -4,6 +4,9 @@
  * which spreads the herd of clients that all started together.
  */
 import { MeshregError } from '../../proto/errors.js';
+import { parseDurationMs } from '../checks/duration.js';
+
+export { parseDurationMs };
 
 export const DEFAULT_WAIT_MS = 5 * 60_000;
 export const MAX_WAIT_MS = 10 * 60_000;
@@ -13,32 +16,6 @@ export interface BlockingParams {
   readonly index: number | undefined;
   /** How long to hold the request, jitter included. */
   readonly waitMs: number;
-}
-
-const UNIT_MS: Readonly<Record<string, number>> = {
-  ns: 1e-6,
-  us: 1e-3,
-  µs: 1e-3,
-  ms: 1,
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
-};
-
-/** Parses a Go-style duration (`10s`, `1m30s`, `250ms`) into milliseconds; `undefined` when invalid. */
-export function parseDurationMs(text: string): number | undefined {
-  if (text === '0') return 0;
-  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/y;
-  let total = 0;
-  let pos = 0;
-  while (pos < text.length) {
-    re.lastIndex = pos;
-    const m = re.exec(text);
-    if (m === null) return undefined;
-    total += Number(m[1]) * (UNIT_MS[m[2] ?? ''] ?? Number.NaN);
-    pos = re.lastIndex;
-  }
-  return pos === 0 || !Number.isFinite(total) ? undefined : total;
 }
 
 export function parseBlocking(query: URLSearchParams, random: () => number = Math.random): BlockingParams {

@@ -36,6 +36,8 @@ export interface LocalRecord {
   readonly version: number;
   readonly synced: boolean;
   readonly checks: readonly CheckState[];
+  /** The service's check definitions as sent (Consul JSON), persisted so they run again after a restart. */
+  readonly checkDefinitions: readonly Readonly<Record<string, unknown>>[];
 }
 
 export interface Tombstone {
@@ -56,6 +58,14 @@ export interface NodeIdentity {
 export interface LocalState {
   readonly services: readonly LocalRecord[];
   readonly tombstones: readonly Tombstone[];
+}
+
+/** What the agent persists: its registrations plus node-level checks and every check's last status. */
+export interface PersistedState extends LocalState {
+  /** Node-level check definitions (no ServiceID), as sent. */
+  readonly nodeChecks: readonly Readonly<Record<string, unknown>>[];
+  /** Last status of every check, so a restart does not flap them. */
+  readonly checkStatus: Readonly<Record<string, { readonly status: Health; readonly output: string }>>;
 }
 
 export type LocalChange =
@@ -116,7 +126,11 @@ export class LocalServices {
   }
 
   /** Adds or replaces a service. Replacing keeps its current check results. */
-  register(def: ServiceDefinition, checks?: readonly CheckState[]): LocalRecord {
+  register(
+    def: ServiceDefinition,
+    checks?: readonly CheckState[],
+    checkDefinitions?: readonly Readonly<Record<string, unknown>>[],
+  ): LocalRecord {
     const old = this.#records.get(def.id);
     const floor = Math.max(old?.version ?? 0, this.#tombstones.get(def.id)?.version ?? 0);
     const record: LocalRecord = {
@@ -124,6 +138,7 @@ export class LocalServices {
       version: this.#clock.next(floor),
       synced: false,
       checks: checks ?? old?.checks ?? [],
+      checkDefinitions: checkDefinitions ?? old?.checkDefinitions ?? [],
     };
     this.#tombstones.delete(def.id);
     // A service renamed under the same ID leaves its old name: withdraw it there.
@@ -206,7 +221,7 @@ function sameChecks(a: readonly CheckState[], b: readonly CheckState[]): boolean
 }
 
 /** Validates a persisted local state; records that do not decode are reported and skipped. */
-export function decodeLocalState(raw: unknown): { state: LocalState; skipped: string[] } | undefined {
+export function decodeLocalState(raw: unknown): { state: PersistedState; skipped: string[] } | undefined {
   if (!isRecord(raw) || !Array.isArray(raw['services']) || !Array.isArray(raw['tombstones']))
     return undefined;
   const skipped: string[] = [];
@@ -245,11 +260,15 @@ export function decodeLocalState(raw: unknown): { state: LocalState; skipped: st
       skipped.push(describe(issues.list));
       continue;
     }
+    const defs = Array.isArray(rec['checkDefinitions'])
+      ? (rec['checkDefinitions'] as unknown[]).filter(isRecord)
+      : [];
     services.push({
       def: { id, name, tags, address, port, meta, weights, enableTagOverride },
       version,
       synced: false,
       checks: probe.value.checks,
+      checkDefinitions: defs,
     });
   }
   const tombstones: Tombstone[] = [];
@@ -262,5 +281,17 @@ export function decodeLocalState(raw: unknown): { state: LocalState; skipped: st
     if (id !== undefined && service !== undefined && version !== undefined)
       tombstones.push({ id, service, version });
   }
-  return { state: { services, tombstones }, skipped };
+  const nodeChecks = Array.isArray(raw['nodeChecks'])
+    ? (raw['nodeChecks'] as unknown[]).filter(isRecord)
+    : [];
+  const checkStatus: Record<string, { status: Health; output: string }> = {};
+  if (isRecord(raw['checkStatus'])) {
+    for (const [id, v] of Object.entries(raw['checkStatus'])) {
+      if (!isRecord(v)) continue;
+      const st = v['status'];
+      if (st === 'passing' || st === 'warning' || st === 'critical')
+        checkStatus[id] = { status: st, output: typeof v['output'] === 'string' ? v['output'] : '' };
+    }
+  }
+  return { state: { services, tombstones, nodeChecks, checkStatus }, skipped };
 }

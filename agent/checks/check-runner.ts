@@ -1,0 +1,207 @@
+/**
+ * Runs the agent's health checks. HTTP and TCP checks probe every interval (first run at a random
+ * point within the interval, so checks registered together do not fire together); results pass
+ * through Consul's flap damping. TTL checks turn critical unless refreshed in time. A reaper
+ * deregisters services whose check stayed critical past DeregisterCriticalServiceAfter.
+ *
+ * `onChange(serviceId)` fires on a status change ('' for a node-level check). Output-only changes
+ * are kept for `/v1/agent/checks` but not announced: like Consul, which defers output-only syncs,
+ * a check whose output changes every probe must not cause a registry write every probe.
+ */
+import { MeshregError } from '../../proto/errors.js';
+import type { CheckState, Health } from '../../proto/instance.js';
+import type { Logger } from '../../proto/log.js';
+import type { CheckDefinition } from './check-definition.js';
+import { probeHttp, type ProbeResult } from './check-http.js';
+import { probeTcp } from './check-tcp.js';
+import { StatusHandler } from './status-handler.js';
+
+export interface CheckRunnerOptions {
+  readonly reapIntervalMs: number;
+  readonly logger: Logger;
+  readonly onChange: (serviceId: string) => void;
+  readonly onReap: (serviceId: string) => void;
+}
+
+export interface CheckStatus {
+  readonly def: CheckDefinition;
+  readonly status: Health;
+  readonly output: string;
+}
+
+interface Running {
+  def: CheckDefinition;
+  status: Health;
+  output: string;
+  handler: StatusHandler;
+  timer: NodeJS.Timeout | undefined;
+  criticalSince: number | undefined;
+  stopped: boolean;
+}
+
+export class CheckRunner {
+  readonly #checks = new Map<string, Running>();
+  readonly #opts: CheckRunnerOptions;
+  readonly #reaper: NodeJS.Timeout;
+
+  constructor(opts: CheckRunnerOptions) {
+    this.#opts = opts;
+    this.#reaper = setInterval(() => {
+      this.#reap();
+    }, opts.reapIntervalMs);
+    this.#reaper.unref();
+  }
+
+  /** Adds or replaces a check. Re-registering an existing ID keeps its status (no flap). */
+  add(def: CheckDefinition, restored?: { status: Health; output: string }): void {
+    const old = this.#checks.get(def.id);
+    if (old !== undefined) this.#stop(old);
+    const status = restored?.status ?? old?.status ?? def.initialStatus;
+    const r: Running = {
+      def,
+      status,
+      output: restored?.output ?? old?.output ?? '',
+      handler: new StatusHandler(def),
+      timer: undefined,
+      criticalSince: status === 'critical' ? (old?.criticalSince ?? Date.now()) : undefined,
+      stopped: false,
+    };
+    this.#checks.set(def.id, r);
+    if (def.kind === 'ttl') this.#armTtl(r);
+    else this.#schedule(r, Math.random() * def.intervalMs);
+    if (old === undefined || old.status !== status || old.def.serviceId !== def.serviceId)
+      this.#opts.onChange(def.serviceId);
+  }
+
+  remove(id: string): boolean {
+    const r = this.#checks.get(id);
+    if (r === undefined) return false;
+    this.#stop(r);
+    this.#checks.delete(id);
+    this.#opts.onChange(r.def.serviceId);
+    return true;
+  }
+
+  removeService(serviceId: string): void {
+    for (const r of [...this.#checks.values()]) {
+      if (r.def.serviceId !== serviceId) continue;
+      this.#stop(r);
+      this.#checks.delete(r.def.id);
+    }
+  }
+
+  get(id: string): CheckStatus | undefined {
+    const r = this.#checks.get(id);
+    return r === undefined ? undefined : { def: r.def, status: r.status, output: r.output };
+  }
+
+  list(): CheckStatus[] {
+    return [...this.#checks.values()].map((r) => ({ def: r.def, status: r.status, output: r.output }));
+  }
+
+  idsOf(serviceId: string): string[] {
+    return [...this.#checks.values()].filter((r) => r.def.serviceId === serviceId).map((r) => r.def.id);
+  }
+
+  /** A service's checks plus the node's checks, as published with its instance. */
+  states(serviceId: string): CheckState[] {
+    const out: CheckState[] = [];
+    for (const r of this.#checks.values()) {
+      if (r.def.serviceId !== serviceId && r.def.serviceId !== '') continue;
+      out.push({ id: r.def.id, name: r.def.name, status: r.status, output: r.output, type: r.def.kind });
+    }
+    return out.sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  /** `PUT /v1/agent/check/{pass,warn,fail,update}`: sets a TTL check and restarts its clock. */
+  ttlUpdate(id: string, status: Health, output: string): void {
+    const r = this.#checks.get(id);
+    if (r === undefined) throw new MeshregError('not_found', `unknown check ID: ${id}`);
+    if (r.def.kind !== 'ttl') throw new MeshregError('invalid_argument', `check ${id} is not a TTL check`);
+    this.#set(r, status, output.slice(0, r.def.outputMaxSize));
+    this.#armTtl(r);
+  }
+
+  close(): void {
+    clearInterval(this.#reaper);
+    for (const r of this.#checks.values()) this.#stop(r);
+  }
+
+  #schedule(r: Running, delayMs: number): void {
+    r.timer = setTimeout(() => {
+      void this.#probe(r);
+    }, delayMs);
+    r.timer.unref();
+  }
+
+  async #probe(r: Running): Promise<void> {
+    let result: ProbeResult;
+    try {
+      result =
+        r.def.kind === 'http' && r.def.http !== undefined
+          ? await probeHttp(r.def.http, r.def.timeoutMs, r.def.outputMaxSize)
+          : await probeTcp(r.def.tcp ?? '', r.def.timeoutMs);
+    } catch (err) {
+      // A probe must never take the agent down: whatever went wrong is the check's result.
+      result = {
+        status: 'critical',
+        output: `check failed: ${err instanceof Error ? err.message : String(err)}`,
+      };
+    }
+    if (r.stopped) return;
+    const next = r.handler.next(result.status);
+    if (next !== undefined) this.#set(r, next, result.output);
+    else r.output = result.output;
+    this.#schedule(r, r.def.intervalMs);
+  }
+
+  #armTtl(r: Running): void {
+    clearTimeout(r.timer);
+    const ttl = r.def.ttlMs ?? 0;
+    if (ttl <= 0) return;
+    r.timer = setTimeout(() => {
+      if (!r.stopped)
+        this.#set(r, 'critical', `TTL expired (last output: ${r.output})`.slice(0, r.def.outputMaxSize));
+    }, ttl);
+    r.timer.unref();
+  }
+
+  #set(r: Running, status: Health, output: string): void {
+    const changed = r.status !== status;
+    r.status = status;
+    r.output = output;
+    if (status === 'critical') r.criticalSince ??= Date.now();
+    else r.criticalSince = undefined;
+    if (changed) {
+      this.#opts.logger.info('check status changed', {
+        check: r.def.id,
+        service: r.def.serviceId,
+        status,
+        output: output.slice(0, 200),
+      });
+      this.#opts.onChange(r.def.serviceId);
+    }
+  }
+
+  #stop(r: Running): void {
+    r.stopped = true;
+    clearTimeout(r.timer);
+  }
+
+  #reap(): void {
+    const now = Date.now();
+    const reaped = new Set<string>();
+    for (const r of this.#checks.values()) {
+      const after = r.def.deregisterAfterMs;
+      if (after === undefined || r.criticalSince === undefined || r.def.serviceId === '') continue;
+      if (now - r.criticalSince >= after) reaped.add(r.def.serviceId);
+    }
+    for (const serviceId of reaped) {
+      this.#opts.logger.warn(
+        'deregistering a service critical for longer than DeregisterCriticalServiceAfter',
+        { service: serviceId },
+      );
+      this.#opts.onReap(serviceId);
+    }
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * Go-style durations as Consul takes them (`10s`, `1m30s`, `250ms`, `0`). A bare number is taken as
+ * nanoseconds, which is what Consul's JSON decoding does with a number in a duration field.
+ */
+const UNIT_MS: Readonly<Record<string, number>> = {
+  ns: 1e-6,
+  us: 1e-3,
+  µs: 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
+
+/** Milliseconds, or `undefined` when the text is not a duration. */
+export function parseDurationMs(text: string): number | undefined {
+  if (text === '0') return 0;
+  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/y;
+  let total = 0;
+  let pos = 0;
+  while (pos < text.length) {
+    re.lastIndex = pos;
+    const m = re.exec(text);
+    if (m === null) return undefined;
+    total += Number(m[1]) * (UNIT_MS[m[2] ?? ''] ?? Number.NaN);
+    pos = re.lastIndex;
+  }
+  return pos === 0 || !Number.isFinite(total) ? undefined : total;
+}
+
+/** A duration field from JSON: a string in Go syntax or a number of nanoseconds. */
+export function durationFieldMs(raw: unknown): number | undefined {
+  if (typeof raw === 'number' && Number.isFinite(raw) && raw >= 0) return raw / 1e6;
+  if (typeof raw === 'string') return parseDurationMs(raw.trim());
+  return undefined;
+}
+
+/** Renders milliseconds the Go way, for responses (`10s`, `1m30s`, `250ms`). */
+export function formatDurationMs(ms: number): string {
+  if (ms === 0) return '0s';
+  if (ms < 1000) return `${ms}ms`;
+  const h = Math.floor(ms / 3_600_000);
+  const m = Math.floor((ms % 3_600_000) / 60_000);
+  const s = (ms % 60_000) / 1000;
+  return `${h > 0 ? `${h}h` : ''}${m > 0 ? `${m}m` : ''}${s > 0 ? `${s}s` : ''}`;
+}
