@@ -74,6 +74,8 @@ export class DataNode {
   #meta: LinkClient | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   readonly #lagMs: number[] = [];
+  /** Slots whose migration is running, so a newer table does not start a second one. */
+  readonly #inFlight = new Set<number>();
 
   constructor(opts: DataNodeOptions) {
     this.#opts = opts;
@@ -259,39 +261,68 @@ export class DataNode {
     const plan = this.server.applyTable(t.value);
     if (plan === undefined) return;
     this.#follow(plan.follow);
-    if (plan.migrate.length > 0) void this.#migrate(plan.migrate, t.value.epoch);
+    if (plan.migrate.length > 0) void this.#migrate(plan.migrate);
   }
 
-  /** Rebuilds slots we now lead from every session's publishers, then serves them as complete. */
-  async #migrate(slots: readonly number[], epoch: number): Promise<void> {
-    const deadline = Date.now() + this.#opts.migrationTimeoutMs;
+  /**
+   * Rebuilds slots we now lead from every session's publishers, then serves them as complete.
+   *
+   * It waits for every session that is alive (listed by meta, or connected to us): declaring a slot
+   * complete without one of them would push lists missing its instances (invariant 3). A session
+   * that is neither listed nor connected is gone, and its agents re-register elsewhere. A newer table
+   * does not cut a migration short; slots that stop being ours simply drop out of it.
+   */
+  async #migrate(requested: readonly number[]): Promise<void> {
+    const mine = requested.filter((s) => !this.#inFlight.has(s));
+    if (mine.length === 0) return;
+    for (const s of mine) this.#inFlight.add(s);
+    let slots = mine;
+    const started = Date.now();
+    let warned = false;
     const collected: OwnedPublisher[] = [];
-    const pending = new Set(this.#sessionMembers.map((m) => m.id));
-    for (const id of this.#sessions.keys()) pending.add(id);
-    while (pending.size > 0 && Date.now() < deadline && this.server.epoch === epoch) {
-      await Promise.all(
-        [...pending].map(async (id) => {
-          const s = this.#sessions.get(id);
-          if (s === undefined) return;
-          try {
-            const r = await s.peer.call(
-              'collect',
-              { slots, slotCount: this.#opts.slotCount },
-              decodeOwnedList,
-            );
-            collected.push(...r.items);
-            pending.delete(id);
-          } catch (err) {
-            this.#log.warn('collect from session failed; will retry', { sessionId: id, err });
-          }
-        }),
+    const pending = new Set([...this.#sessionMembers.map((m) => m.id), ...this.#sessions.keys()]);
+    try {
+      while (pending.size > 0) {
+        slots = slots.filter((s) => this.server.slotState(s) === 'migrating');
+        if (slots.length === 0) return;
+        await Promise.all([...pending].map((id) => this.#collectFrom(id, slots, collected, pending)));
+        const alive = new Set([...this.#sessionMembers.map((m) => m.id), ...this.#sessions.keys()]);
+        for (const id of pending) if (!alive.has(id)) pending.delete(id);
+        if (pending.size === 0) break;
+        if (!warned && Date.now() - started > this.#opts.migrationTimeoutMs) {
+          warned = true;
+          this.#log.warn('migration still waiting for sessions; slots stay incomplete', {
+            missing: [...pending],
+            slots: slots.length,
+          });
+        }
+        // Sessions that meta lists but that have not connected to us yet get a moment to do so.
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      this.server.finishMigration(
+        slots.filter((s) => this.server.slotState(s) === 'migrating'),
+        collected,
       );
-      // Sessions that meta lists but that have not connected to us yet get a moment to do so.
-      if (pending.size > 0) await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      for (const s of mine) this.#inFlight.delete(s);
     }
-    if (pending.size > 0)
-      this.#log.warn('migration went ahead without some sessions', { missing: [...pending] });
-    this.server.finishMigration(slots, collected);
+  }
+
+  async #collectFrom(
+    id: string,
+    slots: readonly number[],
+    into: OwnedPublisher[],
+    pending: Set<string>,
+  ): Promise<void> {
+    const s = this.#sessions.get(id);
+    if (s === undefined) return;
+    try {
+      const r = await s.peer.call('collect', { slots, slotCount: this.#opts.slotCount }, decodeOwnedList);
+      into.push(...r.items);
+      pending.delete(id);
+    } catch (err) {
+      this.#log.warn('collect from session failed; will retry', { sessionId: id, err });
+    }
   }
 
   /** Keeps one link per leader we follow, replicating exactly the slots we follow under it. */

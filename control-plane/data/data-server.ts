@@ -61,6 +61,11 @@ export class DataServer implements DataApi {
   readonly #pending = new Map<string, number>();
   readonly #states = new Map<number, SlotState>();
   #table: SlotTable | undefined;
+  /**
+   * Removals seen while a slot migrates (registration → version removed), so that a publisher
+   * collected from a session before its removal is not brought back when the migration finishes.
+   */
+  readonly #removedDuringMigration = new Map<string, number>();
   #flushScheduled = false;
   #warming: boolean;
   #warmTimer: NodeJS.Timeout | undefined;
@@ -167,9 +172,12 @@ export class DataServer implements DataApi {
   finishMigration(slots: readonly number[], collected: readonly OwnedPublisher[]): void {
     const wanted = new Set(slots.filter((s) => this.#states.get(s) === 'migrating'));
     for (const p of collected) {
+      const removedAt = this.#removedDuringMigration.get(p.registrationId);
+      if (removedAt !== undefined && removedAt >= p.version) continue;
       if (wanted.has(this.store.slotOf(p.instance.service))) this.#applyPublish(p);
     }
     for (const s of wanted) this.#states.set(s, 'ready');
+    if (![...this.#states.values()].includes('migrating')) this.#removedDuringMigration.clear();
     if (!this.#warming) this.#announce(wanted);
     this.#log.info('slots migrated', { slots: wanted.size, collected: collected.length });
   }
@@ -201,13 +209,17 @@ export class DataServer implements DataApi {
     this.#checkEpoch(epoch);
     for (const item of items) this.#checkLeads(item.key);
     for (const item of items) {
+      if (this.#states.get(this.store.slotOf(item.key)) === 'migrating')
+        this.#noteRemoval(item.registrationId, item.version);
       if (this.store.unpublish(item.key, item.registrationId, item.version)) this.#changed(item.key);
     }
     return Promise.resolve();
   }
 
   dropOwner(owner: string): Promise<void> {
-    const keys = this.store.dropOwner(owner);
+    const keys = this.store.dropOwner(owner, (regId, version, key) => {
+      if (this.#states.get(this.store.slotOf(key)) === 'migrating') this.#noteRemoval(regId, version);
+    });
     if (keys.length > 0)
       this.#log.info('dropped publishers of a closed connection', { owner, services: keys.length });
     for (const key of keys) this.#changed(key);
@@ -262,6 +274,10 @@ export class DataServer implements DataApi {
     const outcome = this.store.publish(p);
     if (outcome === 'applied') this.#changed(p.instance.service);
     return outcome;
+  }
+
+  #noteRemoval(regId: string, version: number): void {
+    this.#removedDuringMigration.set(regId, Math.max(version, this.#removedDuringMigration.get(regId) ?? 0));
   }
 
   #leads(slot: number): boolean {

@@ -111,13 +111,15 @@ export class DatumStore {
   }
 
   /** Removes every publisher still owned by `owner`; returns the keys that changed. */
-  dropOwner(owner: string): string[] {
+  dropOwner(owner: string, onRemoved?: (regId: string, version: number, key: string) => void): string[] {
     const regs = this.#byOwner.get(owner);
     if (regs === undefined) return [];
     const changed = new Map<string, string[]>();
     for (const [regId, key] of [...regs]) {
       const d = this.#datums.get(key);
-      if (d?.publishers.get(regId)?.owner !== owner) continue;
+      const p = d?.publishers.get(regId);
+      if (d === undefined || p?.owner !== owner) continue;
+      onRemoved?.(regId, p.version, key);
       this.#remove(d, regId, owner);
       changed.set(key, [...(changed.get(key) ?? []), regId]);
     }

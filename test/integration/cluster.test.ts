@@ -23,6 +23,8 @@ const CLUSTER_ENV = {
   MESHREG_DATA_WARMUP_MS: '300',
   MESHREG_DATA_SESSION_GRACE_MS: '1500',
   MESHREG_SESSION_CLIENT_GRACE_MS: '1500',
+  // Generous next to the 200 ms heartbeat: a loaded test machine must not expire live members.
+  MESHREG_META_LEASE_MS: '3000',
 };
 
 interface MetaHealth {
