@@ -51,8 +51,12 @@ class Datum {
 /** Per-key datums. Work per change is proportional to that key's publishers only. */
 export class DatumStore {
   readonly #datums = new Map<string, Datum>();
-  /** owner → registration IDs it wrote, with their keys, for dropping a dead connection in O(its size). */
-  readonly #byOwner = new Map<string, Map<string, string>>();
+  /**
+   * owner → registration IDs it wrote → the keys holding them, for dropping a dead connection in
+   * O(its size). A set of keys, because a registration renamed under the same ID sits under its old and
+   * its new name until the old one is withdrawn.
+   */
+  readonly #byOwner = new Map<string, Map<string, Set<string>>>();
   readonly #clock: VersionClock;
 
   constructor(clock: VersionClock) {
@@ -72,12 +76,12 @@ export class DatumStore {
     if (old !== undefined && p.version === old.version) {
       if (old.owner === p.owner) return 'unchanged';
       // The same registration re-sent over a new connection: adopt it without a datum change.
-      this.#unindex(old.owner, p.registrationId);
+      this.#unindex(old.owner, p.registrationId, key);
       d.publishers.set(p.registrationId, { ...old, owner: p.owner });
       this.#index(p.owner, p.registrationId, key);
       return 'owner-changed';
     }
-    if (old !== undefined) this.#unindex(old.owner, p.registrationId);
+    if (old !== undefined) this.#unindex(old.owner, p.registrationId, key);
     d.publishers.set(p.registrationId, p);
     this.#index(p.owner, p.registrationId, key);
     d.changed(this.#clock.next(d.version));
@@ -90,7 +94,7 @@ export class DatumStore {
     const old = d?.publishers.get(regId);
     if (d === undefined || old === undefined || version < old.version) return false;
     d.publishers.delete(regId);
-    this.#unindex(old.owner, regId);
+    this.#unindex(old.owner, regId, key);
     d.changed(this.#clock.next(d.version));
     return true;
   }
@@ -101,11 +105,13 @@ export class DatumStore {
     if (regs === undefined) return [];
     this.#byOwner.delete(owner);
     const changed = new Set<string>();
-    for (const [regId, key] of regs) {
-      const d = this.#datums.get(key);
-      if (d?.publishers.get(regId)?.owner !== owner) continue;
-      d.publishers.delete(regId);
-      changed.add(key);
+    for (const [regId, keys] of regs) {
+      for (const key of keys) {
+        const d = this.#datums.get(key);
+        if (d?.publishers.get(regId)?.owner !== owner) continue;
+        d.publishers.delete(regId);
+        changed.add(key);
+      }
     }
     for (const key of changed) {
       const d = this.#datums.get(key);
@@ -167,13 +173,20 @@ export class DatumStore {
       m = new Map();
       this.#byOwner.set(owner, m);
     }
-    m.set(regId, key);
+    let keys = m.get(regId);
+    if (keys === undefined) {
+      keys = new Set();
+      m.set(regId, keys);
+    }
+    keys.add(key);
   }
 
-  #unindex(owner: string, regId: string): void {
+  #unindex(owner: string, regId: string, key: string): void {
     const m = this.#byOwner.get(owner);
-    if (m === undefined) return;
-    m.delete(regId);
+    const keys = m?.get(regId);
+    if (m === undefined || keys === undefined) return;
+    keys.delete(key);
+    if (keys.size === 0) m.delete(regId);
     if (m.size === 0) this.#byOwner.delete(owner);
   }
 }
