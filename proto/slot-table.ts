@@ -45,13 +45,18 @@ export function crc32c(text: string): number {
   return (crc ^ 0xffffffff) >>> 0;
 }
 
+/** True for 1, 2, 4, … up to 2^52. Arithmetic, not bitwise: `&` would wrap numbers above 2^31. */
 export function isPowerOfTwo(n: number): boolean {
-  return Number.isSafeInteger(n) && n > 0 && (n & (n - 1)) === 0;
+  return Number.isSafeInteger(n) && n > 0 && 2 ** Math.round(Math.log2(n)) === n;
 }
 
-/** The slot of a service key. */
+/**
+ * The slot of a service key, in `0..slotCount-1`. For a power-of-two count the remainder equals
+ * masking the low bits; it is written as a remainder because `&` works on signed 32-bit integers and
+ * would give negative slots for counts above 2^31.
+ */
 export function slotOf(key: string, slotCount: number): number {
-  return crc32c(key) & (slotCount - 1);
+  return crc32c(key) % slotCount;
 }
 
 /** Reads a slot table into `issues` (used by the cluster-link decoders). */

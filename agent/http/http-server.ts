@@ -57,24 +57,29 @@ export class Router {
       const params = matchParts(r.parts, segs);
       if (params === undefined) continue;
       pathMatched = true;
-      if (r.method === method || (method === 'HEAD' && r.method === 'GET'))
-        return { handler: r.handler, params };
+      if (r.method === method || (method === 'HEAD' && r.method === 'GET')) {
+        // Decoded only now: a path that no route takes is a 404 whatever its encoding.
+        const decoded: Record<string, string> = {};
+        for (const [name, raw] of Object.entries(params)) decoded[name] = decode(raw);
+        return { handler: r.handler, params: decoded };
+      }
     }
     return pathMatched ? 'method_not_allowed' : 'not_found';
   }
 }
 
+/** The raw (still percent-encoded) params when `segs` fits the route, else `undefined`. */
 function matchParts(parts: readonly string[], segs: readonly string[]): Record<string, string> | undefined {
   const params: Record<string, string> = {};
   for (let i = 0; i < parts.length; i++) {
     const p = parts[i] ?? '';
     if (p.startsWith('*')) {
-      params[p.slice(1)] = decode(segs.slice(i).join('/'));
+      params[p.slice(1)] = segs.slice(i).join('/');
       return segs.length > i ? params : undefined;
     }
     const s = segs[i];
     if (s === undefined) return undefined;
-    if (p.startsWith(':')) params[p.slice(1)] = decode(s);
+    if (p.startsWith(':')) params[p.slice(1)] = s;
     else if (p !== s) return undefined;
   }
   return parts.length === segs.length ? params : undefined;

@@ -195,6 +195,8 @@ export class ServiceView {
    * whichever comes first. Never rejects.
    */
   waitForChange(key: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    // An aborted signal never fires 'abort' again: without this check the wait would run to its timeout.
+    if (signal?.aborted === true) return Promise.resolve();
     return new Promise((resolve) => {
       let set = this.#waiters.get(key);
       if (set === undefined) {

@@ -52,8 +52,12 @@ class Datum {
 export class DatumStore {
   readonly #datums = new Map<string, Datum>();
   readonly #bySlot = new Map<number, Set<string>>();
-  /** owner → registration IDs it wrote, with their keys, for dropping a dead connection in O(its size). */
-  readonly #byOwner = new Map<string, Map<string, string>>();
+  /**
+   * owner → (registration, key) pairs it wrote, for dropping a dead connection in O(its size). Pairs,
+   * not one key per registration: a registration renamed under the same ID sits under its old and its
+   * new name until the old one is withdrawn.
+   */
+  readonly #byOwner = new Map<string, Map<string, readonly [regId: string, key: string]>>();
   readonly #clock: VersionClock;
   #slotCount: number;
   onOp: OpSink = () => undefined;
@@ -84,14 +88,14 @@ export class DatumStore {
     if (old !== undefined && p.version === old.version) {
       if (old.owner === p.owner) return 'unchanged';
       // The same registration re-sent over a new connection: adopt it without a datum change.
-      this.#unindex(old.owner, p.registrationId);
+      this.#unindex(old.owner, p.registrationId, key);
       const adopted = { ...old, owner: p.owner };
       d.publishers.set(p.registrationId, adopted);
       this.#index(p.owner, p.registrationId, key);
       this.onOp({ slot: d.slot, key, version: d.version, put: adopted });
       return 'owner-changed';
     }
-    if (old !== undefined) this.#unindex(old.owner, p.registrationId);
+    if (old !== undefined) this.#unindex(old.owner, p.registrationId, key);
     d.publishers.set(p.registrationId, p);
     this.#index(p.owner, p.registrationId, key);
     d.changed(this.#clock.next(d.version));
@@ -115,7 +119,7 @@ export class DatumStore {
     const regs = this.#byOwner.get(owner);
     if (regs === undefined) return [];
     const changed = new Map<string, string[]>();
-    for (const [regId, key] of [...regs]) {
+    for (const [regId, key] of [...regs.values()]) {
       const d = this.#datums.get(key);
       const p = d?.publishers.get(regId);
       if (d === undefined || p?.owner !== owner) continue;
@@ -193,7 +197,7 @@ export class DatumStore {
     const d = this.#datum(op.key);
     if (op.put !== undefined) {
       const old = d.publishers.get(op.put.registrationId);
-      if (old !== undefined) this.#unindex(old.owner, op.put.registrationId);
+      if (old !== undefined) this.#unindex(old.owner, op.put.registrationId, op.key);
       d.publishers.set(op.put.registrationId, op.put);
       this.#index(op.put.owner, op.put.registrationId, op.key);
     }
@@ -209,7 +213,7 @@ export class DatumStore {
     for (const key of this.keysInSlot(slot)) {
       const d = this.#datums.get(key);
       if (d === undefined) continue;
-      for (const p of d.publishers.values()) this.#unindex(p.owner, p.registrationId);
+      for (const p of d.publishers.values()) this.#unindex(p.owner, p.registrationId, key);
       this.#datums.delete(key);
     }
     this.#bySlot.delete(slot);
@@ -252,7 +256,7 @@ export class DatumStore {
 
   #remove(d: Datum, regId: string, owner: string): void {
     d.publishers.delete(regId);
-    this.#unindex(owner, regId);
+    this.#unindex(owner, regId, d.key);
   }
 
   #index(owner: string, regId: string, key: string): void {
@@ -261,13 +265,13 @@ export class DatumStore {
       m = new Map();
       this.#byOwner.set(owner, m);
     }
-    m.set(regId, key);
+    m.set(`${regId}\n${key}`, [regId, key]);
   }
 
-  #unindex(owner: string, regId: string): void {
+  #unindex(owner: string, regId: string, key: string): void {
     const m = this.#byOwner.get(owner);
     if (m === undefined) return;
-    m.delete(regId);
+    m.delete(`${regId}\n${key}`);
     if (m.size === 0) this.#byOwner.delete(owner);
   }
 }

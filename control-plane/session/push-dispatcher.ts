@@ -116,7 +116,11 @@ export class PushDispatcher implements ChangeListener {
         else w.interest(key, true);
       }
     }
-    if (!subs.has(target.id)) this.stats.subscriptions++;
+    const old = subs.get(target.id);
+    if (old === undefined) this.stats.subscriptions++;
+    // The new subscription replaces the old one, including its unacknowledged push: acks now reach
+    // only the new one, so the old one must not be retried and fail the connection.
+    else this.#inflight.delete(old);
     const known = knownVersion ?? -1;
     subs.set(target.id, { target, key, pushed: known, acked: known, sentAt: 0, retries: 0 });
     this.#schedule(key, true);

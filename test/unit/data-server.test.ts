@@ -1,0 +1,196 @@
+import assert from 'node:assert/strict';
+import { test, type TestContext } from 'node:test';
+import type { ChangeListener, DatumChange } from '../../control-plane/data/data-api.js';
+import { DataServer } from '../../control-plane/data/data-server.js';
+import { registrationId, type Instance } from '../../proto/instance.js';
+import { silentLogger } from '../../proto/log.js';
+import { VersionClock } from '../../proto/version.js';
+import { makeInstance, settle } from '../support/fixtures.js';
+
+const web1 = makeInstance({ id: 'web-1', service: 'web', tags: ['v1'] });
+const web2 = makeInstance({ id: 'web-2', service: 'web', tags: ['v2'] });
+const db1 = makeInstance({ id: 'db-1', service: 'db' });
+
+class RecordingListener implements ChangeListener {
+  readonly changes: (readonly DatumChange[])[] = [];
+  readonly catalogVersions: number[] = [];
+  onChange(changes: readonly DatumChange[]): void {
+    this.changes.push(changes);
+  }
+  onCatalogChange(version: number): void {
+    this.catalogVersions.push(version);
+  }
+}
+
+function item(i: Instance, version = 1): { registrationId: string; instance: Instance; version: number } {
+  return { registrationId: registrationId(i), instance: i, version };
+}
+
+function start(t: TestContext, warmupMs: number): DataServer {
+  // setTimeout (warm-up, catalog debounce) is mocked; setImmediate (notification batches) stays real.
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: Date.UTC(2025, 0, 1) });
+  const server = new DataServer({
+    id: 'data-1',
+    warmupMs,
+    catalogDebounceMs: 50,
+    slotCount: 16,
+    logger: silentLogger,
+    clock: new VersionClock(() => Date.now()),
+  });
+  t.after(() => {
+    server.close();
+  });
+  // This server leads every slot, and has nothing to collect from sessions.
+  const slots = Array.from({ length: 16 }, (_, id) => ({
+    id,
+    leader: 'data-1',
+    leaderEpoch: 1,
+    followers: [],
+  }));
+  server.applyTable({ epoch: 1, slotCount: 16, slots });
+  server.finishMigration(
+    slots.map((s) => s.id),
+    [],
+  );
+  return server;
+}
+
+test('data server - during warm-up datums are incomplete; at its end versions rise and interested watchers hear', async (t) => {
+  const server = start(t, 1000);
+  const web = new RecordingListener();
+  const db = new RecordingListener();
+  const none = new RecordingListener();
+  const wWeb = server.watch('s-web', web);
+  wWeb.interest('web', true);
+  server.watch('s-db', db).interest('db', true);
+  server.watch('s-none', none);
+  assert.equal(server.warming, true);
+
+  await server.publish('conn-1', [item(web1), item(db1)], 1);
+  await settle();
+  const first = await server.fetch('web');
+  assert.equal(first.complete, false);
+  assert.deepEqual(web.changes, [[{ key: 'web', version: first.version }]]);
+  assert.equal(db.changes.length, 1);
+
+  t.mock.timers.tick(999);
+  await settle();
+  assert.equal(server.warming, true);
+  assert.equal(web.changes.length, 1);
+
+  t.mock.timers.tick(1);
+  await settle();
+  assert.equal(server.warming, false);
+  const after = await server.fetch('web');
+  assert.equal(after.complete, true);
+  assert.ok(after.version > first.version, 'warm-up end bumps the version');
+  assert.deepEqual(after.instances, first.instances);
+  assert.deepEqual(web.changes, [
+    [{ key: 'web', version: first.version }],
+    [{ key: 'web', version: after.version }],
+  ]);
+  assert.deepEqual(
+    db.changes.map((c) => c.map((x) => x.key)),
+    [['db'], ['db']],
+  );
+  assert.deepEqual(none.changes, [], 'a watcher without interest hears nothing');
+});
+
+test('data server - changes made in one turn are notified together, once per key with its latest version', async (t) => {
+  const server = start(t, 0);
+  const l = new RecordingListener();
+  const w = server.watch('s1', l);
+  w.interest('web', true);
+  w.interest('db', true);
+  await server.publish('conn-1', [item(web1)], 1);
+  await server.publish('conn-1', [item(web2), item(db1)], 1);
+  assert.deepEqual(l.changes, [], 'nothing before the batch goes out');
+  await settle();
+  assert.equal(l.changes.length, 1);
+  const versions = await server.versions(['web', 'db']);
+  assert.deepEqual(l.changes[0], [
+    { key: 'web', version: versions.get('web') },
+    { key: 'db', version: versions.get('db') },
+  ]);
+  assert.equal((await server.fetch('web')).complete, true, 'no warm-up: complete from the start');
+});
+
+test('data server - only applied changes notify; interest can be withdrawn', async (t) => {
+  const server = start(t, 0);
+  const l = new RecordingListener();
+  const w = server.watch('s1', l);
+  w.interest('web', true);
+  assert.deepEqual(await server.publish('conn-1', [item(web1, 2)], 1), ['applied']);
+  await settle();
+  assert.deepEqual(await server.publish('conn-1', [item(web1, 2), item(web1, 1)], 1), ['unchanged', 'stale']);
+  await settle();
+  assert.equal(l.changes.length, 1);
+  await server.unpublish([{ key: 'web', registrationId: registrationId(web1), version: 1 }], 1);
+  await settle();
+  assert.equal(l.changes.length, 1, 'an older removal changes nothing');
+  w.interest('web', false);
+  await server.unpublish([{ key: 'web', registrationId: registrationId(web1), version: 3 }], 1);
+  await settle();
+  assert.equal(l.changes.length, 1);
+  assert.deepEqual((await server.fetch('web')).instances, []);
+});
+
+test('data server - dropOwner notifies the keys it emptied', async (t) => {
+  const server = start(t, 0);
+  const l = new RecordingListener();
+  server.watch('s1', l).interest('web', true);
+  await server.publish('conn-1', [item(web1)], 1);
+  await server.publish('conn-2', [item(web2)], 1);
+  await settle();
+  await server.dropOwner('conn-1');
+  await settle();
+  assert.deepEqual(
+    l.changes.map((c) => c.map((x) => x.key)),
+    [['web'], ['web']],
+  );
+  assert.deepEqual(
+    (await server.fetch('web')).instances.map((i) => i.id),
+    ['web-2'],
+  );
+});
+
+test('data server - catalog changes are debounced into one notification with a new version', async (t) => {
+  const server = start(t, 0);
+  const l = new RecordingListener();
+  const w = server.watch('s1', l);
+  w.catalogInterest(true);
+  const v0 = (await server.fetchCatalog()).version;
+  await server.publish('conn-1', [item(web1)], 1);
+  t.mock.timers.tick(20);
+  await server.publish('conn-1', [item(db1)], 1);
+  t.mock.timers.tick(29);
+  assert.deepEqual(l.catalogVersions, []);
+  t.mock.timers.tick(1);
+  assert.equal(l.catalogVersions.length, 1);
+  const c = await server.fetchCatalog();
+  assert.ok(c.version > v0);
+  assert.equal(l.catalogVersions[0], c.version);
+  assert.deepEqual(c.services, { web: ['v1'], db: [] });
+  // A change that leaves the list as it was makes no new catalog version.
+  await server.publish('conn-1', [item({ ...web1, port: 1 }, 2)], 1);
+  t.mock.timers.tick(50);
+  assert.equal(l.catalogVersions.length, 1);
+});
+
+test('data server - a catalog fetch between a change and its notification sees the change', async (t) => {
+  const server = start(t, 0);
+  await server.publish('conn-1', [item(web1)], 1);
+  assert.deepEqual((await server.fetchCatalog()).services, { web: ['v1'] });
+});
+
+test('data server - a closed watch hears nothing more', async (t) => {
+  const server = start(t, 0);
+  const l = new RecordingListener();
+  const w = server.watch('s1', l);
+  w.interest('web', true);
+  w.close();
+  await server.publish('conn-1', [item(web1)], 1);
+  await settle();
+  assert.deepEqual(l.changes, []);
+  assert.equal(server.stats().sessions, 0);
+});
