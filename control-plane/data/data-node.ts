@@ -8,7 +8,6 @@
  *   stream of `repl` events, one per change, stamped with the leader's clock (the lag is measured).
  * - A session whose link closes keeps its publishers for the session grace period, then they go.
  */
-import { SpanKind } from '@opentelemetry/api';
 import {
   DATA_LINK_PATH,
   DRAIN_EVENT,
@@ -30,13 +29,12 @@ import {
   type ReplicationOp,
 } from '../../proto/cluster-link.js';
 import type { Logger } from '../../proto/log.js';
-import { contextFrom, traceparentOfSpan, tracer } from '../../proto/telemetry.js';
 import { opsEndpoints, type OpsOptions } from '../admin/ops-http.js';
 import { CLUSTER_PROTOCOL_VERSION } from '../../proto/rpc.js';
 import { LinkClient } from '../link/link-client.js';
 import { RoleServer } from '../link/role-server.js';
 import { params, type RpcPeer } from '../link/rpc-peer.js';
-import { dataAdminRoutes, registerDataMetrics } from './data-ops.js';
+import { dataAdminRoutes, registerDataMetrics, tracedPublish } from './data-ops.js';
 import { DataServer } from './data-server.js';
 
 export interface DataNodeOptions {
@@ -228,16 +226,7 @@ export class DataNode {
       .handle('publish', async (raw) => {
         const p = params(raw, decodePublishParams);
         this.#publishes += p.items.length;
-        const span = tracer().startSpan(
-          'data.publish',
-          { kind: SpanKind.SERVER, attributes: { 'meshreg.items': p.items.length, 'meshreg.data_id': s.id } },
-          contextFrom(p.traceparent),
-        );
-        try {
-          return { outcomes: await s.publish(p.owner, p.items, p.epoch, traceparentOfSpan(span)) };
-        } finally {
-          span.end();
-        }
+        return { outcomes: await tracedPublish(s, p) };
       })
       .handle('unpublish', async (raw) => {
         const p = params(raw, decodeUnpublishParams);

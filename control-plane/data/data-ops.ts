@@ -2,11 +2,31 @@
  * The data role's metrics and admin routes: what a data server holds, per slot state, and a
  * service's datum as this replica sees it (the CLI asks every replica and compares).
  */
+import { SpanKind } from '@opentelemetry/api';
+import type { PublishParams } from '../../proto/cluster-link.js';
 import { MeshregError } from '../../proto/errors.js';
 import { SERVICE_NAME_PATTERN } from '../../proto/instance.js';
-import { observeGauges } from '../../proto/telemetry.js';
+import { contextFrom, observeGauges, traceparentOfSpan, tracer } from '../../proto/telemetry.js';
 import type { AdminRoute } from '../admin/ops-http.js';
+import type { PublishOutcome } from './datum-store.js';
 import type { DataServer } from './data-server.js';
+
+/**
+ * A session's publish as one `data.publish` span, a child of the session's span; the changes it
+ * causes carry this span's context on to the push.
+ */
+export async function tracedPublish(server: DataServer, p: PublishParams): Promise<PublishOutcome[]> {
+  const span = tracer().startSpan(
+    'data.publish',
+    { kind: SpanKind.SERVER, attributes: { 'meshreg.items': p.items.length, 'meshreg.data_id': server.id } },
+    contextFrom(p.traceparent),
+  );
+  try {
+    return await server.publish(p.owner, p.items, p.epoch, traceparentOfSpan(span));
+  } finally {
+    span.end();
+  }
+}
 
 /** Registers the data server's gauges; returns their unregistration. */
 export function registerDataMetrics(
