@@ -5,8 +5,11 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { Instance } from '../proto/instance.js';
 import type { Logger } from '../proto/log.js';
+import { tracer } from '../proto/telemetry.js';
+import { registerAgentMetrics } from './agent-metrics.js';
 import { VersionClock } from '../proto/version.js';
 import type { AgentConfig } from './config.js';
 import { addConsulRoutes, type ConsulBackend, type UpstreamStatus } from './http/consul-api.js';
@@ -28,6 +31,12 @@ const STATE_FILE = 'local-services.json';
 const VIEW_CACHE_FILE = 'view-cache.json';
 const NODE_ID_FILE = 'node-id';
 
+/** What the entry point lends the agent. */
+export interface AgentHooks {
+  /** Prometheus text of the process's metrics, served at `GET /v1/meshreg/metrics`. */
+  readonly scrape?: () => Promise<string>;
+}
+
 export class Agent implements ConsulBackend {
   readonly node: NodeIdentity;
   readonly datacenter: string;
@@ -44,8 +53,9 @@ export class Agent implements ConsulBackend {
   readonly #config: AgentConfig;
   readonly #log: Logger;
   readonly checks: AgentChecks;
+  readonly #unregisterMetrics: () => void;
 
-  private constructor(config: AgentConfig, node: NodeIdentity, logger: Logger) {
+  private constructor(config: AgentConfig, node: NodeIdentity, logger: Logger, hooks: AgentHooks) {
     this.node = node;
     this.datacenter = config.datacenter;
     this.firstReadWaitMs = config.firstReadWaitMs;
@@ -131,6 +141,16 @@ export class Agent implements ConsulBackend {
       }),
     );
     router.add('GET', '/v1/meshreg/sync-status', () => ({ status: 200, body: this.syncStatus() }));
+    router.add('GET', '/v1/meshreg/metrics', async () => ({
+      status: 200,
+      text: (await hooks.scrape?.()) ?? '',
+      headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' },
+    }));
+    this.#unregisterMetrics = registerAgentMetrics(node.node, {
+      local: this.local,
+      view: this.view,
+      sync: this.#sync,
+    });
     this.#http = new HttpServer(router, {
       host: config.host,
       port: config.port,
@@ -140,7 +160,7 @@ export class Agent implements ConsulBackend {
   }
 
   /** Loads identity and state from the data folder, binds the HTTP API, and connects upstream. */
-  static async start(config: AgentConfig, logger: Logger): Promise<Agent> {
+  static async start(config: AgentConfig, logger: Logger, hooks: AgentHooks = {}): Promise<Agent> {
     await fs.mkdir(config.dataDir, { recursive: true });
     const nodeId = await loadNodeId(config.dataDir);
     const log = logger.child({ role: 'agent', node: config.nodeName });
@@ -151,7 +171,7 @@ export class Agent implements ConsulBackend {
       zone: config.zone,
       region: config.region,
     };
-    const agent = new Agent(config, node, log);
+    const agent = new Agent(config, node, log, hooks);
     await agent.#restore(path.join(config.dataDir, STATE_FILE));
     const cached = await agent.#cache.restore();
     if (cached > 0) log.info('restored cached views', { services: cached });
@@ -184,6 +204,7 @@ export class Agent implements ConsulBackend {
   }
 
   async stop(): Promise<void> {
+    this.#unregisterMetrics();
     this.#files?.stop();
     this.checks.close();
     this.#sync.stop();
@@ -196,10 +217,31 @@ export class Agent implements ConsulBackend {
   // ---- ConsulBackend ----------------------------------------------------------------------------
 
   async register(req: RegisterRequest, replaceExistingChecks = false): Promise<void> {
-    const defs = this.checks.decodeServiceChecks(req);
-    const persisted = this.checks.applyServiceChecks(req.def.id, defs, replaceExistingChecks);
-    this.local.register(req.def, this.checks.states(req.def.id), persisted);
-    await this.#writer.write();
+    // The span is active while the local change is published, so the frame carries its trace.
+    await tracer().startActiveSpan(
+      'agent.register',
+      {
+        kind: SpanKind.SERVER,
+        attributes: { 'meshreg.service': req.def.name, 'meshreg.service_id': req.def.id },
+      },
+      async (span) => {
+        try {
+          const defs = this.checks.decodeServiceChecks(req);
+          const persisted = this.checks.applyServiceChecks(req.def.id, defs, replaceExistingChecks);
+          this.local.register(req.def, this.checks.states(req.def.id), persisted);
+          await this.#writer.write();
+        } catch (err) {
+          span.setStatus({ code: SpanStatusCode.ERROR });
+          throw err;
+        } finally {
+          span.end();
+        }
+      },
+    );
+  }
+
+  subscriptionRefusal(service: string): { code: string; message: string } | undefined {
+    return this.#sync.subscriptionRefusal(service);
   }
 
   async deregister(id: string): Promise<void> {
@@ -234,9 +276,11 @@ export class Agent implements ConsulBackend {
   syncStatus(): Record<string, unknown> {
     return {
       connected: this.#sync.state === 'open',
-      services: this.local
-        .list()
-        .map((r) => ({ ID: r.def.id, Service: r.def.name, Version: r.version, InSync: r.synced })),
+      services: this.local.list().map((r) => {
+        const refused = this.#sync.registrationRefusal(r.def.id);
+        const base = { ID: r.def.id, Service: r.def.name, Version: r.version, InSync: r.synced };
+        return refused === undefined || r.synced ? base : { ...base, Refused: refused };
+      }),
       pendingRemovals: this.local
         .tombstones()
         .map((t) => ({ ID: t.id, Service: t.service, Version: t.version })),

@@ -12,6 +12,15 @@ import { AGENT_VARS, readAgentConfig } from '../agent/config.js';
 import { CONTROL_PLANE_VARS, readControlPlaneConfig } from '../control-plane/config.js';
 import { ControlPlane } from '../control-plane/server.js';
 import { createLogger, type Logger } from '../proto/log.js';
+import { runCtl } from './ctl.js';
+import { startTelemetry } from './telemetry.js';
+
+/** A started process: how to stop it, and (for a drained server) a promise that asks it to stop. */
+interface Running {
+  readonly logger: Logger;
+  stop(): Promise<void>;
+  readonly finished?: Promise<string>;
+}
 
 const HELP = `meshreg — a service registry with a Consul-compatible sidecar agent
 
@@ -23,7 +32,11 @@ Commands:
             roles listed in MESHREG_ROLES (e.g. MESHREG_ROLES=data). Each role has its own port
             and a GET /health.
   agent     Start a sidecar agent connected to the session servers in MESHREG_AGENT_UPSTREAM.
+  ctl       Operate a cluster through meta's admin API (meshreg ctl --help).
   help      Show this text (also --help).
+
+Metrics are served in Prometheus text at GET /metrics on every role port (the agent:
+GET /v1/meshreg/metrics); OTLP export and traces follow the standard OTEL_* variables.
 
 Every setting is an environment variable:
 ${[...CONTROL_PLANE_VARS, ...AGENT_VARS]
@@ -45,6 +58,8 @@ async function main(argv: readonly string[]): Promise<number> {
       return run(await startServer());
     case 'agent':
       return run(await startAgent());
+    case 'ctl':
+      return runCtl(argv.slice(1), process.env);
     case 'help':
     case '--help':
     case '-h':
@@ -61,15 +76,20 @@ function ready(what: string, addresses: Record<string, string>): void {
   process.stdout.write(`meshreg ${what} ready ${JSON.stringify(addresses)}\n`);
 }
 
-async function startDev(): Promise<{ stop: () => Promise<void>; logger: Logger }> {
+async function startDev(): Promise<Running> {
   const cp = readControlPlaneConfig(process.env, { dev: true });
   const logger = createLogger(cp.logLevel, { pid: process.pid });
-  const plane = new ControlPlane({ ...cp, roles: ['meta', 'data', 'session'] }, logger);
+  // The SDK starts before any module exists: instruments bind to the meter provider when created.
+  const telemetry = startTelemetry('meshreg-dev', process.env, logger);
+  const plane = new ControlPlane({ ...cp, roles: ['meta', 'data', 'session'] }, logger, {
+    scrape: telemetry.scrape,
+  });
   await plane.start();
   const session = plane.session?.url ?? '';
   const agent = await Agent.start(
     readAgentConfig(process.env, { token: cp.token, upstream: [session] }),
     logger,
+    { scrape: telemetry.scrape },
   );
   ready('dev', {
     agent: agent.address,
@@ -81,32 +101,58 @@ async function startDev(): Promise<{ stop: () => Promise<void>; logger: Logger }
     stop: async () => {
       await agent.stop();
       await plane.stop();
+      await telemetry.shutdown();
     },
   };
 }
 
-async function startServer(): Promise<{ stop: () => Promise<void>; logger: Logger }> {
+async function startServer(): Promise<Running> {
   const cp = readControlPlaneConfig(process.env, { dev: false });
   const logger = createLogger(cp.logLevel, { pid: process.pid });
-  const plane = new ControlPlane(cp, logger);
+  const telemetry = startTelemetry(`meshreg-${cp.roles.join('-')}`, process.env, logger);
+  let drained: (why: string) => void = () => undefined;
+  const finished = new Promise<string>((resolve) => {
+    drained = resolve;
+  });
+  const plane = new ControlPlane(cp, logger, {
+    scrape: telemetry.scrape,
+    // A drained server has handed everything over; the process has nothing left to do.
+    onDrained: (role) => {
+      drained(`${role} drained`);
+    },
+  });
   await plane.start();
   ready('server', plane.addresses());
-  return { logger, stop: () => plane.stop() };
+  return {
+    logger,
+    finished,
+    stop: async () => {
+      await plane.stop();
+      await telemetry.shutdown();
+    },
+  };
 }
 
-async function startAgent(): Promise<{ stop: () => Promise<void>; logger: Logger }> {
+async function startAgent(): Promise<Running> {
   const config = readAgentConfig(process.env);
   const logger = createLogger(config.logLevel, { pid: process.pid });
-  const agent = await Agent.start(config, logger);
+  const telemetry = startTelemetry('meshreg-agent', process.env, logger);
+  const agent = await Agent.start(config, logger, { scrape: telemetry.scrape });
   ready('agent', { agent: agent.address, ...(agent.xdsAddress === '' ? {} : { xds: agent.xdsAddress }) });
-  return { logger, stop: () => agent.stop() };
+  return {
+    logger,
+    stop: async () => {
+      await agent.stop();
+      await telemetry.shutdown();
+    },
+  };
 }
 
-/** Waits for SIGINT/SIGTERM, then stops cleanly (a second signal exits at once). */
-function run(proc: { stop: () => Promise<void>; logger: Logger }): Promise<number> {
+/** Waits for SIGINT/SIGTERM (or a drain), then stops cleanly (a second signal exits at once). */
+function run(proc: Running): Promise<number> {
   return new Promise((resolve) => {
     let stopping = false;
-    const onSignal = (signal: NodeJS.Signals): void => {
+    const onSignal = (signal: string): void => {
       if (stopping) {
         process.exit(130);
       }
@@ -124,6 +170,7 @@ function run(proc: { stop: () => Promise<void>; logger: Logger }): Promise<numbe
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    void proc.finished?.then(onSignal);
   });
 }
 

@@ -12,6 +12,12 @@ export const ROLES: readonly Role[] = ['meta', 'data', 'session'];
 
 export interface ControlPlaneConfig {
   readonly logLevel: LogLevel;
+  readonly admin: {
+    /** Bearer token of the admin API; '' turns it off. */
+    readonly token: string;
+    /** Accept admin requests from non-loopback clients. */
+    readonly remote: boolean;
+  };
   readonly roles: readonly Role[];
   readonly token: string;
   readonly clusterToken: string;
@@ -74,6 +80,16 @@ export const CONTROL_PLANE_VARS: readonly VarDoc[] = [
     doc: 'Shared secret agents present in their hello; required by `meshreg server`.',
   },
   { name: 'MESHREG_LOG_LEVEL', default: 'info', doc: 'debug, info, warn or error.' },
+  {
+    name: 'MESHREG_ADMIN_TOKEN',
+    default: '(none: admin API off)',
+    doc: 'Bearer token of the admin API (/admin/... on every role port) and of `meshreg ctl`.',
+  },
+  {
+    name: 'MESHREG_ADMIN_REMOTE',
+    default: 'false',
+    doc: 'Accept admin requests from non-loopback clients (they are refused with 403 otherwise).',
+  },
   {
     name: 'MESHREG_ROLES',
     default: 'meta,data,session',
@@ -233,6 +249,10 @@ export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: bool
   const metaPort = e.get('MESHREG_META_PORT').default('9610').asPortNumber();
   return Object.freeze({
     logLevel: level,
+    admin: Object.freeze({
+      token: e.get('MESHREG_ADMIN_TOKEN').default('').asString(),
+      remote: e.get('MESHREG_ADMIN_REMOTE').default('false').asBool(),
+    }),
     roles: Object.freeze(roles as Role[]),
     token,
     clusterToken: e.get('MESHREG_CLUSTER_TOKEN').default(token).asString(),

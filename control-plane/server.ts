@@ -4,10 +4,17 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../proto/log.js';
+import type { Scrape } from './admin/ops-http.js';
 import type { ControlPlaneConfig } from './config.js';
 import { DataNode } from './data/data-node.js';
 import { MetaNode } from './meta/meta-node.js';
 import { SessionNode } from './session/session-node.js';
+
+/** What the entry point lends the roles: the metrics scrape, and what to do when a drain completes. */
+export interface ControlPlaneHooks {
+  readonly scrape?: Scrape;
+  readonly onDrained?: (role: 'data' | 'session') => void;
+}
 
 export class ControlPlane {
   meta: MetaNode | undefined;
@@ -15,10 +22,12 @@ export class ControlPlane {
   session: SessionNode | undefined;
   readonly #config: ControlPlaneConfig;
   readonly #log: Logger;
+  readonly #hooks: ControlPlaneHooks;
 
-  constructor(config: ControlPlaneConfig, logger: Logger) {
+  constructor(config: ControlPlaneConfig, logger: Logger, hooks: ControlPlaneHooks = {}) {
     this.#config = config;
     this.#log = logger;
+    this.#hooks = hooks;
   }
 
   /** The addresses of the roles started, for the ready line. */
@@ -33,6 +42,7 @@ export class ControlPlane {
   async start(): Promise<void> {
     const c = this.#config;
     const link = { callTimeoutMs: c.link.callTimeoutMs, maxFrameBytes: c.link.maxFrameBytes };
+    const ops = { adminToken: c.admin.token, adminRemote: c.admin.remote, scrape: this.#hooks.scrape };
     if (c.roles.includes('meta')) {
       this.meta = new MetaNode({
         host: c.meta.host,
@@ -45,6 +55,7 @@ export class ControlPlane {
         followers: c.meta.slotFollowers,
         maxLeaderMoves: c.meta.maxLeaderMoves,
         ...link,
+        ops,
         logger: this.#log,
       });
       await this.meta.start();
@@ -65,6 +76,8 @@ export class ControlPlane {
         migrationTimeoutMs: c.data.migrationTimeoutMs,
         heartbeatMs: c.link.heartbeatMs,
         ...link,
+        ops,
+        onDrained: () => this.#hooks.onDrained?.('data'),
         logger: this.#log,
       });
       await this.data.start();
@@ -98,6 +111,8 @@ export class ControlPlane {
         clusterToken: c.clusterToken,
         heartbeatMs: c.link.heartbeatMs,
         ...link,
+        ops,
+        onDrained: () => this.#hooks.onDrained?.('session'),
       });
       await this.session.start();
     }

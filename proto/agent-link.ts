@@ -7,6 +7,7 @@
  * immutable, versioned snapshots of each subscribed service; the agent acknowledges each by version.
  */
 import { readInstance, SERVICE_NAME_PATTERN, type Instance } from './instance.js';
+import { readTraceparent } from './trace-context.js';
 import {
   Issues,
   at,
@@ -46,6 +47,8 @@ export interface Registration {
 export interface Publish {
   readonly type: 'publish';
   readonly registrations: readonly Registration[];
+  /** W3C trace context of the change that caused this publish (optional). */
+  readonly traceparent?: string;
 }
 
 export interface Withdrawal {
@@ -146,7 +149,14 @@ export interface Pong {
   readonly sentAt: number;
 }
 
-export type SessionFrame = Welcome | Confirm | Push | Catalog | Pong;
+/** A subscription the session refused (e.g. a blacklisted name); nothing will be pushed for it. */
+export interface Refused {
+  readonly type: 'refused';
+  readonly service: string;
+  readonly error: { readonly code: string; readonly message: string };
+}
+
+export type SessionFrame = Welcome | Confirm | Push | Catalog | Pong | Refused;
 
 // ---- decoders -----------------------------------------------------------------------------------
 
@@ -190,7 +200,13 @@ export function decodeAgentFrame(raw: unknown): Decoded<AgentFrame> {
         },
         { required: true, maxItems: MAX_BATCH },
       );
-      return issues.result<AgentFrame>(registrations && { type: 'publish', registrations });
+      const traceparent = readTraceparent(issues, o['traceparent'], 'traceparent');
+      return issues.result<AgentFrame>(
+        registrations &&
+          (traceparent === undefined
+            ? { type: 'publish', registrations }
+            : { type: 'publish', registrations, traceparent }),
+      );
     }
     case 'unpublish': {
       const registrations = readArray(
@@ -378,8 +394,16 @@ export function decodeSessionFrame(raw: unknown): Decoded<SessionFrame> {
       const sentAt = readInt(issues, o['sentAt'], 'sentAt', { required: true });
       return issues.result<SessionFrame>(sentAt === undefined ? undefined : { type: 'pong', sentAt });
     }
+    case 'refused': {
+      const service = readString(issues, o['service'], 'service', serviceRules);
+      const eo = readObject(issues, o['error'], 'error');
+      const code = readString(issues, eo?.['code'], 'error.code', { required: true, maxLength: 64 });
+      const message = readString(issues, eo?.['message'], 'error.message', { maxLength: 1024 }) ?? '';
+      if (service === undefined || code === undefined) return issues.result<SessionFrame>(undefined);
+      return issues.result<SessionFrame>({ type: 'refused', service, error: { code, message } });
+    }
     default:
-      issues.add('type', 'must be one of welcome, confirm, push, catalog, pong');
+      issues.add('type', 'must be one of welcome, confirm, push, catalog, pong, refused');
       return issues.result<SessionFrame>(undefined);
   }
 }

@@ -4,6 +4,7 @@
  */
 import { readInstance, SERVICE_NAME_PATTERN, type Instance } from './instance.js';
 import { decodeSlotTableInto, type SlotTable } from './slot-table.js';
+import { readTraceparent, withTraceparent } from './trace-context.js';
 import {
   Issues,
   at,
@@ -17,7 +18,12 @@ import {
   type Decoded,
 } from './validate.js';
 
+export { decodeDrain, decodeSwitches, type Switches } from './switches.js';
+
 export const META_LINK_PATH = '/v1/meta-link';
+/** Events meta sends to members besides `table` and `members`. */
+export const SWITCHES_EVENT = 'switches';
+export const DRAIN_EVENT = 'drain';
 export const DATA_LINK_PATH = '/v1/data-link';
 
 const MAX_ITEMS = 100_000;
@@ -57,6 +63,8 @@ export interface CatalogView {
 export interface DatumChange {
   readonly key: string;
   readonly version: number;
+  /** W3C trace context of the write that caused the change, when it was traced. */
+  readonly traceparent?: string;
 }
 
 export interface Member {
@@ -85,6 +93,8 @@ export interface PublishParams {
   readonly epoch: number;
   readonly owner: string;
   readonly items: readonly PublishItem[];
+  /** W3C trace context of the session span that made the write (optional). */
+  readonly traceparent?: string;
 }
 
 export interface UnpublishParams {
@@ -226,8 +236,9 @@ export const decodePublishParams = (raw: unknown): Decoded<PublishParams> =>
       required: true,
       maxItems: MAX_ITEMS,
     });
+    const traceparent = readTraceparent(issues, o['traceparent'], 'traceparent');
     if (epoch === undefined || owner === undefined || items === undefined) return undefined;
-    return { epoch, owner, items };
+    return { epoch, owner, items, ...withTraceparent(traceparent) };
   });
 
 export const decodeUnpublishParams = (raw: unknown): Decoded<UnpublishParams> =>
@@ -341,7 +352,9 @@ export const decodeChanges = (raw: unknown): Decoded<{ changes: DatumChange[] }>
         const co = readObject(issues, c, p);
         const key = readString(issues, co?.['key'], at(p, 'key'), keyRules);
         const version = readInt(issues, co?.['version'], at(p, 'version'), { required: true });
-        return key === undefined || version === undefined ? undefined : { key, version };
+        const traceparent = readTraceparent(issues, co?.['traceparent'], at(p, 'traceparent'));
+        if (key === undefined || version === undefined) return undefined;
+        return { key, version, ...withTraceparent(traceparent) };
       },
       { required: true, maxItems: MAX_ITEMS },
     );

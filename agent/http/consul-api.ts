@@ -39,6 +39,8 @@ export interface ConsulBackend {
   register(req: RegisterRequest, replaceExistingChecks: boolean): Promise<void>;
   deregister(id: string): Promise<void>;
   upstream(): UpstreamStatus;
+  /** Why the control plane refused to let this host watch `service` (a blacklist), if it did. */
+  subscriptionRefusal(service: string): { code: string; message: string } | undefined;
 }
 
 export function addConsulRoutes(router: Router, b: ConsulBackend): void {
@@ -184,6 +186,9 @@ async function serviceRead(
   if (!entry.received && b.upstream().connected) {
     await b.view.waitForChange(name, b.firstReadWaitMs, req.signal);
   }
+  const refusal = b.subscriptionRefusal(name);
+  if (refusal !== undefined)
+    throw new MeshregError('forbidden', `watching "${name}" was refused: ${refusal.message}`);
   await block(b, () => entry.modifyIndex, name, blocking.index, blocking.waitMs, req.signal);
   const index = entry.modifyIndex;
   let list: Instance[] = b.view.instances(name);

@@ -27,6 +27,8 @@ export interface HttpResult {
   readonly status: number;
   /** Serialised as JSON; `undefined` sends an empty body. */
   readonly body?: unknown;
+  /** Sent as is instead of `body` (with its own content type in `headers`), e.g. Prometheus text. */
+  readonly text?: string;
   readonly headers?: Readonly<Record<string, string>>;
 }
 
@@ -167,7 +169,9 @@ export class HttpServer {
         signal: abort.signal,
       });
       if (res.destroyed) return;
-      send(res, result.status, result.body, result.headers, method === 'HEAD');
+      if (result.text !== undefined)
+        sendText(res, result.status, result.text, result.headers, method === 'HEAD');
+      else send(res, result.status, result.body, result.headers, method === 'HEAD');
     } catch (err) {
       if (!(err instanceof MeshregError)) throw err;
       if (err.code === 'payload_too_large') res.setHeader('connection', 'close');
@@ -188,6 +192,21 @@ function send(
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(text),
     ...headers,
+  });
+  res.end(head ? undefined : text);
+}
+
+function sendText(
+  res: http.ServerResponse,
+  status: number,
+  text: string,
+  headers: Readonly<Record<string, string>> = {},
+  head = false,
+): void {
+  res.writeHead(status, {
+    'content-type': 'text/plain; charset=utf-8',
+    ...headers,
+    'content-length': Buffer.byteLength(text),
   });
   res.end(head ? undefined : text);
 }

@@ -14,6 +14,8 @@ import {
   type Welcome,
 } from '../../proto/agent-link.js';
 import type { Logger } from '../../proto/log.js';
+import { traceparentOf } from '../../proto/telemetry.js';
+import { withTraceparent } from '../../proto/trace-context.js';
 import {
   toInstance,
   type LocalChange,
@@ -42,6 +44,9 @@ export class AgentSync implements LinkHandler {
   #welcome: Welcome | undefined;
   readonly #stateListeners = new Set<(s: LinkState) => void>();
   readonly counters = { pushesApplied: 0, pushesIgnored: 0, confirms: 0, refusals: 0 };
+  /** Why the control plane refused a registration (by service ID) or a subscription (by name). */
+  readonly #refusedRegs = new Map<string, { code: string; message: string }>();
+  readonly #refusedSubs = new Map<string, { code: string; message: string }>();
 
   constructor(local: LocalServices, view: ServiceView, node: NodeIdentity, opts: SyncOptions) {
     this.#local = local;
@@ -99,6 +104,16 @@ export class AgentSync implements LinkHandler {
     };
   }
 
+  /** The last refusal of a registration, by service ID. */
+  registrationRefusal(id: string): { code: string; message: string } | undefined {
+    return this.#refusedRegs.get(id);
+  }
+
+  /** The refusal of a subscription, by service name (cleared on the next connect). */
+  subscriptionRefusal(service: string): { code: string; message: string } | undefined {
+    return this.#refusedSubs.get(service);
+  }
+
   subscribe(service: string): void {
     this.#send({ type: 'subscribe', services: [{ service }] });
   }
@@ -111,6 +126,8 @@ export class AgentSync implements LinkHandler {
 
   onOpen(welcome: Welcome): void {
     this.#welcome = welcome;
+    // Switches may have changed while away: ask again.
+    this.#refusedSubs.clear();
     this.#lastHeardMs = Date.now();
     const regs = this.#local.list().map((r) => ({ instance: toInstance(r, this.#node), version: r.version }));
     for (const batch of chunks(regs)) this.#send({ type: 'publish', registrations: batch });
@@ -140,10 +157,19 @@ export class AgentSync implements LinkHandler {
       case 'catalog':
         this.#view.applyCatalog(frame);
         return;
+      case 'refused':
+        this.#refusedSubs.set(frame.service, frame.error);
+        this.#log.warn('subscription refused by the control plane', {
+          service: frame.service,
+          code: frame.error.code,
+          reason: frame.error.message,
+        });
+        return;
       case 'confirm':
         for (const r of frame.results) {
           if (r.error !== undefined) {
             this.counters.refusals++;
+            if (r.op === 'publish') this.#refusedRegs.set(r.id, r.error);
             this.#log.warn('registration refused by the control plane', {
               op: r.op,
               id: r.id,
@@ -153,6 +179,7 @@ export class AgentSync implements LinkHandler {
             continue;
           }
           this.counters.confirms++;
+          this.#refusedRegs.delete(r.id);
           if (r.op === 'publish') this.#local.confirmPublish(r.id, r.version);
           else this.#local.confirmUnpublish(r.id, r.version);
         }
@@ -181,9 +208,11 @@ export class AgentSync implements LinkHandler {
 
   #onLocalChange(change: LocalChange): void {
     if (change.kind === 'upsert') {
+      // Called within the caller's span (an HTTP register), whose trace the frame carries on.
       this.#send({
         type: 'publish',
         registrations: [{ instance: toInstance(change.record, this.#node), version: change.record.version }],
+        ...withTraceparent(traceparentOf()),
       });
     } else {
       this.#send({ type: 'unpublish', registrations: [change.tombstone] });

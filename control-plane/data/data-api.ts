@@ -27,8 +27,16 @@ export interface DataWatch {
 
 export interface DataApi {
   readonly id: string;
-  /** `epoch` is the caller's slot-table epoch; a server that does not lead the slot refuses (stale_epoch). */
-  publish(owner: string, items: readonly PublishItem[], epoch: number): Promise<PublishOutcome[]>;
+  /**
+   * `epoch` is the caller's slot-table epoch; a server that does not lead the slot refuses
+   * (stale_epoch). `traceparent` is the trace the write belongs to; its changes carry it on.
+   */
+  publish(
+    owner: string,
+    items: readonly PublishItem[],
+    epoch: number,
+    traceparent?: string,
+  ): Promise<PublishOutcome[]>;
   unpublish(items: readonly UnpublishItem[], epoch: number): Promise<void>;
   /** Removes every publisher still owned by `owner` (a connection that did not come back). */
   dropOwner(owner: string): Promise<void>;

@@ -10,6 +10,7 @@
  */
 import {
   DATA_LINK_PATH,
+  DRAIN_EVENT,
   decodeInterest,
   decodeKey,
   decodeKeys,
@@ -28,10 +29,12 @@ import {
   type ReplicationOp,
 } from '../../proto/cluster-link.js';
 import type { Logger } from '../../proto/log.js';
+import { opsEndpoints, type OpsOptions } from '../admin/ops-http.js';
 import { CLUSTER_PROTOCOL_VERSION } from '../../proto/rpc.js';
 import { LinkClient } from '../link/link-client.js';
 import { RoleServer } from '../link/role-server.js';
 import { params, type RpcPeer } from '../link/rpc-peer.js';
+import { dataAdminRoutes, registerDataMetrics, tracedPublish } from './data-ops.js';
 import { DataServer } from './data-server.js';
 
 export interface DataNodeOptions {
@@ -51,6 +54,10 @@ export interface DataNodeOptions {
   readonly callTimeoutMs: number;
   readonly maxFrameBytes: number;
   readonly logger: Logger;
+  /** `/metrics` and the admin API on the data port. */
+  readonly ops: Omit<OpsOptions, 'logger'>;
+  /** Called once a drain asked by meta is complete: this server leads and follows no slot. */
+  readonly onDrained?: () => void;
 }
 
 interface SessionPeer {
@@ -76,6 +83,9 @@ export class DataNode {
   readonly #lagMs: number[] = [];
   /** Slots whose migration is running, so a newer table does not start a second one. */
   readonly #inFlight = new Set<number>();
+  readonly #unregisterMetrics: () => void;
+  #publishes = 0;
+  #draining: 'no' | 'draining' | 'drained' = 'no';
 
   constructor(opts: DataNodeOptions) {
     this.#opts = opts;
@@ -103,6 +113,16 @@ export class DataNode {
       this.#accept(peer, hello);
       return { id: opts.id };
     });
+    this.#role.extend(
+      opsEndpoints(
+        { ...opts.ops, logger: this.#log },
+        dataAdminRoutes(this.server, () => this.health()),
+      ),
+    );
+    this.#unregisterMetrics = registerDataMetrics(this.server, () => ({
+      sessions: this.#sessions.size,
+      publishes: this.#publishes,
+    }));
   }
 
   get url(): string {
@@ -113,6 +133,7 @@ export class DataNode {
     const lag = [...this.#lagMs].sort((a, b) => a - b);
     return {
       dataId: this.#opts.id,
+      draining: this.#draining !== 'no',
       metaConnected: this.#meta?.peer !== undefined,
       sessionsConnected: this.#sessions.size,
       ...this.server.stats(),
@@ -149,6 +170,12 @@ export class DataNode {
               this.#sessionMembers = m.value.sessions;
             }
           });
+          peer.on(DRAIN_EVENT, () => {
+            if (this.#draining !== 'no') return;
+            this.#draining = 'draining';
+            this.#log.info('draining: waiting for meta to move every slot away');
+            this.#checkDrained();
+          });
         },
       },
     );
@@ -161,6 +188,7 @@ export class DataNode {
   }
 
   async stop(): Promise<void> {
+    this.#unregisterMetrics();
     clearInterval(this.#heartbeat);
     this.#meta?.stop();
     for (const l of this.#leaders.values()) l.client.stop();
@@ -199,7 +227,8 @@ export class DataNode {
     peer
       .handle('publish', async (raw) => {
         const p = params(raw, decodePublishParams);
-        return { outcomes: await s.publish(p.owner, p.items, p.epoch) };
+        this.#publishes += p.items.length;
+        return { outcomes: await tracedPublish(s, p) };
       })
       .handle('unpublish', async (raw) => {
         const p = params(raw, decodeUnpublishParams);
@@ -260,8 +289,17 @@ export class DataNode {
     }
     const plan = this.server.applyTable(t.value);
     if (plan === undefined) return;
+    this.#checkDrained();
     this.#follow(plan.follow);
     if (plan.migrate.length > 0) void this.#migrate(plan.migrate);
+  }
+
+  /** A drained server has handed every slot over (meta moved them; the new leaders hold replicas). */
+  #checkDrained(): void {
+    if (this.#draining !== 'draining' || !this.server.holdsNoSlot()) return;
+    this.#draining = 'drained';
+    this.#log.info('drained: this server leads and follows no slot');
+    this.#opts.onDrained?.();
   }
 
   /**

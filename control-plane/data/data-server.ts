@@ -58,7 +58,8 @@ export class DataServer implements DataApi {
   readonly #clock: VersionClock;
   readonly #log: Logger;
   readonly #watchers = new Map<string, Watcher>();
-  readonly #pending = new Map<string, number>();
+  /** Changed keys waiting for the next notification: version and the trace of the write, if any. */
+  readonly #pending = new Map<string, { version: number; traceparent: string | undefined }>();
   readonly #states = new Map<number, SlotState>();
   #table: SlotTable | undefined;
   /**
@@ -101,6 +102,27 @@ export class DataServer implements DataApi {
 
   get epoch(): number {
     return this.#table?.epoch ?? 0;
+  }
+
+  /** What this server holds for `key`, whatever its role for the slot (the admin API's replica view). */
+  replicaOf(key: string): Record<string, unknown> {
+    const slot = this.store.slotOf(key);
+    const state = this.#states.get(slot);
+    // Reading must not create the datum (`store.get` would), so an unknown key is reported as absent.
+    const d = this.store.version(key) === undefined ? undefined : this.store.get(key);
+    return {
+      dataId: this.id,
+      slot,
+      state: state ?? 'none',
+      epoch: this.epoch,
+      version: d?.version ?? 0,
+      instances: d?.instances ?? [],
+    };
+  }
+
+  /** True when the table in force gives this server no slot to lead or follow. */
+  holdsNoSlot(): boolean {
+    return this.#table !== undefined && this.#states.size === 0;
   }
 
   slotState(slot: number): SlotState | undefined {
@@ -199,10 +221,15 @@ export class DataServer implements DataApi {
 
   // ---- DataApi ----------------------------------------------------------------------------------
 
-  publish(owner: string, items: readonly PublishItem[], epoch: number): Promise<PublishOutcome[]> {
+  publish(
+    owner: string,
+    items: readonly PublishItem[],
+    epoch: number,
+    traceparent?: string,
+  ): Promise<PublishOutcome[]> {
     this.#checkEpoch(epoch);
     for (const item of items) this.#checkLeads(item.instance.service);
-    return Promise.resolve(items.map((item) => this.#applyPublish({ ...item, owner })));
+    return Promise.resolve(items.map((item) => this.#applyPublish({ ...item, owner }, traceparent)));
   }
 
   unpublish(items: readonly UnpublishItem[], epoch: number): Promise<void> {
@@ -270,9 +297,9 @@ export class DataServer implements DataApi {
 
   // ---- internals --------------------------------------------------------------------------------
 
-  #applyPublish(p: OwnedPublisher): PublishOutcome {
+  #applyPublish(p: OwnedPublisher, traceparent?: string): PublishOutcome {
     const outcome = this.store.publish(p);
-    if (outcome === 'applied') this.#changed(p.instance.service);
+    if (outcome === 'applied') this.#changed(p.instance.service, traceparent);
     return outcome;
   }
 
@@ -311,10 +338,11 @@ export class DataServer implements DataApi {
     this.#recomputeCatalog(true);
   }
 
-  #changed(key: string): void {
+  #changed(key: string, traceparent?: string): void {
     const version = this.store.version(key);
     if (version === undefined) return;
-    this.#pending.set(key, version);
+    // Several writes in one turn: the notification carries the trace of the first traced one.
+    this.#pending.set(key, { version, traceparent: traceparent ?? this.#pending.get(key)?.traceparent });
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       // Notifications raised in one turn of the event loop go out together.
@@ -334,7 +362,11 @@ export class DataServer implements DataApi {
   #flush(): void {
     this.#flushScheduled = false;
     if (this.#pending.size === 0) return;
-    const changes: DatumChange[] = [...this.#pending].map(([key, version]) => ({ key, version }));
+    const changes: DatumChange[] = [...this.#pending].map(([key, p]) =>
+      p.traceparent === undefined
+        ? { key, version: p.version }
+        : { key, version: p.version, traceparent: p.traceparent },
+    );
     this.#pending.clear();
     for (const w of this.#watchers.values()) {
       const mine = changes.filter((c) => w.keys.has(c.key));

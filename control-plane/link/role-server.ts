@@ -1,6 +1,6 @@
 /**
- * The HTTP server of one role: `GET /health` for operators and load balancers, and WebSocket link
- * endpoints whose first request must be an authenticated `hello` of the right protocol version.
+ * The HTTP server of one role: `GET /health` for operators and load balancers, `/metrics` and the
+ * admin API when given, and WebSocket link endpoints whose first request must be an authenticated `hello` of the right protocol version.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import { decodeLinkHello, type LinkHello } from '../../proto/cluster-link.js';
 import { MeshregError } from '../../proto/errors.js';
+import type { HttpExtension } from '../admin/ops-http.js';
 import type { Logger } from '../../proto/log.js';
 import { CLUSTER_PROTOCOL_VERSION } from '../../proto/rpc.js';
 import { tokensEqual } from './auth.js';
@@ -35,6 +36,7 @@ export class RoleServer {
   readonly #peers = new Set<RpcPeer>();
   readonly #upgrades = new Map<string, (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void>();
   #address = '';
+  #extension: HttpExtension | undefined;
 
   constructor(opts: RoleServerOptions) {
     this.#opts = opts;
@@ -51,6 +53,7 @@ export class RoleServer {
           .end(JSON.stringify({ status: 'ok', role: opts.role, ...opts.health() }));
         return;
       }
+      if (this.#extension?.(req, res) === true) return;
       const err = new MeshregError('not_found', `no route for ${req.method ?? ''} ${path ?? ''}`);
       res.writeHead(err.httpStatus, { 'content-type': 'application/json' }).end(JSON.stringify(err.toJSON()));
     });
@@ -70,6 +73,12 @@ export class RoleServer {
         this.#accept(ws, accepted);
       });
     });
+  }
+
+  /** Adds `/metrics` and the admin API (tried before the 404). */
+  extend(extension: HttpExtension): this {
+    this.#extension = extension;
+    return this;
   }
 
   /** Serves a link at `path`. */

@@ -8,8 +8,14 @@
  * to every member. This is the embedded store: one meta process holds the truth in memory.
  */
 import type { LinkHello, Member, MembersEvent, MemberRole } from '../../proto/cluster-link.js';
-import { META_LINK_PATH } from '../../proto/cluster-link.js';
+import { DRAIN_EVENT, META_LINK_PATH, SWITCHES_EVENT } from '../../proto/cluster-link.js';
+import { MeshregError } from '../../proto/errors.js';
 import type { Logger } from '../../proto/log.js';
+import { meter } from '../../proto/telemetry.js';
+import { httpBase, metaAdminRoutes, type MemberView } from '../admin/meta-admin.js';
+import { registerMetaMetrics } from '../admin/meta-metrics.js';
+import { opsEndpoints, type OpsOptions } from '../admin/ops-http.js';
+import { SwitchBoard } from '../admin/switch-board.js';
 import type { SlotTable } from '../../proto/slot-table.js';
 import { VersionClock } from '../../proto/version.js';
 import { RoleServer } from '../link/role-server.js';
@@ -29,6 +35,8 @@ export interface MetaNodeOptions {
   readonly callTimeoutMs: number;
   readonly maxFrameBytes: number;
   readonly logger: Logger;
+  /** `/metrics` and the admin API on the meta port. */
+  readonly ops: Omit<OpsOptions, 'logger'>;
 }
 
 interface MemberRecord {
@@ -45,6 +53,13 @@ export class MetaNode {
   readonly #clock = new VersionClock();
   readonly #log: Logger;
   #table: SlotTable | undefined;
+  /** Members being drained: left out of slot arrangement and of the session list agents get. */
+  readonly #draining = new Set<string>();
+  readonly switches: SwitchBoard;
+  readonly #leaderMoves = meter().createCounter('meshreg.meta.leader_moves', {
+    description: 'Slot leader changes made by arrangement',
+  });
+  readonly #unregisterMetrics: () => void;
   #arranging = false;
   #timer: NodeJS.Timeout | undefined;
   #warmTimer: NodeJS.Timeout | undefined;
@@ -62,6 +77,54 @@ export class MetaNode {
       logger: this.#log,
       health: () => this.health(),
     }).link(META_LINK_PATH, (peer, hello) => this.#join(peer, hello));
+    this.switches = new SwitchBoard((state) => {
+      this.#log.info('switches changed', { ...state });
+      for (const m of this.#members.values()) if (m.role === 'session') m.peer?.emit(SWITCHES_EVENT, state);
+    });
+    this.#server.extend(opsEndpoints({ ...opts.ops, logger: this.#log }, metaAdminRoutes(this)));
+    this.#unregisterMetrics = registerMetaMetrics(() => ({ members: this.members(), table: this.#table }));
+  }
+
+  /** Members with their lease and link state (the admin API). */
+  members(): MemberView[] {
+    const now = Date.now();
+    return [...this.#members].map(([id, m]) => ({
+      id,
+      role: m.role,
+      url: m.url,
+      http: httpBase(m.url),
+      connected: m.peer?.isOpen === true,
+      leaseLeftMs: Math.max(0, m.expiresAt - now),
+      draining: this.#draining.has(id),
+    }));
+  }
+
+  /**
+   * Drains a member. A session is told to hand its agents to the other sessions and exits when
+   * empty; a data server has its slots moved to their followers first and exits holding none.
+   */
+  drain(id: string): MemberView {
+    const m = this.#members.get(id);
+    if (m === undefined) throw new MeshregError('not_found', `no member "${id}"`);
+    const peers = [...this.#members].filter(
+      ([i, x]) => x.role === m.role && i !== id && !this.#draining.has(i),
+    );
+    if (peers.length === 0)
+      throw new MeshregError(
+        'invalid_argument',
+        `id: "${id}" is the last ${m.role} server; nothing could take over`,
+        {
+          fields: [{ path: 'id', message: `is the last ${m.role} server` }],
+        },
+      );
+    this.#draining.add(id);
+    this.#log.info('draining member', { id, role: m.role });
+    m.peer?.emit(DRAIN_EVENT, { id });
+    this.#broadcastMembers();
+    if (m.role === 'data') this.#tick();
+    const view = this.members().find((v) => v.id === id);
+    if (view === undefined) throw new MeshregError('internal', 'member vanished');
+    return view;
   }
 
   get url(): string {
@@ -101,6 +164,7 @@ export class MetaNode {
   }
 
   async stop(): Promise<void> {
+    this.#unregisterMetrics();
     clearTimeout(this.#warmTimer);
     clearInterval(this.#timer);
     await this.#server.close();
@@ -127,6 +191,8 @@ export class MetaNode {
       this.#log.info('member joined', { id: hello.id, role: hello.role, url: hello.url });
     setImmediate(() => {
       if (this.#table !== undefined) peer.emit('table', this.#table);
+      if (hello.role === 'session') peer.emit(SWITCHES_EVENT, this.switches.state);
+      if (this.#draining.has(hello.id)) peer.emit(DRAIN_EVENT, { id: hello.id });
       this.#broadcastMembers();
       if (hello.role === 'data') this.#tick();
     });
@@ -139,6 +205,7 @@ export class MetaNode {
     for (const [id, m] of this.#members) {
       if (m.expiresAt > now) continue;
       this.#members.delete(id);
+      this.#draining.delete(id);
       m.peer?.terminate();
       changed = true;
       this.#log.warn('member lease expired; removed', { id, role: m.role });
@@ -148,7 +215,9 @@ export class MetaNode {
   }
 
   #arrange(): void {
-    const live = [...this.#members].filter(([, m]) => m.role === 'data').map(([id]) => id);
+    const live = [...this.#members]
+      .filter(([id, m]) => m.role === 'data' && !this.#draining.has(id))
+      .map(([id]) => id);
     const next = arrangeSlots(this.#table, live, {
       slotCount: this.#opts.slotCount,
       followers: this.#opts.followers,
@@ -160,6 +229,7 @@ export class MetaNode {
       (sl, i) => this.#table?.slots[i]?.leader !== undefined && this.#table.slots[i]?.leader !== sl.leader,
     ).length;
     this.#table = next;
+    this.#leaderMoves.add(moves);
     const leaders = new Map<string, number>();
     for (const s of next.slots) leaders.set(s.leader, (leaders.get(s.leader) ?? 0) + 1);
     this.#log.info('slot table changed', {
@@ -177,7 +247,7 @@ export class MetaNode {
 
   #list(role: MemberRole): Member[] {
     return [...this.#members]
-      .filter(([, m]) => m.role === role)
+      .filter(([id, m]) => m.role === role && !(role === 'session' && this.#draining.has(id)))
       .map(([id, m]) => ({ id, url: m.url }))
       .sort((a, b) => a.id.localeCompare(b.id));
   }

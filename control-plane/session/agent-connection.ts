@@ -36,11 +36,14 @@ export interface ConnectionHost {
   readonly limits: ConnectionLimits;
   tokenMatches(token: string): boolean;
   sessions(): string[];
+  /** Checked after the token: a refusal (draining, switched off) closes the connection with its code. */
+  admit(conn: AgentConnection): { code: ErrorCode; reason: string } | undefined;
   /** Called once the hello is accepted; the host may close an older connection of the same node. */
   adopt(conn: AgentConnection): void;
   publish(conn: AgentConnection, frame: Extract<AgentFrame, { type: 'publish' }>): Promise<Confirm>;
   unpublish(conn: AgentConnection, frame: Extract<AgentFrame, { type: 'unpublish' }>): Promise<Confirm>;
-  subscribe(conn: AgentConnection, key: string, knownVersion: number | undefined): void;
+  /** False when the subscription was refused (the host told the agent why). */
+  subscribe(conn: AgentConnection, key: string, knownVersion: number | undefined): boolean;
   unsubscribe(conn: AgentConnection, key: string): void;
   ack(conn: AgentConnection, key: string, version: number): void;
   closed(conn: AgentConnection): void;
@@ -51,6 +54,8 @@ export type ConnectionState = 'handshake' | 'ready' | 'closed';
 export class AgentConnection implements PushTarget {
   readonly id: string;
   readonly remote: string;
+  /** The remote IP address (what operator switches match). */
+  readonly address: string;
   #state: ConnectionState = 'handshake';
   #hello: Hello | undefined;
   readonly subscriptions = new Set<string>();
@@ -63,8 +68,10 @@ export class AgentConnection implements PushTarget {
   /** Frames are handled one at a time, in order, even when handling awaits the data layer. */
   #queue: Promise<void> = Promise.resolve();
 
-  constructor(id: string, ws: WebSocket, remote: string, host: ConnectionHost) {
+  constructor(id: string, ws: WebSocket, address: string, remotePort: number, host: ConnectionHost) {
     this.id = id;
+    this.address = address;
+    const remote = `${address}:${remotePort}`;
     this.remote = remote;
     this.#ws = ws;
     this.#host = host;
@@ -177,8 +184,7 @@ export class AgentConnection implements PushTarget {
         return;
       case 'subscribe':
         for (const s of frame.services) {
-          this.subscriptions.add(s.service);
-          this.#host.subscribe(this, s.service, s.knownVersion);
+          if (this.#host.subscribe(this, s.service, s.knownVersion)) this.subscriptions.add(s.service);
         }
         return;
       case 'unsubscribe':
@@ -217,6 +223,11 @@ export class AgentConnection implements PushTarget {
       return;
     }
     this.#hello = hello;
+    const refusal = this.#host.admit(this);
+    if (refusal !== undefined) {
+      this.fail(refusal.code, refusal.reason);
+      return;
+    }
     this.#state = 'ready';
     this.#host.adopt(this);
     const welcome: Welcome = {

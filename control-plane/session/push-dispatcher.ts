@@ -8,10 +8,17 @@
  * it is re-sent (the latest frame) up to `maxRetries` times, then the connection is closed so the
  * agent reconnects and resynchronises. A periodic reconciliation asks the data servers for versions
  * and repairs any notification that was lost.
+ *
+ * While pushes are stopped (an operator switch), only targets the gate allows are written to; the
+ * others keep the version they were last sent, so resuming pushes them the current state. Each
+ * change-driven push records one latency sample (change seen → last frame written) and, when the
+ * change was traced, one span: never one per subscriber, the hot path stays a loop of writes.
  */
+import { SpanKind, type Histogram } from '@opentelemetry/api';
 import type { Push, Catalog } from '../../proto/agent-link.js';
 import type { ErrorCode } from '../../proto/errors.js';
 import type { Logger } from '../../proto/log.js';
+import { contextFrom, meter, tracer } from '../../proto/telemetry.js';
 import type { ChangeListener, DataWatch, DatumChange } from '../data/data-api.js';
 import type { DataRouter } from './data-router.js';
 
@@ -55,13 +62,25 @@ export interface PushStats {
   subscriptions: number;
 }
 
+/** When the first change of a pending key was seen, and the trace it belongs to. */
+interface SeenChange {
+  readonly seenAt: number;
+  readonly traceparent: string | undefined;
+}
+
+/** Says whether a target may be pushed to now (false while pushes are stopped for it). */
+export type PushGate = (target: PushTarget) => boolean;
+
 export class PushDispatcher implements ChangeListener {
   readonly #router: DataRouter;
   readonly #opts: PushOptions;
   readonly #subs = new Map<string, Map<string, Sub>>();
   readonly #frames = new Map<string, Frame>();
   readonly #inflight = new Set<Sub>();
-  readonly #pending = new Set<string>();
+  /** Keys to push at the next flush, with the change that asked for it (undefined: a (re)subscribe). */
+  readonly #pending = new Map<string, SeenChange | undefined>();
+  readonly #latency: Histogram;
+  #gate: PushGate | undefined;
   readonly #watches = new Map<string, DataWatch>();
   #flushTimer: NodeJS.Timeout | undefined;
   #flushImmediate: NodeJS.Immediate | undefined;
@@ -74,6 +93,12 @@ export class PushDispatcher implements ChangeListener {
     this.#sessionId = sessionId;
     this.#router = router;
     this.#opts = opts;
+    this.#latency = meter().createHistogram('meshreg.push.latency_ms', {
+      description:
+        'Time from a change notification reaching the session to its frame written to the last subscriber',
+      unit: 'ms',
+      advice: { explicitBucketBoundaries: [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500] },
+    });
     this.#sweepTimer = setInterval(
       () => {
         this.#sweep();
@@ -86,6 +111,20 @@ export class PushDispatcher implements ChangeListener {
     }, opts.reconcileIntervalMs);
     this.#reconcileTimer.unref();
     for (const server of router.servers()) this.attachServer(server.id);
+  }
+
+  /** Pushes sent and not yet acknowledged. */
+  get unacknowledged(): number {
+    return this.#inflight.size;
+  }
+
+  /**
+   * Stops pushing to every target `gate` refuses (undefined: push to all again). On resume every
+   * subscribed key is pushed to whoever is behind, so held subscribers get the current state.
+   */
+  setGate(gate: PushGate | undefined): void {
+    this.#gate = gate;
+    for (const key of this.#subs.keys()) this.#schedule(key, true);
   }
 
   /** Starts receiving change notifications from a data server (and re-declares current interest). */
@@ -159,7 +198,8 @@ export class PushDispatcher implements ChangeListener {
   }
 
   onChange(changes: readonly DatumChange[]): void {
-    for (const c of changes) this.#schedule(c.key, false);
+    const seenAt = performance.now();
+    for (const c of changes) this.#schedule(c.key, false, { seenAt, traceparent: c.traceparent });
   }
 
   onCatalogChange(): void {
@@ -175,8 +215,10 @@ export class PushDispatcher implements ChangeListener {
     this.#watches.clear();
   }
 
-  #schedule(key: string, now: boolean): void {
-    this.#pending.add(key);
+  #schedule(key: string, now: boolean, change?: SeenChange): void {
+    // The earliest change waiting for a key is the one its latency is measured from.
+    if (!this.#pending.has(key) || (this.#pending.get(key) === undefined && change !== undefined))
+      this.#pending.set(key, change);
     // A new subscriber should not wait out a coalescing window meant for bursts of changes.
     if (now || this.#opts.coalesceMs === 0) {
       this.#flushImmediate ??= setImmediate(() => {
@@ -192,26 +234,53 @@ export class PushDispatcher implements ChangeListener {
   }
 
   #flush(): void {
-    const keys = [...this.#pending];
+    const entries = [...this.#pending];
     this.#pending.clear();
-    for (const key of keys) {
-      this.#pushKey(key).catch((err: unknown) => {
+    for (const [key, change] of entries) {
+      this.#pushKey(key, change).catch((err: unknown) => {
         // The reconciliation pass retries whatever could not be fetched now.
         this.#opts.logger.warn('push fetch failed', { service: key, err });
       });
     }
   }
 
-  async #pushKey(key: string): Promise<void> {
+  async #pushKey(key: string, change: SeenChange | undefined): Promise<void> {
     if (!this.#subs.has(key)) return;
     const frame = await this.#frameFor(key);
     const subs = this.#subs.get(key);
     if (subs === undefined) return;
+    if (change?.traceparent === undefined) {
+      if (this.#fanOut(subs, frame) > 0 && change !== undefined) this.#recordLatency(key, change);
+      return;
+    }
+    const attributes = { 'meshreg.service': key, 'meshreg.version': frame.version };
+    const span = tracer().startSpan(
+      'session.push',
+      { kind: SpanKind.PRODUCER, attributes },
+      contextFrom(change.traceparent),
+    );
+    const written = this.#fanOut(subs, frame);
+    span.setAttribute('meshreg.subscribers', written);
+    span.end();
+    if (written > 0) this.#recordLatency(key, change);
+  }
+
+  /** Writes `frame` to every subscriber that is behind and not held; returns how many. */
+  #fanOut(subs: ReadonlyMap<string, Sub>, frame: Frame): number {
     const now = performance.now();
+    const gate = this.#gate;
+    let written = 0;
     for (const sub of subs.values()) {
       if (sub.pushed >= frame.version) continue;
+      if (gate !== undefined && !gate(sub.target)) continue;
       this.#send(sub, frame, now);
+      written++;
     }
+    return written;
+  }
+
+  #recordLatency(key: string, change: SeenChange): void {
+    if (key !== CATALOG_KEY) this.#latency.record(performance.now() - change.seenAt);
   }
 
   async #frameFor(key: string): Promise<Frame> {

@@ -16,6 +16,7 @@ import {
 } from '../../proto/cluster-link.js';
 import type { Logger } from '../../proto/log.js';
 import { CLUSTER_PROTOCOL_VERSION } from '../../proto/rpc.js';
+import { withTraceparent } from '../../proto/trace-context.js';
 import { readInt, Issues, isRecord } from '../../proto/validate.js';
 import type {
   CatalogView,
@@ -104,8 +105,14 @@ export class RemoteDataClient implements DataApi {
     this.#client.stop();
   }
 
-  async publish(owner: string, items: readonly PublishItem[], epoch: number): Promise<PublishOutcome[]> {
-    return (await this.#peer().call('publish', { epoch, owner, items }, decodePublishResult)).outcomes;
+  async publish(
+    owner: string,
+    items: readonly PublishItem[],
+    epoch: number,
+    traceparent?: string,
+  ): Promise<PublishOutcome[]> {
+    const p = { epoch, owner, items, ...withTraceparent(traceparent) };
+    return (await this.#peer().call('publish', p, decodePublishResult)).outcomes;
   }
 
   unpublish(items: readonly UnpublishItem[], epoch: number): Promise<void> {

@@ -2,9 +2,18 @@
  * The session role as a process: a {@link SessionServer} for agents, a member of meta (which hands
  * it the slot table, the data servers and the other sessions), and one link per data server.
  */
-import { decodeMembers, decodeSlotTable, META_LINK_PATH, type Member } from '../../proto/cluster-link.js';
+import {
+  DRAIN_EVENT,
+  SWITCHES_EVENT,
+  decodeMembers,
+  decodeSlotTable,
+  decodeSwitches,
+  META_LINK_PATH,
+  type Member,
+} from '../../proto/cluster-link.js';
 import type { Logger } from '../../proto/log.js';
 import { CLUSTER_PROTOCOL_VERSION } from '../../proto/rpc.js';
+import { opsEndpoints, type OpsOptions } from '../admin/ops-http.js';
 import { LinkClient } from '../link/link-client.js';
 import { DataRouter } from './data-router.js';
 import { RemoteDataClient } from './remote-data.js';
@@ -17,6 +26,10 @@ export interface SessionNodeOptions {
   readonly heartbeatMs: number;
   readonly callTimeoutMs: number;
   readonly maxFrameBytes: number;
+  /** `/metrics` and the admin API on the session port. */
+  readonly ops: Omit<OpsOptions, 'logger'>;
+  /** Called once a drain asked by meta is complete: no agent is connected any more. */
+  readonly onDrained?: () => void;
 }
 
 export class SessionNode {
@@ -38,6 +51,23 @@ export class SessionNode {
       dataServers: [...this.#data.values()].map((d) => ({ id: d.id, connected: d.connected })),
     }));
     this.server.setPeers(() => this.#peers);
+    this.server.extend(
+      opsEndpoints({ ...opts.ops, logger: this.#log }, [
+        {
+          method: 'GET',
+          path: '/admin/connections',
+          handler: () => ({
+            status: 200,
+            body: { sessionId: this.server.sessionId, connections: this.server.connections() },
+          }),
+        },
+        {
+          method: 'GET',
+          path: '/admin/switches',
+          handler: () => ({ status: 200, body: this.server.switches }),
+        },
+      ]),
+    );
   }
 
   get url(): string {
@@ -79,6 +109,14 @@ export class SessionNode {
             if (!m.ok) return;
             this.#syncDataServers(m.value.data);
             this.#peers = m.value.sessions.map((s) => s.url);
+          });
+          peer.on(SWITCHES_EVENT, (raw) => {
+            const sw = decodeSwitches(raw);
+            if (sw.ok) this.server.applySwitches(sw.value);
+            else this.#log.error('invalid switches from meta', { errors: sw.errors });
+          });
+          peer.on(DRAIN_EVENT, () => {
+            void this.server.drain().then(() => this.#opts.onDrained?.());
           });
         },
       },

@@ -8,14 +8,27 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
-import { AGENT_LINK_PATH, type Confirm, type Publish, type Unpublish } from '../../proto/agent-link.js';
-import { MeshregError } from '../../proto/errors.js';
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import {
+  AGENT_LINK_PATH,
+  type Confirm,
+  type ConfirmResult,
+  type Publish,
+  type Refused,
+  type Unpublish,
+} from '../../proto/agent-link.js';
+import { MeshregError, type ErrorCode } from '../../proto/errors.js';
 import type { Logger } from '../../proto/log.js';
 import type { CollectParams, OwnedPublisher } from '../../proto/cluster-link.js';
+import type { Switches } from '../../proto/switches.js';
+import { contextFrom, traceparentOfSpan, tracer } from '../../proto/telemetry.js';
+import type { HttpExtension } from '../admin/ops-http.js';
 import { tokensEqual } from '../link/auth.js';
 import { AgentConnection, type ConnectionHost, type ConnectionLimits } from './agent-connection.js';
 import type { DataRouter } from './data-router.js';
 import { PushDispatcher, type PushStats } from './push-dispatcher.js';
+import { registerSessionMetrics } from './session-metrics.js';
+import { SessionSwitches } from './switches.js';
 import { WritePath } from './write-path.js';
 
 export interface SessionOptions {
@@ -47,6 +60,13 @@ export class SessionServer implements ConnectionHost {
   readonly #conns = new Map<string, AgentConnection>();
   readonly #writes: WritePath;
   readonly #byNode = new Map<string, AgentConnection>();
+  readonly #switches = new SessionSwitches();
+  /** Connections switched off: their publishers go at once, without the grace period. */
+  readonly #dropAtClose = new Set<string>();
+  readonly #unregisterMetrics: () => void;
+  readonly #counts = { publishes: 0, refusals: 0 };
+  #draining: { resolve: () => void; promise: Promise<void> } | undefined;
+  #extension: HttpExtension | undefined;
   #seq = 0;
   #url = '';
   #peers: () => string[] = () => [];
@@ -95,10 +115,91 @@ export class SessionServer implements ConnectionHost {
       }
       this.#wss.handleUpgrade(req, socket, head, (ws) => {
         const id = `${this.sessionId}:${++this.#seq}`;
-        const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
-        this.#conns.set(id, new AgentConnection(id, ws, remote, this));
+        const address = (req.socket.remoteAddress ?? '?').replace(/^::ffff:/, '');
+        this.#conns.set(id, new AgentConnection(id, ws, address, req.socket.remotePort ?? 0, this));
       });
     });
+    this.#unregisterMetrics = registerSessionMetrics(opts.id, () => ({
+      connections: this.#byNode.size,
+      subscriptions: this.#push.stats.subscriptions,
+      push: this.#push.stats,
+      unacknowledged: this.#push.unacknowledged,
+      epoch: router.epoch,
+      pushStopped: this.#switches.state.pushStopped,
+      writes: this.#writes.stats(),
+      ...this.#counts,
+    }));
+  }
+
+  /** Adds `/metrics` and the admin API to this server's port. */
+  extend(extension: HttpExtension): void {
+    this.#extension = extension;
+  }
+
+  /** The operator switches in force here. */
+  get switches(): Switches {
+    return this.#switches.state;
+  }
+
+  /** The open agent connections, for the admin API. */
+  connections(): Record<string, unknown>[] {
+    return [...this.#conns.values()]
+      .filter((c) => c.state === 'ready')
+      .map((c) => ({
+        id: c.id,
+        nodeId: c.nodeId,
+        nodeName: c.nodeName,
+        address: c.address,
+        remote: c.remote,
+        subscriptions: c.subscriptions.size,
+        publishers: this.#writes.publishersOf(c.id),
+      }));
+  }
+
+  /** Adopts a newer switch state from meta and acts on what changed. */
+  applySwitches(next: Switches): void {
+    const delta = this.#switches.apply(next);
+    if (delta === undefined) return;
+    this.logger.info('switches applied', { ...next });
+    if (delta.pushStoppedChanged || delta.pushAllowChanged) {
+      this.#push.setGate(
+        next.pushStopped
+          ? (t) => {
+              const c = this.#conns.get(t.id);
+              return c !== undefined && this.#switches.mayPush(c);
+            }
+          : undefined,
+      );
+    }
+    for (const conn of this.#conns.values()) {
+      if (conn.state !== 'ready' || !this.#switches.isOff(conn, delta.newlyOff)) continue;
+      this.#dropAtClose.add(conn.id);
+      conn.fail('forbidden', 'this client is switched off by an operator');
+    }
+  }
+
+  /**
+   * Drains this session: every agent is told to go elsewhere (closed with `shutting_down`, which
+   * agents answer by moving to the next session), new ones are refused. Resolves when none is left.
+   */
+  drain(): Promise<void> {
+    if (this.#draining !== undefined) return this.#draining.promise;
+    let resolve: () => void = () => undefined;
+    const promise = new Promise<void>((r) => {
+      resolve = r;
+    });
+    this.#draining = { resolve, promise };
+    this.logger.info('draining: handing agents to other sessions', { connections: this.#conns.size });
+    for (const conn of this.#conns.values())
+      conn.fail('shutting_down', 'session draining; use another session');
+    this.#checkDrained();
+    return promise;
+  }
+
+  #checkDrained(): void {
+    if (this.#draining === undefined || this.#conns.size > 0) return;
+    this.logger.info('drained: no agent connection left');
+    this.#draining.resolve();
   }
 
   /** The WebSocket URL agents connect to. */
@@ -154,6 +255,7 @@ export class SessionServer implements ConnectionHost {
   }
 
   async close(): Promise<void> {
+    this.#unregisterMetrics();
     this.#push.close();
     this.#writes.close();
     for (const conn of this.#conns.values()) conn.fail('shutting_down', 'session server is stopping');
@@ -176,6 +278,14 @@ export class SessionServer implements ConnectionHost {
     return [...new Set([this.#url, ...this.#peers()])];
   }
 
+  admit(conn: AgentConnection): { code: ErrorCode; reason: string } | undefined {
+    if (this.#draining !== undefined)
+      return { code: 'shutting_down', reason: 'session draining; use another session' };
+    if (this.#switches.isOff(conn))
+      return { code: 'forbidden', reason: 'this client is switched off by an operator' };
+    return undefined;
+  }
+
   adopt(conn: AgentConnection): void {
     const nodeId = conn.nodeId ?? '';
     const old = this.#byNode.get(nodeId);
@@ -186,15 +296,55 @@ export class SessionServer implements ConnectionHost {
   }
 
   async publish(conn: AgentConnection, frame: Publish): Promise<Confirm> {
-    return { type: 'confirm', results: await this.#writes.publish(conn.id, frame.registrations) };
+    const refused: ConfirmResult[] = [];
+    const allowed = frame.registrations.filter((r) => {
+      if (!this.#switches.publishRefused(r.instance.service)) return true;
+      refused.push({
+        op: 'publish',
+        id: r.instance.id,
+        version: r.version,
+        error: { code: 'forbidden', message: `publishing "${r.instance.service}" is blacklisted` },
+      });
+      return false;
+    });
+    this.#counts.refusals += refused.length;
+    this.#counts.publishes += allowed.length;
+    const span = tracer().startSpan(
+      'session.publish',
+      {
+        kind: SpanKind.SERVER,
+        attributes: { 'meshreg.registrations': allowed.length, 'meshreg.conn': conn.id },
+      },
+      contextFrom(frame.traceparent),
+    );
+    try {
+      const traceparent = traceparentOfSpan(span);
+      const results = await this.#writes.publish(conn.id, allowed, traceparent);
+      return { type: 'confirm', results: [...refused, ...results] };
+    } catch (err) {
+      span.setStatus({ code: SpanStatusCode.ERROR });
+      throw err;
+    } finally {
+      span.end();
+    }
   }
 
   async unpublish(conn: AgentConnection, frame: Unpublish): Promise<Confirm> {
     return { type: 'confirm', results: await this.#writes.unpublish(conn.id, frame.registrations) };
   }
 
-  subscribe(conn: AgentConnection, key: string, knownVersion: number | undefined): void {
+  subscribe(conn: AgentConnection, key: string, knownVersion: number | undefined): boolean {
+    if (this.#switches.subscribeRefused(key)) {
+      const refused: Refused = {
+        type: 'refused',
+        service: key,
+        error: { code: 'forbidden', message: `subscribing to "${key}" is blacklisted` },
+      };
+      conn.send(JSON.stringify(refused));
+      return false;
+    }
     this.#push.subscribe(conn, key, knownVersion);
+    return true;
   }
 
   unsubscribe(conn: AgentConnection, key: string): void {
@@ -210,7 +360,8 @@ export class SessionServer implements ConnectionHost {
     const nodeId = conn.nodeId;
     if (nodeId !== undefined && this.#byNode.get(nodeId) === conn) this.#byNode.delete(nodeId);
     this.#conns.delete(conn.id);
-    this.#writes.closed(conn.id);
+    this.#writes.closed(conn.id, this.#dropAtClose.delete(conn.id));
+    this.#checkDrained();
   }
 
   #onHttp(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -221,11 +372,13 @@ export class SessionServer implements ConnectionHost {
         role: 'session',
         sessionId: this.sessionId,
         ...this.stats(),
+        draining: this.#draining !== undefined,
         ...this.#extraHealth(),
       });
       res.writeHead(200, { 'content-type': 'application/json' }).end(body);
       return;
     }
+    if (this.#extension?.(req, res) === true) return;
     const err = new MeshregError('not_found', `no route for ${req.method ?? ''} ${path ?? ''}`);
     res.writeHead(err.httpStatus, { 'content-type': 'application/json' }).end(JSON.stringify(err.toJSON()));
   }

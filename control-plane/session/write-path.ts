@@ -60,11 +60,21 @@ export class WritePath {
     return { publishers, pendingWrites: this.#pending.size, connectionsInGrace: this.#grace.size };
   }
 
+  /** How many publishers a connection holds. */
+  publishersOf(connId: string): number {
+    return this.#conns.get(connId)?.publishers.size ?? 0;
+  }
+
   open(connId: string, nodeId: string): void {
     this.#conns.set(connId, { nodeId, publishers: new Map() });
   }
 
-  async publish(connId: string, regs: readonly Registration[]): Promise<ConfirmResult[]> {
+  /** `traceparent` is the trace context the data server's span should join. */
+  async publish(
+    connId: string,
+    regs: readonly Registration[],
+    traceparent?: string,
+  ): Promise<ConfirmResult[]> {
     const rec = this.#conns.get(connId);
     const results: ConfirmResult[] = [];
     const items: PublishItem[] = [];
@@ -88,7 +98,7 @@ export class WritePath {
       this.#pending.delete(`unpublish:${connId}:${instance.id}`);
       items.push(item);
     }
-    results.push(...(await this.#writePublishes(connId, items)));
+    results.push(...(await this.#writePublishes(connId, items, traceparent)));
     return results;
   }
 
@@ -106,20 +116,26 @@ export class WritePath {
     return results;
   }
 
-  /** A connection closed: keep its publishers for the grace period, then drop what is still its own. */
-  closed(connId: string): void {
+  /**
+   * A connection closed: keep its publishers for the grace period, then drop what is still its
+   * own. With `dropNow` (a switched-off client) they are dropped at once.
+   */
+  closed(connId: string, dropNow = false): void {
     const rec = this.#conns.get(connId);
     this.#conns.delete(connId);
     for (const [k, p] of this.#pending) if (p.conn === connId) this.#pending.delete(k);
     if (rec === undefined || rec.publishers.size === 0) return;
-    const timer = setTimeout(() => {
-      this.#grace.delete(connId);
-      for (const server of this.#router.servers()) {
-        server.dropOwner(connId).catch((err: unknown) => {
-          this.#opts.logger.warn('dropping publishers failed', { conn: connId, dataId: server.id, err });
-        });
-      }
-    }, this.#opts.graceMs);
+    const timer = setTimeout(
+      () => {
+        this.#grace.delete(connId);
+        for (const server of this.#router.servers()) {
+          server.dropOwner(connId).catch((err: unknown) => {
+            this.#opts.logger.warn('dropping publishers failed', { conn: connId, dataId: server.id, err });
+          });
+        }
+      },
+      dropNow ? 0 : this.#opts.graceMs,
+    );
     timer.unref();
     this.#grace.set(connId, { rec, timer });
   }
@@ -169,7 +185,11 @@ export class WritePath {
   }
 
   /** Writes publishers grouped by leader; returns confirmations for what landed or was refused. */
-  async #writePublishes(connId: string, items: readonly PublishItem[]): Promise<ConfirmResult[]> {
+  async #writePublishes(
+    connId: string,
+    items: readonly PublishItem[],
+    traceparent?: string,
+  ): Promise<ConfirmResult[]> {
     const results: ConfirmResult[] = [];
     const groups = new Map<string, PublishItem[]>();
     for (const item of items) {
@@ -185,7 +205,7 @@ export class WritePath {
         const server = this.#router.servers().find((s) => s.id === id);
         try {
           if (server === undefined) throw new MeshregError('unavailable', `data server ${id} is gone`);
-          await server.publish(connId, group, this.#router.epoch);
+          await server.publish(connId, group, this.#router.epoch, traceparent);
           for (const i of group) results.push({ op: 'publish', id: i.instance.id, version: i.version });
         } catch (err) {
           for (const item of group) this.#defer(results, { op: 'publish', conn: connId, item }, err);

@@ -157,7 +157,7 @@ test('agent link - a frame with one bad item is refused, not decoded without it'
 
 test('agent link - bad session frames of each type name their fields', () => {
   const cases: [unknown, string[]][] = [
-    [{ type: 'hello' }, ['type: must be one of welcome, confirm, push, catalog, pong']],
+    [{ type: 'hello' }, ['type: must be one of welcome, confirm, push, catalog, pong, refused']],
     [
       { type: 'welcome', protocolVersion: 0, sessions: ['ok', 3], pingIntervalMs: 9 },
       [

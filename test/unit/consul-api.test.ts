@@ -35,6 +35,10 @@ class MemoryBackend implements ConsulBackend {
     });
   }
 
+  subscriptionRefusal(): undefined {
+    return undefined;
+  }
+
   register(req: RegisterRequest): Promise<void> {
     this.local.register(req.def);
     return Promise.resolve();

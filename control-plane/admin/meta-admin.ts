@@ -1,0 +1,122 @@
+/**
+ * Meta's admin routes: members and their health, the slot table, a service's replicas, the
+ * operator switches, and draining a member. Meta is the one place operators talk to; the CLI
+ * follows the addresses it returns to reach data and session servers.
+ */
+import { MeshregError } from '../../proto/errors.js';
+import { SERVICE_NAME_PATTERN } from '../../proto/instance.js';
+import { slotOf, type SlotTable } from '../../proto/slot-table.js';
+import { decodeListEdit, decodePushSwitch } from '../../proto/switches.js';
+import type { Decoded } from '../../proto/validate.js';
+import { describe } from '../../proto/validate.js';
+import type { AdminRoute } from './ops-http.js';
+import type { SwitchBoard, SwitchList } from './switch-board.js';
+
+/** One member as the admin API shows it. */
+export interface MemberView {
+  readonly id: string;
+  readonly role: string;
+  readonly url: string;
+  /** The member's HTTP base (its `/health`, `/metrics`, `/admin`). */
+  readonly http: string;
+  readonly connected: boolean;
+  readonly leaseLeftMs: number;
+  readonly draining: boolean;
+}
+
+/** What the routes need of meta. */
+export interface MetaAdminHost {
+  members(): MemberView[];
+  readonly table: SlotTable | undefined;
+  readonly switches: SwitchBoard;
+  drain(id: string): MemberView;
+}
+
+/** `ws://host:port/v1/...` → `http://host:port`. */
+export function httpBase(linkUrl: string): string {
+  return linkUrl.replace(/^ws(s?):\/\//, 'http$1://').replace(/\/v1\/.*$/, '');
+}
+
+function body<T>(d: Decoded<T>): T {
+  if (!d.ok) throw new MeshregError('invalid_argument', describe(d.errors), { fields: d.errors });
+  return d.value;
+}
+
+function listRoute(
+  host: MetaAdminHost,
+  path: string,
+  list: SwitchList,
+  kind: 'clients' | 'services',
+): AdminRoute {
+  return {
+    method: 'POST',
+    path,
+    handler: (req) => ({ status: 200, body: host.switches.edit(list, body(decodeListEdit(req.body, kind))) }),
+  };
+}
+
+/** The routes, over `host`. */
+export function metaAdminRoutes(host: MetaAdminHost): AdminRoute[] {
+  return [
+    {
+      method: 'GET',
+      path: '/admin/members',
+      handler: () => ({ status: 200, body: { members: host.members() } }),
+    },
+    {
+      method: 'GET',
+      path: '/admin/slots',
+      handler: () => {
+        const t = host.table;
+        const leaders: Record<string, number> = {};
+        for (const s of t?.slots ?? []) leaders[s.leader] = (leaders[s.leader] ?? 0) + 1;
+        return {
+          status: 200,
+          body: { epoch: t?.epoch ?? 0, slotCount: t?.slotCount ?? 0, leaders, slots: t?.slots ?? [] },
+        };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/admin/services/:service',
+      handler: (req) => ({ status: 200, body: replicas(host, req.params['service'] ?? '') }),
+    },
+    { method: 'GET', path: '/admin/switches', handler: () => ({ status: 200, body: host.switches.state }) },
+    {
+      method: 'POST',
+      path: '/admin/switches/push',
+      handler: (req) => ({ status: 200, body: host.switches.setPush(body(decodePushSwitch(req.body))) }),
+    },
+    listRoute(host, '/admin/switches/client-off', 'clientOff', 'clients'),
+    listRoute(host, '/admin/switches/publish-blacklist', 'publishBlacklist', 'services'),
+    listRoute(host, '/admin/switches/subscribe-blacklist', 'subscribeBlacklist', 'services'),
+    {
+      method: 'POST',
+      path: '/admin/members/:id/drain',
+      handler: (req) => ({ status: 202, body: host.drain(req.params['id'] ?? '') }),
+    },
+  ];
+}
+
+function replicas(host: MetaAdminHost, service: string): Record<string, unknown> {
+  if (service.length > 256 || !SERVICE_NAME_PATTERN.test(service))
+    throw new MeshregError('invalid_argument', `service: must be a service name, got "${service}"`, {
+      fields: [{ path: 'service', message: 'must be a service name' }],
+    });
+  const t = host.table;
+  if (t === undefined) throw new MeshregError('unavailable', 'no slot table yet');
+  const slot = t.slots[slotOf(service, t.slotCount)];
+  if (slot === undefined) throw new MeshregError('internal', 'slot out of range');
+  const byId = new Map(host.members().map((m) => [m.id, m]));
+  const replica = (id: string, role: string): Record<string, unknown> => ({
+    id,
+    role,
+    http: byId.get(id)?.http ?? '',
+  });
+  return {
+    service,
+    slot: slot.id,
+    epoch: t.epoch,
+    replicas: [replica(slot.leader, 'leader'), ...slot.followers.map((f) => replica(f, 'follower'))],
+  };
+}
