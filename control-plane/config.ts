@@ -57,6 +57,12 @@ export interface ControlPlaneConfig {
     readonly host: string;
     readonly port: number;
     readonly url: string;
+    /** Meta URLs members connect to (in turn, failing over); from MESHREG_META_URL. */
+    readonly urls: readonly string[];
+    readonly store: 'embedded' | 'etcd';
+    readonly etcdEndpoints: readonly string[];
+    readonly etcdPrefix: string;
+    readonly etcdLeaseTtlS: number;
     readonly leaseMs: number;
     readonly warmupMs: number;
     readonly arrangeIntervalMs: number;
@@ -106,6 +112,22 @@ export const CONTROL_PLANE_VARS: readonly VarDoc[] = [
     name: 'MESHREG_META_URL',
     default: 'ws://127.0.0.1:9610/v1/meta-link',
     doc: 'Where data and session roles find meta (ignored when meta runs in the same process).',
+  },
+  {
+    name: 'MESHREG_META_STORE',
+    default: 'embedded',
+    doc: 'Where meta keeps members, the slot table and leadership: embedded (one meta) or etcd.',
+  },
+  {
+    name: 'MESHREG_ETCD_ENDPOINTS',
+    default: '(none)',
+    doc: 'etcd client URLs, comma-separated (with MESHREG_META_STORE=etcd).',
+  },
+  { name: 'MESHREG_ETCD_PREFIX', default: '/meshreg/', doc: 'Key prefix of this cluster in etcd.' },
+  {
+    name: 'MESHREG_ETCD_LEASE_TTL_S',
+    default: '5',
+    doc: 'TTL of the etcd leases behind meta leadership and membership.',
   },
   { name: 'MESHREG_META_LEASE_MS', default: '5000', doc: 'A member not heard from this long is removed.' },
   {
@@ -247,6 +269,21 @@ export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: bool
   if (leaseMs <= heartbeatMs)
     throw new Error('MESHREG_META_LEASE_MS must be greater than MESHREG_HEARTBEAT_MS');
   const metaPort = e.get('MESHREG_META_PORT').default('9610').asPortNumber();
+  const metaUrls = e
+    .get('MESHREG_META_URL')
+    .default(`ws://127.0.0.1:${metaPort}/v1/meta-link`)
+    .asArray(',')
+    .map((u) => u.trim())
+    .filter((u) => u !== '');
+  const etcdEndpoints = e
+    .get('MESHREG_ETCD_ENDPOINTS')
+    .default('')
+    .asArray(',')
+    .map((u) => u.trim())
+    .filter((u) => u !== '');
+  if (e.get('MESHREG_META_STORE').asString() === 'etcd' && etcdEndpoints.length === 0) {
+    throw new Error('MESHREG_META_STORE=etcd needs MESHREG_ETCD_ENDPOINTS (e.g. http://127.0.0.1:2379)');
+  }
   return Object.freeze({
     logLevel: level,
     admin: Object.freeze({
@@ -291,7 +328,12 @@ export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: bool
     meta: Object.freeze({
       host: e.get('MESHREG_META_HOST').default('127.0.0.1').asString(),
       port: metaPort,
-      url: e.get('MESHREG_META_URL').default(`ws://127.0.0.1:${metaPort}/v1/meta-link`).asString(),
+      url: metaUrls[0] ?? '',
+      urls: Object.freeze(metaUrls),
+      store: e.get('MESHREG_META_STORE').default('embedded').asEnum(['embedded', 'etcd']),
+      etcdEndpoints: Object.freeze(etcdEndpoints),
+      etcdPrefix: e.get('MESHREG_ETCD_PREFIX').default('/meshreg/').asString(),
+      etcdLeaseTtlS: int('MESHREG_ETCD_LEASE_TTL_S', 5, 1),
       leaseMs,
       warmupMs: e.get('MESHREG_META_WARMUP_MS').default('1000').asIntPositive(),
       arrangeIntervalMs: int('MESHREG_META_ARRANGE_INTERVAL_MS', 1000, 10),

@@ -7,6 +7,8 @@ import type { Logger } from '../proto/log.js';
 import type { Scrape } from './admin/ops-http.js';
 import type { ControlPlaneConfig } from './config.js';
 import { DataNode } from './data/data-node.js';
+import { EtcdStore } from './meta/etcd-store.js';
+import { EmbeddedStore } from './meta/meta-store.js';
 import { MetaNode } from './meta/meta-node.js';
 import { SessionNode } from './session/session-node.js';
 
@@ -57,10 +59,23 @@ export class ControlPlane {
         ...link,
         ops,
         logger: this.#log,
+        store: (metaUrl) =>
+          c.meta.store === 'etcd'
+            ? new EtcdStore({
+                endpoints: c.meta.etcdEndpoints,
+                prefix: c.meta.etcdPrefix,
+                metaUrl,
+                leaseTtlS: c.meta.etcdLeaseTtlS,
+                logger: this.#log.child({ role: 'meta' }),
+              })
+            : new EmbeddedStore(),
       });
       await this.meta.start();
     }
-    const metaUrl = this.meta?.url ?? c.meta.url;
+    // Members try the metas in turn: their own process's meta first when there is one.
+    const metaUrls =
+      this.meta === undefined ? c.meta.urls : [this.meta.url, ...c.meta.urls.filter((u) => u !== c.meta.url)];
+    const metaUrl = metaUrls.join(',');
     if (c.roles.includes('data')) {
       this.data = new DataNode({
         id: c.data.id,

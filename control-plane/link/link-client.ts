@@ -8,6 +8,7 @@ import type { Logger } from '../../proto/log.js';
 import { RpcPeer } from './rpc-peer.js';
 
 export interface LinkClientOptions {
+  /** One URL, or several comma-separated: each failed connection moves on to the next. */
   readonly url: string;
   readonly hello: LinkHello;
   readonly callTimeoutMs: number;
@@ -33,6 +34,7 @@ export class LinkClient {
   #peer: RpcPeer | undefined;
   #stopped = false;
   #attempt = 0;
+  #next = 0;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(opts: LinkClientOptions, cb: LinkCallbacks, onDisconnect: () => void = () => undefined) {
@@ -62,7 +64,9 @@ export class LinkClient {
 
   #connect(): void {
     if (this.#stopped) return;
-    const ws = new WebSocket(this.#opts.url, {
+    const urls = this.#opts.url.split(',');
+    const url = urls[this.#next++ % urls.length] ?? '';
+    const ws = new WebSocket(url, {
       maxPayload: this.#opts.maxFrameBytes,
       perMessageDeflate: false,
       handshakeTimeout: this.#opts.callTimeoutMs,

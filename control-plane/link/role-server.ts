@@ -48,9 +48,11 @@ export class RoleServer {
     this.#http = http.createServer((req, res) => {
       const path = (req.url ?? '').split('?')[0];
       if (req.method === 'GET' && path === '/health') {
+        const body = { status: 'ok', role: opts.role, ...opts.health() };
+        // A degraded role still serves, but a load balancer or probe should know.
         res
-          .writeHead(200, { 'content-type': 'application/json' })
-          .end(JSON.stringify({ status: 'ok', role: opts.role, ...opts.health() }));
+          .writeHead(body.status === 'degraded' ? 503 : 200, { 'content-type': 'application/json' })
+          .end(JSON.stringify(body));
         return;
       }
       if (this.#extension?.(req, res) === true) return;

@@ -5,7 +5,9 @@
  * removed (a closed socket alone does not remove it: it may be reconnecting). After a warm-up that
  * lets the members of a restarted cluster come back, meta arranges the slots over the live data
  * servers, a bounded number of leader moves per round, and pushes every new table and member list
- * to every member. This is the embedded store: one meta process holds the truth in memory.
+ * to every member. What must outlive the process (members, table, leadership) lives in a
+ * {@link MetaStore}: in memory by default, or etcd, where several metas share it and only the elected
+ * one assigns slots; every meta serves members and pushes them what the store holds.
  */
 import type { LinkHello, Member, MembersEvent, MemberRole } from '../../proto/cluster-link.js';
 import { DRAIN_EVENT, META_LINK_PATH, SWITCHES_EVENT } from '../../proto/cluster-link.js';
@@ -20,6 +22,7 @@ import type { SlotTable } from '../../proto/slot-table.js';
 import { VersionClock } from '../../proto/version.js';
 import { RoleServer } from '../link/role-server.js';
 import type { RpcPeer } from '../link/rpc-peer.js';
+import type { MetaStore, SharedMember } from './meta-store.js';
 import { arrangeSlots } from './slot-arranger.js';
 
 export interface MetaNodeOptions {
@@ -37,6 +40,8 @@ export interface MetaNodeOptions {
   readonly logger: Logger;
   /** `/metrics` and the admin API on the meta port. */
   readonly ops: Omit<OpsOptions, 'logger'>;
+  /** Builds the store once the meta knows its own URL. */
+  readonly store: (metaUrl: string) => MetaStore;
 }
 
 interface MemberRecord {
@@ -49,7 +54,12 @@ interface MemberRecord {
 export class MetaNode {
   readonly #opts: MetaNodeOptions;
   readonly #server: RoleServer;
+  /** Members connected to this meta (their links and leases). */
   readonly #members = new Map<string, MemberRecord>();
+  /** Members of the whole cluster, as the store holds them. */
+  #shared: ReadonlyMap<string, SharedMember> = new Map();
+  #store: MetaStore | undefined;
+  #saving = false;
   readonly #clock = new VersionClock();
   readonly #log: Logger;
   #table: SlotTable | undefined;
@@ -88,15 +98,18 @@ export class MetaNode {
   /** Members with their lease and link state (the admin API). */
   members(): MemberView[] {
     const now = Date.now();
-    return [...this.#members].map(([id, m]) => ({
-      id,
-      role: m.role,
-      url: m.url,
-      http: httpBase(m.url),
-      connected: m.peer?.isOpen === true,
-      leaseLeftMs: Math.max(0, m.expiresAt - now),
-      draining: this.#draining.has(id),
-    }));
+    return [...this.#shared].map(([id, m]) => {
+      const local = this.#members.get(id);
+      return {
+        id,
+        role: m.role,
+        url: m.url,
+        http: httpBase(m.url),
+        connected: local?.peer?.isOpen === true,
+        leaseLeftMs: local === undefined ? 0 : Math.max(0, local.expiresAt - now),
+        draining: m.draining || this.#draining.has(id),
+      };
+    });
   }
 
   /**
@@ -104,10 +117,10 @@ export class MetaNode {
    * empty; a data server has its slots moved to their followers first and exits holding none.
    */
   drain(id: string): MemberView {
-    const m = this.#members.get(id);
+    const m = this.#shared.get(id);
     if (m === undefined) throw new MeshregError('not_found', `no member "${id}"`);
-    const peers = [...this.#members].filter(
-      ([i, x]) => x.role === m.role && i !== id && !this.#draining.has(i),
+    const peers = [...this.#shared].filter(
+      ([i, x]) => x.role === m.role && i !== id && !x.draining && !this.#draining.has(i),
     );
     if (peers.length === 0)
       throw new MeshregError(
@@ -119,7 +132,8 @@ export class MetaNode {
       );
     this.#draining.add(id);
     this.#log.info('draining member', { id, role: m.role });
-    m.peer?.emit(DRAIN_EVENT, { id });
+    this.#members.get(id)?.peer?.emit(DRAIN_EVENT, { id });
+    this.#store?.putMember(id, { role: m.role, url: m.url, draining: true });
     this.#broadcastMembers();
     if (m.role === 'data') this.#tick();
     const view = this.members().find((v) => v.id === id);
@@ -140,22 +154,50 @@ export class MetaNode {
   }
 
   health(): Record<string, unknown> {
-    const members = [...this.#members].map(([id, m]) => ({
+    const members = [...this.#shared].map(([id, m]) => ({
       id,
       role: m.role,
       url: m.url,
-      connected: m.peer?.isOpen === true,
+      connected: this.#members.get(id)?.peer?.isOpen === true,
     }));
-    return { epoch: this.#table?.epoch ?? 0, arranging: this.#arranging, members, slotTable: this.#table };
+    const store = this.#store;
+    return {
+      // Degraded: the store is unreachable; the cluster serves with the last table, nothing is reassigned.
+      status: store === undefined || store.healthy ? 'ok' : 'degraded',
+      store: store?.kind ?? 'none',
+      leader: store?.leader === true,
+      epoch: this.#table?.epoch ?? 0,
+      arranging: this.#arranging,
+      members,
+      slotTable: this.#table,
+    };
   }
 
   async start(): Promise<void> {
     await this.#server.listen();
-    this.#warmTimer = setTimeout(() => {
-      this.#arranging = true;
-      this.#tick();
-    }, this.#opts.warmupMs);
-    this.#warmTimer.unref();
+    const store = this.#opts.store(this.url);
+    this.#store = store;
+    await store.start({
+      members: (m) => {
+        this.#shared = new Map(m);
+        this.#broadcastMembers();
+      },
+      table: (t) => {
+        this.#applyTable(t);
+      },
+      leadership: (leader) => {
+        clearTimeout(this.#warmTimer);
+        this.#arranging = false;
+        if (!leader) return;
+        // A new leader first gives the members of a restarted cluster time to come back.
+        this.#warmTimer = setTimeout(() => {
+          this.#arranging = true;
+          this.#tick();
+        }, this.#opts.warmupMs);
+        this.#warmTimer.unref();
+      },
+      health: () => undefined,
+    });
     this.#timer = setInterval(() => {
       this.#tick();
     }, this.#opts.arrangeIntervalMs);
@@ -167,6 +209,7 @@ export class MetaNode {
     this.#unregisterMetrics();
     clearTimeout(this.#warmTimer);
     clearInterval(this.#timer);
+    await this.#store?.close();
     await this.#server.close();
   }
 
@@ -180,6 +223,11 @@ export class MetaNode {
       expiresAt: Date.now() + this.#opts.leaseMs,
     };
     this.#members.set(hello.id, rec);
+    this.#store?.putMember(hello.id, {
+      role: hello.role,
+      url: hello.url,
+      draining: this.#draining.has(hello.id),
+    });
     peer.handle('heartbeat', () => {
       if (this.#members.get(hello.id) === rec) rec.expiresAt = Date.now() + this.#opts.leaseMs;
       return { epoch: this.#table?.epoch ?? 0 };
@@ -201,22 +249,24 @@ export class MetaNode {
 
   #tick(): void {
     const now = Date.now();
-    let changed = false;
-    for (const [id, m] of this.#members) {
-      if (m.expiresAt > now) continue;
-      this.#members.delete(id);
-      this.#draining.delete(id);
-      m.peer?.terminate();
-      changed = true;
-      this.#log.warn('member lease expired; removed', { id, role: m.role });
+    // With the store unreachable nothing is decided: a member that looks silent may be fine.
+    if (this.#store?.healthy === true) {
+      for (const [id, m] of this.#members) {
+        if (m.expiresAt > now) continue;
+        this.#members.delete(id);
+        this.#draining.delete(id);
+        m.peer?.terminate();
+        this.#store.deleteMember(id);
+        this.#log.warn('member lease expired; removed', { id, role: m.role });
+      }
     }
-    if (changed) this.#broadcastMembers();
-    if (this.#arranging) this.#arrange();
+    if (this.#arranging && this.#store?.leader === true && this.#store.healthy) void this.#arrange();
   }
 
-  #arrange(): void {
-    const live = [...this.#members]
-      .filter(([id, m]) => m.role === 'data' && !this.#draining.has(id))
+  async #arrange(): Promise<void> {
+    if (this.#saving) return;
+    const live = [...this.#shared]
+      .filter(([id, m]) => m.role === 'data' && !m.draining && !this.#draining.has(id))
       .map(([id]) => id);
     const next = arrangeSlots(this.#table, live, {
       slotCount: this.#opts.slotCount,
@@ -225,6 +275,18 @@ export class MetaNode {
       nextEpoch: (prev) => this.#clock.next(prev),
     });
     if (next === undefined || next === this.#table) return;
+    this.#saving = true;
+    try {
+      // The store announces the saved table to every meta, this one included.
+      if (!(await this.#store?.saveTable(next)))
+        this.#log.warn('slot table not saved (leadership lost?)', { epoch: next.epoch });
+    } finally {
+      this.#saving = false;
+    }
+  }
+
+  #applyTable(next: SlotTable): void {
+    if (this.#table !== undefined && next.epoch <= this.#table.epoch) return;
     const moves = next.slots.filter(
       (sl, i) => this.#table?.slots[i]?.leader !== undefined && this.#table.slots[i]?.leader !== sl.leader,
     ).length;
@@ -246,8 +308,8 @@ export class MetaNode {
   }
 
   #list(role: MemberRole): Member[] {
-    return [...this.#members]
-      .filter(([id, m]) => m.role === role && !(role === 'session' && this.#draining.has(id)))
+    return [...this.#shared]
+      .filter(([id, m]) => m.role === role && !(role === 'session' && (m.draining || this.#draining.has(id))))
       .map(([id, m]) => ({ id, url: m.url }))
       .sort((a, b) => a.id.localeCompare(b.id));
   }
