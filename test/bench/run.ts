@@ -9,11 +9,12 @@ import { parseOptions, USAGE, type WorkloadName } from './options.js';
 import { progress } from './progress.js';
 import { metricJson, renderTable, writeJson, type WorkloadResult } from './report.js';
 import type { Workload } from './workloads/common.js';
+import { push } from './workloads/push.js';
 import { registration } from './workloads/registration.js';
 
 const WORKLOAD_FNS: Readonly<Record<WorkloadName, Workload | undefined>> = {
   registration,
-  push: undefined,
+  push,
   scale: undefined,
   churn: undefined,
   reads: undefined,
