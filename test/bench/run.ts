@@ -9,6 +9,7 @@ import { parseOptions, USAGE, type WorkloadName } from './options.js';
 import { progress } from './progress.js';
 import { metricJson, renderTable, writeJson, type WorkloadResult } from './report.js';
 import type { Workload } from './workloads/common.js';
+import { churn } from './workloads/churn.js';
 import { push } from './workloads/push.js';
 import { registration } from './workloads/registration.js';
 
@@ -16,7 +17,7 @@ const WORKLOAD_FNS: Readonly<Record<WorkloadName, Workload | undefined>> = {
   registration,
   push,
   scale: undefined,
-  churn: undefined,
+  churn,
   reads: undefined,
   recovery: undefined,
 };
