@@ -11,6 +11,7 @@ import { metricJson, renderTable, writeJson, type WorkloadResult } from './repor
 import type { Workload } from './workloads/common.js';
 import { churn } from './workloads/churn.js';
 import { push } from './workloads/push.js';
+import { reads } from './workloads/reads.js';
 import { registration } from './workloads/registration.js';
 
 const WORKLOAD_FNS: Readonly<Record<WorkloadName, Workload | undefined>> = {
@@ -18,7 +19,7 @@ const WORKLOAD_FNS: Readonly<Record<WorkloadName, Workload | undefined>> = {
   push,
   scale: undefined,
   churn,
-  reads: undefined,
+  reads,
   recovery: undefined,
 };
 
