@@ -13,11 +13,12 @@ import { churn } from './workloads/churn.js';
 import { push } from './workloads/push.js';
 import { reads } from './workloads/reads.js';
 import { registration } from './workloads/registration.js';
+import { scale } from './workloads/scale.js';
 
 const WORKLOAD_FNS: Readonly<Record<WorkloadName, Workload | undefined>> = {
   registration,
   push,
-  scale: undefined,
+  scale,
   churn,
   reads,
   recovery: undefined,
