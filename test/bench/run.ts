@@ -12,6 +12,7 @@ import type { Workload } from './workloads/common.js';
 import { churn } from './workloads/churn.js';
 import { push } from './workloads/push.js';
 import { reads } from './workloads/reads.js';
+import { recovery } from './workloads/recovery.js';
 import { registration } from './workloads/registration.js';
 import { scale } from './workloads/scale.js';
 
@@ -21,7 +22,7 @@ const WORKLOAD_FNS: Readonly<Record<WorkloadName, Workload | undefined>> = {
   scale,
   churn,
   reads,
-  recovery: undefined,
+  recovery,
 };
 
 const LOAD_MODEL =
