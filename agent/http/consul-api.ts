@@ -12,7 +12,7 @@ import {
   type LocalServices,
   type NodeIdentity,
 } from '../local/local-services.js';
-import type { ServiceView } from '../view/service-view.js';
+import type { ServiceView, WatchedService } from '../view/service-view.js';
 import { parseBlocking, parseFlag } from './blocking.js';
 import { decodeServiceDefinition, type RegisterRequest } from './consul-register.js';
 import { agentServiceJson, catalogEntry, healthEntry } from './consul-encode.js';
@@ -191,15 +191,33 @@ async function serviceRead(
     throw new MeshregError('forbidden', `watching "${name}" was refused: ${refusal.message}`);
   await block(b, () => entry.modifyIndex, name, blocking.index, blocking.waitMs, req.signal);
   const index = entry.modifyIndex;
-  let list: Instance[] = b.view.instances(name);
-  if (tags.length > 0) list = list.filter((i) => tags.every((t) => i.tags.includes(t)));
-  if (passing) list = list.filter((i) => i.checks.every((c) => c.status === 'passing'));
-  list.sort((x, y) => (x.node === y.node ? x.id.localeCompare(y.id) : x.node.localeCompare(y.node)));
-  const body = list.map((i) =>
-    shape === 'health' ? healthEntry(i, b.datacenter, index) : catalogEntry(i, b.datacenter, index),
-  );
-  return { status: 200, body, headers: readHeaders(b, index) };
+  const headers = { ...readHeaders(b, index), 'content-type': 'application/json' };
+  // A body only changes with the service's index: encode it once per index and filter, not per read.
+  const cacheKey = `${shape}|${String(passing)}|${tags.join('\u0000')}`;
+  let cache = bodies.get(entry);
+  if (cache === undefined || cache.index !== index) {
+    cache = { index, texts: new Map() };
+    bodies.set(entry, cache);
+  }
+  let text = cache.texts.get(cacheKey);
+  if (text === undefined) {
+    let list: Instance[] = b.view.instances(name);
+    if (tags.length > 0) list = list.filter((i) => tags.every((t) => i.tags.includes(t)));
+    if (passing) list = list.filter((i) => i.checks.every((c) => c.status === 'passing'));
+    list.sort((x, y) => (x.node === y.node ? x.id.localeCompare(y.id) : x.node.localeCompare(y.node)));
+    text = JSON.stringify(
+      list.map((i) =>
+        shape === 'health' ? healthEntry(i, b.datacenter, index) : catalogEntry(i, b.datacenter, index),
+      ),
+    );
+    // A few filter combinations per service are normal; a client cycling through tags must not grow it forever.
+    if (cache.texts.size < 32) cache.texts.set(cacheKey, text);
+  }
+  return { status: 200, text, headers };
 }
+
+/** Encoded read bodies per watched service, valid for one index. */
+const bodies = new WeakMap<WatchedService, { index: number; texts: Map<string, string> }>();
 
 /** Holds a blocking read until the entry's index passes `index`, the wait elapses, or the client leaves. */
 async function block(

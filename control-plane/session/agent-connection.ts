@@ -113,9 +113,10 @@ export class AgentConnection implements PushTarget {
     return this.#hello?.nodeName;
   }
 
-  send(frame: string): void {
+  /** Sends a text frame (a string, or one pre-encoded as UTF-8 to be shared by many connections). */
+  send(frame: string | Buffer, written?: () => void): void {
     if (this.#state !== 'ready') return;
-    this.#ws.send(frame);
+    this.#ws.send(frame, { binary: false }, written);
   }
 
   /** Closes this connection with the close code of `code`. */

@@ -28,7 +28,8 @@ export const CATALOG_KEY = '#catalog';
 /** What the dispatcher needs of a connection. */
 export interface PushTarget {
   readonly id: string;
-  send(frame: string): void;
+  /** Writes a pre-encoded text frame; `written` runs once the socket has taken it. */
+  send(frame: Buffer, written?: () => void): void;
   fail(code: ErrorCode, reason: string): void;
 }
 
@@ -46,13 +47,19 @@ interface Sub {
   /** Highest version sent; -1 before the first push. */
   pushed: number;
   acked: number;
-  sentAt: number;
+  /**
+   * When the last push was written to the socket; `undefined` while it is still queued there. The
+   * ack clock starts at the write, not at the queueing: a push stuck behind a large backlog to a
+   * slow consumer is not late, and re-sending it would only grow the backlog.
+   */
+  sentAt: number | undefined;
   retries: number;
 }
 
 interface Frame {
   readonly version: number;
-  readonly text: string;
+  /** Encoded once, written as is to every subscriber. */
+  readonly data: Buffer;
 }
 
 export interface PushStats {
@@ -137,6 +144,15 @@ export class PushDispatcher implements ChangeListener {
       if (key === CATALOG_KEY) watch.catalogInterest(true);
       else watch.interest(key, true);
     }
+  }
+
+  /**
+   * Checks every subscribed key against the data servers soon (after a data server connected or the
+   * slot table changed): whatever could not be fetched before is pushed now, not at the next
+   * reconciliation. Subscribers already up to date are not sent anything.
+   */
+  resyncAll(): void {
+    for (const key of this.#subs.keys()) this.#schedule(key, true);
   }
 
   /** Stops receiving notifications from a data server that left. */
@@ -267,13 +283,12 @@ export class PushDispatcher implements ChangeListener {
 
   /** Writes `frame` to every subscriber that is behind and not held; returns how many. */
   #fanOut(subs: ReadonlyMap<string, Sub>, frame: Frame): number {
-    const now = performance.now();
     const gate = this.#gate;
     let written = 0;
     for (const sub of subs.values()) {
       if (sub.pushed >= frame.version) continue;
       if (gate !== undefined && !gate(sub.target)) continue;
-      this.#send(sub, frame, now);
+      this.#send(sub, frame);
       written++;
     }
     return written;
@@ -294,7 +309,7 @@ export class PushDispatcher implements ChangeListener {
         complete: c.complete,
         services: c.services,
       };
-      return this.#remember(key, { version: c.version, text: JSON.stringify(msg) });
+      return this.#remember(key, { version: c.version, data: Buffer.from(JSON.stringify(msg)) });
     }
     const d = await this.#router.forKey(key).fetch(key);
     const cached = this.#frames.get(key);
@@ -306,7 +321,7 @@ export class PushDispatcher implements ChangeListener {
       complete: d.complete,
       instances: d.instances,
     };
-    return this.#remember(key, { version: d.version, text: JSON.stringify(msg) });
+    return this.#remember(key, { version: d.version, data: Buffer.from(JSON.stringify(msg)) });
   }
 
   #remember(key: string, frame: Frame): Frame {
@@ -314,19 +329,25 @@ export class PushDispatcher implements ChangeListener {
     return frame;
   }
 
-  #send(sub: Sub, frame: Frame, now: number): void {
+  #send(sub: Sub, frame: Frame): void {
     sub.pushed = frame.version;
-    sub.sentAt = now;
     this.stats.pushes++;
     // The catalog is a convenience view; it is not acknowledged (a later change re-sends it anyway).
     if (sub.key !== CATALOG_KEY) this.#inflight.add(sub);
-    sub.target.send(frame.text);
+    this.#write(sub, frame);
+  }
+
+  #write(sub: Sub, frame: Frame): void {
+    sub.sentAt = undefined;
+    sub.target.send(frame.data, () => {
+      if (sub.pushed === frame.version) sub.sentAt = performance.now();
+    });
   }
 
   #sweep(): void {
     const now = performance.now();
     for (const sub of [...this.#inflight]) {
-      if (now - sub.sentAt < this.#opts.ackTimeoutMs) continue;
+      if (sub.sentAt === undefined || now - sub.sentAt < this.#opts.ackTimeoutMs) continue;
       const frame = this.#frames.get(sub.key);
       if (sub.retries >= this.#opts.maxRetries || frame === undefined) {
         this.#inflight.delete(sub);
@@ -341,8 +362,7 @@ export class PushDispatcher implements ChangeListener {
       }
       sub.retries++;
       this.stats.retries++;
-      sub.sentAt = now;
-      sub.target.send(frame.text);
+      this.#write(sub, frame);
     }
   }
 

@@ -219,6 +219,7 @@ export class SessionServer implements ConnectionHost {
   /** Starts receiving notifications from a data server added to the router. */
   attachDataServer(id: string): void {
     this.#push.attachServer(id);
+    this.#push.resyncAll();
     void this.#writes.retry();
   }
 
@@ -229,6 +230,7 @@ export class SessionServer implements ConnectionHost {
 
   /** A new slot table: retry what failed for want of a leader. */
   tableChanged(): void {
+    this.#push.resyncAll();
     void this.#writes.retry();
   }
 

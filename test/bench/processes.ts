@@ -19,6 +19,11 @@ export const BENCH_ENV: Readonly<Record<string, string>> = {
   MESHREG_RECONCILE_INTERVAL_MS: '5000',
   MESHREG_AGENT_BACKOFF_INITIAL_MS: '100',
   MESHREG_AGENT_BACKOFF_MAX_MS: '5000',
+  // The roles talk over loopback links; leases roomy enough that a loaded machine expires nobody.
+  MESHREG_META_LEASE_MS: '10000',
+  MESHREG_HEARTBEAT_MS: '1000',
+  MESHREG_META_WARMUP_MS: '300',
+  MESHREG_DATA_SESSION_GRACE_MS: '10000',
 };
 
 export interface ControlPlane {

@@ -78,7 +78,7 @@ function api(): Api {
         const m = router.match(method, u.pathname);
         if (m === 'not_found') throw new MeshregError('not_found', 'no route');
         if (m === 'method_not_allowed') throw new MeshregError('method_not_allowed', 'no');
-        return await m.handler({
+        const r = await m.handler({
           method,
           path: u.pathname,
           params: m.params,
@@ -87,6 +87,10 @@ function api(): Api {
           headers: {},
           signal,
         });
+        // A pre-encoded JSON answer travels as `text`; read it back as the client would.
+        return r.text !== undefined && r.headers?.['content-type'] === 'application/json'
+          ? { ...r, body: JSON.parse(r.text) as unknown }
+          : r;
       } catch (err) {
         if (!(err instanceof MeshregError)) throw err;
         return { status: err.httpStatus, body: err.toJSON() };
@@ -160,6 +164,7 @@ test('consul api - an unknown service reads as [] (never null) and a bad name is
   assert.deepEqual(r.body, []);
   assert.ok(index(r) >= 1);
   assert.deepEqual(r.headers, {
+    'content-type': 'application/json',
     'x-consul-index': String(index(r)),
     'x-consul-knownleader': 'false',
     'x-consul-lastcontact': '1500',

@@ -17,10 +17,20 @@ const MAX_RETRIES = 2;
 
 class FakeTarget implements PushTarget {
   readonly texts: string[] = [];
+  /** When set, writes are held (a socket with a backlog) until `release()`. */
+  hold = false;
+  readonly #held: (() => void)[] = [];
   readonly failures: { code: ErrorCode; reason: string }[] = [];
   constructor(readonly id: string) {}
-  send(frame: string): void {
-    this.texts.push(frame);
+  /** Takes each frame at once, like a socket with room to spare. */
+  send(frame: Buffer, written?: () => void): void {
+    this.texts.push(frame.toString('utf8'));
+    if (this.hold) this.#held.push(() => written?.());
+    else written?.();
+  }
+  release(): void {
+    this.hold = false;
+    for (const w of this.#held.splice(0)) w();
   }
   fail(code: ErrorCode, reason: string): void {
     this.failures.push({ code, reason });
@@ -227,6 +237,21 @@ test('push dispatcher - an unacknowledged push is re-sent after the ack timeout,
   assert.equal(target.failures[0]?.code, 'ack_timeout');
   assert.equal(h.dispatcher.stats.retries, MAX_RETRIES);
   assert.equal(h.dispatcher.stats.failures, 1);
+});
+
+test('push dispatcher - the ack clock starts when the socket has written the push, not when it was queued', async (t) => {
+  const h = harness(t);
+  await h.publish(web1, 1);
+  const target = new FakeTarget('a');
+  target.hold = true;
+  h.dispatcher.subscribe(target, 'web', undefined);
+  await h.flush();
+  await h.advance(5 * ACK_TIMEOUT_MS);
+  assert.equal(target.texts.length, 1, 'a push still queued is neither re-sent nor failed');
+  assert.deepEqual(target.failures, []);
+  target.release();
+  await h.advance(ACK_TIMEOUT_MS + SWEEP_MS);
+  assert.equal(target.texts.length, 2, 'once written, an unacknowledged push is re-sent after the timeout');
 });
 
 test('push dispatcher - an ack stops the retries; an ack of an older version does not', async (t) => {
