@@ -355,7 +355,13 @@ export class DataNode {
     const s = this.#sessions.get(id);
     if (s === undefined) return;
     try {
-      const r = await s.peer.call('collect', { slots, slotCount: this.#opts.slotCount }, decodeOwnedList);
+      const r = await s.peer.call(
+        'collect',
+        { slots, slotCount: this.#opts.slotCount },
+        decodeOwnedList,
+        // A session may hold hundreds of thousands of publishers: one large answer, given time.
+        Math.max(this.#opts.callTimeoutMs, 60_000),
+      );
       into.push(...r.items);
       pending.delete(id);
     } catch (err) {

@@ -72,8 +72,13 @@ export class RpcPeer {
   }
 
   /** Calls `method` on the peer; the result is validated with `decode`. */
-  async call<T>(method: string, params: unknown, decode: (raw: unknown) => Decoded<T>): Promise<T> {
-    const raw = await this.#callRaw(method, params);
+  async call<T>(
+    method: string,
+    params: unknown,
+    decode: (raw: unknown) => Decoded<T>,
+    timeoutMs?: number,
+  ): Promise<T> {
+    const raw = await this.#callRaw(method, params, timeoutMs);
     const decoded = decode(raw);
     if (!decoded.ok)
       throw new MeshregError('invalid_frame', `bad ${method} result: ${describe(decoded.errors)}`);
@@ -101,14 +106,14 @@ export class RpcPeer {
     this.#ws.terminate();
   }
 
-  #callRaw(method: string, params: unknown): Promise<unknown> {
+  #callRaw(method: string, params: unknown, timeoutMs = this.#opts.callTimeoutMs): Promise<unknown> {
     if (!this.isOpen) return Promise.reject(new MeshregError('unavailable', `link not open for ${method}`));
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
-        reject(new MeshregError('unavailable', `${method} timed out after ${this.#opts.callTimeoutMs} ms`));
-      }, this.#opts.callTimeoutMs);
+        reject(new MeshregError('unavailable', `${method} timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
       this.#pending.set(id, { resolve, reject, timer });
       this.#ws.send(JSON.stringify({ t: 'req', id, method, params }));
     });

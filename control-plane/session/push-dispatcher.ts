@@ -16,7 +16,7 @@
  */
 import { SpanKind, type Histogram } from '@opentelemetry/api';
 import type { Push, Catalog } from '../../proto/agent-link.js';
-import type { ErrorCode } from '../../proto/errors.js';
+import { MeshregError, type ErrorCode } from '../../proto/errors.js';
 import type { Logger } from '../../proto/log.js';
 import { contextFrom, meter, tracer } from '../../proto/telemetry.js';
 import type { ChangeListener, DataWatch, DatumChange } from '../data/data-api.js';
@@ -254,8 +254,11 @@ export class PushDispatcher implements ChangeListener {
     this.#pending.clear();
     for (const [key, change] of entries) {
       this.#pushKey(key, change).catch((err: unknown) => {
-        // The reconciliation pass retries whatever could not be fetched now.
-        this.#opts.logger.warn('push fetch failed', { service: key, err });
+        // The reconciliation pass (or the next table / data connection) retries whatever could not be
+        // fetched now; no leader yet is expected while a cluster starts or fails over.
+        const expected =
+          err instanceof MeshregError && (err.code === 'unavailable' || err.code === 'stale_epoch');
+        this.#opts.logger[expected ? 'debug' : 'warn']('push fetch failed', { service: key, err });
       });
     }
   }

@@ -8,7 +8,13 @@
  * timer; the agent's confirmation is sent when it lands. When a connection closes, its publishers
  * stay for the grace period and are then dropped from the data servers, unless re-sent meanwhile.
  */
-import type { Confirm, ConfirmResult, Registration, Withdrawal } from '../../proto/agent-link.js';
+import {
+  MAX_BATCH,
+  type Confirm,
+  type ConfirmResult,
+  type Registration,
+  type Withdrawal,
+} from '../../proto/agent-link.js';
 import type { CollectParams, OwnedPublisher, PublishItem } from '../../proto/cluster-link.js';
 import { MeshregError } from '../../proto/errors.js';
 import { registrationId } from '../../proto/instance.js';
@@ -171,7 +177,10 @@ export class WritePath {
       }
       for (const [conn, items] of byConn) {
         const results = await this.#writePublishes(conn, items);
-        if (results.length > 0) this.#opts.confirm(conn, { type: 'confirm', results });
+        // A confirm frame carries at most MAX_BATCH results (the agent refuses larger ones).
+        for (let i = 0; i < results.length; i += MAX_BATCH) {
+          this.#opts.confirm(conn, { type: 'confirm', results: results.slice(i, i + MAX_BATCH) });
+        }
       }
     } finally {
       this.#retrying = false;
