@@ -19,6 +19,8 @@ import { withTraceparent } from '../../proto/trace-context.js';
 import {
   toInstance,
   type LocalChange,
+  type LocalRecord,
+  type Tombstone,
   type LocalServices,
   type NodeIdentity,
 } from '../local/local-services.js';
@@ -43,6 +45,10 @@ export class AgentSync implements LinkHandler {
   #offlineSinceMs = Date.now();
   #welcome: Welcome | undefined;
   readonly #stateListeners = new Set<(s: LinkState) => void>();
+  readonly #pendingUpserts = new Map<string, LocalRecord>();
+  readonly #pendingRemovals = new Map<string, Tombstone>();
+  #pendingTrace: string | undefined;
+  #flushLocal: NodeJS.Immediate | undefined;
   readonly counters = { pushesApplied: 0, pushesIgnored: 0, confirms: 0, refusals: 0 };
   /** Why the control plane refused a registration (by service ID) or a subscription (by name). */
   readonly #refusedRegs = new Map<string, { code: string; message: string }>();
@@ -125,6 +131,9 @@ export class AgentSync implements LinkHandler {
   // ---- LinkHandler ------------------------------------------------------------------------------
 
   onOpen(welcome: Welcome): void {
+    // The full sync below carries every pending local change: drop the batch so nothing goes twice.
+    this.#pendingUpserts.clear();
+    this.#pendingRemovals.clear();
     this.#welcome = welcome;
     // Switches may have changed while away: ask again.
     this.#refusedSubs.clear();
@@ -206,17 +215,38 @@ export class AgentSync implements LinkHandler {
 
   // ---- internals ------------------------------------------------------------------------------
 
+  /**
+   * Local changes made in one turn of the event loop go out together, in frames of up to MAX_BATCH:
+   * a definition folder or a burst of registrations costs a few frames, not one per instance. The
+   * trace of the first change (an HTTP register's span) travels with the batch.
+   */
   #onLocalChange(change: LocalChange): void {
     if (change.kind === 'upsert') {
-      // Called within the caller's span (an HTTP register), whose trace the frame carries on.
-      this.#send({
-        type: 'publish',
-        registrations: [{ instance: toInstance(change.record, this.#node), version: change.record.version }],
-        ...withTraceparent(traceparentOf()),
-      });
+      const r = change.record;
+      this.#pendingRemovals.delete(`${r.def.id}\n${r.def.name}`);
+      this.#pendingUpserts.set(r.def.id, r);
     } else {
-      this.#send({ type: 'unpublish', registrations: [change.tombstone] });
+      const t = change.tombstone;
+      if (this.#pendingUpserts.get(t.id)?.def.name === t.service) this.#pendingUpserts.delete(t.id);
+      this.#pendingRemovals.set(`${t.id}\n${t.service}`, t);
     }
+    this.#pendingTrace ??= traceparentOf();
+    if (this.#flushLocal !== undefined) return;
+    this.#flushLocal = setImmediate(() => {
+      this.#flushLocal = undefined;
+      const trace = this.#pendingTrace;
+      this.#pendingTrace = undefined;
+      const removals = [...this.#pendingRemovals.values()];
+      const upserts = [...this.#pendingUpserts.values()].map((r) => ({
+        instance: toInstance(r, this.#node),
+        version: r.version,
+      }));
+      this.#pendingRemovals.clear();
+      this.#pendingUpserts.clear();
+      for (const batch of chunks(removals)) this.#send({ type: 'unpublish', registrations: batch });
+      for (const batch of chunks(upserts))
+        this.#send({ type: 'publish', registrations: batch, ...withTraceparent(trace) });
+    });
   }
 
   #resendUnconfirmed(): void {
