@@ -31,6 +31,11 @@ describe('metrics and admin api', () => {
       MESHREG_ADMIN_TOKEN: ADMIN,
       MESHREG_AGENT_DATA_DIR: tmp.dir,
     });
+    // The counts below are exact: let the data server's warm-up (one version bump of everything) pass first.
+    await waitFor('data warm-up over', async () => {
+      const h = (await http('GET', `${data()}/health`)).body as { warming: boolean; migrating: number };
+      return !h.warming && h.migrating === 0;
+    });
   });
 
   after(async () => {
