@@ -53,6 +53,7 @@ export class Agent implements ConsulBackend {
   readonly #config: AgentConfig;
   readonly #log: Logger;
   readonly checks: AgentChecks;
+  readonly #drains = new Set<NodeJS.Timeout>();
   readonly #unregisterMetrics: () => void;
 
   private constructor(config: AgentConfig, node: NodeIdentity, logger: Logger, hooks: AgentHooks) {
@@ -204,6 +205,7 @@ export class Agent implements ConsulBackend {
   }
 
   async stop(): Promise<void> {
+    for (const t of this.#drains) clearTimeout(t);
     this.#unregisterMetrics();
     this.#files?.stop();
     this.checks.close();
@@ -245,7 +247,23 @@ export class Agent implements ConsulBackend {
   }
 
   async deregister(id: string): Promise<void> {
+    const record = this.local.get(id);
+    if (record === undefined) return;
     this.checks.removeService(id);
+    const drainMs = this.#config.drainMs;
+    if (drainMs > 0 && record.draining !== true) {
+      // Published as draining first (EDS: DRAINING; Consul: critical), removed when the period ends.
+      this.local.markDraining(id);
+      await this.#writer.write();
+      const timer = setTimeout(() => {
+        this.#drains.delete(timer);
+        if (this.local.get(id)?.draining === true && this.local.deregister(id) !== undefined)
+          void this.#writer.write();
+      }, drainMs);
+      timer.unref();
+      this.#drains.add(timer);
+      return;
+    }
     if (this.local.deregister(id) !== undefined) await this.#writer.write();
   }
 
@@ -315,6 +333,8 @@ export class Agent implements ConsulBackend {
       this.#log.error('skipped an invalid record of the local state file', { file, reason });
     this.local.restore(decoded.state);
     this.checks.restore(decoded.state, this.#log);
+    // A drain that a restart interrupted is over: the service was deregistered.
+    for (const r of this.local.list()) if (r.draining === true) this.local.deregister(r.def.id);
     this.#log.info('restored local registrations', { services: this.local.size });
   }
 }

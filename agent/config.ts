@@ -29,6 +29,8 @@ export interface AgentConfig {
   readonly viewCacheWriteIntervalMs: number;
   readonly configDir: string;
   readonly configReloadMs: number;
+  /** How long a deregistered service stays published as draining (0: removed at once, as in Consul). */
+  readonly drainMs: number;
   readonly checkMinIntervalMs: number;
   readonly checkMinDeregisterMs: number;
   readonly checkReapIntervalMs: number;
@@ -161,6 +163,7 @@ export function readAgentConfig(
     viewCacheWriteIntervalMs: e.get('MESHREG_AGENT_VIEW_CACHE_WRITE_MS').default('200').asIntPositive(),
     configDir: e.get('MESHREG_AGENT_CONFIG_DIR').default('').asString(),
     configReloadMs: e.get('MESHREG_AGENT_CONFIG_RELOAD_MS').default('1000').asIntPositive(),
+    drainMs: e.get('MESHREG_AGENT_DRAIN_MS').default('0').asIntPositive(),
     checkMinIntervalMs: e.get('MESHREG_CHECK_MIN_INTERVAL_MS').default('1000').asIntPositive(),
     checkMinDeregisterMs: e.get('MESHREG_CHECK_MIN_DEREGISTER_MS').default('60000').asIntPositive(),
     checkReapIntervalMs: e.get('MESHREG_CHECK_REAP_INTERVAL_MS').default('30000').asIntPositive(),

@@ -6,6 +6,7 @@ import {
   Issues,
   at,
   readArray,
+  readBool,
   readInt,
   readObject,
   readOneOf,
@@ -55,6 +56,11 @@ export interface Instance {
   /** Locality, used by EDS; empty when unknown. */
   readonly zone: string;
   readonly region: string;
+  /**
+   * Deregistered and draining: still listed for a drain period so proxies can finish in-flight
+   * requests (EDS shows it DRAINING); it carries a critical check, so it is out of every `?passing` list.
+   */
+  readonly draining?: true;
 }
 
 /** The registry-wide identity of an instance: its node and its service ID. */
@@ -120,6 +126,7 @@ export function readInstance(issues: Issues, raw: unknown, path: string): Instan
     }) ?? [];
   const zone = readString(issues, o['zone'], at(path, 'zone'), { maxLength: 128 }) ?? '';
   const region = readString(issues, o['region'], at(path, 'region'), { maxLength: 128 }) ?? '';
+  const draining = readBool(issues, o['draining'], at(path, 'draining')) === true;
   if (issues.list.length > before || id === undefined || service === undefined) return undefined;
   if (nodeId === undefined || node === undefined) return undefined;
   return {
@@ -137,6 +144,7 @@ export function readInstance(issues: Issues, raw: unknown, path: string): Instan
     checks,
     zone,
     region,
+    ...(draining ? { draining: true as const } : {}),
   };
 }
 

@@ -138,7 +138,8 @@ function localHealthById(b: ConsulBackend, req: HttpRequest): HttpResult {
 
 function agentServices(b: ConsulBackend): HttpResult {
   const body: Record<string, unknown> = {};
-  for (const r of b.local.list()) body[r.def.id] = agentServiceJson(r, b.datacenter);
+  // A draining service is deregistered as far as this agent's own API is concerned.
+  for (const r of b.local.list()) if (r.draining !== true) body[r.def.id] = agentServiceJson(r, b.datacenter);
   return { status: 200, body };
 }
 

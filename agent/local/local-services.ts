@@ -38,6 +38,8 @@ export interface LocalRecord {
   readonly checks: readonly CheckState[];
   /** The service's check definitions as sent (Consul JSON), persisted so they run again after a restart. */
   readonly checkDefinitions: readonly Readonly<Record<string, unknown>>[];
+  /** Deregistered, and published as draining until the drain period ends. */
+  readonly draining?: true;
 }
 
 export interface Tombstone {
@@ -162,6 +164,21 @@ export class LocalServices {
     return t;
   }
 
+  /** Marks a service as draining (deregistered, still published so proxies can drain it). */
+  markDraining(id: string): boolean {
+    const old = this.#records.get(id);
+    if (old === undefined || old.draining === true) return false;
+    const record: LocalRecord = {
+      ...old,
+      draining: true,
+      version: this.#clock.next(old.version),
+      synced: false,
+    };
+    this.#records.set(id, record);
+    this.#emit({ kind: 'upsert', record });
+    return true;
+  }
+
   /** Replaces a service's check results; a new version only when something visible changed. */
   setChecks(id: string, checks: readonly CheckState[]): void {
     const old = this.#records.get(id);
@@ -191,7 +208,20 @@ export class LocalServices {
 /** Builds the published instance of a local record. */
 export function toInstance(record: LocalRecord, node: NodeIdentity): Instance {
   const { def } = record;
-  const health: Health = worstHealth(record.checks);
+  const checks: readonly CheckState[] =
+    record.draining === true
+      ? [
+          ...record.checks,
+          {
+            id: 'meshreg:draining',
+            name: 'Service draining',
+            status: 'critical',
+            output: 'deregistered; draining',
+            type: '',
+          },
+        ]
+      : record.checks;
+  const health: Health = worstHealth(checks);
   return {
     id: def.id,
     service: def.name,
@@ -204,9 +234,10 @@ export function toInstance(record: LocalRecord, node: NodeIdentity): Instance {
     meta: def.meta,
     weights: def.weights,
     health,
-    checks: record.checks,
+    checks,
     zone: node.zone,
     region: node.region,
+    ...(record.draining === true ? { draining: true as const } : {}),
   };
 }
 
@@ -269,6 +300,7 @@ export function decodeLocalState(raw: unknown): { state: PersistedState; skipped
       synced: false,
       checks: probe.value.checks,
       checkDefinitions: defs,
+      ...(rec['draining'] === true ? { draining: true as const } : {}),
     });
   }
   const tombstones: Tombstone[] = [];

@@ -18,7 +18,14 @@ export class ViewEndpoints implements EndpointSource {
     const entry = this.view.ensure(service);
     // With nothing pushed yet and nothing local, there is no view: xDS withholds the resource.
     const known = entry.received || this.hasLocal(service);
-    return { service, version: known ? entry.modifyIndex : 0, instances: this.view.instances(service) };
+    const instances = this.view.instances(service);
+    const draining = new Set(instances.filter((i) => i.draining === true).map((i) => `${i.nodeId}/${i.id}`));
+    return {
+      service,
+      version: known ? entry.modifyIndex : 0,
+      instances,
+      ...(draining.size > 0 ? { deregistering: draining } : {}),
+    };
   }
 
   onChange(listener: (service: string) => void): () => void {

@@ -9,6 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { http, header } from '../support/http.js';
 import { startMeshreg, tempDir, type Started } from '../support/process.js';
+import { waitFor } from '../support/wait.js';
 
 const echoPackage = grpc.loadPackageDefinition(
   protoLoader.fromJSON({
@@ -24,6 +25,8 @@ const echoPackage = grpc.loadPackageDefinition(
 );
 const EchoClient = (echoPackage['meshregtest'] as grpc.GrpcObject)['Echo'] as grpc.ServiceClientConstructor;
 const CLA = 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment';
+/** Deregistered instances stay published as DRAINING this long. */
+const DRAIN_MS = 600;
 
 async function startEcho(name: string): Promise<{ name: string; port: number; server: grpc.Server }> {
   const server = new grpc.Server();
@@ -90,6 +93,7 @@ describe('eds through the agent', () => {
       MESHREG_AGENT_DATA_DIR: tmp.dir,
       MESHREG_ZONE: 'z1',
       MESHREG_REGION: 'r1',
+      MESHREG_AGENT_DRAIN_MS: String(DRAIN_MS),
     });
     agent = dev.addresses['agent'] ?? '';
     for (const n of ['a', 'b', 'c']) backends.push(await startEcho(n));
@@ -128,6 +132,14 @@ describe('eds through the agent', () => {
 
   test('eds agent - REST EDS on the agent port: 200, then 304 on the same version, then a long poll', async () => {
     const req = { node: { id: 'envoy-1', cluster: 'edge' }, resource_names: ['echo'], type_url: CLA };
+    // echo-a, deregistered by the previous test, drains first: wait until it is gone.
+    await waitFor('echo-a drained', async () => {
+      const r = await http('POST', `${agent}/v3/discovery:endpoints`, req);
+      return (
+        (r.body as { resources: { endpoints: { lb_endpoints: unknown[] }[] }[] }).resources[0]?.endpoints[0]
+          ?.lb_endpoints.length === 2
+      );
+    });
     const first = await http('POST', `${agent}/v3/discovery:endpoints`, req);
     assert.equal(first.status, 200);
     const body = first.body as {
@@ -153,8 +165,40 @@ describe('eds through the agent', () => {
     const changed = await held;
     assert.equal(changed.status, 200);
     assert.ok(Date.now() - started < 2000, 'the long poll returned on the change');
-    const after = changed.body as { resources: { endpoints: { lb_endpoints: unknown[] }[] }[] };
-    assert.equal(after.resources[0]?.endpoints[0]?.lb_endpoints.length, 1);
+    type Cla = {
+      version_info: string;
+      resources: {
+        endpoints: {
+          lb_endpoints: {
+            health_status?: string;
+            endpoint: { address: { socket_address: { port_value: number } } };
+          }[];
+        }[];
+      }[];
+    };
+    // The drain is observable: the deregistered instance is DRAINING before it goes.
+    const statusesOf = (body: unknown): string[] =>
+      ((body as Cla).resources[0]?.endpoints[0]?.lb_endpoints ?? [])
+        .map((e) => e.health_status ?? 'UNKNOWN')
+        .sort();
+    let drainingSeen = statusesOf(changed.body).includes('DRAINING');
+    let version = (changed.body as Cla).version_info;
+    while (!drainingSeen && Date.now() - started < DRAIN_MS) {
+      const r = await http('POST', `${agent}/v3/discovery:endpoints`, req);
+      drainingSeen = statusesOf(r.body).includes('DRAINING');
+      version = (r.body as Cla).version_info;
+    }
+    assert.ok(drainingSeen, 'a deregistered instance drains first');
+    const consul = (await http('GET', `${agent}/v1/health/service/echo?passing`)).body as unknown[];
+    assert.equal(consul.length, 1, 'only the healthy instance is in the passing list');
+    await waitFor('removed after the drain period', async () => {
+      const r = await http('POST', `${agent}/v3/discovery:endpoints?wait=2s`, {
+        ...req,
+        version_info: version,
+      });
+      if (r.status === 200) version = (r.body as Cla).version_info;
+      return r.status === 200 && statusesOf(r.body).join() === 'HEALTHY';
+    });
     const bad = await http('POST', `${agent}/v3/discovery:endpoints`, { ...req, resource_names: 'echo' });
     assert.equal(bad.status, 400);
     assert.match(JSON.stringify(bad.body), /resource_names/);
