@@ -10,18 +10,15 @@
  */
 import {
   DATA_LINK_PATH,
-  DRAIN_EVENT,
   decodeInterest,
   decodeKey,
   decodeKeys,
-  decodeMembers,
   decodeOwnedList,
   decodeOwner,
   decodePublishParams,
   decodeReplicaSnapshot,
   decodeReplicationOp,
   decodeSlots,
-  decodeSlotTable,
   decodeUnpublishParams,
   type LinkHello,
   type Member,
@@ -32,6 +29,8 @@ import type { Logger } from '../../proto/log.js';
 import { opsEndpoints, type OpsOptions } from '../admin/ops-http.js';
 import { CLUSTER_PROTOCOL_VERSION } from '../../proto/rpc.js';
 import { LinkClient } from '../link/link-client.js';
+import { MetaMember } from '../link/meta-member.js';
+import type { SlotTable } from '../../proto/slot-table.js';
 import { RoleServer } from '../link/role-server.js';
 import { params, type RpcPeer } from '../link/rpc-peer.js';
 import { dataAdminRoutes, registerDataMetrics, tracedPublish } from './data-ops.js';
@@ -78,8 +77,7 @@ export class DataNode {
   readonly #leaders = new Map<string, { client: LinkClient; slots: Set<number> }>();
   #dataMembers: readonly Member[] = [];
   #sessionMembers: readonly Member[] = [];
-  #meta: LinkClient | undefined;
-  #heartbeat: NodeJS.Timeout | undefined;
+  #meta: MetaMember | undefined;
   readonly #lagMs: number[] = [];
   /** Slots whose migration is running, so a newer table does not start a second one. */
   readonly #inFlight = new Set<number>();
@@ -134,7 +132,7 @@ export class DataNode {
     return {
       dataId: this.#opts.id,
       draining: this.#draining !== 'no',
-      metaConnected: this.#meta?.peer !== undefined,
+      metaConnected: this.#meta?.connected === true,
       sessionsConnected: this.#sessions.size,
       ...this.server.stats(),
       replicationLagMs: {
@@ -148,48 +146,37 @@ export class DataNode {
   async start(): Promise<void> {
     await this.#role.listen();
     const url = `ws://${this.#opts.advertiseHost !== '' ? `${this.#opts.advertiseHost}:${this.#role.address.split(':').pop() ?? ''}` : this.#role.address}${DATA_LINK_PATH}`;
-    this.#meta = new LinkClient(
+    this.#meta = new MetaMember(
       {
-        url: this.#opts.metaUrl,
+        urls: this.#opts.metaUrl,
         hello: this.#hello(url),
+        heartbeatMs: this.#opts.heartbeatMs,
         callTimeoutMs: this.#opts.callTimeoutMs,
         maxFrameBytes: this.#opts.maxFrameBytes,
-        retryMinMs: 50,
-        retryMaxMs: 2000,
         logger: this.#log,
       },
       {
-        setup: (peer) => {
-          peer.on('table', (raw) => {
-            this.#onTable(raw);
-          });
-          peer.on('members', (raw) => {
-            const m = decodeMembers(raw);
-            if (m.ok) {
-              this.#dataMembers = m.value.data;
-              this.#sessionMembers = m.value.sessions;
-            }
-          });
-          peer.on(DRAIN_EVENT, () => {
-            if (this.#draining !== 'no') return;
-            this.#draining = 'draining';
-            this.#log.info('draining: waiting for meta to move every slot away');
-            this.#checkDrained();
-          });
+        table: (t) => {
+          this.#onTable(t);
+        },
+        members: (m) => {
+          this.#dataMembers = m.data;
+          this.#sessionMembers = m.sessions;
+        },
+        drain: () => {
+          if (this.#draining !== 'no') return;
+          this.#draining = 'draining';
+          this.#log.info('draining: waiting for meta to move every slot away');
+          this.#checkDrained();
         },
       },
     );
     this.#meta.start();
-    this.#heartbeat = setInterval(() => {
-      this.#meta?.peer?.callVoid('heartbeat', { id: this.#opts.id }).catch(() => undefined);
-    }, this.#opts.heartbeatMs);
-    this.#heartbeat.unref();
     this.#log.info('data listening', { url: this.url });
   }
 
   async stop(): Promise<void> {
     this.#unregisterMetrics();
-    clearInterval(this.#heartbeat);
     this.#meta?.stop();
     for (const l of this.#leaders.values()) l.client.stop();
     for (const t of this.#sessionGrace.values()) clearTimeout(t);
@@ -281,13 +268,8 @@ export class DataNode {
 
   // ---- the slot table ---------------------------------------------------------------------------
 
-  #onTable(raw: unknown): void {
-    const t = decodeSlotTable(raw);
-    if (!t.ok) {
-      this.#log.error('invalid slot table from meta', { errors: t.errors });
-      return;
-    }
-    const plan = this.server.applyTable(t.value);
+  #onTable(table: SlotTable): void {
+    const plan = this.server.applyTable(table);
     if (plan === undefined) return;
     this.#checkDrained();
     this.#follow(plan.follow);

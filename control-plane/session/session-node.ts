@@ -2,19 +2,11 @@
  * The session role as a process: a {@link SessionServer} for agents, a member of meta (which hands
  * it the slot table, the data servers and the other sessions), and one link per data server.
  */
-import {
-  DRAIN_EVENT,
-  SWITCHES_EVENT,
-  decodeMembers,
-  decodeSlotTable,
-  decodeSwitches,
-  META_LINK_PATH,
-  type Member,
-} from '../../proto/cluster-link.js';
+import { META_LINK_PATH, type Member } from '../../proto/cluster-link.js';
 import type { Logger } from '../../proto/log.js';
 import { CLUSTER_PROTOCOL_VERSION } from '../../proto/rpc.js';
 import { opsEndpoints, type OpsOptions } from '../admin/ops-http.js';
-import { LinkClient } from '../link/link-client.js';
+import { MetaMember } from '../link/meta-member.js';
 import { DataRouter } from './data-router.js';
 import { RemoteDataClient } from './remote-data.js';
 import { SessionServer, type SessionOptions } from './session-server.js';
@@ -39,14 +31,13 @@ export class SessionNode {
   readonly #data = new Map<string, RemoteDataClient>();
   readonly #log: Logger;
   #peers: string[] = [];
-  #meta: LinkClient | undefined;
-  #heartbeat: NodeJS.Timeout | undefined;
+  #meta: MetaMember | undefined;
 
   constructor(opts: SessionNodeOptions) {
     this.#opts = opts;
     this.#log = opts.session.logger.child({ role: 'session', sessionId: opts.session.id });
     this.server = new SessionServer(opts.session, this.#router, () => ({
-      metaConnected: this.#meta?.peer !== undefined,
+      metaConnected: this.#meta?.connected === true,
       epoch: this.#router.epoch,
       dataServers: [...this.#data.values()].map((d) => ({ id: d.id, connected: d.connected })),
     }));
@@ -78,9 +69,9 @@ export class SessionNode {
     await this.server.listen();
     if (!this.#opts.metaUrl.endsWith(META_LINK_PATH))
       this.#log.warn('meta URL does not end with the meta link path', { url: this.#opts.metaUrl });
-    this.#meta = new LinkClient(
+    this.#meta = new MetaMember(
       {
-        url: this.#opts.metaUrl,
+        urls: this.#opts.metaUrl,
         hello: {
           role: 'session',
           id: this.server.sessionId,
@@ -88,48 +79,31 @@ export class SessionNode {
           protocolVersion: CLUSTER_PROTOCOL_VERSION,
           token: this.#opts.clusterToken,
         },
+        heartbeatMs: this.#opts.heartbeatMs,
         callTimeoutMs: this.#opts.callTimeoutMs,
         maxFrameBytes: this.#opts.maxFrameBytes,
-        retryMinMs: 50,
-        retryMaxMs: 2000,
         logger: this.#log,
       },
       {
-        setup: (peer) => {
-          peer.on('table', (raw) => {
-            const t = decodeSlotTable(raw);
-            if (!t.ok) {
-              this.#log.error('invalid slot table from meta', { errors: t.errors });
-              return;
-            }
-            if (this.#router.applyTable(t.value)) this.server.tableChanged();
-          });
-          peer.on('members', (raw) => {
-            const m = decodeMembers(raw);
-            if (!m.ok) return;
-            this.#syncDataServers(m.value.data);
-            this.#peers = m.value.sessions.map((s) => s.url);
-          });
-          peer.on(SWITCHES_EVENT, (raw) => {
-            const sw = decodeSwitches(raw);
-            if (sw.ok) this.server.applySwitches(sw.value);
-            else this.#log.error('invalid switches from meta', { errors: sw.errors });
-          });
-          peer.on(DRAIN_EVENT, () => {
-            void this.server.drain().then(() => this.#opts.onDrained?.());
-          });
+        table: (t) => {
+          if (this.#router.applyTable(t)) this.server.tableChanged();
+        },
+        members: (m) => {
+          this.#syncDataServers(m.data);
+          this.#peers = m.sessions.map((s) => s.url);
+        },
+        switches: (sw) => {
+          this.server.applySwitches(sw);
+        },
+        drain: () => {
+          void this.server.drain().then(() => this.#opts.onDrained?.());
         },
       },
     );
     this.#meta.start();
-    this.#heartbeat = setInterval(() => {
-      this.#meta?.peer?.callVoid('heartbeat', { id: this.server.sessionId }).catch(() => undefined);
-    }, this.#opts.heartbeatMs);
-    this.#heartbeat.unref();
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.#heartbeat);
     this.#meta?.stop();
     for (const d of this.#data.values()) d.stop();
     await this.server.close();
