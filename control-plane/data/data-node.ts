@@ -16,8 +16,6 @@ import {
   decodeOwnedList,
   decodeOwner,
   decodePublishParams,
-  decodeReplicaSnapshot,
-  decodeReplicationOp,
   decodeSlots,
   decodeUnpublishParams,
   type LinkHello,
@@ -28,13 +26,13 @@ import {
 import type { Logger } from '../../proto/log.js';
 import { opsEndpoints, type OpsOptions } from '../admin/ops-http.js';
 import { CLUSTER_PROTOCOL_VERSION } from '../../proto/rpc.js';
-import { LinkClient } from '../link/link-client.js';
 import { MetaMember } from '../link/meta-member.js';
 import type { SlotTable } from '../../proto/slot-table.js';
 import { RoleServer } from '../link/role-server.js';
 import { params, type RpcPeer } from '../link/rpc-peer.js';
 import { dataAdminRoutes, registerDataMetrics, tracedPublish } from './data-ops.js';
 import { DataServer } from './data-server.js';
+import { ReplicaFollower } from './replica-follower.js';
 
 export interface DataNodeOptions {
   readonly id: string;
@@ -74,11 +72,10 @@ export class DataNode {
   /** Follower peers and the slots each replicates from us. */
   readonly #followers = new Map<RpcPeer, Set<number>>();
   /** Our links to the leaders we follow. */
-  readonly #leaders = new Map<string, { client: LinkClient; slots: Set<number> }>();
+  readonly #follower: ReplicaFollower;
   #dataMembers: readonly Member[] = [];
   #sessionMembers: readonly Member[] = [];
   #meta: MetaMember | undefined;
-  readonly #lagMs: number[] = [];
   /** Slots whose migration is running, so a newer table does not start a second one. */
   readonly #inFlight = new Set<number>();
   readonly #unregisterMetrics: () => void;
@@ -98,6 +95,13 @@ export class DataNode {
     this.server.replicationSink = (op) => {
       this.#replicate(op);
     };
+    this.#follower = new ReplicaFollower(this.server, {
+      hello: () => this.#hello(this.url),
+      slotCount: opts.slotCount,
+      callTimeoutMs: opts.callTimeoutMs,
+      maxFrameBytes: opts.maxFrameBytes,
+      logger: this.#log,
+    });
     this.#role = new RoleServer({
       role: 'data',
       host: opts.host,
@@ -128,18 +132,13 @@ export class DataNode {
   }
 
   health(): Record<string, unknown> {
-    const lag = [...this.#lagMs].sort((a, b) => a - b);
     return {
       dataId: this.#opts.id,
       draining: this.#draining !== 'no',
       metaConnected: this.#meta?.connected === true,
       sessionsConnected: this.#sessions.size,
       ...this.server.stats(),
-      replicationLagMs: {
-        samples: lag.length,
-        p50: lag[Math.floor(lag.length / 2)] ?? 0,
-        max: lag.at(-1) ?? 0,
-      },
+      replicationLagMs: this.#follower.lag(),
     };
   }
 
@@ -178,7 +177,7 @@ export class DataNode {
   async stop(): Promise<void> {
     this.#unregisterMetrics();
     this.#meta?.stop();
-    for (const l of this.#leaders.values()) l.client.stop();
+    this.#follower.stop();
     for (const t of this.#sessionGrace.values()) clearTimeout(t);
     this.server.close();
     await this.#role.close();
@@ -272,7 +271,7 @@ export class DataNode {
     const plan = this.server.applyTable(table);
     if (plan === undefined) return;
     this.#checkDrained();
-    this.#follow(plan.follow);
+    this.#follower.follow(plan.follow, this.#dataMembers);
     if (plan.migrate.length > 0) void this.#migrate(plan.migrate);
   }
 
@@ -350,77 +349,4 @@ export class DataNode {
       this.#log.warn('collect from session failed; will retry', { sessionId: id, err });
     }
   }
-
-  /** Keeps one link per leader we follow, replicating exactly the slots we follow under it. */
-  #follow(plan: ReadonlyMap<string, readonly number[]>): void {
-    for (const [leader, link] of this.#leaders) {
-      if (!plan.has(leader)) {
-        link.client.stop();
-        this.#leaders.delete(leader);
-      }
-    }
-    for (const [leader, slots] of plan) {
-      const existing = this.#leaders.get(leader);
-      const wanted = new Set(slots);
-      if (existing !== undefined && sameSet(existing.slots, wanted)) continue;
-      existing?.client.stop();
-      const url = this.#dataMembers.find((m) => m.id === leader)?.url;
-      if (url === undefined) {
-        this.#log.warn('no address for slot leader yet', { leader });
-        continue;
-      }
-      let buffered: ReplicationOp[] | undefined;
-      const client = new LinkClient(
-        {
-          url,
-          hello: this.#hello(this.url),
-          callTimeoutMs: this.#opts.callTimeoutMs,
-          maxFrameBytes: this.#opts.maxFrameBytes,
-          retryMinMs: 50,
-          retryMaxMs: 2000,
-          logger: this.#log,
-        },
-        {
-          setup: (peer) => {
-            // Changes that arrive before the snapshot is loaded are applied after it, in order.
-            buffered = [];
-            peer.on('repl', (rawOp) => {
-              const op = decodeReplicationOp(rawOp);
-              if (!op.ok) return;
-              this.#lagMs.push(Math.max(0, Date.now() - op.value.sentAt));
-              if (this.#lagMs.length > 1000) this.#lagMs.shift();
-              if (buffered !== undefined) buffered.push(op.value);
-              else this.server.applyReplica(op.value);
-            });
-          },
-          ready: (peer) => {
-            peer
-              .call(
-                'replicate',
-                { slots: [...wanted], slotCount: this.#opts.slotCount },
-                decodeReplicaSnapshot,
-              )
-              .then(
-                (snap) => {
-                  this.server.loadReplica(snap.slots);
-                  for (const op of buffered ?? []) this.server.applyReplica(op);
-                  buffered = undefined;
-                },
-                (err: unknown) => {
-                  this.#log.warn('replicate failed', { leader, err });
-                },
-              );
-          },
-        },
-      );
-      this.#leaders.set(leader, { client, slots: wanted });
-      client.start();
-    }
-  }
-}
-
-function sameSet(a: ReadonlySet<number>, b: ReadonlySet<number>): boolean {
-  if (a.size !== b.size) return false;
-  for (const x of a) if (!b.has(x)) return false;
-  return true;
 }

@@ -1,0 +1,119 @@
+/**
+ * The follower side of replication: one link per slot leader this data server follows, asking for a
+ * snapshot of exactly the slots it follows there and then applying the leader's stream of changes.
+ * The lag of every change (leader clock to apply) is kept for /health.
+ */
+import {
+  decodeReplicaSnapshot,
+  decodeReplicationOp,
+  type LinkHello,
+  type Member,
+  type ReplicationOp,
+} from '../../proto/cluster-link.js';
+import type { Logger } from '../../proto/log.js';
+import { LinkClient } from '../link/link-client.js';
+import type { DataServer } from './data-server.js';
+
+export interface ReplicaFollowerOptions {
+  readonly hello: () => LinkHello;
+  readonly slotCount: number;
+  readonly callTimeoutMs: number;
+  readonly maxFrameBytes: number;
+  readonly logger: Logger;
+}
+
+export class ReplicaFollower {
+  readonly #server: DataServer;
+  readonly #opts: ReplicaFollowerOptions;
+  readonly #leaders = new Map<string, { client: LinkClient; slots: Set<number> }>();
+  readonly #lagMs: number[] = [];
+
+  constructor(server: DataServer, opts: ReplicaFollowerOptions) {
+    this.#server = server;
+    this.#opts = opts;
+  }
+
+  /** Replication lag of the last changes (ms): samples, median and max. */
+  lag(): { samples: number; p50: number; max: number } {
+    const lag = [...this.#lagMs].sort((a, b) => a - b);
+    return { samples: lag.length, p50: lag[Math.floor(lag.length / 2)] ?? 0, max: lag.at(-1) ?? 0 };
+  }
+
+  stop(): void {
+    for (const l of this.#leaders.values()) l.client.stop();
+    this.#leaders.clear();
+  }
+
+  /** Keeps one link per leader we follow, replicating exactly the slots we follow under it. */
+  follow(plan: ReadonlyMap<string, readonly number[]>, dataMembers: readonly Member[]): void {
+    for (const [leader, link] of this.#leaders) {
+      if (!plan.has(leader)) {
+        link.client.stop();
+        this.#leaders.delete(leader);
+      }
+    }
+    for (const [leader, slots] of plan) {
+      const existing = this.#leaders.get(leader);
+      const wanted = new Set(slots);
+      if (existing !== undefined && sameSet(existing.slots, wanted)) continue;
+      existing?.client.stop();
+      const url = dataMembers.find((m) => m.id === leader)?.url;
+      if (url === undefined) {
+        this.#opts.logger.warn('no address for slot leader yet', { leader });
+        continue;
+      }
+      const client = this.#link(leader, url, wanted);
+      this.#leaders.set(leader, { client, slots: wanted });
+      client.start();
+    }
+  }
+
+  #link(leader: string, url: string, wanted: ReadonlySet<number>): LinkClient {
+    let buffered: ReplicationOp[] | undefined;
+    return new LinkClient(
+      {
+        url,
+        hello: this.#opts.hello(),
+        callTimeoutMs: this.#opts.callTimeoutMs,
+        maxFrameBytes: this.#opts.maxFrameBytes,
+        retryMinMs: 50,
+        retryMaxMs: 2000,
+        logger: this.#opts.logger,
+      },
+      {
+        setup: (peer) => {
+          // Changes that arrive before the snapshot is loaded are applied after it, in order.
+          buffered = [];
+          peer.on('repl', (rawOp) => {
+            const op = decodeReplicationOp(rawOp);
+            if (!op.ok) return;
+            this.#lagMs.push(Math.max(0, Date.now() - op.value.sentAt));
+            if (this.#lagMs.length > 1000) this.#lagMs.shift();
+            if (buffered !== undefined) buffered.push(op.value);
+            else this.#server.applyReplica(op.value);
+          });
+        },
+        ready: (peer) => {
+          peer
+            .call('replicate', { slots: [...wanted], slotCount: this.#opts.slotCount }, decodeReplicaSnapshot)
+            .then(
+              (snap) => {
+                this.#server.loadReplica(snap.slots);
+                for (const op of buffered ?? []) this.#server.applyReplica(op);
+                buffered = undefined;
+              },
+              (err: unknown) => {
+                this.#opts.logger.warn('replicate failed', { leader, err });
+              },
+            );
+        },
+      },
+    );
+  }
+}
+
+function sameSet(a: ReadonlySet<number>, b: ReadonlySet<number>): boolean {
+  if (a.size !== b.size) return false;
+  for (const x of a) if (!b.has(x)) return false;
+  return true;
+}
