@@ -25,6 +25,8 @@ export type OpSink = (op: Omit<ReplicationOp, 'sentAt'>) => void;
 
 class Datum {
   readonly publishers = new Map<string, Publisher>();
+  /** How many publishers carry each tag: the catalog reads it without walking the publishers. */
+  readonly tagCounts = new Map<string, number>();
   #snapshot: DatumSnapshot | undefined;
 
   constructor(
@@ -40,6 +42,30 @@ class Datum {
       instances: [...this.publishers.values()].map((p) => p.instance),
     };
     return this.#snapshot;
+  }
+
+  /** Adds or replaces a publisher, keeping the tag counts. */
+  put(p: Publisher): void {
+    const old = this.publishers.get(p.registrationId);
+    if (old !== undefined) this.#countTags(old, -1);
+    this.publishers.set(p.registrationId, p);
+    this.#countTags(p, 1);
+  }
+
+  /** Removes a publisher, keeping the tag counts. */
+  del(regId: string): void {
+    const old = this.publishers.get(regId);
+    if (old === undefined) return;
+    this.publishers.delete(regId);
+    this.#countTags(old, -1);
+  }
+
+  #countTags(p: Publisher, delta: number): void {
+    for (const t of new Set(p.instance.tags)) {
+      const n = (this.tagCounts.get(t) ?? 0) + delta;
+      if (n > 0) this.tagCounts.set(t, n);
+      else this.tagCounts.delete(t);
+    }
   }
 
   changed(version: number): void {
@@ -90,13 +116,13 @@ export class DatumStore {
       // The same registration re-sent over a new connection: adopt it without a datum change.
       this.#unindex(old.owner, p.registrationId, key);
       const adopted = { ...old, owner: p.owner };
-      d.publishers.set(p.registrationId, adopted);
+      d.put(adopted);
       this.#index(p.owner, p.registrationId, key);
       this.onOp({ slot: d.slot, key, version: d.version, put: adopted });
       return 'owner-changed';
     }
     if (old !== undefined) this.#unindex(old.owner, p.registrationId, key);
-    d.publishers.set(p.registrationId, p);
+    d.put(p);
     this.#index(p.owner, p.registrationId, key);
     d.changed(this.#clock.next(d.version));
     this.onOp({ slot: d.slot, key, version: d.version, put: p });
@@ -184,7 +210,7 @@ export class DatumStore {
     for (const rd of datums) {
       const d = this.#datum(rd.key);
       for (const p of rd.publishers) {
-        d.publishers.set(p.registrationId, p);
+        d.put(p);
         this.#index(p.owner, p.registrationId, rd.key);
       }
       d.changed(Math.max(rd.version, d.version));
@@ -198,7 +224,7 @@ export class DatumStore {
     if (op.put !== undefined) {
       const old = d.publishers.get(op.put.registrationId);
       if (old !== undefined) this.#unindex(old.owner, op.put.registrationId, op.key);
-      d.publishers.set(op.put.registrationId, op.put);
+      d.put(op.put);
       this.#index(op.put.owner, op.put.registrationId, op.key);
     }
     if (op.del !== undefined) {
@@ -221,12 +247,11 @@ export class DatumStore {
 
   /** Service name → union of tags, for services with at least one instance in `slots`. */
   catalog(isServed: (slot: number) => boolean): Record<string, string[]> {
+    // O(services): the tags of each datum are counted as publishers come and go.
     const out: Record<string, string[]> = {};
     for (const d of this.#datums.values()) {
       if (d.publishers.size === 0 || !isServed(d.slot)) continue;
-      const tags = new Set<string>();
-      for (const p of d.publishers.values()) for (const t of p.instance.tags) tags.add(t);
-      out[d.key] = [...tags].sort();
+      out[d.key] = [...d.tagCounts.keys()].sort();
     }
     return out;
   }
@@ -255,7 +280,7 @@ export class DatumStore {
   }
 
   #remove(d: Datum, regId: string, owner: string): void {
-    d.publishers.delete(regId);
+    d.del(regId);
     this.#unindex(owner, regId, d.key);
   }
 

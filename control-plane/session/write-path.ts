@@ -169,19 +169,26 @@ export class WritePath {
       this.#pending.clear();
       const byConn = new Map<string, PublishItem[]>();
       for (const p of batch) {
-        if (p.op === 'publish') byConn.set(p.conn, [...(byConn.get(p.conn) ?? []), p.item]);
-        else {
+        if (p.op === 'publish') {
+          const list = byConn.get(p.conn);
+          if (list === undefined) byConn.set(p.conn, [p.item]);
+          else list.push(p.item);
+        } else {
           const r = await this.#writeUnpublish(p.conn, p.w, p.regId);
           if (r !== undefined) this.#opts.confirm(p.conn, { type: 'confirm', results: [r] });
         }
       }
-      for (const [conn, items] of byConn) {
-        const results = await this.#writePublishes(conn, items);
-        // A confirm frame carries at most MAX_BATCH results (the agent refuses larger ones).
-        for (let i = 0; i < results.length; i += MAX_BATCH) {
-          this.#opts.confirm(conn, { type: 'confirm', results: results.slice(i, i + MAX_BATCH) });
-        }
-      }
+      // All connections at once: their writes reach the data servers together, so each datum changes
+      // (and is pushed) about once for the whole batch, not once per connection.
+      await Promise.all(
+        [...byConn].map(async ([conn, items]) => {
+          const results = await this.#writePublishes(conn, items);
+          // A confirm frame carries at most MAX_BATCH results (the agent refuses larger ones).
+          for (let i = 0; i < results.length; i += MAX_BATCH) {
+            this.#opts.confirm(conn, { type: 'confirm', results: results.slice(i, i + MAX_BATCH) });
+          }
+        }),
+      );
     } finally {
       this.#retrying = false;
     }
@@ -204,7 +211,9 @@ export class WritePath {
     for (const item of items) {
       try {
         const id = this.#router.forKey(item.instance.service).id;
-        groups.set(id, [...(groups.get(id) ?? []), item]);
+        const list = groups.get(id);
+        if (list === undefined) groups.set(id, [item]);
+        else list.push(item);
       } catch (err) {
         this.#defer(results, { op: 'publish', conn: connId, item }, err);
       }
