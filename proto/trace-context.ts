@@ -10,6 +10,7 @@ const TRACEPARENT = /^[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0
 /** Reads an optional `traceparent`; a malformed one is an error naming the field. */
 export function readTraceparent(issues: Issues, raw: unknown, path: string): string | undefined {
   return readString(issues, raw, path, {
+    minLength: 55,
     maxLength: 55,
     pattern: TRACEPARENT,
     patternHint: 'must be a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)',

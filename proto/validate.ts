@@ -69,6 +69,20 @@ export interface StringRules {
   readonly patternHint?: string;
 }
 
+/** In `u` mode a surrogate pair is one code point, so this matches only unpaired halves. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/** Keys quoted in error paths are cut to this many characters, so an error never echoes a huge key. */
+const MAX_KEY_IN_PATH = 64;
+
+/**
+ * Sets `obj[key]` as an own data property even for keys such as `__proto__`, which a plain
+ * assignment would treat as the prototype (dropping the entry, or worse, re-parenting the object).
+ */
+export function setOwn<T>(obj: Record<string, T>, key: string, value: T): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
 export function readString(
   issues: Issues,
   raw: unknown,
@@ -83,6 +97,9 @@ export function readString(
     return issues.add(path, min === 1 ? 'must not be empty' : `must be at least ${min} characters`);
   const max = rules.maxLength ?? 1024;
   if (raw.length > max) return issues.add(path, `must be at most ${max} characters`);
+  // A lone surrogate cannot be written as UTF-8 or percent-encoded into a URL: such a value would be
+  // stored but could never be addressed again.
+  if (LONE_SURROGATE.test(raw)) return issues.add(path, 'must be well-formed Unicode (no lone surrogates)');
   if (rules.pattern !== undefined && raw.length > 0 && !rules.pattern.test(raw)) {
     return issues.add(path, rules.patternHint ?? `must match ${String(rules.pattern)}`);
   }
@@ -175,9 +192,13 @@ export function readStringMap(
   if (entries.length > maxEntries) return issues.add(path, `must have at most ${maxEntries} entries`);
   const out: Record<string, string> = {};
   for (const [key, value] of entries) {
-    const keyPath = at(path, key);
+    const keyPath = at(path, key.length > MAX_KEY_IN_PATH ? `${key.slice(0, MAX_KEY_IN_PATH)}...` : key);
     if (key.length === 0 || key.length > (rules.maxKeyLength ?? 128)) {
       issues.add(keyPath, `key must be 1..${rules.maxKeyLength ?? 128} characters`);
+      continue;
+    }
+    if (LONE_SURROGATE.test(key)) {
+      issues.add(keyPath, 'key must be well-formed Unicode (no lone surrogates)');
       continue;
     }
     if (typeof value !== 'string') {
@@ -188,7 +209,11 @@ export function readStringMap(
       issues.add(keyPath, `must be at most ${rules.maxValueLength ?? 512} characters`);
       continue;
     }
-    out[key] = value;
+    if (LONE_SURROGATE.test(value)) {
+      issues.add(keyPath, 'must be well-formed Unicode (no lone surrogates)');
+      continue;
+    }
+    setOwn(out, key, value);
   }
   return out;
 }

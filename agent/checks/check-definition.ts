@@ -4,9 +4,18 @@
  * (script, gRPC, Docker, alias) are refused by name rather than silently ignored.
  */
 import { HEALTH_STATES, type Health } from '../../proto/instance.js';
-import { Issues, at, isRecord, readBool, readInt, readOneOf, readString } from '../../proto/validate.js';
-import { foldKeys } from '../http/consul-fields.js';
-import { durationFieldMs } from './duration.js';
+import {
+  Issues,
+  at,
+  isRecord,
+  readBool,
+  readInt,
+  readOneOf,
+  readString,
+  setOwn,
+} from '../../proto/validate.js';
+import { ADDRESSABLE_ID, ADDRESSABLE_ID_HINT, foldKeys } from '../http/consul-fields.js';
+import { boundedDurationMs, type DurationBounds } from './duration.js';
 
 export type CheckKind = 'http' | 'tcp' | 'ttl';
 
@@ -57,6 +66,29 @@ export interface CheckContext {
   readonly count: number;
 }
 
+const MINUTE_MS = 60_000;
+const HOUR_MS = 60 * MINUTE_MS;
+const DAY_MS = 24 * HOUR_MS;
+
+/**
+ * The bounds of each check duration (README, "Limits"). A value outside them is refused with a 400
+ * naming the field, so no definition can hand a timer a delay it would overflow (Node fires those at
+ * once: a busy loop) or one that never ends. Inside them, Consul's rules apply: shorter intervals are
+ * raised to `minIntervalMs`, a zero Timeout means the default.
+ */
+export const CHECK_DURATION_BOUNDS: Readonly<
+  Record<'interval' | 'timeout' | 'ttl' | 'deregister', DurationBounds>
+> = Object.freeze({
+  interval: { minMs: 0, maxMs: DAY_MS },
+  timeout: { minMs: 0, maxMs: 10 * MINUTE_MS },
+  ttl: { minMs: 1, maxMs: 7 * DAY_MS },
+  // Compared with elapsed time by the reaper, never handed to a timer.
+  deregister: { minMs: 0, maxMs: 30 * DAY_MS },
+});
+
+/** A probe's timeout when the definition gives none (Consul's default). */
+const DEFAULT_TIMEOUT_MS = 10_000;
+
 const UNSUPPORTED = [
   'script',
   'args',
@@ -88,12 +120,13 @@ export function readCheck(
       issues.add(at(path, k), 'this check type is not supported (use HTTP, TCP or TTL)');
   if (kinds.length !== 1) return issues.add(path, 'must have exactly one of HTTP, TCP or TTL');
   const kind = kinds[0] ?? 'ttl';
-  const dur = (key: string, label: string): number | undefined => {
+  const dur = (key: string, label: string, bounds: DurationBounds): number | undefined => {
     const v = f.get(key);
     if (v === undefined || v === null || v === '') return undefined;
-    const ms = durationFieldMs(v);
-    if (ms === undefined) issues.add(at(path, label), 'must be a duration like 10s');
-    return ms;
+    const ms = boundedDurationMs(v, bounds);
+    if (typeof ms === 'number') return ms;
+    issues.add(at(path, label), ms);
+    return undefined;
   };
   const serviceId =
     ctx.serviceId !== ''
@@ -102,18 +135,25 @@ export function readCheck(
   const generated = ctx.count > 1 ? `service:${ctx.serviceId}:${ctx.index + 1}` : `service:${ctx.serviceId}`;
   const explicitId = readString(issues, f.get('checkid') ?? f.get('id'), at(path, 'CheckID'), {
     maxLength: 256,
+    pattern: ADDRESSABLE_ID,
+    patternHint: ADDRESSABLE_ID_HINT,
   });
   const id =
     explicitId !== undefined && explicitId !== '' ? explicitId : ctx.serviceId !== '' ? generated : undefined;
   const name = readString(issues, f.get('name'), at(path, 'Name'), { maxLength: 256 });
   if (id === undefined && (name === undefined || name === ''))
     issues.add(at(path, 'Name'), 'is required for a check without a service');
-  const interval = dur('interval', 'Interval');
-  if (kind !== 'ttl' && interval === undefined)
+  const interval = dur('interval', 'Interval', CHECK_DURATION_BOUNDS.interval);
+  const rawInterval = f.get('interval');
+  if (kind !== 'ttl' && (rawInterval === undefined || rawInterval === null || rawInterval === ''))
     issues.add(at(path, 'Interval'), `is required for a ${kind.toUpperCase()} check`);
-  const ttl = kind === 'ttl' ? dur('ttl', 'TTL') : undefined;
-  const timeout = dur('timeout', 'Timeout') ?? 10_000;
-  const deregister = dur('deregistercriticalserviceafter', 'DeregisterCriticalServiceAfter');
+  const ttl = kind === 'ttl' ? dur('ttl', 'TTL', CHECK_DURATION_BOUNDS.ttl) : undefined;
+  const timeout = dur('timeout', 'Timeout', CHECK_DURATION_BOUNDS.timeout) ?? 0;
+  const deregister = dur(
+    'deregistercriticalserviceafter',
+    'DeregisterCriticalServiceAfter',
+    CHECK_DURATION_BOUNDS.deregister,
+  );
   const initialStatus =
     readOneOf(
       issues,
@@ -157,7 +197,7 @@ export function readCheck(
     ...(tcp !== undefined ? { tcp } : {}),
     ...(ttl !== undefined ? { ttlMs: ttl } : {}),
     intervalMs: Math.max(interval ?? 0, rules.minIntervalMs),
-    timeoutMs: timeout,
+    timeoutMs: timeout === 0 ? DEFAULT_TIMEOUT_MS : Math.max(1, timeout),
     initialStatus,
     successBeforePassing,
     failuresBeforeWarning,
@@ -191,7 +231,7 @@ function readHttp(issues: Issues, f: ReadonlyMap<string, unknown>, path: string)
     if (!isRecord(h)) issues.add(at(path, 'Header'), 'must be an object of string arrays');
     else {
       for (const [k, v] of Object.entries(h)) {
-        if (Array.isArray(v) && v.every((x) => typeof x === 'string')) headers[k] = v;
+        if (Array.isArray(v) && v.every((x) => typeof x === 'string')) setOwn(headers, k, v);
         else issues.add(at(at(path, 'Header'), k), 'must be an array of strings');
       }
     }

@@ -12,9 +12,36 @@ const UNIT_MS: Readonly<Record<string, number>> = {
   h: 3_600_000,
 };
 
+/**
+ * The largest delay Node's timers honour (2^31 − 1 ms, about 24.8 days). A longer one fires after
+ * 1 ms with a `TimeoutOverflowWarning`, which would turn a long interval into a busy loop: every
+ * duration that reaches a timer is checked against a bound below this.
+ */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/** Documented bounds of one duration field: `minMs` inclusive, `maxMs` inclusive. */
+export interface DurationBounds {
+  readonly minMs: number;
+  readonly maxMs: number;
+}
+
+/**
+ * A duration with its bound: milliseconds, or the message naming the bound it breaks. Never throws,
+ * whatever `raw` is.
+ */
+export function boundedDurationMs(raw: unknown, bounds: DurationBounds): number | string {
+  const ms = durationFieldMs(raw);
+  if (ms === undefined) return 'must be a duration like 10s, 1m30s or 250ms';
+  if (ms < bounds.minMs || ms > bounds.maxMs)
+    return `must be between ${formatDurationMs(bounds.minMs)} and ${formatDurationMs(bounds.maxMs)}`;
+  return ms;
+}
+
 /** Milliseconds, or `undefined` when the text is not a duration. */
 export function parseDurationMs(text: string): number | undefined {
   if (text === '0') return 0;
+  // Longer texts are no duration anyone means, and a bound keeps the scan cheap.
+  if (text.length > 64) return undefined;
   const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/y;
   let total = 0;
   let pos = 0;

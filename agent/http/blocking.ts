@@ -22,7 +22,8 @@ export function parseBlocking(query: URLSearchParams, random: () => number = Mat
   const rawIndex = query.get('index');
   let index: number | undefined;
   if (rawIndex !== null && rawIndex !== '') {
-    index = Number(rawIndex);
+    // Decimal digits only, as Consul parses it: `Number()` would also take `0x10`, `+5` or ` 5`.
+    index = /^\d{1,16}$/.test(rawIndex) ? Number(rawIndex) : Number.NaN;
     if (!Number.isSafeInteger(index) || index < 0) {
       throw new MeshregError('invalid_argument', 'Invalid index', {
         fields: [{ path: 'index', message: 'must be a non-negative integer' }],

@@ -5,7 +5,7 @@
  */
 import { MeshregError } from '../../proto/errors.js';
 import { SERVICE_NAME_PATTERN, worstHealth, type Health, type Instance } from '../../proto/instance.js';
-import { describe } from '../../proto/validate.js';
+import { describe, setOwn } from '../../proto/validate.js';
 import {
   toInstance,
   type LocalRecord,
@@ -139,7 +139,8 @@ function localHealthById(b: ConsulBackend, req: HttpRequest): HttpResult {
 function agentServices(b: ConsulBackend): HttpResult {
   const body: Record<string, unknown> = {};
   // A draining service is deregistered as far as this agent's own API is concerned.
-  for (const r of b.local.list()) if (r.draining !== true) body[r.def.id] = agentServiceJson(r, b.datacenter);
+  for (const r of b.local.list())
+    if (r.draining !== true) setOwn(body, r.def.id, agentServiceJson(r, b.datacenter));
   return { status: 200, body };
 }
 

@@ -5,7 +5,7 @@
  */
 import { MeshregError } from '../../proto/errors.js';
 import { HEALTH_STATES, type Health } from '../../proto/instance.js';
-import { Issues, readOneOf, readString } from '../../proto/validate.js';
+import { Issues, readOneOf, readString, setOwn } from '../../proto/validate.js';
 import type { AgentChecks } from '../checks/agent-checks.js';
 import { formatDurationMs } from '../checks/duration.js';
 import type { LocalServices, NodeIdentity } from '../local/local-services.js';
@@ -64,7 +64,7 @@ function listChecks(b: CheckBackend): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const c of b.checks.list()) {
     const svc = c.def.serviceId === '' ? undefined : b.local.get(c.def.serviceId);
-    out[c.def.id] = {
+    setOwn(out, c.def.id, {
       Node: b.node.node,
       CheckID: c.def.id,
       Name: c.def.name,
@@ -77,7 +77,7 @@ function listChecks(b: CheckBackend): Record<string, unknown> {
       Type: c.def.kind,
       Interval: c.def.kind === 'ttl' ? '' : formatDurationMs(c.def.intervalMs),
       Timeout: c.def.kind === 'ttl' ? '' : formatDurationMs(c.def.timeoutMs),
-    };
+    });
   }
   return out;
 }

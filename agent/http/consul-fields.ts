@@ -19,3 +19,10 @@ export function fold(key: string): string {
 export function foldIfRecord(raw: unknown): ReadonlyMap<string, unknown> | undefined {
   return isRecord(raw) ? foldKeys(raw) : undefined;
 }
+
+/**
+ * IDs that a later request can name in a URL path: no `/`, and not `.` or `..`, which clients and
+ * proxies resolve away as dot-segments (RFC 3986 §5.2.4) before the request arrives.
+ */
+export const ADDRESSABLE_ID = /^(?!\.\.?$)[^/]+$/;
+export const ADDRESSABLE_ID_HINT = 'must not contain "/" and must not be "." or ".."';

@@ -13,7 +13,7 @@ import {
   type Decoded,
 } from '../../proto/validate.js';
 import type { ServiceDefinition } from '../local/local-services.js';
-import { foldKeys } from './consul-fields.js';
+import { ADDRESSABLE_ID, ADDRESSABLE_ID_HINT, foldKeys } from './consul-fields.js';
 
 export interface RegisterRequest {
   readonly def: ServiceDefinition;
@@ -34,8 +34,8 @@ export function decodeServiceDefinition(raw: unknown): Decoded<RegisterRequest> 
   });
   const id = readString(issues, f.get('id'), 'ID', {
     maxLength: INSTANCE_LIMITS.maxIdLength,
-    pattern: /^[^/]+$/,
-    patternHint: 'must not contain "/"',
+    pattern: ADDRESSABLE_ID,
+    patternHint: ADDRESSABLE_ID_HINT,
   });
   const tags =
     readArray(

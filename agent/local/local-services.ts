@@ -16,6 +16,7 @@ import {
   readInt,
   readString,
   readStringMap,
+  setOwn,
 } from '../../proto/validate.js';
 import type { VersionClock } from '../../proto/version.js';
 
@@ -322,7 +323,7 @@ export function decodeLocalState(raw: unknown): { state: PersistedState; skipped
       if (!isRecord(v)) continue;
       const st = v['status'];
       if (st === 'passing' || st === 'warning' || st === 'critical')
-        checkStatus[id] = { status: st, output: typeof v['output'] === 'string' ? v['output'] : '' };
+        setOwn(checkStatus, id, { status: st, output: typeof v['output'] === 'string' ? v['output'] : '' });
     }
   }
   return { state: { services, tombstones, nodeChecks, checkStatus }, skipped };

@@ -104,7 +104,7 @@ test('consul register - every error is reported with its path', () => {
     }),
     [
       'Name: must not be empty',
-      'ID: must not contain "/"',
+      'ID: must not contain "/" and must not be "." or ".."',
       'Tags[1]: must be a string',
       'Address: must be a string',
       'Port: must be an integer 0..65535',
