@@ -206,7 +206,7 @@ function readXdsPort(port: number): number {
 function httpLimitTable() {
   return {
     MESHREG_AGENT_MAX_CONNECTIONS: [1024, 1, 65_536],
-    MESHREG_AGENT_MAX_BLOCKING_PER_CLIENT: [512, 1, 65_536],
+    MESHREG_AGENT_MAX_BLOCKING_PER_IP: [512, 1, 65_536],
     MESHREG_AGENT_HEADERS_TIMEOUT_MS: [10_000, 1000, 120_000],
     MESHREG_AGENT_BODY_TIMEOUT_MS: [10_000, 1000, 300_000],
     MESHREG_AGENT_KEEPALIVE_TIMEOUT_MS: [65_000, 1000, 600_000],
@@ -219,7 +219,7 @@ const MAX_ALLOWED_HOSTS = 64;
 function httpLimitVars(): VarDoc[] {
   const docs: Record<HttpLimitName, string> = {
     MESHREG_AGENT_MAX_CONNECTIONS: 'Open HTTP connections at most; a socket over it is closed unanswered.',
-    MESHREG_AGENT_MAX_BLOCKING_PER_CLIENT: 'Concurrent blocking queries per client address; more get 429.',
+    MESHREG_AGENT_MAX_BLOCKING_PER_IP: 'Concurrent blocking queries per client address; more get 429.',
     MESHREG_AGENT_HEADERS_TIMEOUT_MS: 'Time a client has to send request headers (408).',
     MESHREG_AGENT_BODY_TIMEOUT_MS: 'Time a client has to send a request body (408).',
     MESHREG_AGENT_KEEPALIVE_TIMEOUT_MS: 'An idle keep-alive HTTP connection is closed after this long.',
@@ -257,7 +257,7 @@ export function readHttpLimits(env: NodeJS.ProcessEnv): AgentHttpLimits {
     throw new Error(`MESHREG_AGENT_ALLOWED_HOSTS names at most ${String(MAX_ALLOWED_HOSTS)} hosts`);
   return Object.freeze({
     maxConnections: int('MESHREG_AGENT_MAX_CONNECTIONS'),
-    maxBlockingPerClient: int('MESHREG_AGENT_MAX_BLOCKING_PER_CLIENT'),
+    maxBlockingPerClient: int('MESHREG_AGENT_MAX_BLOCKING_PER_IP'),
     headersTimeoutMs: int('MESHREG_AGENT_HEADERS_TIMEOUT_MS'),
     bodyTimeoutMs: int('MESHREG_AGENT_BODY_TIMEOUT_MS'),
     keepAliveTimeoutMs: int('MESHREG_AGENT_KEEPALIVE_TIMEOUT_MS'),

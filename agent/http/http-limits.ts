@@ -85,7 +85,7 @@ export class BlockingQuota {
     if (n >= this.#max) {
       throw new MeshregError(
         'rate_limited',
-        `at most ${String(this.#max)} concurrent blocking queries per client (MESHREG_AGENT_MAX_BLOCKING_PER_CLIENT)`,
+        `at most ${String(this.#max)} concurrent blocking queries per client (MESHREG_AGENT_MAX_BLOCKING_PER_IP)`,
       );
     }
     this.#held.set(client, n + 1);
