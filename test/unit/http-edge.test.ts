@@ -3,12 +3,14 @@
  * second, and the agent's per-request limits (Host rule, blocking-query quota) decide as documented.
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { BlockingQuota, HostPolicy, hostnameOf, isBlockingQuery } from '../../agent/http/http-limits.js';
 import { bearerToken } from '../../control-plane/admin/ops-http.js';
 import { MeshregError } from '../../proto/errors.js';
-import { EDGE_LOG_LINES_PER_SEC, parseTarget, rateLimitedLog } from '../../proto/http-edge.js';
+import { EDGE_LOG_LINES_PER_SEC, parseTarget, rateLimitedLog, safeListener } from '../../proto/http-edge.js';
 import { createLogger } from '../../proto/log.js';
 
 function badTarget(raw: string): MeshregError {
@@ -168,4 +170,33 @@ test('http edge - bearer scheme is case-insensitive (RFC 7235 §2.1)', () => {
     assert.equal(bearerToken(h), 'tok', h);
   for (const h of [undefined, '', 'Basic tok', 'Bearertok', 'Bearer '])
     assert.equal(bearerToken(h), '', String(h));
+});
+
+test('http edge - safeListener turns sync and async throws into JSON answers, logging only bugs', async (t) => {
+  const lines: string[] = [];
+  const logger = createLogger('info', {}, (l) => lines.push(l));
+  const server = http.createServer(
+    safeListener(logger, (req) => {
+      if (req.url === '/sync') throw new TypeError('Invalid URL');
+      if (req.url === '/meshreg') throw new MeshregError('forbidden', 'no');
+      return Promise.reject(new Error('async bug'));
+    }),
+  );
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const base = `http://127.0.0.1:${String((server.address() as AddressInfo).port)}`;
+  for (const [path, status, code] of [
+    ['/sync', 500, 'internal'],
+    ['/async', 500, 'internal'],
+    ['/meshreg', 403, 'forbidden'],
+  ] as const) {
+    const res = await fetch(base + path);
+    assert.equal(res.status, status, path);
+    assert.equal(res.headers.get('content-type'), 'application/json');
+    assert.equal(((await res.json()) as { error: { code: string } }).error.code, code);
+  }
+  assert.equal(lines.length, 2, 'one line per unexpected throw, none for a MeshregError');
 });
