@@ -157,6 +157,7 @@ export class Agent implements ConsulBackend {
       port: config.port,
       maxBodyBytes: config.maxBodyBytes,
       logger,
+      limits: config.http,
     });
   }
 

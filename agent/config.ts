@@ -36,6 +36,24 @@ export interface AgentConfig {
   readonly checkReapIntervalMs: number;
   /** Port of the gRPC xDS server; -1 turns it off, 0 picks a free one. */
   readonly xdsPort: number;
+  /** Bounds of the agent's HTTP server. */
+  readonly http: AgentHttpLimits;
+}
+
+/** Bounds of the agent's HTTP server (see the README's Limits table). */
+export interface AgentHttpLimits {
+  /** Open connections at most; sockets over it are closed at once, unanswered. */
+  readonly maxConnections: number;
+  /** Concurrent blocking queries per client address; more get 429 `rate_limited`. */
+  readonly maxBlockingPerClient: number;
+  /** Time a client has to send a request's headers (408 `request_timeout`). */
+  readonly headersTimeoutMs: number;
+  /** Time a client has to send a request's body once its headers arrived (408 `request_timeout`). */
+  readonly bodyTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this long. */
+  readonly keepAliveTimeoutMs: number;
+  /** Host names (no port) accepted in `Host` of writes, besides loopback names and the bind address. */
+  readonly allowedHosts: readonly string[];
 }
 
 export interface VarDoc {
@@ -101,13 +119,17 @@ export const AGENT_VARS: readonly VarDoc[] = [
     default: '60000',
     doc: 'Period (jittered) of re-sending unconfirmed changes.',
   },
+  ...httpLimitVars(),
 ];
 
 /** Accepts `host:port` or a `ws(s)://` URL; a bare host:port gets the agent-link path. */
 export function normaliseUpstream(entry: string): string {
   const t = entry.trim();
-  if (/^wss?:\/\//.test(t))
+  if (/^wss?:\/\//.test(t)) {
+    // URL.canParse is Node 20.9+, which package.json requires: a bad entry is a config error, not a crash.
+    if (!URL.canParse(t)) throw new Error(`MESHREG_AGENT_UPSTREAM: ${JSON.stringify(t)} is not a valid URL`);
     return new URL(t).pathname === '/' ? `${t.replace(/\/$/, '')}${AGENT_LINK_PATH}` : t;
+  }
   return `ws://${t}${AGENT_LINK_PATH}`;
 }
 
@@ -168,10 +190,77 @@ export function readAgentConfig(
     checkMinDeregisterMs: e.get('MESHREG_CHECK_MIN_DEREGISTER_MS').default('60000').asIntPositive(),
     checkReapIntervalMs: e.get('MESHREG_CHECK_REAP_INTERVAL_MS').default('30000').asIntPositive(),
     xdsPort: readXdsPort(e.get('MESHREG_XDS_PORT').default('8502').asInt()),
+    http: readHttpLimits(env),
   });
 }
 
 function readXdsPort(port: number): number {
   if (port < -1 || port > 65535) throw new Error('MESHREG_XDS_PORT must be -1 (off) or 0..65535');
   return port;
+}
+
+/**
+ * `[default, min, max]` of each numeric agent HTTP limit. A function, not a constant, because
+ * {@link AGENT_VARS} above is built from it while the module loads.
+ */
+function httpLimitTable() {
+  return {
+    MESHREG_AGENT_MAX_CONNECTIONS: [1024, 1, 65_536],
+    MESHREG_AGENT_MAX_BLOCKING_PER_IP: [512, 1, 65_536],
+    MESHREG_AGENT_HEADERS_TIMEOUT_MS: [10_000, 1000, 120_000],
+    MESHREG_AGENT_BODY_TIMEOUT_MS: [10_000, 1000, 300_000],
+    MESHREG_AGENT_KEEPALIVE_TIMEOUT_MS: [65_000, 1000, 600_000],
+  } as const;
+}
+type HttpLimitName = keyof ReturnType<typeof httpLimitTable>;
+/** Keep in step with the `(at most 64)` in the doc above, which is built before this is set. */
+const MAX_ALLOWED_HOSTS = 64;
+
+function httpLimitVars(): VarDoc[] {
+  const docs: Record<HttpLimitName, string> = {
+    MESHREG_AGENT_MAX_CONNECTIONS: 'Open HTTP connections at most; a socket over it is closed unanswered.',
+    MESHREG_AGENT_MAX_BLOCKING_PER_IP: 'Concurrent blocking queries per client address; more get 429.',
+    MESHREG_AGENT_HEADERS_TIMEOUT_MS: 'Time a client has to send request headers (408).',
+    MESHREG_AGENT_BODY_TIMEOUT_MS: 'Time a client has to send a request body (408).',
+    MESHREG_AGENT_KEEPALIVE_TIMEOUT_MS: 'An idle keep-alive HTTP connection is closed after this long.',
+  };
+  return [
+    ...Object.entries(httpLimitTable()).map(([name, [def, min, max]]) => ({
+      name,
+      default: String(def),
+      doc: `${docs[name as HttpLimitName]} (${String(min)}..${String(max)})`,
+    })),
+    {
+      name: 'MESHREG_AGENT_ALLOWED_HOSTS',
+      default: '',
+      doc: `Host names, comma-separated, accepted in Host of PUT/POST/DELETE besides loopback (at most 64).`,
+    },
+  ];
+}
+
+/** Reads the agent HTTP bounds; a value outside its bounds is an error naming the variable. */
+export function readHttpLimits(env: NodeJS.ProcessEnv): AgentHttpLimits {
+  const e = envVar.from(env);
+  const int = (name: HttpLimitName): number => {
+    const [def, min, max] = httpLimitTable()[name];
+    const v = e.get(name).default(String(def)).asInt();
+    if (v < min || v > max) throw new Error(`${name} must be ${String(min)}..${String(max)}`);
+    return v;
+  };
+  const allowedHosts = e
+    .get('MESHREG_AGENT_ALLOWED_HOSTS')
+    .default('')
+    .asArray(',')
+    .map((h) => h.trim().toLowerCase())
+    .filter((h) => h !== '');
+  if (allowedHosts.length > MAX_ALLOWED_HOSTS)
+    throw new Error(`MESHREG_AGENT_ALLOWED_HOSTS names at most ${String(MAX_ALLOWED_HOSTS)} hosts`);
+  return Object.freeze({
+    maxConnections: int('MESHREG_AGENT_MAX_CONNECTIONS'),
+    maxBlockingPerClient: int('MESHREG_AGENT_MAX_BLOCKING_PER_IP'),
+    headersTimeoutMs: int('MESHREG_AGENT_HEADERS_TIMEOUT_MS'),
+    bodyTimeoutMs: int('MESHREG_AGENT_BODY_TIMEOUT_MS'),
+    keepAliveTimeoutMs: int('MESHREG_AGENT_KEEPALIVE_TIMEOUT_MS'),
+    allowedHosts: Object.freeze(allowedHosts),
+  });
 }

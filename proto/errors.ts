@@ -22,7 +22,9 @@ export type ErrorCode =
   | 'unavailable'
   | 'stale_epoch'
   | 'shutting_down'
-  | 'internal';
+  | 'internal'
+  | 'request_timeout'
+  | 'headers_too_large';
 
 interface CodeMapping {
   readonly http: number;
@@ -49,6 +51,9 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, CodeMapping>> = Object.free
   unavailable: { http: 503, ws: 1013 },
   shutting_down: { http: 503, ws: 1001 },
   internal: { http: 500, ws: 1011 },
+  // HTTP-only: never a WebSocket close reason.
+  request_timeout: { http: 408, ws: 4000 },
+  headers_too_large: { http: 431, ws: 4000 },
 });
 
 /** WebSocket close codes after which reconnecting at once would only fail again. */

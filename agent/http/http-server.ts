@@ -4,12 +4,26 @@
  *
  * This layer owns what every request shares: the body size limit (413), JSON parsing (400 naming
  * the problem), 404/405, `Content-Type: application/json` on every answer, and turning a
- * {@link MeshregError} into its status and JSON body. Nothing a request sends can crash the process.
+ * {@link MeshregError} into its status and JSON body. Nothing a request sends can crash the process:
+ * the target is parsed without throwing and every listener runs inside the shared safe edge.
+ *
+ * It also bounds what clients can hold (see the README's Limits table): open connections, blocking
+ * queries per client address, the time to send headers and body, idle keep-alive; and it refuses
+ * writes whose `Host` is not loopback or allowed (DNS rebinding).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { MeshregError } from '../../proto/errors.js';
+import {
+  clientErrorHandler,
+  rateLimitedLog,
+  safeListener,
+  sendError,
+  targetOf,
+} from '../../proto/http-edge.js';
 import type { Logger } from '../../proto/log.js';
+import type { AgentHttpLimits } from '../config.js';
+import { BlockingQuota, HostPolicy, isBlockingQuery } from './http-limits.js';
 
 export interface HttpRequest {
   readonly method: string;
@@ -62,7 +76,7 @@ export class Router {
       if (r.method === method || (method === 'HEAD' && r.method === 'GET')) {
         // Decoded only now: a path that no route takes is a 404 whatever its encoding.
         const decoded: Record<string, string> = {};
-        for (const [name, raw] of Object.entries(params)) decoded[name] = decode(raw);
+        for (const [name, raw] of Object.entries(params)) decoded[name] = decode(raw, name);
         return { handler: r.handler, params: decoded };
       }
     }
@@ -87,11 +101,13 @@ function matchParts(parts: readonly string[], segs: readonly string[]): Record<s
   return parts.length === segs.length ? params : undefined;
 }
 
-function decode(s: string): string {
+function decode(s: string, name: string): string {
   try {
     return decodeURIComponent(s);
   } catch {
-    throw new MeshregError('invalid_argument', `path segment is not valid percent-encoding: ${s}`);
+    throw new MeshregError('invalid_argument', `path segment is not valid percent-encoding: ${s}`, {
+      fields: [{ path: name, message: 'must be valid percent-encoding (RFC 3986 §2.1)' }],
+    });
   }
 }
 
@@ -100,27 +116,51 @@ export interface HttpServerOptions {
   readonly port: number;
   readonly maxBodyBytes: number;
   readonly logger: Logger;
+  readonly limits: AgentHttpLimits;
 }
+
+/** How often Node checks the headers timeout (its default of 30 s would stretch a 10 s timeout to 40 s). */
+const CONNECTIONS_CHECK_MS = 1000;
 
 export class HttpServer {
   readonly #server: http.Server;
   readonly #router: Router;
   readonly #opts: HttpServerOptions;
+  readonly #hosts: HostPolicy;
+  readonly #blocking: BlockingQuota;
+  #dropped = 0;
 
   constructor(router: Router, opts: HttpServerOptions) {
     this.#router = router;
     this.#opts = opts;
-    this.#server = http.createServer((req, res) => {
-      this.#serve(req, res).catch((err: unknown) => {
-        opts.logger.error('request failed unexpectedly', { err });
-        if (!res.headersSent) send(res, 500, new MeshregError('internal', 'internal error').toJSON());
-        else res.destroy();
+    this.#hosts = new HostPolicy(opts.host, opts.limits.allowedHosts);
+    this.#blocking = new BlockingQuota(opts.limits.maxBlockingPerClient);
+    this.#server = http.createServer(
+      // Host is checked here, for writes only, with a JSON answer (Node's own check is a bare 400).
+      { connectionsCheckingInterval: CONNECTIONS_CHECK_MS, requireHostHeader: false },
+      safeListener(opts.logger, (req, res) => this.#serve(req, res)),
+    );
+    this.#server.on('clientError', clientErrorHandler(opts.logger));
+    // Over the cap Node closes new sockets at once, before reading anything ('drop').
+    this.#server.maxConnections = opts.limits.maxConnections;
+    const edgeLog = rateLimitedLog(opts.logger);
+    this.#server.on('drop', () => {
+      this.#dropped++;
+      edgeLog.warn('http connection refused: at the connection cap', {
+        maxConnections: opts.limits.maxConnections,
+        dropped: this.#dropped,
       });
     });
-    this.#server.keepAliveTimeout = 65_000;
-    // A blocking query may hold a request for up to 10 min + jitter.
+    this.#server.keepAliveTimeout = opts.limits.keepAliveTimeoutMs;
+    // A blocking query may hold a request for up to 10 min + jitter: no whole-request timeout, but
+    // the headers and (in readBody) the body each have their own.
     this.#server.requestTimeout = 0;
-    this.#server.headersTimeout = 30_000;
+    this.#server.headersTimeout = opts.limits.headersTimeoutMs;
+  }
+
+  /** Sockets closed unanswered because the connection cap was reached. */
+  get droppedConnections(): number {
+    return this.#dropped;
   }
 
   get port(): number {
@@ -146,19 +186,31 @@ export class HttpServer {
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
 
+  /** Takes a blocking-query slot when the request is one; it is freed when the response closes. */
+  #admit(req: http.IncomingMessage, res: http.ServerResponse, method: string, query: URLSearchParams): void {
+    if (!isBlockingQuery(method, query)) return;
+    const client = (req.socket.remoteAddress ?? '?').replace(/^::ffff:/, '');
+    const release = this.#blocking.acquire(client);
+    res.once('close', release);
+  }
+
   async #serve(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://agent');
     const method = req.method ?? 'GET';
     const abort = new AbortController();
     res.on('close', () => {
       abort.abort();
     });
     try {
+      const target = targetOf(req);
+      // An absolute-form target's authority replaces Host (RFC 9112 §3.2.2), so check that one.
+      const url = { pathname: target.path, searchParams: target.query };
+      this.#hosts.check(method, target.authority ?? req.headers.host);
       const m = this.#router.match(method, url.pathname);
       if (m === 'not_found') throw new MeshregError('not_found', `no route for ${method} ${url.pathname}`);
       if (m === 'method_not_allowed')
         throw new MeshregError('method_not_allowed', `${method} is not allowed on ${url.pathname}`);
-      const body = await readBody(req, this.#opts.maxBodyBytes);
+      this.#admit(req, res, method, url.searchParams);
+      const body = await readBody(req, this.#opts.maxBodyBytes, this.#opts.limits.bodyTimeoutMs);
       const result = await m.handler({
         method,
         path: url.pathname,
@@ -174,8 +226,10 @@ export class HttpServer {
       else send(res, result.status, result.body, result.headers, method === 'HEAD');
     } catch (err) {
       if (!(err instanceof MeshregError)) throw err;
-      if (err.code === 'payload_too_large') res.setHeader('connection', 'close');
-      send(res, err.httpStatus, err.toJSON());
+      // The rest of the body is not read: the connection cannot carry another request.
+      if (err.code === 'payload_too_large' || err.code === 'request_timeout')
+        res.setHeader('connection', 'close');
+      sendError(res, err);
     }
   }
 }
@@ -211,30 +265,62 @@ function sendText(
   res.end(head ? undefined : text);
 }
 
-/** Reads and parses a JSON body within `limit` bytes. */
-async function readBody(req: http.IncomingMessage, limit: number): Promise<unknown> {
+/** Reads and parses a JSON body within `limit` bytes and `timeoutMs`. */
+async function readBody(req: http.IncomingMessage, limit: number, timeoutMs: number): Promise<unknown> {
   const declared = Number(req.headers['content-length'] ?? '0');
   if (declared > limit) {
     req.resume();
-    throw new MeshregError('payload_too_large', `body is ${declared} bytes; the limit is ${limit}`);
+    throw new MeshregError(
+      'payload_too_large',
+      `body is ${String(declared)} bytes; the limit is ${String(limit)}`,
+    );
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) {
-      req.resume();
-      throw new MeshregError('payload_too_large', `body is over the limit of ${limit} bytes`);
-    }
-    chunks.push(chunk);
-  }
-  if (size === 0) return undefined;
-  const text = Buffer.concat(chunks).toString('utf8');
+  const raw = await collect(req, limit, timeoutMs);
+  if (raw.length === 0) return undefined;
   try {
-    return JSON.parse(text) as unknown;
+    return JSON.parse(raw.toString('utf8')) as unknown;
   } catch (err) {
     throw new MeshregError('invalid_argument', `body is not valid JSON: ${(err as Error).message}`, {
       fields: [{ path: '(body)', message: 'must be valid JSON' }],
     });
   }
+}
+
+/**
+ * The body's bytes, or a rejection: `payload_too_large` past `limit`, `request_timeout` when the
+ * body has not fully arrived within `timeoutMs` (a slow sender cannot hold a request forever
+ * while the whole-request timeout is off for blocking queries), or the stream's own error.
+ */
+function collect(req: http.IncomingMessage, limit: number, timeoutMs: number): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (): void => {
+      clearTimeout(timer);
+      req.off('data', onData).off('end', onEnd).off('error', onError);
+    };
+    const fail = (err: MeshregError): void => {
+      done();
+      req.resume();
+      reject(err);
+    };
+    const timer = setTimeout(() => {
+      fail(new MeshregError('request_timeout', `the body was not received within ${String(timeoutMs)} ms`));
+    }, timeoutMs);
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit)
+        fail(new MeshregError('payload_too_large', `body is over the limit of ${String(limit)} bytes`));
+      else chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      done();
+      resolve(Buffer.concat(chunks));
+    };
+    const onError = (err: Error): void => {
+      done();
+      reject(err);
+    };
+    req.on('data', onData).on('end', onEnd).on('error', onError);
+  });
 }

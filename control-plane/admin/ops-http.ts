@@ -4,10 +4,12 @@
  *
  * The admin API is off unless a token is configured (403 `forbidden`), answers only loopback
  * clients unless remote access is allowed (403), and wants `Authorization: Bearer <token>` on every
- * request (401 `unauthorized`). Handlers take a parsed request and return `{status, body}`.
+ * request (401 `unauthorized`; the scheme is case-insensitive, RFC 7235 §2.1). Handlers take a
+ * parsed request and return `{status, body}`.
  */
 import type http from 'node:http';
 import { MeshregError } from '../../proto/errors.js';
+import { parseTarget, rateLimitedLog, sendError, type RequestTarget } from '../../proto/http-edge.js';
 import type { Logger } from '../../proto/log.js';
 import { tokensEqual } from '../link/auth.js';
 
@@ -50,20 +52,26 @@ const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
 
 /** Builds the extension for one role's port with that role's admin routes. */
 export function opsEndpoints(opts: OpsOptions, routes: readonly AdminRoute[]): HttpExtension {
+  const edgeLog = rateLimitedLog(opts.logger);
   return (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://admin');
+    const target = parseTarget(req.url);
+    if (target instanceof MeshregError) {
+      sendError(res, target);
+      return true;
+    }
+    const url = { pathname: target.path, searchParams: target.query };
     if (url.pathname === '/metrics' && req.method === 'GET') {
       serveMetrics(opts, res);
       return true;
     }
     if (url.pathname !== '/admin' && !url.pathname.startsWith('/admin/')) return false;
-    serveAdmin(opts, routes, req, url).then(
+    serveAdmin(opts, routes, req, target).then(
       (r) => {
         sendJson(res, r.status, r.body);
       },
       (err: unknown) => {
         const e = err instanceof MeshregError ? err : new MeshregError('internal', 'internal error');
-        if (e.code === 'internal') opts.logger.error('admin request failed', { path: url.pathname, err });
+        if (e.code === 'internal') edgeLog.error('admin request failed', { path: url.pathname, err });
         if (e.code === 'unauthorized') res.setHeader('www-authenticate', 'Bearer realm="meshreg-admin"');
         sendJson(res, e.httpStatus, e.toJSON());
       },
@@ -89,8 +97,9 @@ async function serveAdmin(
   opts: OpsOptions,
   routes: readonly AdminRoute[],
   req: http.IncomingMessage,
-  url: URL,
+  target: RequestTarget,
 ): Promise<AdminResult> {
+  const url = { pathname: target.path, searchParams: target.query };
   if (opts.adminToken === '')
     throw new MeshregError('forbidden', 'the admin API is off: set MESHREG_ADMIN_TOKEN to turn it on');
   if (!opts.adminRemote && !LOOPBACK.test(req.socket.remoteAddress ?? ''))
@@ -98,8 +107,7 @@ async function serveAdmin(
       'forbidden',
       'admin requests are accepted from loopback only (MESHREG_ADMIN_REMOTE)',
     );
-  const auth = req.headers.authorization ?? '';
-  const given = auth.startsWith('Bearer ') ? auth.slice('Bearer '.length).trim() : '';
+  const given = bearerToken(req.headers.authorization);
   if (given === '' || !tokensEqual(opts.adminToken, given))
     throw new MeshregError('unauthorized', given === '' ? 'missing bearer token' : 'wrong admin token');
   const method = req.method ?? 'GET';
@@ -109,6 +117,12 @@ async function serveAdmin(
     throw new MeshregError('method_not_allowed', `${method} is not allowed on ${url.pathname}`);
   const body = await readJson(req);
   return m.route.handler({ params: m.params, query: url.searchParams, body });
+}
+
+/** The token of `Authorization: Bearer <token>`, the scheme in any case (RFC 7235 §2.1); '' if none. */
+export function bearerToken(header: string | undefined): string {
+  const m = /^bearer[ \t]+(.*)$/i.exec(header ?? '');
+  return m?.[1]?.trim() ?? '';
 }
 
 function match(
@@ -125,7 +139,7 @@ function match(
     const ok = parts.every((p, i) => {
       const s = segs[i] ?? '';
       if (!p.startsWith(':')) return p === s;
-      params[p.slice(1)] = safeDecode(s);
+      params[p.slice(1)] = safeDecode(s, p.slice(1));
       return true;
     });
     if (!ok) continue;
@@ -135,11 +149,13 @@ function match(
   return pathMatched ? 'method_not_allowed' : 'not_found';
 }
 
-function safeDecode(s: string): string {
+function safeDecode(s: string, name: string): string {
   try {
     return decodeURIComponent(s);
   } catch {
-    throw new MeshregError('invalid_argument', `path segment is not valid percent-encoding: ${s}`);
+    throw new MeshregError('invalid_argument', `path segment is not valid percent-encoding: ${s}`, {
+      fields: [{ path: name, message: 'must be valid percent-encoding (RFC 3986 §2.1)' }],
+    });
   }
 }
 

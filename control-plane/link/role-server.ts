@@ -8,6 +8,14 @@ import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import { decodeLinkHello, type LinkHello } from '../../proto/cluster-link.js';
 import { MeshregError } from '../../proto/errors.js';
+import {
+  clientErrorHandler,
+  safeListener,
+  safeUpgrade,
+  sendError,
+  targetOf,
+  writeRawError,
+} from '../../proto/http-edge.js';
 import type { HttpExtension } from '../admin/ops-http.js';
 import type { Logger } from '../../proto/log.js';
 import { CLUSTER_PROTOCOL_VERSION } from '../../proto/rpc.js';
@@ -45,35 +53,45 @@ export class RoleServer {
       maxPayload: opts.maxFrameBytes,
       perMessageDeflate: false,
     });
-    this.#http = http.createServer((req, res) => {
-      const path = (req.url ?? '').split('?')[0];
-      if (req.method === 'GET' && path === '/health') {
-        const body = { status: 'ok', role: opts.role, ...opts.health() };
-        // A degraded role still serves, but a load balancer or probe should know.
-        res
-          .writeHead(body.status === 'degraded' ? 503 : 200, { 'content-type': 'application/json' })
-          .end(JSON.stringify(body));
-        return;
-      }
-      if (this.#extension?.(req, res) === true) return;
-      const err = new MeshregError('not_found', `no route for ${req.method ?? ''} ${path ?? ''}`);
-      res.writeHead(err.httpStatus, { 'content-type': 'application/json' }).end(JSON.stringify(err.toJSON()));
-    });
-    this.#http.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-      const path = (req.url ?? '').split('?')[0] ?? '';
-      const custom = this.#upgrades.get(path);
-      if (custom !== undefined) {
-        custom(req, socket, head);
-        return;
-      }
-      const accepted = this.#links.get(path);
-      if (accepted === undefined) {
-        socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
-        return;
-      }
-      this.#wss.handleUpgrade(req, socket, head, (ws) => {
-        this.#accept(ws, accepted);
-      });
+    this.#http = http.createServer(
+      safeListener(opts.logger, (req, res) => {
+        this.#onHttp(req, res);
+      }),
+    );
+    this.#http.on('clientError', clientErrorHandler(opts.logger));
+    this.#http.on('upgrade', safeUpgrade(opts.logger, this.#onUpgrade.bind(this)));
+  }
+
+  #onHttp(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const opts = this.#opts;
+    const path = targetOf(req).path;
+    if (req.method === 'GET' && path === '/health') {
+      const body = { status: 'ok', role: opts.role, ...opts.health() };
+      // A degraded role still serves, but a load balancer or probe should know.
+      res
+        .writeHead(body.status === 'degraded' ? 503 : 200, { 'content-type': 'application/json' })
+        .end(JSON.stringify(body));
+      return;
+    }
+    if (this.#extension?.(req, res) === true) return;
+    sendError(res, new MeshregError('not_found', `no route for ${req.method ?? ''} ${path}`));
+  }
+
+  /** A bad target throws a 400 here, which the safe edge writes on the socket before closing it. */
+  #onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    const path = targetOf(req).path;
+    const custom = this.#upgrades.get(path);
+    if (custom !== undefined) {
+      custom(req, socket, head);
+      return;
+    }
+    const accepted = this.#links.get(path);
+    if (accepted === undefined) {
+      writeRawError(socket, new MeshregError('not_found', `no link at ${path}`));
+      return;
+    }
+    this.#wss.handleUpgrade(req, socket, head, (ws) => {
+      this.#accept(ws, accepted);
     });
   }
 

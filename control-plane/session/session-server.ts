@@ -18,6 +18,14 @@ import {
   type Unpublish,
 } from '../../proto/agent-link.js';
 import { MeshregError, type ErrorCode } from '../../proto/errors.js';
+import {
+  clientErrorHandler,
+  safeListener,
+  safeUpgrade,
+  sendError,
+  targetOf,
+  writeRawError,
+} from '../../proto/http-edge.js';
 import type { Logger } from '../../proto/log.js';
 import type { CollectParams, OwnedPublisher } from '../../proto/cluster-link.js';
 import type { Switches } from '../../proto/switches.js';
@@ -104,13 +112,17 @@ export class SessionServer implements ConnectionHost {
       maxPayload: opts.maxFrameBytes,
       perMessageDeflate: false,
     });
-    this.#http = http.createServer((req, res) => {
-      this.#onHttp(req, res);
-    });
-    this.#http.on('upgrade', (req, socket, head) => {
-      const path = (req.url ?? '').split('?')[0];
+    this.#http = http.createServer(
+      safeListener(this.logger, (req, res) => {
+        this.#onHttp(req, res);
+      }),
+    );
+    this.#http.on('clientError', clientErrorHandler(this.logger));
+    const upgrade = safeUpgrade(this.logger, (req, socket, head) => {
+      // A bad target throws its 400 here; the safe edge answers on the socket and closes it.
+      const path = targetOf(req).path;
       if (path !== AGENT_LINK_PATH) {
-        socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+        writeRawError(socket, new MeshregError('not_found', `no link at ${path}`));
         return;
       }
       this.#wss.handleUpgrade(req, socket, head, (ws) => {
@@ -119,6 +131,7 @@ export class SessionServer implements ConnectionHost {
         this.#conns.set(id, new AgentConnection(id, ws, address, req.socket.remotePort ?? 0, this));
       });
     });
+    this.#http.on('upgrade', upgrade);
     this.#unregisterMetrics = registerSessionMetrics(opts.id, () => ({
       connections: this.#byNode.size,
       subscriptions: this.#push.stats.subscriptions,
@@ -367,7 +380,7 @@ export class SessionServer implements ConnectionHost {
   }
 
   #onHttp(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const path = (req.url ?? '').split('?')[0];
+    const path = targetOf(req).path;
     if (req.method === 'GET' && path === '/health') {
       const body = JSON.stringify({
         status: 'ok',
@@ -381,7 +394,6 @@ export class SessionServer implements ConnectionHost {
       return;
     }
     if (this.#extension?.(req, res) === true) return;
-    const err = new MeshregError('not_found', `no route for ${req.method ?? ''} ${path ?? ''}`);
-    res.writeHead(err.httpStatus, { 'content-type': 'application/json' }).end(JSON.stringify(err.toJSON()));
+    sendError(res, new MeshregError('not_found', `no route for ${req.method ?? ''} ${path}`));
   }
 }

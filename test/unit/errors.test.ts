@@ -72,6 +72,8 @@ test('errors - every code maps to its HTTP status and WebSocket close code', () 
     unavailable: [503, 1013],
     shutting_down: [503, 1001],
     internal: [500, 1011],
+    request_timeout: [408, 4000],
+    headers_too_large: [431, 4000],
   };
   assert.deepEqual(
     Object.fromEntries(Object.entries(ERROR_TABLE).map(([k, v]) => [k, [v.http, v.ws]])),
