@@ -22,7 +22,8 @@ export type ErrorCode =
   | 'unavailable'
   | 'stale_epoch'
   | 'shutting_down'
-  | 'internal';
+  | 'internal'
+  | 'limit_exceeded';
 
 interface CodeMapping {
   readonly http: number;
@@ -49,6 +50,7 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, CodeMapping>> = Object.free
   unavailable: { http: 503, ws: 1013 },
   shutting_down: { http: 503, ws: 1001 },
   internal: { http: 500, ws: 1011 },
+  limit_exceeded: { http: 429, ws: 4013 },
 });
 
 /** WebSocket close codes after which reconnecting at once would only fail again. */

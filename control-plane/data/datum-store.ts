@@ -168,9 +168,13 @@ export class DatumStore {
     return [...this.#byOwner.keys()].filter((o) => o.startsWith(prefix));
   }
 
-  /** The datum of `key`; an unknown key gets an empty datum with a fresh version. */
+  /**
+   * The datum of `key`. An unknown key is answered with an empty snapshot of version 0 that is NOT
+   * stored: reading a name nobody published must leave nothing behind (the data server gives such
+   * reads a version of its own, see `DataServer#readVersion`).
+   */
   get(key: string): DatumSnapshot {
-    return this.#datum(key).snapshot();
+    return this.#datums.get(key)?.snapshot() ?? { key, version: 0, instances: [] };
   }
 
   version(key: string): number | undefined {

@@ -72,6 +72,7 @@ test('errors - every code maps to its HTTP status and WebSocket close code', () 
     unavailable: [503, 1013],
     shutting_down: [503, 1001],
     internal: [500, 1011],
+    limit_exceeded: [429, 4013],
   };
   assert.deepEqual(
     Object.fromEntries(Object.entries(ERROR_TABLE).map(([k, v]) => [k, [v.http, v.ws]])),
