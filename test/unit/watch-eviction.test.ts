@@ -5,7 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { addConsulRoutes, type ConsulBackend } from '../../agent/http/consul-api.js';
+import { Router, type HttpResult } from '../../agent/http/http-server.js';
+import { LocalServices } from '../../agent/local/local-services.js';
 import { ServiceView, type ViewHooks } from '../../agent/view/service-view.js';
+import { VersionClock } from '../../proto/version.js';
 import { MeshregError } from '../../proto/errors.js';
 import type { Instance } from '../../proto/instance.js';
 import { makeInstance } from '../support/fixtures.js';
@@ -153,4 +157,62 @@ test('watch eviction - unwatch drops an unheld watch now and leaves a held one',
   assert.equal(view.unwatch('never'), false);
   assert.deepEqual(names(view), ['busy']);
   release();
+});
+
+/** A health read through the real Consul routes, mapped to a status and JSON body as the server does. */
+async function read(backend: ConsulBackend, service: string): Promise<HttpResult> {
+  const router = new Router();
+  addConsulRoutes(router, backend);
+  const m = router.match('GET', `/v1/health/service/${service}`);
+  assert.ok(typeof m !== 'string');
+  try {
+    return await m.handler({
+      method: 'GET',
+      path: `/v1/health/service/${service}`,
+      params: m.params,
+      query: new URLSearchParams(),
+      body: undefined,
+      headers: {},
+      signal: new AbortController().signal,
+    });
+  } catch (err) {
+    assert.ok(err instanceof MeshregError);
+    return { status: err.httpStatus, body: err.toJSON() };
+  }
+}
+
+function backendWith(view: ServiceView, refusal?: { code: string; message: string }): ConsulBackend {
+  return {
+    node: { nodeId: 'node-a', node: 'a', address: '127.0.0.1', zone: '', region: '' },
+    datacenter: 'dc1',
+    firstReadWaitMs: 0,
+    local: new LocalServices(new VersionClock()),
+    view,
+    subscriptionRefusal: () => refusal,
+    register: () => Promise.resolve(),
+    deregister: () => Promise.resolve(),
+    upstream: () => ({ connected: false, lastContactMs: 0, offlineForSec: 1, leader: '' }),
+  };
+}
+
+test('watch eviction - over the limit with every watch in use, a read answers 429 rate_limited naming it', async () => {
+  const { view, hooks } = setup(1);
+  hooks.xds.add('kept');
+  view.ensure('kept');
+  const r = await read(backendWith(view), 'new-one');
+  assert.equal(r.status, 429);
+  const body = r.body as { error: { code: string; message: string } };
+  assert.equal(body.error.code, 'rate_limited');
+  assert.match(body.error.message, /MESHREG_AGENT_MAX_WATCHES/);
+  assert.deepEqual(names(view), ['kept']);
+});
+
+test('watch eviction - a subscription the session refused for its limit answers 429 and is unwatched', async () => {
+  const { view, hooks } = setup();
+  const refusal = { code: 'limit_exceeded', message: 'this agent already watches 3 services' };
+  const r = await read(backendWith(view, refusal), 'over');
+  assert.equal(r.status, 429);
+  assert.equal((r.body as { error: { code: string } }).error.code, 'limit_exceeded');
+  assert.deepEqual(names(view), [], 'dropped, so the next read subscribes again');
+  assert.deepEqual(hooks.events, ['watch over', 'unwatch over']);
 });
