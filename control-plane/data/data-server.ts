@@ -74,17 +74,6 @@ export class DataServer implements DataApi {
   #catalogJson = '{}';
   #catalogTimer: NodeJS.Timeout | undefined;
   readonly #catalogDebounceMs: number;
-  /**
-   * The version served for a key that has no datum (nobody ever published it here), per slot.
-   * Such reads store nothing, so the version cannot live with the key. It is taken from the same
-   * clock as datum versions: a datum created later gets `clock.next()`, greater than every empty
-   * version handed out before, so a subscriber never sees a version go backwards (invariant 2).
-   * It is renewed when a slot becomes complete, so subscribers of unknown keys get one
-   * authoritative (complete) push then, as subscribers of stored datums do. At most one entry per
-   * slot: bounded by the slot count, not by the names readers make up.
-   */
-  readonly #emptyVersions = new Map<number, number>();
-  readonly #bornVersion: number;
   /** Receives every change of a slot this server leads (forwarded to the slot's followers). */
   replicationSink: (op: ReplicationOp) => void = () => undefined;
 
@@ -99,7 +88,6 @@ export class DataServer implements DataApi {
     this.#catalogDebounceMs = opts.catalogDebounceMs;
     this.#warming = opts.warmupMs > 0;
     this.#catalog = { version: this.#clock.next(), complete: false, services: {} };
-    this.#bornVersion = this.#clock.next();
     if (this.#warming) {
       this.#warmTimer = setTimeout(() => {
         this.#endWarmup();
@@ -265,7 +253,7 @@ export class DataServer implements DataApi {
     // A key nobody published is answered, not stored: reads leave nothing behind.
     const s = this.store.get(key);
     const complete = !this.#warming && this.#states.get(slot) === 'ready';
-    const version = this.#readVersion(key);
+    const version = this.store.readVersion(key);
     return Promise.resolve({ key: s.key, version, complete, instances: s.instances });
   }
 
@@ -277,7 +265,7 @@ export class DataServer implements DataApi {
 
   versions(keys: readonly string[]): Promise<ReadonlyMap<string, number>> {
     const out = new Map<string, number>();
-    for (const k of keys) if (this.#leads(this.store.slotOf(k))) out.set(k, this.#readVersion(k));
+    for (const k of keys) if (this.#leads(this.store.slotOf(k))) out.set(k, this.store.readVersion(k));
     return Promise.resolve(out);
   }
 
@@ -345,7 +333,7 @@ export class DataServer implements DataApi {
   #announce(slots: ReadonlySet<number>): void {
     for (const key of this.store.bumpSlots(slots)) this.#changed(key);
     if (slots.size > 0) {
-      for (const slot of slots) this.#emptyVersions.set(slot, this.#clock.next());
+      this.store.renewEmptyVersions(slots);
       // Keys watched but never published: their subscribers hold an incomplete empty push.
       for (const key of this.#watchedKeys())
         if (this.store.version(key) === undefined && slots.has(this.store.slotOf(key))) this.#changed(key);
@@ -360,13 +348,8 @@ export class DataServer implements DataApi {
     return keys;
   }
 
-  /** The version a read of `key` is answered with: its datum's, or its slot's empty version. */
-  #readVersion(key: string): number {
-    return this.store.version(key) ?? this.#emptyVersions.get(this.store.slotOf(key)) ?? this.#bornVersion;
-  }
-
   #changed(key: string, traceparent?: string): void {
-    const version = this.#readVersion(key);
+    const version = this.store.readVersion(key);
     // Several writes in one turn: the notification carries the trace of the first traced one.
     this.#pending.set(key, { version, traceparent: traceparent ?? this.#pending.get(key)?.traceparent });
     if (!this.#flushScheduled) {
