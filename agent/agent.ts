@@ -24,6 +24,7 @@ import { AgentSync } from './upstream/sync.js';
 import { ViewCache } from './view/view-cache.js';
 import { ViewEndpoints } from './view/view-endpoints.js';
 import { startXdsServer, type XdsServerHandle } from './eds/grpc-server.js';
+import { existingXdsView } from './eds/xds-view.js';
 import { EDS_REST_PATH, handleDiscoveryRest } from './eds/rest-gateway.js';
 import { ServiceView } from './view/service-view.js';
 
@@ -54,6 +55,7 @@ export class Agent implements ConsulBackend {
   readonly #log: Logger;
   readonly checks: AgentChecks;
   readonly #drains = new Set<NodeJS.Timeout>();
+  readonly #evictTimer: NodeJS.Timeout;
   readonly #unregisterMetrics: () => void;
 
   private constructor(config: AgentConfig, node: NodeIdentity, logger: Logger, hooks: AgentHooks) {
@@ -69,19 +71,37 @@ export class Agent implements ConsulBackend {
       logger,
       deregister: (id) => this.deregister(id),
     });
-    this.view = new ServiceView(node.nodeId, {
-      onWatch: (service) => {
-        this.#sync.subscribe(service);
+    this.view = new ServiceView(
+      node.nodeId,
+      {
+        onWatch: (service) => {
+          this.#sync.subscribe(service);
+        },
+        onWatchCatalog: () => {
+          this.#sync.subscribeCatalog();
+        },
+        localInstances: (service) => this.#localInstances(service),
+        onChanged: (service) => {
+          this.#cache.changed();
+          if (service !== '#catalog') this.#endpoints.changed(service);
+        },
+        onUnwatch: (services) => {
+          this.#sync.unsubscribe(services);
+          this.#cache.changed();
+          this.#log.debug('unwatched idle services', { services: services.length });
+        },
+        inUse: (service) => existingXdsView(this.#endpoints)?.watches(service) === true,
       },
-      onWatchCatalog: () => {
-        this.#sync.subscribeCatalog();
+      { maxWatches: config.maxWatches },
+    );
+    // Checked at half the idle time: a watch goes between 1x and 1.5x the idle time after its last read.
+    this.#evictTimer = setInterval(
+      () => {
+        this.view.evictIdle(config.watchIdleMs);
       },
-      localInstances: (service) => this.#localInstances(service),
-      onChanged: (service) => {
-        this.#cache.changed();
-        if (service !== '#catalog') this.#endpoints.changed(service);
-      },
-    });
+      Math.max(50, Math.floor(config.watchIdleMs / 2)),
+    );
+    this.#evictTimer.unref();
     this.#config = config;
     this.#endpoints = new ViewEndpoints(
       this.view,
@@ -207,6 +227,7 @@ export class Agent implements ConsulBackend {
 
   async stop(): Promise<void> {
     for (const t of this.#drains) clearTimeout(t);
+    clearInterval(this.#evictTimer);
     this.#unregisterMetrics();
     this.#files?.stop();
     this.checks.close();

@@ -36,6 +36,10 @@ export interface AgentConfig {
   readonly checkReapIntervalMs: number;
   /** Port of the gRPC xDS server; -1 turns it off, 0 picks a free one. */
   readonly xdsPort: number;
+  /** A watched service nobody read for this long (and no blocking query or xDS uses) is evicted. */
+  readonly watchIdleMs: number;
+  /** Most services watched at once. */
+  readonly maxWatches: number;
   /** Bounds of the agent's HTTP server. */
   readonly http: AgentHttpLimits;
 }
@@ -120,7 +124,23 @@ export const AGENT_VARS: readonly VarDoc[] = [
     doc: 'Period (jittered) of re-sending unconfirmed changes.',
   },
   ...httpLimitVars(),
+  {
+    name: 'MESHREG_AGENT_WATCH_IDLE_MS',
+    default: '600000',
+    doc: 'A watched service not read for this long, with no blocking query or xDS subscriber, is unwatched (100..86400000).',
+  },
+  {
+    name: 'MESHREG_AGENT_MAX_WATCHES',
+    default: '10000',
+    doc: 'Most services watched at once (1..1000000); a new one evicts the least recently read idle watch, or gets 429.',
+  },
 ];
+
+/** Bounds (inclusive) of the watch-table settings: no value can make a timer or table unbounded. */
+export const WATCH_BOUNDS = {
+  idleMs: { min: 100, max: 86_400_000 },
+  maxWatches: { min: 1, max: 1_000_000 },
+} as const;
 
 /** Accepts `host:port` or a `ws(s)://` URL; a bare host:port gets the agent-link path. */
 export function normaliseUpstream(entry: string): string {
@@ -191,7 +211,22 @@ export function readAgentConfig(
     checkReapIntervalMs: e.get('MESHREG_CHECK_REAP_INTERVAL_MS').default('30000').asIntPositive(),
     xdsPort: readXdsPort(e.get('MESHREG_XDS_PORT').default('8502').asInt()),
     http: readHttpLimits(env),
+    watchIdleMs: bounded(
+      e.get('MESHREG_AGENT_WATCH_IDLE_MS').default('600000').asIntPositive(),
+      'MESHREG_AGENT_WATCH_IDLE_MS',
+      WATCH_BOUNDS.idleMs,
+    ),
+    maxWatches: bounded(
+      e.get('MESHREG_AGENT_MAX_WATCHES').default('10000').asIntPositive(),
+      'MESHREG_AGENT_MAX_WATCHES',
+      WATCH_BOUNDS.maxWatches,
+    ),
   });
+}
+
+function bounded(v: number, name: string, b: { readonly min: number; readonly max: number }): number {
+  if (v < b.min || v > b.max) throw new Error(`${name} must be ${b.min}..${b.max}`);
+  return v;
 }
 
 function readXdsPort(port: number): number {

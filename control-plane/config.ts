@@ -42,6 +42,8 @@ export interface ControlPlaneConfig {
     readonly pushAckTimeoutMs: number;
     readonly pushMaxRetries: number;
     readonly reconcileIntervalMs: number;
+    /** Most subscriptions one agent connection may hold on a session. */
+    readonly maxSubscriptionsPerAgent: number;
   };
   readonly data: {
     readonly id: string;
@@ -229,7 +231,15 @@ export const CONTROL_PLANE_VARS: readonly VarDoc[] = [
   { name: 'MESHREG_SLOT_COUNT', default: '256', doc: 'Number of slots (a power of two).' },
   { name: 'MESHREG_SLOT_FOLLOWERS', default: '1', doc: 'Followers per slot.' },
   { name: 'MESHREG_SLOT_MAX_LEADER_MOVES', default: '6', doc: 'Leader moves per rebalancing round.' },
+  {
+    name: 'MESHREG_SESSION_MAX_SUBSCRIPTIONS_PER_AGENT',
+    default: '10000',
+    doc: 'Most services one agent connection may watch (1..1000000); more are refused with `limit_exceeded`.',
+  },
 ];
+
+/** Bounds of the variables that size per-connection state (min..max, inclusive). */
+export const SESSION_MAX_SUBSCRIPTIONS_BOUNDS = { min: 1, max: 1_000_000 } as const;
 
 export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: boolean }): ControlPlaneConfig {
   const e = envVar.from(env);
@@ -314,6 +324,11 @@ export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: bool
       pushAckTimeoutMs: int('MESHREG_PUSH_ACK_TIMEOUT_MS', 2000, 10),
       pushMaxRetries: e.get('MESHREG_PUSH_MAX_RETRIES').default('3').asIntPositive(),
       reconcileIntervalMs: int('MESHREG_RECONCILE_INTERVAL_MS', 5000, 10),
+      maxSubscriptionsPerAgent: bounded(
+        int('MESHREG_SESSION_MAX_SUBSCRIPTIONS_PER_AGENT', 10_000),
+        'MESHREG_SESSION_MAX_SUBSCRIPTIONS_PER_AGENT',
+        SESSION_MAX_SUBSCRIPTIONS_BOUNDS,
+      ),
     }),
     data: Object.freeze({
       id: e.get('MESHREG_DATA_ID').default(`data-${host}-${process.pid}`).asString(),
@@ -342,4 +357,10 @@ export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: bool
       maxLeaderMoves: int('MESHREG_SLOT_MAX_LEADER_MOVES', 6, 1),
     }),
   });
+}
+
+/** Checks that a setting lies within its documented bounds, naming it when it does not. */
+function bounded(v: number, name: string, b: { readonly min: number; readonly max: number }): number {
+  if (v < b.min || v > b.max) throw new Error(`${name} must be ${b.min}..${b.max}`);
+  return v;
 }

@@ -120,6 +120,7 @@ export class ControlPlane {
           ackTimeoutMs: s.pushAckTimeoutMs,
           maxPushRetries: s.pushMaxRetries,
           reconcileIntervalMs: s.reconcileIntervalMs,
+          maxSubscriptionsPerAgent: s.maxSubscriptionsPerAgent,
           logger: this.#log,
         },
         metaUrl,

@@ -24,7 +24,8 @@ export type ErrorCode =
   | 'shutting_down'
   | 'internal'
   | 'request_timeout'
-  | 'headers_too_large';
+  | 'headers_too_large'
+  | 'limit_exceeded';
 
 interface CodeMapping {
   readonly http: number;
@@ -54,6 +55,7 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, CodeMapping>> = Object.free
   // HTTP-only: never a WebSocket close reason.
   request_timeout: { http: 408, ws: 4000 },
   headers_too_large: { http: 431, ws: 4000 },
+  limit_exceeded: { http: 429, ws: 4013 },
 });
 
 /** WebSocket close codes after which reconnecting at once would only fail again. */

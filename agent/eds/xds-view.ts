@@ -89,6 +89,11 @@ export class XdsView {
     this.#dropUnwatched();
   }
 
+  /** True while some node subscribes to `service`: the agent keeps its watch alive then. */
+  watches(service: string): boolean {
+    return this.#built.has(service);
+  }
+
   /** Stops following the source. Parked watches stay parked. */
   close(): void {
     this.#unsubscribe();
@@ -163,4 +168,9 @@ export function xdsViewFor(source: EndpointSource, logger?: Logger): XdsView {
     shared.set(source, view);
   }
   return view;
+}
+
+/** The shared view of `source` if a transport created one (it is not created by asking). */
+export function existingXdsView(source: EndpointSource): XdsView | undefined {
+  return shared.get(source);
 }

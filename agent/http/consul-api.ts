@@ -185,13 +185,26 @@ async function serviceRead(
   const tags = req.query.getAll('tag');
   const blocking = parseBlocking(req.query);
   const entry = b.view.ensure(name);
-  if (!entry.received && b.upstream().connected) {
-    await b.view.waitForChange(name, b.firstReadWaitMs, req.signal);
+  // While this read waits (first push, blocking query) its watch cannot be evicted.
+  const release = b.view.hold(entry);
+  try {
+    if (!entry.received && b.upstream().connected) {
+      await b.view.waitForChange(name, b.firstReadWaitMs, req.signal);
+    }
+    const refusal = b.subscriptionRefusal(name);
+    if (refusal?.code === 'limit_exceeded') {
+      // A limit is not a policy decision: its own code (429), naming the limit. The watch goes, so
+      // a later read asks again (and succeeds once the agent watches fewer services).
+      release();
+      b.view.unwatch(name);
+      throw new MeshregError('limit_exceeded', `watching "${name}" was refused: ${refusal.message}`);
+    }
+    if (refusal !== undefined)
+      throw new MeshregError('forbidden', `watching "${name}" was refused: ${refusal.message}`);
+    await block(b, () => entry.modifyIndex, name, blocking.index, blocking.waitMs, req.signal);
+  } finally {
+    release();
   }
-  const refusal = b.subscriptionRefusal(name);
-  if (refusal !== undefined)
-    throw new MeshregError('forbidden', `watching "${name}" was refused: ${refusal.message}`);
-  await block(b, () => entry.modifyIndex, name, blocking.index, blocking.waitMs, req.signal);
   const index = entry.modifyIndex;
   const headers = { ...readHeaders(b, index), 'content-type': 'application/json' };
   // A body only changes with the service's index: encode it once per index and filter, not per read.

@@ -124,6 +124,12 @@ export class AgentSync implements LinkHandler {
     this.#send({ type: 'subscribe', services: [{ service }] });
   }
 
+  /** Tells the session these services are no longer watched here, and forgets their refusals. */
+  unsubscribe(services: readonly string[]): void {
+    for (const s of services) this.#refusedSubs.delete(s);
+    for (const batch of chunks(services)) this.#send({ type: 'unsubscribe', services: batch });
+  }
+
   subscribeCatalog(): void {
     this.#send({ type: 'catalogSubscribe' });
   }

@@ -7,6 +7,7 @@
  * visible change; each service remembers the index of its last change.
  */
 import type { Catalog, Push } from '../../proto/agent-link.js';
+import { MeshregError } from '../../proto/errors.js';
 import { registrationId, type Instance } from '../../proto/instance.js';
 
 export interface WatchedService {
@@ -20,6 +21,8 @@ export interface WatchedService {
   remote: Map<string, Instance>;
   modifyIndex: number;
   lastReadMs: number;
+  /** Reads in progress (a blocking query, a first read waiting): a held watch is never evicted. */
+  holds: number;
 }
 
 export interface CatalogState {
@@ -40,7 +43,22 @@ export interface ViewHooks {
   localInstances(service: string): readonly Instance[];
   /** Any visible change of a service (for EDS and the disk cache). */
   onChanged(service: string): void;
+  /** Watches were evicted: unsubscribe upstream and forget them on disk. */
+  onUnwatch?(services: readonly string[]): void;
+  /** True while something outside the HTTP reads uses the service (an xDS subscriber): not evicted. */
+  inUse?(service: string): boolean;
 }
+
+/** Limits of the watch table. */
+export interface ViewOptions {
+  /** Most services watched at once; a read of one more evicts the least recently read idle watch. */
+  readonly maxWatches?: number;
+  /** The clock of `lastReadMs` and eviction (injectable for tests). */
+  readonly now?: () => number;
+}
+
+/** Default of {@link ViewOptions.maxWatches}. */
+export const DEFAULT_MAX_WATCHES = 10_000;
 
 export class ServiceView {
   #index = 1;
@@ -50,10 +68,14 @@ export class ServiceView {
   #catalogWatched = false;
   readonly #ownNodeId: string;
   readonly #hooks: ViewHooks;
+  readonly #maxWatches: number;
+  readonly #now: () => number;
 
-  constructor(ownNodeId: string, hooks: ViewHooks) {
+  constructor(ownNodeId: string, hooks: ViewHooks, options: ViewOptions = {}) {
     this.#ownNodeId = ownNodeId;
     this.#hooks = hooks;
+    this.#maxWatches = options.maxWatches ?? DEFAULT_MAX_WATCHES;
+    this.#now = options.now ?? Date.now;
   }
 
   /** The agent-wide index (≥ 1). */
@@ -78,28 +100,103 @@ export class ServiceView {
     return this.#services.get(service);
   }
 
-  /** The entry of `service`, created (and subscribed upstream) on first use. */
+  /**
+   * The entry of `service`, created (and subscribed upstream) on first use; every call counts as a
+   * read. At the watch limit, the least recently read watch that nothing holds is evicted to make
+   * room; when every watch is held, throws `rate_limited` naming the limit.
+   */
   ensure(service: string): WatchedService {
     let s = this.#services.get(service);
     if (s === undefined) {
-      s = {
-        service,
-        version: 0,
-        complete: false,
-        received: false,
-        remote: new Map(),
-        modifyIndex: this.#index,
-        lastReadMs: 0,
-      };
-      this.#services.set(service, s);
+      if (this.#services.size >= this.#maxWatches && !this.#evictLeastRecent()) {
+        throw new MeshregError(
+          'rate_limited',
+          `this agent already watches ${this.#maxWatches} services, all in use (MESHREG_AGENT_MAX_WATCHES)`,
+        );
+      }
+      s = this.#create(service);
       this.#hooks.onWatch(service);
     }
-    s.lastReadMs = Date.now();
+    s.lastReadMs = this.#now();
     return s;
   }
 
-  /** Restores a cached copy (from disk) before anything was pushed. */
+  /** Keeps `entry` from eviction until the returned release is called (idempotent). */
+  hold(entry: WatchedService): () => void {
+    entry.holds++;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      entry.holds--;
+      // The idle time counts from the end of the read: a long blocking query was a read all along.
+      entry.lastReadMs = this.#now();
+    };
+  }
+
+  /**
+   * Evicts every watch not read for `idleMs`, not held by a read in progress and not in use by
+   * xDS. Returns the evicted names (already reported to `onUnwatch`).
+   */
+  evictIdle(idleMs: number): string[] {
+    const cutoff = this.#now() - idleMs;
+    const gone: string[] = [];
+    for (const s of this.#services.values())
+      if (s.lastReadMs <= cutoff && this.#evictable(s)) gone.push(s.service);
+    this.#forget(gone);
+    return gone;
+  }
+
+  /** Stops watching `service` now unless a read holds it or xDS uses it; true when it went. */
+  unwatch(service: string): boolean {
+    const s = this.#services.get(service);
+    if (s === undefined || !this.#evictable(s)) return false;
+    this.#forget([service]);
+    return true;
+  }
+
+  #evictable(s: WatchedService): boolean {
+    return s.holds === 0 && this.#hooks.inUse?.(s.service) !== true;
+  }
+
+  /** Evicts the least recently read evictable watch; false when every watch is held. */
+  #evictLeastRecent(): boolean {
+    let oldest: WatchedService | undefined;
+    for (const s of this.#services.values())
+      if ((oldest === undefined || s.lastReadMs < oldest.lastReadMs) && this.#evictable(s)) oldest = s;
+    if (oldest === undefined) return false;
+    this.#forget([oldest.service]);
+    return true;
+  }
+
+  #forget(services: readonly string[]): void {
+    if (services.length === 0) return;
+    for (const service of services) this.#services.delete(service);
+    this.#hooks.onUnwatch?.(services);
+  }
+
+  #create(service: string): WatchedService {
+    const s: WatchedService = {
+      service,
+      version: 0,
+      complete: false,
+      received: false,
+      remote: new Map(),
+      modifyIndex: this.#index,
+      lastReadMs: this.#now(),
+      holds: 0,
+    };
+    this.#services.set(service, s);
+    return s;
+  }
+
+  /**
+   * Restores a cached copy (from disk) before anything was pushed. Restoring counts as a read, so
+   * a cached watch nobody reads again is evicted after the idle time. Past the watch limit the
+   * rest of the cache is skipped rather than evicting what was restored first.
+   */
   restore(service: string, version: number, instances: readonly Instance[]): void {
+    if (!this.#services.has(service) && this.#services.size >= this.#maxWatches) return;
     const s = this.ensure(service);
     if (s.received) return;
     s.version = version;

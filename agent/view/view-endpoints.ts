@@ -3,7 +3,8 @@
  * local view (pushed instances plus the host's own), versioned by the view's modify index.
  */
 import type { EndpointSource, ServiceSnapshot } from '../eds/endpoint-source.js';
-import type { ServiceView } from './service-view.js';
+import { MeshregError } from '../../proto/errors.js';
+import type { ServiceView, WatchedService } from './service-view.js';
 
 export class ViewEndpoints implements EndpointSource {
   readonly #listeners = new Set<(service: string) => void>();
@@ -15,17 +16,27 @@ export class ViewEndpoints implements EndpointSource {
   ) {}
 
   snapshot(service: string): ServiceSnapshot {
-    const entry = this.view.ensure(service);
+    const entry = this.#watch(service);
     // With nothing pushed yet and nothing local, there is no view: xDS withholds the resource.
-    const known = entry.received || this.hasLocal(service);
+    const known = entry?.received === true || this.hasLocal(service);
     const instances = this.view.instances(service);
     const draining = new Set(instances.filter((i) => i.draining === true).map((i) => `${i.nodeId}/${i.id}`));
     return {
       service,
-      version: known ? entry.modifyIndex : 0,
+      version: known ? (entry?.modifyIndex ?? this.view.index) : 0,
       instances,
       ...(draining.size > 0 ? { deregistering: draining } : {}),
     };
+  }
+
+  /** The service's watch, or undefined when the watch limit is reached and every watch is in use. */
+  #watch(service: string): WatchedService | undefined {
+    try {
+      return this.view.ensure(service);
+    } catch (err) {
+      if (err instanceof MeshregError && err.code === 'rate_limited') return undefined;
+      throw err;
+    }
   }
 
   onChange(listener: (service: string) => void): () => void {

@@ -108,16 +108,9 @@ export class DataServer implements DataApi {
   replicaOf(key: string): Record<string, unknown> {
     const slot = this.store.slotOf(key);
     const state = this.#states.get(slot);
-    // Reading must not create the datum (`store.get` would), so an unknown key is reported as absent.
-    const d = this.store.version(key) === undefined ? undefined : this.store.get(key);
-    return {
-      dataId: this.id,
-      slot,
-      state: state ?? 'none',
-      epoch: this.epoch,
-      version: d?.version ?? 0,
-      instances: d?.instances ?? [],
-    };
+    // Reading never creates a datum: an unknown key is reported as absent (version 0).
+    const d = this.store.get(key);
+    return { dataId: this.id, slot, state: state ?? 'none', epoch: this.epoch, ...d };
   }
 
   /** True when the table in force gives this server no slot to lead or follow. */
@@ -142,6 +135,8 @@ export class DataServer implements DataApi {
       datums: this.store.size,
       publishers: this.store.publisherCount(),
       sessions: this.#watchers.size,
+      // Keys sessions are interested in: follows what agents watch, never what they once read.
+      interests: this.#watchedKeys().size,
       warming: this.#warming,
       epoch: this.epoch,
       leading,
@@ -255,9 +250,11 @@ export class DataServer implements DataApi {
 
   fetch(key: string): Promise<DatumView> {
     const slot = this.#checkLeads(key);
+    // A key nobody published is answered, not stored: reads leave nothing behind.
     const s = this.store.get(key);
     const complete = !this.#warming && this.#states.get(slot) === 'ready';
-    return Promise.resolve({ key: s.key, version: s.version, complete, instances: s.instances });
+    const version = this.store.readVersion(key);
+    return Promise.resolve({ key: s.key, version, complete, instances: s.instances });
   }
 
   fetchCatalog(): Promise<CatalogView> {
@@ -268,7 +265,7 @@ export class DataServer implements DataApi {
 
   versions(keys: readonly string[]): Promise<ReadonlyMap<string, number>> {
     const out = new Map<string, number>();
-    for (const k of keys) if (this.#leads(this.store.slotOf(k))) out.set(k, this.store.get(k).version);
+    for (const k of keys) if (this.#leads(this.store.slotOf(k))) out.set(k, this.store.readVersion(k));
     return Promise.resolve(out);
   }
 
@@ -335,12 +332,24 @@ export class DataServer implements DataApi {
   /** Gives the slots' datums new versions and notifies: their next push is complete. */
   #announce(slots: ReadonlySet<number>): void {
     for (const key of this.store.bumpSlots(slots)) this.#changed(key);
+    if (slots.size > 0) {
+      this.store.renewEmptyVersions(slots);
+      // Keys watched but never published: their subscribers hold an incomplete empty push.
+      for (const key of this.#watchedKeys())
+        if (this.store.version(key) === undefined && slots.has(this.store.slotOf(key))) this.#changed(key);
+    }
     this.#recomputeCatalog(true);
   }
 
+  /** Every key some session is interested in (each once). */
+  #watchedKeys(): Set<string> {
+    const keys = new Set<string>();
+    for (const w of this.#watchers.values()) for (const k of w.keys) keys.add(k);
+    return keys;
+  }
+
   #changed(key: string, traceparent?: string): void {
-    const version = this.store.version(key);
-    if (version === undefined) return;
+    const version = this.store.readVersion(key);
     // Several writes in one turn: the notification carries the trace of the first traced one.
     this.#pending.set(key, { version, traceparent: traceparent ?? this.#pending.get(key)?.traceparent });
     if (!this.#flushScheduled) {

@@ -85,6 +85,17 @@ export class DatumStore {
    */
   readonly #byOwner = new Map<string, Map<string, readonly [regId: string, key: string]>>();
   readonly #clock: VersionClock;
+  /**
+   * The version served for a key that has no datum (nobody published it here), per slot. Such
+   * reads store nothing, so the version cannot live with the key. It comes from the same clock as
+   * datum versions: a datum created later gets `clock.next()`, greater than every empty version
+   * handed out before, so a subscriber never sees a version go backwards (invariant 2). It is
+   * renewed when a slot becomes complete, so subscribers of unknown keys get one authoritative
+   * push then, as subscribers of stored datums do. At most one entry per slot: bounded by the slot
+   * count, never by the names readers make up.
+   */
+  readonly #emptyVersions = new Map<number, number>();
+  #bornVersion: number | undefined;
   #slotCount: number;
   onOp: OpSink = () => undefined;
 
@@ -168,13 +179,32 @@ export class DatumStore {
     return [...this.#byOwner.keys()].filter((o) => o.startsWith(prefix));
   }
 
-  /** The datum of `key`; an unknown key gets an empty datum with a fresh version. */
+  /**
+   * The datum of `key`. An unknown key is answered with an empty snapshot of version 0 that is NOT
+   * stored: reading a name nobody published must leave nothing behind ({@link readVersion} gives
+   * such reads a version that fits the datum versions).
+   */
   get(key: string): DatumSnapshot {
-    return this.#datum(key).snapshot();
+    return this.#datums.get(key)?.snapshot() ?? { key, version: 0, instances: [] };
   }
 
   version(key: string): number | undefined {
     return this.#datums.get(key)?.version;
+  }
+
+  /** The version a read of `key` is answered with: its datum's, or its slot's empty version. */
+  readVersion(key: string): number {
+    const stored = this.#datums.get(key)?.version;
+    if (stored !== undefined) return stored;
+    const empty = this.#emptyVersions.get(this.slotOf(key));
+    if (empty !== undefined) return empty;
+    this.#bornVersion ??= this.#clock.next();
+    return this.#bornVersion;
+  }
+
+  /** Gives the slots' unknown keys a new empty version (the slots just became complete). */
+  renewEmptyVersions(slots: Iterable<number>): void {
+    for (const slot of slots) this.#emptyVersions.set(slot, this.#clock.next());
   }
 
   keysInSlot(slot: number): string[] {

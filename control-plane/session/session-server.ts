@@ -34,7 +34,7 @@ import type { HttpExtension } from '../admin/ops-http.js';
 import { tokensEqual } from '../link/auth.js';
 import { AgentConnection, type ConnectionHost, type ConnectionLimits } from './agent-connection.js';
 import type { DataRouter } from './data-router.js';
-import { PushDispatcher, type PushStats } from './push-dispatcher.js';
+import { CATALOG_KEY, PushDispatcher, type PushStats } from './push-dispatcher.js';
 import { registerSessionMetrics } from './session-metrics.js';
 import { SessionSwitches } from './switches.js';
 import { WritePath } from './write-path.js';
@@ -54,8 +54,13 @@ export interface SessionOptions {
   readonly ackTimeoutMs: number;
   readonly maxPushRetries: number;
   readonly reconcileIntervalMs: number;
+  /** Most subscriptions one agent connection may hold; more are refused (`limit_exceeded`). */
+  readonly maxSubscriptionsPerAgent?: number;
   readonly logger: Logger;
 }
+
+/** Default of {@link SessionOptions.maxSubscriptionsPerAgent}. */
+export const DEFAULT_MAX_SUBSCRIPTIONS_PER_AGENT = 10_000;
 
 export class SessionServer implements ConnectionHost {
   readonly sessionId: string;
@@ -350,16 +355,30 @@ export class SessionServer implements ConnectionHost {
 
   subscribe(conn: AgentConnection, key: string, knownVersion: number | undefined): boolean {
     if (this.#switches.subscribeRefused(key)) {
-      const refused: Refused = {
-        type: 'refused',
-        service: key,
-        error: { code: 'forbidden', message: `subscribing to "${key}" is blacklisted` },
-      };
-      conn.send(JSON.stringify(refused));
+      this.#refuse(conn, key, 'forbidden', `subscribing to "${key}" is blacklisted`);
+      return false;
+    }
+    // One connection cannot grow the session (and the data servers' interest) without bound. The
+    // catalog is one subscription at most, so it is never refused; a re-subscription is not new.
+    const max = this.#opts.maxSubscriptionsPerAgent ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_AGENT;
+    if (key !== CATALOG_KEY && !conn.subscriptions.has(key) && conn.subscriptions.size >= max) {
+      this.#counts.refusals++;
+      this.#refuse(
+        conn,
+        key,
+        'limit_exceeded',
+        `this agent already watches ${max} services (MESHREG_SESSION_MAX_SUBSCRIPTIONS_PER_AGENT)`,
+      );
       return false;
     }
     this.#push.subscribe(conn, key, knownVersion);
     return true;
+  }
+
+  /** Tells the agent a subscription was refused; the connection stays up. */
+  #refuse(conn: AgentConnection, service: string, code: ErrorCode, message: string): void {
+    const refused: Refused = { type: 'refused', service, error: { code, message } };
+    conn.send(JSON.stringify(refused));
   }
 
   unsubscribe(conn: AgentConnection, key: string): void {

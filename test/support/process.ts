@@ -95,3 +95,22 @@ export async function tempDir(
   const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
   return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
+
+/** Child environment that lets {@link measureAfterGc} force a full collection in the child. */
+export const GC_ENV: Readonly<Record<string, string>> = {
+  NODE_OPTIONS: `--expose-gc --import ${fileURLToPath(new URL('./gc-on-signal.js', import.meta.url))}`,
+};
+
+/** Heap used and RSS of a child started with {@link GC_ENV}, measured right after a full GC. */
+export async function measureAfterGc(p: Started): Promise<{ heapBytes: number; rssBytes: number }> {
+  const seen = (p.logs().match(/^gc-heap /gm) ?? []).length;
+  p.child.kill('SIGUSR2');
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const lines = [...p.logs().matchAll(/^gc-heap (\d+) (\d+)$/gm)];
+    const last = lines[seen];
+    if (last !== undefined) return { heapBytes: Number(last[1]), rssBytes: Number(last[2]) };
+    if (Date.now() > deadline) throw new Error('no gc-heap line from the child within 5 s');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -194,3 +194,34 @@ test('data server - a closed watch hears nothing more', async (t) => {
   assert.deepEqual(l.changes, []);
   assert.equal(server.stats().sessions, 0);
 });
+
+test('data server - reads of a key nobody published store nothing and versions still only grow', async (t) => {
+  const server = start(t, 1000);
+  const l = new RecordingListener();
+  const w = server.watch('s1', l);
+  w.interest('ghost', true);
+  const during = await server.fetch('ghost');
+  assert.deepEqual([during.complete, during.instances], [false, []]);
+  const versions = await server.versions(['ghost', 'other-ghost']);
+  assert.equal(versions.get('ghost'), during.version);
+  assert.equal(server.stats()['datums'], 0, 'fetch and versions left no datum');
+  assert.equal(server.stats()['interests'], 1);
+
+  // The warm-up ends: the watched unknown key gets a newer, complete empty version and a notification.
+  t.mock.timers.tick(1000);
+  await settle();
+  const after = await server.fetch('ghost');
+  assert.equal(after.complete, true);
+  assert.ok(after.version > during.version, 'the empty version rose with the slot');
+  assert.deepEqual(l.changes, [[{ key: 'ghost', version: after.version }]]);
+  assert.equal(server.stats()['datums'], 0);
+
+  // A first publisher later: its version is above every empty version a subscriber could hold.
+  await server.publish('conn-1', [item(makeInstance({ id: 'g-1', service: 'ghost' }))], 1);
+  const published = await server.fetch('ghost');
+  assert.ok(published.version > after.version);
+  assert.equal(server.stats()['datums'], 1);
+
+  w.interest('ghost', false);
+  assert.equal(server.stats()['interests'], 0, 'lost interest is forgotten');
+});

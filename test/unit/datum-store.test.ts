@@ -123,13 +123,15 @@ test('datum store - snapshots are immutable and renewed on change', () => {
   assert.ok(s2.version > s1.version);
 });
 
-test('datum store - an unknown key gets an empty datum with a version', () => {
+test('datum store - reading an unknown key answers an empty datum and stores nothing', () => {
   const store = newStore();
   assert.equal(store.version('none'), undefined);
   const s = store.get('none');
   assert.deepEqual(s.instances, []);
-  assert.ok(s.version > 0);
-  assert.equal(store.version('none'), s.version);
+  assert.equal(s.version, 0);
+  assert.equal(store.version('none'), undefined, 'the read left no datum');
+  assert.equal(store.size, 0);
+  assert.deepEqual(store.keysInSlot(store.slotOf('none')), []);
 });
 
 test('datum store - bumpSlots gives every datum of the slots a higher version', () => {

@@ -74,6 +74,7 @@ test('errors - every code maps to its HTTP status and WebSocket close code', () 
     internal: [500, 1011],
     request_timeout: [408, 4000],
     headers_too_large: [431, 4000],
+    limit_exceeded: [429, 4013],
   };
   assert.deepEqual(
     Object.fromEntries(Object.entries(ERROR_TABLE).map(([k, v]) => [k, [v.http, v.ws]])),
