@@ -55,6 +55,18 @@ export function closeOversizedWithReason(ws: WebSocket, onTooLarge: (limitBytes:
     if (ws.readyState === ws.OPEN) {
       ws.close(ERROR_TABLE.payload_too_large.ws, closeReason(`payload_too_large: frame over ${limit} bytes`));
     }
+    // `ws` then resumes the socket to read (and drop) the rest of the frame: a 64 MiB frame would
+    // still pass through this process as garbage. Stop reading instead (after ws's resume, queued
+    // with nextTick) and cut the connection once the close frame had time to go out.
+    setImmediate(() => {
+      ws.pause();
+    });
+    setTimeout(() => {
+      ws.terminate();
+    }, CUT_OFF_MS).unref();
     onTooLarge(limit);
   });
 }
+
+/** How long a peer that sent a frame over the limit gets to read the close frame. */
+const CUT_OFF_MS = 500;
