@@ -25,6 +25,8 @@ export interface ControlPlaneConfig {
     readonly callTimeoutMs: number;
     readonly maxFrameBytes: number;
     readonly heartbeatMs: number;
+    /** Largest frame accepted on a server link before its hello is accepted. */
+    readonly maxHelloBytes: number;
   };
   readonly session: {
     readonly id: string;
@@ -32,6 +34,8 @@ export interface ControlPlaneConfig {
     readonly port: number;
     readonly advertiseUrl: string;
     readonly maxFrameBytes: number;
+    /** Largest frame accepted from an agent before its hello is accepted. */
+    readonly maxHelloBytes: number;
     readonly helloTimeoutMs: number;
     readonly pingIntervalMs: number;
     readonly idleTimeoutMs: number;
@@ -150,8 +154,8 @@ export const CONTROL_PLANE_VARS: readonly VarDoc[] = [
   { name: 'MESHREG_LINK_CALL_TIMEOUT_MS', default: '5000', doc: 'Timeout of one call between servers.' },
   {
     name: 'MESHREG_LINK_MAX_FRAME_BYTES',
-    default: '536870912',
-    doc: 'Largest frame between servers (slot snapshots).',
+    default: '8388608',
+    doc: 'Largest frame between servers once the hello is accepted (1 KiB..1 GiB); slot snapshots and migrations are paged to half of it. Every server of a cluster must use the same value.',
   },
   { name: 'MESHREG_DATA_HOST', default: '127.0.0.1', doc: 'Address the data role binds.' },
   { name: 'MESHREG_DATA_PORT', default: '9620', doc: 'Port of the data role (data link and /health).' },
@@ -236,6 +240,16 @@ export const CONTROL_PLANE_VARS: readonly VarDoc[] = [
     default: '10000',
     doc: 'Most services one agent connection may watch (1..1000000); more are refused with `limit_exceeded`.',
   },
+  {
+    name: 'MESHREG_LINK_MAX_HELLO_BYTES',
+    default: '65536',
+    doc: 'Largest frame a server link accepts before its hello is accepted (1 KiB..1 MiB); larger closes with 1009.',
+  },
+  {
+    name: 'MESHREG_SESSION_MAX_HELLO_BYTES',
+    default: '65536',
+    doc: 'Largest frame an agent may send before its hello is accepted (1 KiB..1 MiB); larger closes with 1009.',
+  },
 ];
 
 /** Bounds of the variables that size per-connection state (min..max, inclusive). */
@@ -305,8 +319,9 @@ export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: bool
     clusterToken: e.get('MESHREG_CLUSTER_TOKEN').default(token).asString(),
     link: Object.freeze({
       callTimeoutMs: int('MESHREG_LINK_CALL_TIMEOUT_MS', 5000, 10),
-      maxFrameBytes: int('MESHREG_LINK_MAX_FRAME_BYTES', 512 * 1024 * 1024, 1024),
+      maxFrameBytes: boundedInt(env, 'MESHREG_LINK_MAX_FRAME_BYTES', 8 * MIB, 1024, 1024 * MIB),
       heartbeatMs,
+      maxHelloBytes: boundedInt(env, 'MESHREG_LINK_MAX_HELLO_BYTES', 64 * 1024, 1024, MIB),
     }),
     session: Object.freeze({
       id: e.get('MESHREG_SESSION_ID').default(`session-${host}-${process.pid}`).asString(),
@@ -314,6 +329,7 @@ export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: bool
       port: e.get('MESHREG_SESSION_PORT').default('9600').asPortNumber(),
       advertiseUrl: e.get('MESHREG_SESSION_ADVERTISE_URL').default('').asString(),
       maxFrameBytes: int('MESHREG_SESSION_MAX_FRAME_BYTES', 4 * 1024 * 1024, 1024),
+      maxHelloBytes: boundedInt(env, 'MESHREG_SESSION_MAX_HELLO_BYTES', 64 * 1024, 1024, MIB),
       helloTimeoutMs: int('MESHREG_SESSION_HELLO_TIMEOUT_MS', 5000, 10),
       pingIntervalMs,
       idleTimeoutMs,
@@ -362,5 +378,14 @@ export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: bool
 /** Checks that a setting lies within its documented bounds, naming it when it does not. */
 function bounded(v: number, name: string, b: { readonly min: number; readonly max: number }): number {
   if (v < b.min || v > b.max) throw new Error(`${name} must be ${b.min}..${b.max}`);
+  return v;
+}
+
+const MIB = 1024 * 1024;
+
+/** Reads an integer variable that must lie in `min..max` (so no setting reaches a buffer unbounded). */
+function boundedInt(env: NodeJS.ProcessEnv, name: string, def: number, min: number, max: number): number {
+  const v = envVar.from(env).get(name).default(String(def)).asIntPositive();
+  if (v < min || v > max) throw new Error(`${name} must be ${min}..${max}`);
   return v;
 }

@@ -43,7 +43,11 @@ export class ControlPlane {
 
   async start(): Promise<void> {
     const c = this.#config;
-    const link = { callTimeoutMs: c.link.callTimeoutMs, maxFrameBytes: c.link.maxFrameBytes };
+    const link = {
+      callTimeoutMs: c.link.callTimeoutMs,
+      maxFrameBytes: c.link.maxFrameBytes,
+      maxHelloBytes: c.link.maxHelloBytes,
+    };
     const ops = { adminToken: c.admin.token, adminRemote: c.admin.remote, scrape: this.#hooks.scrape };
     if (c.roles.includes('meta')) {
       this.meta = new MetaNode({
@@ -108,6 +112,7 @@ export class ControlPlane {
           advertiseUrl: s.advertiseUrl,
           token: c.token,
           maxFrameBytes: s.maxFrameBytes,
+          maxHelloBytes: s.maxHelloBytes,
           limits: {
             helloTimeoutMs: s.helloTimeoutMs,
             idleTimeoutMs: s.idleTimeoutMs,

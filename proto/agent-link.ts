@@ -7,6 +7,7 @@
  * immutable, versioned snapshots of each subscribed service; the agent acknowledges each by version.
  */
 import { readInstance, SERVICE_NAME_PATTERN, type Instance } from './instance.js';
+import { readProtocolVersion } from './rpc.js';
 import { readTraceparent } from './trace-context.js';
 import {
   Issues,
@@ -22,6 +23,8 @@ import {
 
 /** Bumped on any incompatible change; the session refuses other versions with close code 4002. */
 export const PROTOCOL_VERSION = 1;
+/** How close reasons and logs name this protocol. */
+export const AGENT_LINK_NAME = 'agent link';
 /** URL path of the agent link on a session server. */
 export const AGENT_LINK_PATH = '/v1/agent-link';
 /** Most items one publish/unpublish/subscribe frame may carry; senders split larger batches. */
@@ -174,11 +177,7 @@ export function decodeAgentFrame(raw: unknown): Decoded<AgentFrame> {
   if (o === undefined) return issues.result<AgentFrame>(undefined);
   switch (o['type']) {
     case 'hello': {
-      const protocolVersion = readInt(issues, o['protocolVersion'], 'protocolVersion', {
-        required: true,
-        min: 1,
-        max: 1000,
-      });
+      const protocolVersion = readProtocolVersion(issues, o['protocolVersion'], 'protocolVersion');
       const nodeId = readString(issues, o['nodeId'], 'nodeId', { required: true, maxLength: 128 });
       const nodeName = readString(issues, o['nodeName'], 'nodeName', { required: true, maxLength: 256 });
       const token = readString(issues, o['token'], 'token', { maxLength: 4096 }) ?? '';

@@ -3,6 +3,7 @@
  * event has a decoder; a handler never sees an unvalidated value.
  */
 import { readInstance, SERVICE_NAME_PATTERN, type Instance } from './instance.js';
+import { readProtocolVersion } from './rpc.js';
 import { decodeSlotTableInto, type SlotTable } from './slot-table.js';
 import { readTraceparent, withTraceparent } from './trace-context.js';
 import {
@@ -119,9 +120,19 @@ export interface ReplicatedDatum {
   readonly publishers: readonly OwnedPublisher[];
 }
 
-export interface ReplicaSnapshot {
-  readonly slots: readonly { readonly slot: number; readonly datums: readonly ReplicatedDatum[] }[];
-}
+/**
+ * One item of a leader's paged snapshot (`replicate`): `{slot}` opens a slot the leader serves (so
+ * the follower replaces it even when it is empty); then one item per publisher of each datum in it,
+ * or one without `publisher` for a datum that has none. A datum's items share key and version.
+ */
+export type ReplicaItem =
+  | { readonly slot: number }
+  | {
+      readonly slot: number;
+      readonly key: string;
+      readonly version: number;
+      readonly publisher?: OwnedPublisher;
+    };
 
 /** One change streamed from a slot leader to its followers; with neither `put` nor `del`, a version bump. */
 export interface ReplicationOp {
@@ -210,10 +221,7 @@ export const decodeLinkHello = (raw: unknown): Decoded<LinkHello> =>
     const role = readOneOf(issues, o['role'], 'role', ['data', 'session'] as const, true);
     const id = readString(issues, o['id'], 'id', { required: true, maxLength: 256 });
     const url = readString(issues, o['url'], 'url', { maxLength: 512 }) ?? '';
-    const protocolVersion = readInt(issues, o['protocolVersion'], 'protocolVersion', {
-      required: true,
-      min: 1,
-    });
+    const protocolVersion = readProtocolVersion(issues, o['protocolVersion'], 'protocolVersion');
     const token = readString(issues, o['token'], 'token', { maxLength: 4096 }) ?? '';
     if (role === undefined || id === undefined || protocolVersion === undefined) return undefined;
     return { role, id, url, protocolVersion, token };
@@ -361,52 +369,23 @@ export const decodeChanges = (raw: unknown): Decoded<{ changes: DatumChange[] }>
     return changes === undefined ? undefined : { changes };
   });
 
-export const decodeOwnedList = (raw: unknown): Decoded<{ items: OwnedPublisher[] }> =>
-  run(raw, (issues, o) => {
-    const items = readArray(issues, o['items'], 'items', (i, p) => readOwned(issues, i, p), {
-      required: true,
-      maxItems: 10_000_000,
-    });
-    return items === undefined ? undefined : { items };
-  });
+/** One item of a paged `collect` answer: a publisher with its owner. */
+export const decodeOwnedPublisher = (raw: unknown): Decoded<OwnedPublisher> => {
+  const issues = new Issues();
+  return issues.result(readOwned(issues, raw, ''));
+};
 
-export const decodeReplicaSnapshot = (raw: unknown): Decoded<ReplicaSnapshot> =>
+/** One item of a paged `replicate` answer ({@link ReplicaItem}). */
+export const decodeReplicaItem = (raw: unknown): Decoded<ReplicaItem> =>
   run(raw, (issues, o) => {
-    const slots = readArray(
-      issues,
-      o['slots'],
-      'slots',
-      (s, p) => {
-        const so = readObject(issues, s, p);
-        const slot = readInt(issues, so?.['slot'], at(p, 'slot'), { required: true });
-        const datums = readArray(
-          issues,
-          so?.['datums'],
-          at(p, 'datums'),
-          (d, dp) => {
-            const dobj = readObject(issues, d, dp);
-            const key = readString(issues, dobj?.['key'], at(dp, 'key'), keyRules);
-            const version = readInt(issues, dobj?.['version'], at(dp, 'version'), { required: true });
-            const publishers = readArray(
-              issues,
-              dobj?.['publishers'],
-              at(dp, 'publishers'),
-              (x, xp) => readOwned(issues, x, xp),
-              {
-                required: true,
-                maxItems: 10_000_000,
-              },
-            );
-            if (key === undefined || version === undefined || publishers === undefined) return undefined;
-            return { key, version, publishers };
-          },
-          { required: true, maxItems: 10_000_000 },
-        );
-        return slot === undefined || datums === undefined ? undefined : { slot, datums };
-      },
-      { required: true, maxItems: 65536 },
-    );
-    return slots === undefined ? undefined : { slots };
+    const slot = readInt(issues, o['slot'], 'slot', { required: true, max: 65535 });
+    if (o['key'] === undefined) return slot === undefined ? undefined : { slot };
+    const key = readString(issues, o['key'], 'key', keyRules);
+    const version = readInt(issues, o['version'], 'version', { required: true });
+    const publisher =
+      o['publisher'] === undefined ? undefined : readOwned(issues, o['publisher'], 'publisher');
+    if (slot === undefined || key === undefined || version === undefined) return undefined;
+    return publisher === undefined ? { slot, key, version } : { slot, key, version, publisher };
   });
 
 export const decodeReplicationOp = (raw: unknown): Decoded<ReplicationOp> =>

@@ -142,6 +142,8 @@ export class UpstreamLink {
     this.#next++;
     const ws = new WebSocket(url, {
       handshakeTimeout: this.#opts.connectTimeoutMs,
+      // What a session may send us is bounded too (config maxFrameBytes, 64 MiB: one push carries a
+      // whole service). ws checks it from the frame header; a larger frame closes with 1009.
       maxPayload: this.#opts.maxFrameBytes,
       perMessageDeflate: false,
     });

@@ -13,7 +13,7 @@ import {
   decodeInterest,
   decodeKey,
   decodeKeys,
-  decodeOwnedList,
+  decodeOwnedPublisher,
   decodeOwner,
   decodePublishParams,
   decodeSlots,
@@ -21,6 +21,8 @@ import {
   type LinkHello,
   type Member,
   type OwnedPublisher,
+  type ReplicaItem,
+  type ReplicatedDatum,
   type ReplicationOp,
 } from '../../proto/cluster-link.js';
 import type { Logger } from '../../proto/log.js';
@@ -50,6 +52,8 @@ export interface DataNodeOptions {
   readonly heartbeatMs: number;
   readonly callTimeoutMs: number;
   readonly maxFrameBytes: number;
+  /** Largest frame a peer may send before its hello is accepted. */
+  readonly maxHelloBytes: number;
   readonly logger: Logger;
   /** `/metrics` and the admin API on the data port. */
   readonly ops: Omit<OpsOptions, 'logger'>;
@@ -108,6 +112,7 @@ export class DataNode {
       port: opts.port,
       token: opts.token,
       maxFrameBytes: opts.maxFrameBytes,
+      maxHelloBytes: opts.maxHelloBytes,
       callTimeoutMs: opts.callTimeoutMs,
       logger: this.#log,
       health: () => this.health(),
@@ -249,14 +254,14 @@ export class DataNode {
   }
 
   #acceptFollower(peer: RpcPeer): void {
-    peer.handle('replicate', (raw) => {
+    peer.handlePaged('replicate', (raw) => {
       const { slots } = params(raw, decodeSlots);
       const mine = slots.filter((slot) => {
         const st = this.server.slotState(slot);
         return st === 'ready' || st === 'migrating';
       });
       this.#followers.set(peer, new Set(mine));
-      return { slots: mine.map((slot) => ({ slot, datums: this.server.store.exportSlot(slot) })) };
+      return mine.flatMap((slot) => replicaItems(slot, this.server.store.exportSlot(slot)));
     });
     void peer.closed.then(() => this.#followers.delete(peer));
   }
@@ -336,17 +341,26 @@ export class DataNode {
     const s = this.#sessions.get(id);
     if (s === undefined) return;
     try {
-      const r = await s.peer.call(
+      // Paged: a session may hold hundreds of thousands of publishers, more than one frame carries.
+      const items = await s.peer.callPaged(
         'collect',
         { slots, slotCount: this.#opts.slotCount },
-        decodeOwnedList,
-        // A session may hold hundreds of thousands of publishers: one large answer, given time.
-        Math.max(this.#opts.callTimeoutMs, 60_000),
+        decodeOwnedPublisher,
       );
-      into.push(...r.items);
+      into.push(...items);
       pending.delete(id);
     } catch (err) {
       this.#log.warn('collect from session failed; will retry', { sessionId: id, err });
     }
   }
+}
+
+/** A slot's datums as the items of a paged snapshot ({@link ReplicaItem}): one per publisher. */
+function replicaItems(slot: number, datums: readonly ReplicatedDatum[]): ReplicaItem[] {
+  const out: ReplicaItem[] = [{ slot }];
+  for (const d of datums) {
+    if (d.publishers.length === 0) out.push({ slot, key: d.key, version: d.version });
+    for (const publisher of d.publishers) out.push({ slot, key: d.key, version: d.version, publisher });
+  }
+  return out;
 }

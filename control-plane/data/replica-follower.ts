@@ -4,10 +4,12 @@
  * The lag of every change (leader clock to apply) is kept for /health.
  */
 import {
-  decodeReplicaSnapshot,
+  decodeReplicaItem,
   decodeReplicationOp,
   type LinkHello,
   type Member,
+  type OwnedPublisher,
+  type ReplicaItem,
   type ReplicationOp,
 } from '../../proto/cluster-link.js';
 import type { Logger } from '../../proto/log.js';
@@ -95,10 +97,14 @@ export class ReplicaFollower {
         },
         ready: (peer) => {
           peer
-            .call('replicate', { slots: [...wanted], slotCount: this.#opts.slotCount }, decodeReplicaSnapshot)
+            .callPaged(
+              'replicate',
+              { slots: [...wanted], slotCount: this.#opts.slotCount },
+              decodeReplicaItem,
+            )
             .then(
-              (snap) => {
-                this.#server.loadReplica(snap.slots);
+              (items) => {
+                this.#server.loadReplica(regroup(items));
                 for (const op of buffered ?? []) this.#server.applyReplica(op);
                 buffered = undefined;
               },
@@ -116,4 +122,24 @@ function sameSet(a: ReadonlySet<number>, b: ReadonlySet<number>): boolean {
   if (a.size !== b.size) return false;
   for (const x of a) if (!b.has(x)) return false;
   return true;
+}
+
+type SlotContent = { slot: number; datums: { key: string; version: number; publishers: OwnedPublisher[] }[] };
+
+/** Rebuilds slots and datums from the items of a paged snapshot (a datum's items are consecutive). */
+export function regroup(items: readonly ReplicaItem[]): SlotContent[] {
+  const slots = new Map<number, Map<string, SlotContent['datums'][number]>>();
+  for (const item of items) {
+    let datums = slots.get(item.slot);
+    if (datums === undefined) {
+      datums = new Map<string, SlotContent['datums'][number]>();
+      slots.set(item.slot, datums);
+    }
+    if (!('key' in item)) continue;
+    let d = datums.get(item.key);
+    if (d === undefined) datums.set(item.key, (d = { key: item.key, version: item.version, publishers: [] }));
+    d.version = Math.max(d.version, item.version);
+    if (item.publisher !== undefined) d.publishers.push(item.publisher);
+  }
+  return [...slots].map(([slot, datums]) => ({ slot, datums: [...datums.values()] }));
 }

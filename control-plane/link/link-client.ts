@@ -71,7 +71,11 @@ export class LinkClient {
       perMessageDeflate: false,
       handshakeTimeout: this.#opts.callTimeoutMs,
     });
-    const peer = new RpcPeer(ws, { callTimeoutMs: this.#opts.callTimeoutMs, logger: this.#opts.logger });
+    const peer = new RpcPeer(ws, {
+      callTimeoutMs: this.#opts.callTimeoutMs,
+      logger: this.#opts.logger,
+      pageBytes: Math.floor(this.#opts.maxFrameBytes / 2),
+    });
     this.#cb.setup(peer);
     ws.once('open', () => {
       peer.callVoid('hello', this.#opts.hello).then(

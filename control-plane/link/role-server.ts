@@ -18,16 +18,21 @@ import {
 } from '../../proto/http-edge.js';
 import type { HttpExtension } from '../admin/ops-http.js';
 import type { Logger } from '../../proto/log.js';
-import { CLUSTER_PROTOCOL_VERSION } from '../../proto/rpc.js';
+import { CLUSTER_PROTOCOL_VERSION, protocolMismatch } from '../../proto/rpc.js';
+import { describe } from '../../proto/validate.js';
 import { tokensEqual } from './auth.js';
-import { RpcPeer, params } from './rpc-peer.js';
+import { RpcPeer } from './rpc-peer.js';
+import { closeOversizedWithReason, setMaxPayload } from './ws-limits.js';
 
 export interface RoleServerOptions {
   readonly role: string;
   readonly host: string;
   readonly port: number;
   readonly token: string;
+  /** Largest frame once the hello is accepted. */
   readonly maxFrameBytes: number;
+  /** Largest frame before the hello is accepted (nothing unauthenticated may allocate much). */
+  readonly maxHelloBytes: number;
   readonly callTimeoutMs: number;
   readonly logger: Logger;
   readonly health: () => Record<string, unknown>;
@@ -50,7 +55,8 @@ export class RoleServer {
     this.#opts = opts;
     this.#wss = new WebSocketServer({
       noServer: true,
-      maxPayload: opts.maxFrameBytes,
+      // Raised to maxFrameBytes for this connection once its hello is accepted (#accept).
+      maxPayload: Math.min(opts.maxHelloBytes, opts.maxFrameBytes),
       perMessageDeflate: false,
     });
     this.#http = http.createServer(
@@ -146,28 +152,53 @@ export class RoleServer {
   }
 
   #accept(ws: WebSocket, accepted: PeerAccepted): void {
-    const peer = new RpcPeer(ws, { callTimeoutMs: this.#opts.callTimeoutMs, logger: this.#opts.logger });
+    const peer = new RpcPeer(ws, {
+      callTimeoutMs: this.#opts.callTimeoutMs,
+      logger: this.#opts.logger,
+      pageBytes: Math.floor(this.#opts.maxFrameBytes / 2),
+      firstMethod: 'hello',
+    });
+    closeOversizedWithReason(ws, (limitBytes) => {
+      peer.log.warn('link frame too large; closed', { role: this.#opts.role, limitBytes });
+    });
     this.#peers.add(peer);
     void peer.closed.then(() => this.#peers.delete(peer));
     const timer = setTimeout(() => {
       peer.close('handshake_timeout', 'no hello received in time');
     }, 5000);
     timer.unref();
-    peer.handle('hello', (raw) => {
+    void peer.closed.then(() => {
       clearTimeout(timer);
-      const hello = params(raw, decodeLinkHello);
-      if (hello.protocolVersion !== CLUSTER_PROTOCOL_VERSION) {
-        setImmediate(() =>
-          peer.close('unsupported_protocol', `cluster protocol ${hello.protocolVersion} is not supported`),
-        );
-        throw new MeshregError('unsupported_protocol', `want cluster protocol ${CLUSTER_PROTOCOL_VERSION}`);
-      }
-      if (!tokensEqual(this.#opts.token, hello.token)) {
-        setImmediate(() => peer.close('unauthorized', 'wrong cluster token'));
-        throw new MeshregError('unauthorized', 'wrong cluster token');
-      }
+    });
+    let said = false;
+    peer.handle('hello', (raw) => {
+      if (said) throw this.#refuse(peer, new MeshregError('invalid_frame', 'hello sent twice'));
+      said = true;
+      clearTimeout(timer);
+      const hello = this.#checkHello(peer, raw);
+      setMaxPayload(ws, this.#opts.maxFrameBytes);
+      peer.authenticated();
       return accepted(peer, hello);
     });
+  }
+
+  /** Validates a hello; a bad one fails the link (after its error answer is written) and throws. */
+  #checkHello(peer: RpcPeer, raw: unknown): LinkHello {
+    const d = decodeLinkHello(raw);
+    if (!d.ok)
+      throw this.#refuse(peer, new MeshregError('invalid_frame', `bad hello: ${describe(d.errors)}`));
+    const mismatch = protocolMismatch('cluster', d.value.protocolVersion, CLUSTER_PROTOCOL_VERSION);
+    if (mismatch !== undefined) throw this.#refuse(peer, mismatch);
+    if (!tokensEqual(this.#opts.token, d.value.token))
+      throw this.#refuse(peer, new MeshregError('unauthorized', 'wrong cluster token'));
+    return d.value;
+  }
+
+  #refuse(peer: RpcPeer, err: MeshregError): MeshregError {
+    setImmediate(() => {
+      peer.close(err.code, err.message);
+    });
+    return err;
   }
 }
 

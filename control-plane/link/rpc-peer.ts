@@ -6,8 +6,10 @@
 import type WebSocket from 'ws';
 import { ERROR_TABLE, MeshregError, closeReason, type ErrorCode } from '../../proto/errors.js';
 import type { Logger } from '../../proto/log.js';
-import { decodeRpcFrame, type RpcFrame } from '../../proto/rpc.js';
+import { PAGE_METHOD, decodePage, decodePageParams, decodeRpcFrame, type RpcFrame } from '../../proto/rpc.js';
 import { describe, type Decoded } from '../../proto/validate.js';
+import { LogBudget } from './log-budget.js';
+import { Pager } from './pager.js';
 
 export type RpcHandler = (params: unknown) => unknown;
 export type EventHandler = (payload: unknown) => void;
@@ -15,6 +17,13 @@ export type EventHandler = (payload: unknown) => void;
 export interface RpcPeerOptions {
   readonly callTimeoutMs: number;
   readonly logger: Logger;
+  /** JSON bytes per page of a paged result: half the link's frame limit leaves room for the envelope. */
+  readonly pageBytes: number;
+  /**
+   * When set, the first frame must be a request of this method (the hello): anything else fails
+   * the link. The owner calls {@link RpcPeer.authenticated} once that request is accepted.
+   */
+  readonly firstMethod?: string;
 }
 
 interface Pending {
@@ -31,22 +40,34 @@ export class RpcPeer {
   readonly #handlers = new Map<string, RpcHandler>();
   readonly #events = new Map<string, EventHandler>();
   readonly #pending = new Map<number, Pending>();
+  readonly #log: LogBudget;
+  readonly #pager: Pager;
   #nextId = 1;
   #closed = false;
+  /** Set by {@link close}: from then on, frames are dropped unread and nothing more is logged for them. */
+  #failed = false;
+  #authenticated: boolean;
   readonly closed: Promise<{ code: number; reason: string }>;
 
   constructor(ws: WebSocket, opts: RpcPeerOptions) {
     this.#ws = ws;
     this.#opts = opts;
+    this.#log = new LogBudget(opts.logger);
+    this.#authenticated = opts.firstMethod === undefined;
+    this.#pager = new Pager({ pageBytes: opts.pageBytes, ttlMs: opts.callTimeoutMs * 2, maxOpen: 16 });
+    this.#handlers.set(PAGE_METHOD, (raw) => this.#pager.next(params(raw, decodePageParams).cursor));
     ws.on('message', (data, isBinary) => {
+      if (this.#failed || this.#closed) return;
       this.#onMessage(data, isBinary);
     });
     ws.on('error', (err) => {
-      opts.logger.debug('link socket error', { err });
+      this.#log.debug('link socket error', { err });
     });
     this.closed = new Promise((resolve) => {
       ws.once('close', (code, reason) => {
         this.#closed = true;
+        this.#pager.close();
+        this.#log.flush();
         for (const p of this.#pending.values()) {
           clearTimeout(p.timer);
           p.reject(new MeshregError('unavailable', 'link closed'));
@@ -61,9 +82,27 @@ export class RpcPeer {
     return !this.#closed && this.#ws.readyState === this.#ws.OPEN;
   }
 
+  /** The budgeted logger of this link (a flood from one peer writes a few lines, then a count). */
+  get log(): LogBudget {
+    return this.#log;
+  }
+
   handle(method: string, handler: RpcHandler): this {
     this.#handlers.set(method, handler);
     return this;
+  }
+
+  /**
+   * Serves `method` as a paged result: `produce` returns the whole list once, the caller receives it
+   * in pages of bounded size ({@link callPaged} on the other side).
+   */
+  handlePaged(method: string, produce: (params: unknown) => readonly unknown[]): this {
+    return this.handle(method, (raw) => this.#pager.first(produce(raw)));
+  }
+
+  /** Marks the hello as accepted: requests of any method are served from now on. */
+  authenticated(): void {
+    this.#authenticated = true;
   }
 
   on(event: string, handler: EventHandler): this {
@@ -85,6 +124,24 @@ export class RpcPeer {
     return decoded.value;
   }
 
+  /** Calls a paged `method` and gathers every page, each item validated with `decodeItem`. */
+  async callPaged<T>(
+    method: string,
+    params: unknown,
+    decodeItem: (raw: unknown) => Decoded<T>,
+    timeoutMs?: number,
+  ): Promise<T[]> {
+    const out: T[] = [];
+    let raw = await this.#callRaw(method, params, timeoutMs);
+    for (;;) {
+      const page = decodePage(raw, decodeItem);
+      if (!page.ok) throw new MeshregError('invalid_frame', `bad ${method} page: ${describe(page.errors)}`);
+      out.push(...page.value.items);
+      if (page.value.cursor === undefined) return out;
+      raw = await this.#callRaw(PAGE_METHOD, { cursor: page.value.cursor }, timeoutMs);
+    }
+  }
+
   /** Calls `method` when the result carries nothing (an acknowledgement). */
   async callVoid(method: string, params: unknown): Promise<void> {
     await this.#callRaw(method, params);
@@ -94,8 +151,10 @@ export class RpcPeer {
     if (this.isOpen) this.#ws.send(JSON.stringify({ t: 'evt', name, payload }));
   }
 
+  /** Fails the link: closes it with the close code of `code`; frames received after this are dropped. */
   close(code: ErrorCode, reason: string): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#failed) return;
+    this.#failed = true;
     this.#ws.close(ERROR_TABLE[code].ws, closeReason(`${code}: ${reason}`));
     setTimeout(() => {
       this.#ws.terminate();
@@ -131,7 +190,12 @@ export class RpcPeer {
       this.close('invalid_frame', describe(decoded.errors));
       return;
     }
-    this.#dispatch(decoded.value);
+    const frame = decoded.value;
+    if (!this.#authenticated && (frame.t !== 'req' || frame.method !== this.#opts.firstMethod)) {
+      this.close('invalid_frame', `expected ${this.#opts.firstMethod ?? ''} first`);
+      return;
+    }
+    this.#dispatch(frame);
   }
 
   #dispatch(frame: RpcFrame): void {
@@ -162,7 +226,7 @@ export class RpcPeer {
         try {
           h(frame.payload);
         } catch (err) {
-          this.#opts.logger.error('event handler failed', { event: frame.name, err });
+          this.#log.error('event handler failed', { event: frame.name, err });
         }
         return;
       }
@@ -182,7 +246,7 @@ export class RpcPeer {
     } catch (err) {
       const e =
         err instanceof MeshregError ? err : new MeshregError('internal', 'internal error', { cause: err });
-      if (e.code === 'internal') this.#opts.logger.error('link handler failed', { method, err });
+      if (e.code === 'internal') this.#log.error('link handler failed', { method, err });
       reply = { t: 'res', id, ok: false, error: { code: e.code, message: e.message } };
     }
     if (this.isOpen) this.#ws.send(JSON.stringify(reply));

@@ -37,6 +37,8 @@ export interface MetaNodeOptions {
   readonly maxLeaderMoves: number;
   readonly callTimeoutMs: number;
   readonly maxFrameBytes: number;
+  /** Largest frame a peer may send before its hello is accepted. */
+  readonly maxHelloBytes: number;
   readonly logger: Logger;
   /** `/metrics` and the admin API on the meta port. */
   readonly ops: Omit<OpsOptions, 'logger'>;
@@ -83,6 +85,7 @@ export class MetaNode {
       port: opts.port,
       token: opts.token,
       maxFrameBytes: opts.maxFrameBytes,
+      maxHelloBytes: opts.maxHelloBytes,
       callTimeoutMs: opts.callTimeoutMs,
       logger: this.#log,
       health: () => this.health(),

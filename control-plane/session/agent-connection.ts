@@ -7,6 +7,7 @@
  */
 import type WebSocket from 'ws';
 import {
+  AGENT_LINK_NAME,
   PROTOCOL_VERSION,
   decodeAgentFrame,
   parseJsonFrame,
@@ -16,8 +17,11 @@ import {
   type Welcome,
 } from '../../proto/agent-link.js';
 import { ERROR_TABLE, closeReason, type ErrorCode } from '../../proto/errors.js';
+import { protocolMismatch } from '../../proto/rpc.js';
 import { describe } from '../../proto/validate.js';
 import type { Logger } from '../../proto/log.js';
+import { LogBudget } from '../link/log-budget.js';
+import { closeOversizedWithReason, setMaxPayload } from '../link/ws-limits.js';
 import { CATALOG_KEY, type PushTarget } from './push-dispatcher.js';
 import { TokenBucket } from './rate-limit.js';
 
@@ -34,6 +38,8 @@ export interface ConnectionHost {
   readonly sessionId: string;
   readonly logger: Logger;
   readonly limits: ConnectionLimits;
+  /** Largest frame once the hello is accepted (before it, the server's small hello limit applies). */
+  readonly maxFrameBytes: number;
   tokenMatches(token: string): boolean;
   sessions(): string[];
   /** Checked after the token: a refusal (draining, switched off) closes the connection with its code. */
@@ -49,7 +55,11 @@ export interface ConnectionHost {
   closed(conn: AgentConnection): void;
 }
 
-export type ConnectionState = 'handshake' | 'ready' | 'closed';
+/**
+ * `closing`: {@link AgentConnection.fail} was called; frames still arriving until the peer answers
+ * the close (or is cut off) are dropped unread and unlogged.
+ */
+export type ConnectionState = 'handshake' | 'ready' | 'closing' | 'closed';
 
 export class AgentConnection implements PushTarget {
   readonly id: string;
@@ -62,7 +72,9 @@ export class AgentConnection implements PushTarget {
   readonly #ws: WebSocket;
   readonly #host: ConnectionHost;
   readonly #bucket: TokenBucket;
-  readonly #log: Logger;
+  readonly #log: LogBudget;
+  /** The hello was accepted (the connection was ready at some point). */
+  #welcomed = false;
   #lastSeen = performance.now();
   readonly #timer: NodeJS.Timeout;
   /** Frames are handled one at a time, in order, even when handling awaits the data layer. */
@@ -75,7 +87,11 @@ export class AgentConnection implements PushTarget {
     this.remote = remote;
     this.#ws = ws;
     this.#host = host;
-    this.#log = host.logger.child({ conn: id, remote });
+    this.#log = new LogBudget(host.logger.child({ conn: id, remote }));
+    closeOversizedWithReason(ws, (limitBytes) => {
+      this.#log.warn('agent frame too large; closed', { limitBytes });
+      this.#to('closing');
+    });
     this.#bucket = new TokenBucket(host.limits.maxFramesPerSec, host.limits.frameBurst);
     const started = performance.now();
     this.#timer = setInterval(
@@ -119,9 +135,10 @@ export class AgentConnection implements PushTarget {
     this.#ws.send(frame, { binary: false }, written);
   }
 
-  /** Closes this connection with the close code of `code`. */
+  /** Closes this connection with the close code of `code`; later frames are dropped unread. */
   fail(code: ErrorCode, reason: string): void {
-    if (this.#state === 'closed') return;
+    if (this.#state === 'closing' || this.#state === 'closed') return;
+    this.#to('closing');
     this.#log.info('closing agent connection', { code, reason });
     this.#ws.close(ERROR_TABLE[code].ws, closeReason(`${code}: ${reason}`));
     // A peer that does not complete the closing handshake is cut off.
@@ -131,8 +148,8 @@ export class AgentConnection implements PushTarget {
   }
 
   #onMessage(data: WebSocket.RawData, isBinary: boolean): void {
+    if (this.#state === 'closing' || this.#state === 'closed') return;
     this.#lastSeen = performance.now();
-    if (this.#state === 'closed') return;
     if (!this.#bucket.take()) {
       this.fail('rate_limited', `more than ${this.#host.limits.maxFramesPerSec} frames/s`);
       return;
@@ -164,7 +181,7 @@ export class AgentConnection implements PushTarget {
   }
 
   async #handle(frame: AgentFrame): Promise<void> {
-    if (this.#state === 'closed') return;
+    if (this.#state === 'closing' || this.#state === 'closed') return;
     if (this.#state === 'handshake') {
       if (frame.type !== 'hello') {
         this.fail('invalid_frame', `expected hello, got ${frame.type}`);
@@ -212,11 +229,9 @@ export class AgentConnection implements PushTarget {
   }
 
   #onHello(hello: Hello): void {
-    if (hello.protocolVersion !== PROTOCOL_VERSION) {
-      this.fail(
-        'unsupported_protocol',
-        `protocol version ${hello.protocolVersion} is not supported (want ${PROTOCOL_VERSION})`,
-      );
+    const mismatch = protocolMismatch(AGENT_LINK_NAME, hello.protocolVersion, PROTOCOL_VERSION);
+    if (mismatch !== undefined) {
+      this.fail(mismatch.code, mismatch.message);
       return;
     }
     if (!this.#host.tokenMatches(hello.token)) {
@@ -229,7 +244,10 @@ export class AgentConnection implements PushTarget {
       this.fail(refusal.code, refusal.reason);
       return;
     }
-    this.#state = 'ready';
+    this.#to('ready');
+    this.#welcomed = true;
+    // Authenticated: from the next frame on, the full frame limit applies.
+    setMaxPayload(this.#ws, this.#host.maxFrameBytes);
     this.#host.adopt(this);
     const welcome: Welcome = {
       type: 'welcome',
@@ -244,9 +262,17 @@ export class AgentConnection implements PushTarget {
 
   #onClose(code: number, reason: string): void {
     clearInterval(this.#timer);
-    const wasReady = this.#state === 'ready';
-    this.#state = 'closed';
-    if (wasReady) this.#log.info('agent disconnected', { code, reason });
+    this.#to('closed');
+    if (this.#welcomed) this.#log.info('agent disconnected', { code, reason });
+    this.#log.flush();
     this.#host.closed(this);
   }
+
+  /** Every state change: states only move forward (handshake → ready → closing → closed). */
+  #to(next: ConnectionState): void {
+    if (ORDER[next] <= ORDER[this.#state]) return;
+    this.#state = next;
+  }
 }
+
+const ORDER: Readonly<Record<ConnectionState, number>> = { handshake: 0, ready: 1, closing: 2, closed: 3 };

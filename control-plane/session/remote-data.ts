@@ -171,7 +171,8 @@ export class RemoteDataClient implements DataApi {
   }
 
   #setup(peer: RpcPeer, opts: RemoteDataOptions): void {
-    peer.handle('collect', (raw) => ({ items: opts.collect(params(raw, decodeSlots)) }));
+    // Paged: the answer can exceed one frame (every publisher of this session in the slots).
+    peer.handlePaged('collect', (raw) => opts.collect(params(raw, decodeSlots)));
     peer.on('changes', (raw) => {
       const c = decodeChanges(raw);
       if (!c.ok) return;

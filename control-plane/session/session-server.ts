@@ -46,7 +46,10 @@ export interface SessionOptions {
   /** The URL agents should use to reach this server; derived from host and port when empty. */
   readonly advertiseUrl: string;
   readonly token: string;
+  /** Largest frame from an agent once its hello is accepted. */
   readonly maxFrameBytes: number;
+  /** Largest frame from an agent before its hello is accepted. */
+  readonly maxHelloBytes: number;
   readonly limits: ConnectionLimits;
   /** How long a closed connection's publishers are kept before they are dropped. */
   readonly clientGraceMs: number;
@@ -114,7 +117,8 @@ export class SessionServer implements ConnectionHost {
     });
     this.#wss = new WebSocketServer({
       noServer: true,
-      maxPayload: opts.maxFrameBytes,
+      // Every connection starts with the small hello limit; AgentConnection raises it after the hello.
+      maxPayload: Math.min(opts.maxHelloBytes, opts.maxFrameBytes),
       perMessageDeflate: false,
     });
     this.#http = http.createServer(
@@ -289,6 +293,10 @@ export class SessionServer implements ConnectionHost {
   }
 
   // ---- ConnectionHost ---------------------------------------------------------------------------
+
+  get maxFrameBytes(): number {
+    return this.#opts.maxFrameBytes;
+  }
 
   tokenMatches(token: string): boolean {
     return tokensEqual(this.#opts.token, token);

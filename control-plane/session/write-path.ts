@@ -221,12 +221,17 @@ export class WritePath {
     await Promise.all(
       [...groups].map(async ([id, group]) => {
         const server = this.#router.servers().find((s) => s.id === id);
-        try {
-          if (server === undefined) throw new MeshregError('unavailable', `data server ${id} is gone`);
-          await server.publish(connId, group, this.#router.epoch, traceparent);
-          for (const i of group) results.push({ op: 'publish', id: i.instance.id, version: i.version });
-        } catch (err) {
-          for (const item of group) this.#defer(results, { op: 'publish', conn: connId, item }, err);
+        // In chunks of MAX_BATCH (what one agent frame carries), so that one call stays far below the
+        // link's frame limit however many writes a retry gathered.
+        for (let i = 0; i < group.length; i += MAX_BATCH) {
+          const chunk = group.slice(i, i + MAX_BATCH);
+          try {
+            if (server === undefined) throw new MeshregError('unavailable', `data server ${id} is gone`);
+            await server.publish(connId, chunk, this.#router.epoch, traceparent);
+            for (const c of chunk) results.push({ op: 'publish', id: c.instance.id, version: c.version });
+          } catch (err) {
+            for (const item of chunk) this.#defer(results, { op: 'publish', conn: connId, item }, err);
+          }
         }
       }),
     );

@@ -103,9 +103,9 @@ test('agent link - bad agent frames of each type name their fields', () => {
       ['type: must be one of hello, publish, unpublish, subscribe, unsubscribe, catalogSubscribe, ack, ping'],
     ],
     [
-      { type: 'hello', protocolVersion: 0, nodeName: 7, token: 1 },
+      { type: 'hello', protocolVersion: '1', nodeName: 7, token: 1 },
       [
-        'protocolVersion: must be an integer 1..1000',
+        'protocolVersion: must be a number',
         'nodeId: is required',
         'nodeName: must be a string',
         'token: must be a string',
