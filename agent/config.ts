@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import envVar from 'env-var';
 import { AGENT_LINK_PATH } from '../proto/agent-link.js';
+import { MAX_SETTING_MS, MIB, boundedInt } from '../proto/env-bounds.js';
 import { LOG_LEVELS, type LogLevel } from '../proto/log.js';
 
 export interface AgentConfig {
@@ -158,11 +159,12 @@ export function readAgentConfig(
   overrides: { token?: string; upstream?: readonly string[] } = {},
 ): AgentConfig {
   const e = envVar.from(env);
+  const int = (name: string, def: number, min: number, max = MAX_SETTING_MS): number =>
+    boundedInt(env, name, def, min, max);
   const token = overrides.token ?? e.get('MESHREG_TOKEN').default('').asString();
   if (token === '')
     throw new Error('MESHREG_TOKEN is required: the agent authenticates to the session server with it');
-  const port = e.get('MESHREG_AGENT_PORT').default('8500').asIntPositive();
-  if (port > 65535) throw new Error('MESHREG_AGENT_PORT must be 0..65535');
+  const port = int('MESHREG_AGENT_PORT', 8500, 0, 65535);
   const upstream =
     overrides.upstream ??
     e
@@ -172,8 +174,8 @@ export function readAgentConfig(
       .filter((u) => u.trim() !== '')
       .map(normaliseUpstream);
   if (upstream.length === 0) throw new Error('MESHREG_AGENT_UPSTREAM must name at least one session server');
-  const backoffInitialMs = e.get('MESHREG_AGENT_BACKOFF_INITIAL_MS').default('100').asIntPositive();
-  const backoffMaxMs = e.get('MESHREG_AGENT_BACKOFF_MAX_MS').default('5000').asIntPositive();
+  const backoffInitialMs = int('MESHREG_AGENT_BACKOFF_INITIAL_MS', 100, 1, 600_000);
+  const backoffMaxMs = int('MESHREG_AGENT_BACKOFF_MAX_MS', 5000, 1, 3_600_000);
   if (backoffMaxMs < backoffInitialMs) {
     throw new Error('MESHREG_AGENT_BACKOFF_MAX_MS must not be below MESHREG_AGENT_BACKOFF_INITIAL_MS');
   }
@@ -195,38 +197,35 @@ export function readAgentConfig(
       .get('MESHREG_AGENT_DATA_DIR')
       .default(path.join('.meshreg-data', `agent-${port}`))
       .asString(),
-    maxBodyBytes: e.get('MESHREG_AGENT_MAX_BODY_BYTES').default('1048576').asIntPositive(),
-    firstReadWaitMs: e.get('MESHREG_AGENT_FIRST_READ_WAIT_MS').default('1000').asIntPositive(),
-    connectTimeoutMs: e.get('MESHREG_AGENT_CONNECT_TIMEOUT_MS').default('3000').asIntPositive(),
+    maxBodyBytes: int('MESHREG_AGENT_MAX_BODY_BYTES', MIB, 1024, 64 * MIB),
+    firstReadWaitMs: int('MESHREG_AGENT_FIRST_READ_WAIT_MS', 1000, 0, 60_000),
+    connectTimeoutMs: int('MESHREG_AGENT_CONNECT_TIMEOUT_MS', 3000, 1, 600_000),
     backoffInitialMs,
     backoffMaxMs,
-    fullSyncIntervalMs: e.get('MESHREG_AGENT_FULL_SYNC_INTERVAL_MS').default('60000').asIntPositive(),
+    fullSyncIntervalMs: int('MESHREG_AGENT_FULL_SYNC_INTERVAL_MS', 60_000, 100),
     maxFrameBytes: 64 * 1024 * 1024,
-    viewCacheWriteIntervalMs: e.get('MESHREG_AGENT_VIEW_CACHE_WRITE_MS').default('200').asIntPositive(),
+    viewCacheWriteIntervalMs: int('MESHREG_AGENT_VIEW_CACHE_WRITE_MS', 200, 1, 3_600_000),
     configDir: e.get('MESHREG_AGENT_CONFIG_DIR').default('').asString(),
-    configReloadMs: e.get('MESHREG_AGENT_CONFIG_RELOAD_MS').default('1000').asIntPositive(),
-    drainMs: e.get('MESHREG_AGENT_DRAIN_MS').default('0').asIntPositive(),
-    checkMinIntervalMs: e.get('MESHREG_CHECK_MIN_INTERVAL_MS').default('1000').asIntPositive(),
-    checkMinDeregisterMs: e.get('MESHREG_CHECK_MIN_DEREGISTER_MS').default('60000').asIntPositive(),
-    checkReapIntervalMs: e.get('MESHREG_CHECK_REAP_INTERVAL_MS').default('30000').asIntPositive(),
+    configReloadMs: int('MESHREG_AGENT_CONFIG_RELOAD_MS', 1000, 10, 3_600_000),
+    drainMs: int('MESHREG_AGENT_DRAIN_MS', 0, 0, 3_600_000),
+    checkMinIntervalMs: int('MESHREG_CHECK_MIN_INTERVAL_MS', 1000, 1, 3_600_000),
+    checkMinDeregisterMs: int('MESHREG_CHECK_MIN_DEREGISTER_MS', 60_000, 1),
+    checkReapIntervalMs: int('MESHREG_CHECK_REAP_INTERVAL_MS', 30_000, 100, 3_600_000),
     xdsPort: readXdsPort(e.get('MESHREG_XDS_PORT').default('8502').asInt()),
     http: readHttpLimits(env),
-    watchIdleMs: bounded(
-      e.get('MESHREG_AGENT_WATCH_IDLE_MS').default('600000').asIntPositive(),
+    watchIdleMs: int(
       'MESHREG_AGENT_WATCH_IDLE_MS',
-      WATCH_BOUNDS.idleMs,
+      600_000,
+      WATCH_BOUNDS.idleMs.min,
+      WATCH_BOUNDS.idleMs.max,
     ),
-    maxWatches: bounded(
-      e.get('MESHREG_AGENT_MAX_WATCHES').default('10000').asIntPositive(),
+    maxWatches: int(
       'MESHREG_AGENT_MAX_WATCHES',
-      WATCH_BOUNDS.maxWatches,
+      10_000,
+      WATCH_BOUNDS.maxWatches.min,
+      WATCH_BOUNDS.maxWatches.max,
     ),
   });
-}
-
-function bounded(v: number, name: string, b: { readonly min: number; readonly max: number }): number {
-  if (v < b.min || v > b.max) throw new Error(`${name} must be ${b.min}..${b.max}`);
-  return v;
 }
 
 function readXdsPort(port: number): number {
@@ -278,9 +277,7 @@ export function readHttpLimits(env: NodeJS.ProcessEnv): AgentHttpLimits {
   const e = envVar.from(env);
   const int = (name: HttpLimitName): number => {
     const [def, min, max] = httpLimitTable()[name];
-    const v = e.get(name).default(String(def)).asInt();
-    if (v < min || v > max) throw new Error(`${name} must be ${String(min)}..${String(max)}`);
-    return v;
+    return boundedInt(env, name, def, min, max);
   };
   const allowedHosts = e
     .get('MESHREG_AGENT_ALLOWED_HOSTS')

@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import envVar from 'env-var';
+import { MAX_SETTING_MS, MIB, boundedInt } from '../proto/env-bounds.js';
 import { LOG_LEVELS, type LogLevel } from '../proto/log.js';
 import { isPowerOfTwo } from '../proto/slot-table.js';
 
@@ -257,17 +258,14 @@ export const SESSION_MAX_SUBSCRIPTIONS_BOUNDS = { min: 1, max: 1_000_000 } as co
 
 export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: boolean }): ControlPlaneConfig {
   const e = envVar.from(env);
-  const int = (name: string, def: number, min = 0): number => {
-    const v = e.get(name).default(String(def)).asIntPositive();
-    if (v < min) throw new Error(`${name} must be at least ${min}`);
-    return v;
-  };
+  const int = (name: string, def: number, min = 0, max = MAX_SETTING_MS): number =>
+    boundedInt(env, name, def, min, max);
   let token = e.get('MESHREG_TOKEN').default('').asString();
   if (token === '') {
     if (!opts.dev) throw new Error('MESHREG_TOKEN is required: agents authenticate with it');
     token = randomUUID();
   }
-  const slotCount = int('MESHREG_SLOT_COUNT', 256, 1);
+  const slotCount = int('MESHREG_SLOT_COUNT', 256, 1, 65_536);
   if (!isPowerOfTwo(slotCount)) throw new Error('MESHREG_SLOT_COUNT must be a power of two');
   const level = e
     .get('MESHREG_LOG_LEVEL')
@@ -319,31 +317,32 @@ export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: bool
     clusterToken: e.get('MESHREG_CLUSTER_TOKEN').default(token).asString(),
     link: Object.freeze({
       callTimeoutMs: int('MESHREG_LINK_CALL_TIMEOUT_MS', 5000, 10),
-      maxFrameBytes: boundedInt(env, 'MESHREG_LINK_MAX_FRAME_BYTES', 8 * MIB, 1024, 1024 * MIB),
+      maxFrameBytes: int('MESHREG_LINK_MAX_FRAME_BYTES', 8 * MIB, 1024, 1024 * MIB),
       heartbeatMs,
-      maxHelloBytes: boundedInt(env, 'MESHREG_LINK_MAX_HELLO_BYTES', 64 * 1024, 1024, MIB),
+      maxHelloBytes: int('MESHREG_LINK_MAX_HELLO_BYTES', 64 * 1024, 1024, MIB),
     }),
     session: Object.freeze({
       id: e.get('MESHREG_SESSION_ID').default(`session-${host}-${process.pid}`).asString(),
       host: e.get('MESHREG_SESSION_HOST').default('127.0.0.1').asString(),
       port: e.get('MESHREG_SESSION_PORT').default('9600').asPortNumber(),
       advertiseUrl: e.get('MESHREG_SESSION_ADVERTISE_URL').default('').asString(),
-      maxFrameBytes: int('MESHREG_SESSION_MAX_FRAME_BYTES', 4 * 1024 * 1024, 1024),
-      maxHelloBytes: boundedInt(env, 'MESHREG_SESSION_MAX_HELLO_BYTES', 64 * 1024, 1024, MIB),
+      maxFrameBytes: int('MESHREG_SESSION_MAX_FRAME_BYTES', 4 * MIB, 1024, 1024 * MIB),
+      maxHelloBytes: int('MESHREG_SESSION_MAX_HELLO_BYTES', 64 * 1024, 1024, MIB),
       helloTimeoutMs: int('MESHREG_SESSION_HELLO_TIMEOUT_MS', 5000, 10),
       pingIntervalMs,
       idleTimeoutMs,
-      maxFramesPerSec: int('MESHREG_SESSION_MAX_FRAMES_PER_SEC', 1000, 1),
-      frameBurst: int('MESHREG_SESSION_FRAME_BURST', 5000, 1),
+      maxFramesPerSec: int('MESHREG_SESSION_MAX_FRAMES_PER_SEC', 1000, 1, 10_000_000),
+      frameBurst: int('MESHREG_SESSION_FRAME_BURST', 5000, 1, 10_000_000),
       clientGraceMs: int('MESHREG_SESSION_CLIENT_GRACE_MS', 5000),
-      pushCoalesceMs: e.get('MESHREG_PUSH_COALESCE_MS').default('2').asIntPositive(),
+      pushCoalesceMs: int('MESHREG_PUSH_COALESCE_MS', 2, 0, 60_000),
       pushAckTimeoutMs: int('MESHREG_PUSH_ACK_TIMEOUT_MS', 2000, 10),
-      pushMaxRetries: e.get('MESHREG_PUSH_MAX_RETRIES').default('3').asIntPositive(),
+      pushMaxRetries: int('MESHREG_PUSH_MAX_RETRIES', 3, 0, 1000),
       reconcileIntervalMs: int('MESHREG_RECONCILE_INTERVAL_MS', 5000, 10),
-      maxSubscriptionsPerAgent: bounded(
-        int('MESHREG_SESSION_MAX_SUBSCRIPTIONS_PER_AGENT', 10_000),
+      maxSubscriptionsPerAgent: int(
         'MESHREG_SESSION_MAX_SUBSCRIPTIONS_PER_AGENT',
-        SESSION_MAX_SUBSCRIPTIONS_BOUNDS,
+        10_000,
+        SESSION_MAX_SUBSCRIPTIONS_BOUNDS.min,
+        SESSION_MAX_SUBSCRIPTIONS_BOUNDS.max,
       ),
     }),
     data: Object.freeze({
@@ -351,9 +350,9 @@ export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: bool
       host: e.get('MESHREG_DATA_HOST').default('127.0.0.1').asString(),
       port: e.get('MESHREG_DATA_PORT').default('9620').asPortNumber(),
       advertiseHost: e.get('MESHREG_DATA_ADVERTISE_HOST').default('').asString(),
-      warmupMs: e.get('MESHREG_DATA_WARMUP_MS').default('3000').asIntPositive(),
-      catalogDebounceMs: e.get('MESHREG_CATALOG_DEBOUNCE_MS').default('50').asIntPositive(),
-      sessionGraceMs: e.get('MESHREG_DATA_SESSION_GRACE_MS').default('10000').asIntPositive(),
+      warmupMs: int('MESHREG_DATA_WARMUP_MS', 3000),
+      catalogDebounceMs: int('MESHREG_CATALOG_DEBOUNCE_MS', 50, 0, 60_000),
+      sessionGraceMs: int('MESHREG_DATA_SESSION_GRACE_MS', 10_000),
       migrationTimeoutMs: int('MESHREG_DATA_MIGRATION_TIMEOUT_MS', 10000, 10),
     }),
     meta: Object.freeze({
@@ -364,28 +363,13 @@ export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: bool
       store: e.get('MESHREG_META_STORE').default('embedded').asEnum(['embedded', 'etcd']),
       etcdEndpoints: Object.freeze(etcdEndpoints),
       etcdPrefix: e.get('MESHREG_ETCD_PREFIX').default('/meshreg/').asString(),
-      etcdLeaseTtlS: int('MESHREG_ETCD_LEASE_TTL_S', 5, 1),
+      etcdLeaseTtlS: int('MESHREG_ETCD_LEASE_TTL_S', 5, 1, 3600),
       leaseMs,
-      warmupMs: e.get('MESHREG_META_WARMUP_MS').default('1000').asIntPositive(),
+      warmupMs: int('MESHREG_META_WARMUP_MS', 1000),
       arrangeIntervalMs: int('MESHREG_META_ARRANGE_INTERVAL_MS', 1000, 10),
       slotCount,
-      slotFollowers: e.get('MESHREG_SLOT_FOLLOWERS').default('1').asIntPositive(),
-      maxLeaderMoves: int('MESHREG_SLOT_MAX_LEADER_MOVES', 6, 1),
+      slotFollowers: int('MESHREG_SLOT_FOLLOWERS', 1, 0, 64),
+      maxLeaderMoves: int('MESHREG_SLOT_MAX_LEADER_MOVES', 6, 1, 65_536),
     }),
   });
-}
-
-/** Checks that a setting lies within its documented bounds, naming it when it does not. */
-function bounded(v: number, name: string, b: { readonly min: number; readonly max: number }): number {
-  if (v < b.min || v > b.max) throw new Error(`${name} must be ${b.min}..${b.max}`);
-  return v;
-}
-
-const MIB = 1024 * 1024;
-
-/** Reads an integer variable that must lie in `min..max` (so no setting reaches a buffer unbounded). */
-function boundedInt(env: NodeJS.ProcessEnv, name: string, def: number, min: number, max: number): number {
-  const v = envVar.from(env).get(name).default(String(def)).asIntPositive();
-  if (v < min || v > max) throw new Error(`${name} must be ${min}..${max}`);
-  return v;
 }

@@ -23,8 +23,8 @@ const HTTP_REQUESTS = 1600;
 const WS_CONNECTIONS = 60;
 const FRAMES_PER_CONNECTION = 25;
 /** Stated bounds of what the campaign may leave behind. */
-const MAX_RSS_GROWTH_BYTES = 96 * 1024 * 1024;
-const MAX_LOG_LINES = 4000;
+const MAX_RSS_GROWTH_BYTES = 48 * 1024 * 1024;
+const MAX_LOG_LINES = 600;
 /** Close codes a client may see (README, error table). */
 const DOCUMENTED_CLOSE_CODES = new Set([
   1000, 1001, 1002, 1007, 1009, 1011, 1013, 4000, 4001, 4002, 4003, 4004, 4008, 4009, 4010, 4011, 4012,
