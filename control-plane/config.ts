@@ -286,6 +286,12 @@ export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: bool
     if (!(ROLES as readonly string[]).includes(r))
       throw new Error(`MESHREG_ROLES: unknown role "${r}" (known: ${ROLES.join(', ')})`);
   if (roles.length === 0) throw new Error('MESHREG_ROLES must name at least one role');
+  // A session forwards an agent's frame to a data server in one call: it must fit the link.
+  if (
+    int('MESHREG_SESSION_MAX_FRAME_BYTES', 4 * MIB, 1024, 1024 * MIB) >
+    int('MESHREG_LINK_MAX_FRAME_BYTES', 8 * MIB, 1024, 1024 * MIB)
+  )
+    throw new Error('MESHREG_SESSION_MAX_FRAME_BYTES must not exceed MESHREG_LINK_MAX_FRAME_BYTES');
   const heartbeatMs = int('MESHREG_HEARTBEAT_MS', 1000, 10);
   const leaseMs = int('MESHREG_META_LEASE_MS', 5000, 10);
   if (leaseMs <= heartbeatMs)

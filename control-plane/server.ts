@@ -126,6 +126,7 @@ export class ControlPlane {
           maxPushRetries: s.pushMaxRetries,
           reconcileIntervalMs: s.reconcileIntervalMs,
           maxSubscriptionsPerAgent: s.maxSubscriptionsPerAgent,
+          linkMaxFrameBytes: c.link.maxFrameBytes,
           logger: this.#log,
         },
         metaUrl,

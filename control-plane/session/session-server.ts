@@ -48,6 +48,8 @@ export interface SessionOptions {
   readonly token: string;
   /** Largest frame from an agent once its hello is accepted. */
   readonly maxFrameBytes: number;
+  /** Frame limit of the links to data servers: a publish call to one stays within half of it. */
+  readonly linkMaxFrameBytes: number;
   /** Largest frame from an agent before its hello is accepted. */
   readonly maxHelloBytes: number;
   readonly limits: ConnectionLimits;
@@ -110,6 +112,7 @@ export class SessionServer implements ConnectionHost {
     this.#writes = new WritePath(router, {
       graceMs: opts.clientGraceMs,
       retryIntervalMs: 500,
+      maxCallBytes: Math.floor(opts.linkMaxFrameBytes / 2),
       logger: this.logger,
       confirm: (connId, frame) => {
         this.#conns.get(connId)?.send(JSON.stringify(frame));

@@ -35,6 +35,12 @@ type Pending =
 export interface WritePathOptions {
   readonly graceMs: number;
   readonly retryIntervalMs: number;
+  /**
+   * Largest publish call to one data server when retried writes are gathered from many frames (half
+   * the link's frame limit, leaving room for the envelope). Live writes come one agent frame at a time,
+   * and an agent frame is within the session's own, smaller frame limit.
+   */
+  readonly maxCallBytes: number;
   readonly logger: Logger;
   /** Sends a late confirmation to a connection (if it is still open). */
   readonly confirm: (connId: string, frame: Confirm) => void;
@@ -182,7 +188,7 @@ export class WritePath {
       // (and is pushed) about once for the whole batch, not once per connection.
       await Promise.all(
         [...byConn].map(async ([conn, items]) => {
-          const results = await this.#writePublishes(conn, items);
+          const results = await this.#writePublishes(conn, items, undefined, this.#opts.maxCallBytes);
           // A confirm frame carries at most MAX_BATCH results (the agent refuses larger ones).
           for (let i = 0; i < results.length; i += MAX_BATCH) {
             this.#opts.confirm(conn, { type: 'confirm', results: results.slice(i, i + MAX_BATCH) });
@@ -205,6 +211,7 @@ export class WritePath {
     connId: string,
     items: readonly PublishItem[],
     traceparent?: string,
+    maxCallBytes?: number,
   ): Promise<ConfirmResult[]> {
     const results: ConfirmResult[] = [];
     const groups = new Map<string, PublishItem[]>();
@@ -221,10 +228,10 @@ export class WritePath {
     await Promise.all(
       [...groups].map(async ([id, group]) => {
         const server = this.#router.servers().find((s) => s.id === id);
-        // In chunks of MAX_BATCH (what one agent frame carries), so that one call stays far below the
-        // link's frame limit however many writes a retry gathered.
-        for (let i = 0; i < group.length; i += MAX_BATCH) {
-          const chunk = group.slice(i, i + MAX_BATCH);
+        // In chunks of MAX_BATCH (what one agent frame carries) and, for a retry that gathered writes
+        // of many frames, of at most `maxCallBytes`: a call over the link's limit would close the link
+        // and be retried the same way forever.
+        for (const chunk of chunks(group, maxCallBytes)) {
           try {
             if (server === undefined) throw new MeshregError('unavailable', `data server ${id} is gone`);
             await server.publish(connId, chunk, this.#router.epoch, traceparent);
@@ -269,6 +276,26 @@ export class WritePath {
       ),
     );
   }
+}
+
+/** `items` in runs of at most MAX_BATCH and, when `maxBytes` is given, of about that many JSON bytes. */
+function chunks(items: readonly PublishItem[], maxBytes: number | undefined): PublishItem[][] {
+  const out: PublishItem[][] = [];
+  let current: PublishItem[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    // Only retries measure: live writes arrive within an agent frame's limit already.
+    const size = maxBytes === undefined ? 0 : Buffer.byteLength(JSON.stringify(item)) + 1;
+    if (current.length > 0 && (current.length >= MAX_BATCH || bytes + size > (maxBytes ?? Infinity))) {
+      out.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(item);
+    bytes += size;
+  }
+  if (current.length > 0) out.push(current);
+  return out;
 }
 
 function refused(

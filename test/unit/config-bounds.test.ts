@@ -45,3 +45,18 @@ test('config bounds - every numeric control-plane variable refuses a value no ti
   }
   assert.doesNotThrow(() => readControlPlaneConfig(BASE, { dev: false }));
 });
+
+test('config bounds - an agent frame larger than a server link could forward is refused, naming both', () => {
+  assert.throws(
+    () =>
+      readControlPlaneConfig(
+        {
+          ...BASE,
+          MESHREG_SESSION_MAX_FRAME_BYTES: String(16 << 20),
+          MESHREG_LINK_MAX_FRAME_BYTES: String(8 << 20),
+        },
+        { dev: false },
+      ),
+    /MESHREG_SESSION_MAX_FRAME_BYTES must not exceed MESHREG_LINK_MAX_FRAME_BYTES/,
+  );
+});
