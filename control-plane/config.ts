@@ -155,7 +155,7 @@ export const CONTROL_PLANE_VARS: readonly VarDoc[] = [
   { name: 'MESHREG_LINK_CALL_TIMEOUT_MS', default: '5000', doc: 'Timeout of one call between servers.' },
   {
     name: 'MESHREG_LINK_MAX_FRAME_BYTES',
-    default: '8388608',
+    default: '67108864',
     doc: 'Largest frame between servers once the hello is accepted (1 KiB..1 GiB); slot snapshots and migrations are paged to half of it. Every server of a cluster must use the same value.',
   },
   { name: 'MESHREG_DATA_HOST', default: '127.0.0.1', doc: 'Address the data role binds.' },
@@ -289,7 +289,7 @@ export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: bool
   // A session forwards an agent's frame to a data server in one call: it must fit the link.
   if (
     int('MESHREG_SESSION_MAX_FRAME_BYTES', 4 * MIB, 1024, 1024 * MIB) >
-    int('MESHREG_LINK_MAX_FRAME_BYTES', 8 * MIB, 1024, 1024 * MIB)
+    int('MESHREG_LINK_MAX_FRAME_BYTES', 64 * MIB, 1024, 1024 * MIB)
   )
     throw new Error('MESHREG_SESSION_MAX_FRAME_BYTES must not exceed MESHREG_LINK_MAX_FRAME_BYTES');
   const heartbeatMs = int('MESHREG_HEARTBEAT_MS', 1000, 10);
@@ -323,7 +323,7 @@ export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: bool
     clusterToken: e.get('MESHREG_CLUSTER_TOKEN').default(token).asString(),
     link: Object.freeze({
       callTimeoutMs: int('MESHREG_LINK_CALL_TIMEOUT_MS', 5000, 10),
-      maxFrameBytes: int('MESHREG_LINK_MAX_FRAME_BYTES', 8 * MIB, 1024, 1024 * MIB),
+      maxFrameBytes: int('MESHREG_LINK_MAX_FRAME_BYTES', 64 * MIB, 1024, 1024 * MIB),
       heartbeatMs,
       maxHelloBytes: int('MESHREG_LINK_MAX_HELLO_BYTES', 64 * 1024, 1024, MIB),
     }),
