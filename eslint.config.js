@@ -38,6 +38,15 @@ export default tseslint.config(
     rules: forbid(['**/agent/**', '**/control-plane/**', '**/bin/**'], 'proto/ depends on nothing of ours'),
   },
   {
+    // The wire (proto/*.ts) is plain data and decoders; the shared runtime (proto/runtime/) may use it,
+    // never the other way round.
+    files: ['proto/*.ts'],
+    rules: forbid(
+      ['**/agent/**', '**/control-plane/**', '**/bin/**', './runtime/**'],
+      'proto/ wire files import neither our runtime nor anything outside proto/',
+    ),
+  },
+  {
     files: ['agent/**/*.ts'],
     rules: forbid(['**/control-plane/**', '**/bin/**'], 'agent/ must not import control-plane/'),
   },

@@ -4,7 +4,7 @@
  * pushes did, and the results of the health checks attached to local registrations.
  */
 import { HEALTH_STATES } from '../proto/instance.js';
-import { observeGauges, type GaugeDef } from '../proto/telemetry.js';
+import { observeGauges, type GaugeDef } from '../proto/runtime/telemetry.js';
 import type { LocalServices } from './local/local-services.js';
 import type { AgentSync } from './upstream/sync.js';
 import type { ServiceView } from './view/service-view.js';

@@ -5,8 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import envVar from 'env-var';
 import { AGENT_LINK_PATH } from '../proto/agent-link.js';
-import { MAX_SETTING_MS, MIB, boundedInt } from '../proto/env-bounds.js';
-import { LOG_LEVELS, type LogLevel } from '../proto/log.js';
+import { MAX_SETTING_MS, MIB, boundedInt } from '../proto/runtime/env-bounds.js';
+import { LOG_LEVELS, type LogLevel } from '../proto/runtime/log.js';
 
 export interface AgentConfig {
   readonly logLevel: LogLevel;

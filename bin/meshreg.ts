@@ -11,7 +11,7 @@ import { Agent } from '../agent/agent.js';
 import { AGENT_VARS, readAgentConfig } from '../agent/config.js';
 import { CONTROL_PLANE_VARS, readControlPlaneConfig } from '../control-plane/config.js';
 import { ControlPlane } from '../control-plane/server.js';
-import { createLogger, type Logger } from '../proto/log.js';
+import { createLogger, type Logger } from '../proto/runtime/log.js';
 import { runCtl } from './ctl.js';
 import { startTelemetry } from './telemetry.js';
 

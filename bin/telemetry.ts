@@ -14,7 +14,7 @@ import { OTLPMetricExporter as OtlpJsonMetricExporter } from '@opentelemetry/exp
 import { OTLPMetricExporter as OtlpProtoMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { NodeSDK, metrics } from '@opentelemetry/sdk-node';
-import type { Logger } from '../proto/log.js';
+import type { Logger } from '../proto/runtime/log.js';
 
 /** Prometheus text of this process's metrics. */
 export type Scrape = () => Promise<string>;

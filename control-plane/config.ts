@@ -4,8 +4,8 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import envVar from 'env-var';
-import { MAX_SETTING_MS, MIB, boundedInt } from '../proto/env-bounds.js';
-import { LOG_LEVELS, type LogLevel } from '../proto/log.js';
+import { MAX_SETTING_MS, MIB, boundedInt } from '../proto/runtime/env-bounds.js';
+import { LOG_LEVELS, type LogLevel } from '../proto/runtime/log.js';
 import { isPowerOfTwo } from '../proto/slot-table.js';
 
 export type Role = 'meta' | 'data' | 'session';

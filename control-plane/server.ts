@@ -3,7 +3,7 @@
  * its own /health, talking to the others over the same links whether they share a process or not.
  */
 import { randomBytes } from 'node:crypto';
-import type { Logger } from '../proto/log.js';
+import type { Logger } from '../proto/runtime/log.js';
 import type { Scrape } from './admin/ops-http.js';
 import type { ControlPlaneConfig } from './config.js';
 import { DataNode } from './data/data-node.js';

@@ -5,7 +5,7 @@
  */
 import { MeshregError } from '../../proto/errors.js';
 import type { Health } from '../../proto/instance.js';
-import type { Logger } from '../../proto/log.js';
+import type { Logger } from '../../proto/runtime/log.js';
 import { Issues, describe, isRecord } from '../../proto/validate.js';
 import type { RegisterRequest } from '../http/consul-register.js';
 import type { LocalServices, PersistedState } from '../local/local-services.js';

@@ -10,7 +10,7 @@
  */
 import { MeshregError } from '../../proto/errors.js';
 import type { CheckState, Health } from '../../proto/instance.js';
-import type { Logger } from '../../proto/log.js';
+import type { Logger } from '../../proto/runtime/log.js';
 import type { CheckDefinition } from './check-definition.js';
 import { probeHttp, type ProbeResult } from './check-http.js';
 import { probeTcp } from './check-tcp.js';

@@ -9,7 +9,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { MeshregError } from '../../proto/errors.js';
-import { silentLogger, type Logger } from '../../proto/log.js';
+import { silentLogger, type Logger } from '../../proto/runtime/log.js';
 import type { EndpointSource } from './endpoint-source.js';
 import { loadEnvoyProtos, packAny, type EnvoyProtos, type PackedAny } from './envoy-protos.js';
 import type { CachedResource } from './snapshot-cache.js';

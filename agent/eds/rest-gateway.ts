@@ -10,7 +10,7 @@
  * resources change or the wait ends (304), capped at `maxWaitMs`.
  */
 import { MeshregError } from '../../proto/errors.js';
-import { silentLogger, type Logger } from '../../proto/log.js';
+import { silentLogger, type Logger } from '../../proto/runtime/log.js';
 import type { FieldError } from '../../proto/validate.js';
 import { decodeDiscoveryRequest, type DiscoveryRequestView } from './discovery-request.js';
 import type { EndpointSource } from './endpoint-source.js';

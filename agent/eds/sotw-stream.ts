@@ -8,7 +8,7 @@
  * - any other request replaces the type's subscription and watch.
  */
 import { MeshregError } from '../../proto/errors.js';
-import { silentLogger, type Logger } from '../../proto/log.js';
+import { silentLogger, type Logger } from '../../proto/runtime/log.js';
 import { isRecord } from '../../proto/validate.js';
 import type { CacheResponse, CachedResource } from './snapshot-cache.js';
 import { isResourceTypeUrl, type ResourceTypeUrl } from './type-urls.js';

@@ -5,7 +5,7 @@
  * service's subscribers, not the registry's size.
  */
 import { SERVICE_NAME_PATTERN } from '../../proto/instance.js';
-import { silentLogger, type Logger } from '../../proto/log.js';
+import { silentLogger, type Logger } from '../../proto/runtime/log.js';
 import type { EndpointSource } from './endpoint-source.js';
 import { buildServiceResources } from './service-resources.js';
 import { cachedResource, SnapshotCache, type CachedResource } from './snapshot-cache.js';

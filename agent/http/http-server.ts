@@ -20,8 +20,8 @@ import {
   safeListener,
   sendError,
   targetOf,
-} from '../../proto/http-edge.js';
-import type { Logger } from '../../proto/log.js';
+} from '../../proto/runtime/http-edge.js';
+import type { Logger } from '../../proto/runtime/log.js';
 import type { AgentHttpLimits } from '../config.js';
 import { BlockingQuota, HostPolicy, isBlockingQuery } from './http-limits.js';
 

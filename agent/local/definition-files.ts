@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { Logger } from '../../proto/log.js';
+import type { Logger } from '../../proto/runtime/log.js';
 import { describe, isRecord } from '../../proto/validate.js';
 import { decodeServiceDefinition, type RegisterRequest } from '../http/consul-register.js';
 import { foldKeys } from '../http/consul-fields.js';

@@ -17,9 +17,9 @@ import {
   type Welcome,
 } from '../../proto/agent-link.js';
 import { FATAL_CLOSE_CODES } from '../../proto/errors.js';
-import type { Logger } from '../../proto/log.js';
+import type { Logger } from '../../proto/runtime/log.js';
 import { describe } from '../../proto/validate.js';
-import { Backoff, type BackoffOptions } from './backoff.js';
+import { Backoff, type BackoffOptions } from '../../proto/runtime/backoff.js';
 import { Liveness } from './liveness.js';
 
 export type LinkState = 'idle' | 'connecting' | 'open' | 'backoff' | 'closed';

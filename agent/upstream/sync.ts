@@ -13,8 +13,8 @@ import {
   type SessionFrame,
   type Welcome,
 } from '../../proto/agent-link.js';
-import type { Logger } from '../../proto/log.js';
-import { traceparentOf } from '../../proto/telemetry.js';
+import type { Logger } from '../../proto/runtime/log.js';
+import { traceparentOf } from '../../proto/runtime/telemetry.js';
 import { withTraceparent } from '../../proto/trace-context.js';
 import {
   toInstance,

@@ -4,7 +4,7 @@
  * coalesced (at most one per `minIntervalMs`); a file that does not decode is set aside.
  */
 import { readInstance, type Instance } from '../../proto/instance.js';
-import type { Logger } from '../../proto/log.js';
+import type { Logger } from '../../proto/runtime/log.js';
 import { Issues, at, isRecord, readArray, readInt, readString } from '../../proto/validate.js';
 import { GroupWriter, readJsonFile } from '../local/state-file.js';
 import type { ServiceView } from './service-view.js';

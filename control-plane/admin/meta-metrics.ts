@@ -1,6 +1,6 @@
 /** Meta's gauges: members by role and state, the slot table's epoch and the slots each data server leads. */
 import type { SlotTable } from '../../proto/slot-table.js';
-import { observeGauges } from '../../proto/telemetry.js';
+import { observeGauges } from '../../proto/runtime/telemetry.js';
 import type { MemberView } from './meta-admin.js';
 
 /** Registers meta's gauges; returns their unregistration. */

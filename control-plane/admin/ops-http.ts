@@ -9,8 +9,8 @@
  */
 import type http from 'node:http';
 import { MeshregError } from '../../proto/errors.js';
-import { parseTarget, rateLimitedLog, sendError, type RequestTarget } from '../../proto/http-edge.js';
-import type { Logger } from '../../proto/log.js';
+import { parseTarget, rateLimitedLog, sendError, type RequestTarget } from '../../proto/runtime/http-edge.js';
+import type { Logger } from '../../proto/runtime/log.js';
 import { tokensEqual } from '../link/auth.js';
 
 /** Serves a request if it is one of ours; false lets the caller answer (404). */

@@ -25,7 +25,7 @@ import {
   type ReplicatedDatum,
   type ReplicationOp,
 } from '../../proto/cluster-link.js';
-import type { Logger } from '../../proto/log.js';
+import type { Logger } from '../../proto/runtime/log.js';
 import { opsEndpoints, type OpsOptions } from '../admin/ops-http.js';
 import { CLUSTER_PROTOCOL_VERSION } from '../../proto/rpc.js';
 import { MetaMember } from '../link/meta-member.js';

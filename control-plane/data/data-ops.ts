@@ -6,7 +6,7 @@ import { SpanKind } from '@opentelemetry/api';
 import type { PublishParams } from '../../proto/cluster-link.js';
 import { MeshregError } from '../../proto/errors.js';
 import { SERVICE_NAME_PATTERN } from '../../proto/instance.js';
-import { contextFrom, observeGauges, traceparentOfSpan, tracer } from '../../proto/telemetry.js';
+import { contextFrom, observeGauges, traceparentOfSpan, tracer } from '../../proto/runtime/telemetry.js';
 import type { AdminRoute } from '../admin/ops-http.js';
 import type { PublishOutcome } from './datum-store.js';
 import type { DataServer } from './data-server.js';

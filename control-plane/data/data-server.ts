@@ -10,7 +10,7 @@
  */
 import type { OwnedPublisher, ReplicatedDatum, ReplicationOp } from '../../proto/cluster-link.js';
 import { MeshregError } from '../../proto/errors.js';
-import type { Logger } from '../../proto/log.js';
+import type { Logger } from '../../proto/runtime/log.js';
 import type { SlotTable } from '../../proto/slot-table.js';
 import { VersionClock } from '../../proto/version.js';
 import { DatumStore, type PublishOutcome } from './datum-store.js';

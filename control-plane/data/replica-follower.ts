@@ -12,7 +12,7 @@ import {
   type ReplicaItem,
   type ReplicationOp,
 } from '../../proto/cluster-link.js';
-import type { Logger } from '../../proto/log.js';
+import type { Logger } from '../../proto/runtime/log.js';
 import { LinkClient } from '../link/link-client.js';
 import type { DataServer } from './data-server.js';
 

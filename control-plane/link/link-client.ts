@@ -4,7 +4,7 @@
  */
 import WebSocket from 'ws';
 import type { LinkHello } from '../../proto/cluster-link.js';
-import type { Logger } from '../../proto/log.js';
+import type { Logger } from '../../proto/runtime/log.js';
 import { RpcPeer } from './rpc-peer.js';
 
 export interface LinkClientOptions {

@@ -3,7 +3,7 @@
  * socket that keeps erroring) cannot flood the log: the first `burst` lines of a window are written,
  * the rest are counted, and the next line after the window says how many were suppressed.
  */
-import type { LogFields, Logger } from '../../proto/log.js';
+import type { LogFields, Logger } from '../../proto/runtime/log.js';
 
 export interface LogBudgetOptions {
   /** Lines written per window before suppression starts. */

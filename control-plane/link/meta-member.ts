@@ -13,7 +13,7 @@ import {
   type MembersEvent,
   type Switches,
 } from '../../proto/cluster-link.js';
-import type { Logger } from '../../proto/log.js';
+import type { Logger } from '../../proto/runtime/log.js';
 import type { SlotTable } from '../../proto/slot-table.js';
 import { LinkClient } from './link-client.js';
 

@@ -15,9 +15,9 @@ import {
   sendError,
   targetOf,
   writeRawError,
-} from '../../proto/http-edge.js';
+} from '../../proto/runtime/http-edge.js';
 import type { HttpExtension } from '../admin/ops-http.js';
-import type { Logger } from '../../proto/log.js';
+import type { Logger } from '../../proto/runtime/log.js';
 import { CLUSTER_PROTOCOL_VERSION, protocolMismatch } from '../../proto/rpc.js';
 import { describe } from '../../proto/validate.js';
 import { tokensEqual } from './auth.js';

@@ -5,7 +5,7 @@
  */
 import type WebSocket from 'ws';
 import { ERROR_TABLE, MeshregError, closeReason, type ErrorCode } from '../../proto/errors.js';
-import type { Logger } from '../../proto/log.js';
+import type { Logger } from '../../proto/runtime/log.js';
 import { PAGE_METHOD, decodePage, decodePageParams, decodeRpcFrame, type RpcFrame } from '../../proto/rpc.js';
 import { describe, type Decoded } from '../../proto/validate.js';
 import { LogBudget } from './log-budget.js';

@@ -12,7 +12,7 @@
  * lease, no member is withdrawn, and the cluster serves with the last table it has.
  */
 import { Etcd3, type Campaign, type Lease, type Watcher } from 'etcd3';
-import type { Logger } from '../../proto/log.js';
+import type { Logger } from '../../proto/runtime/log.js';
 import { decodeSlotTable } from '../../proto/cluster-link.js';
 import type { SlotTable } from '../../proto/slot-table.js';
 import { isRecord } from '../../proto/validate.js';

@@ -12,8 +12,8 @@
 import type { LinkHello, Member, MembersEvent, MemberRole } from '../../proto/cluster-link.js';
 import { DRAIN_EVENT, META_LINK_PATH, SWITCHES_EVENT } from '../../proto/cluster-link.js';
 import { MeshregError } from '../../proto/errors.js';
-import type { Logger } from '../../proto/log.js';
-import { meter } from '../../proto/telemetry.js';
+import type { Logger } from '../../proto/runtime/log.js';
+import { meter } from '../../proto/runtime/telemetry.js';
 import { httpBase, metaAdminRoutes, type MemberView } from '../admin/meta-admin.js';
 import { registerMetaMetrics } from '../admin/meta-metrics.js';
 import { opsEndpoints, type OpsOptions } from '../admin/ops-http.js';

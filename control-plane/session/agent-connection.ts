@@ -19,7 +19,7 @@ import {
 import { ERROR_TABLE, closeReason, type ErrorCode } from '../../proto/errors.js';
 import { protocolMismatch } from '../../proto/rpc.js';
 import { describe } from '../../proto/validate.js';
-import type { Logger } from '../../proto/log.js';
+import type { Logger } from '../../proto/runtime/log.js';
 import { LogBudget } from '../link/log-budget.js';
 import { closeOversizedWithReason, setMaxPayload } from '../link/ws-limits.js';
 import { CATALOG_KEY, type PushTarget } from './push-dispatcher.js';

@@ -17,8 +17,8 @@
 import { SpanKind, type Histogram } from '@opentelemetry/api';
 import type { Push, Catalog } from '../../proto/agent-link.js';
 import { MeshregError, type ErrorCode } from '../../proto/errors.js';
-import type { Logger } from '../../proto/log.js';
-import { contextFrom, meter, tracer } from '../../proto/telemetry.js';
+import type { Logger } from '../../proto/runtime/log.js';
+import { contextFrom, meter, tracer } from '../../proto/runtime/telemetry.js';
 import type { ChangeListener, DataWatch, DatumChange } from '../data/data-api.js';
 import type { DataRouter } from './data-router.js';
 

@@ -14,7 +14,7 @@ import {
   type Member,
   type OwnedPublisher,
 } from '../../proto/cluster-link.js';
-import type { Logger } from '../../proto/log.js';
+import type { Logger } from '../../proto/runtime/log.js';
 import { CLUSTER_PROTOCOL_VERSION } from '../../proto/rpc.js';
 import { withTraceparent } from '../../proto/trace-context.js';
 import { readInt, Issues, isRecord } from '../../proto/validate.js';

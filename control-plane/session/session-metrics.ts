@@ -2,7 +2,7 @@
  * The session's metrics, read from its counters when collected (nothing is counted twice on the
  * hot path). Names are listed in the README.
  */
-import { observeGauges } from '../../proto/telemetry.js';
+import { observeGauges } from '../../proto/runtime/telemetry.js';
 import type { PushStats } from './push-dispatcher.js';
 
 /** A snapshot of what the session counts. */

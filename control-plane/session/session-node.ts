@@ -3,7 +3,7 @@
  * it the slot table, the data servers and the other sessions), and one link per data server.
  */
 import { META_LINK_PATH, type Member } from '../../proto/cluster-link.js';
-import type { Logger } from '../../proto/log.js';
+import type { Logger } from '../../proto/runtime/log.js';
 import { CLUSTER_PROTOCOL_VERSION } from '../../proto/rpc.js';
 import { opsEndpoints, type OpsOptions } from '../admin/ops-http.js';
 import { MetaMember } from '../link/meta-member.js';

@@ -25,11 +25,11 @@ import {
   sendError,
   targetOf,
   writeRawError,
-} from '../../proto/http-edge.js';
-import type { Logger } from '../../proto/log.js';
+} from '../../proto/runtime/http-edge.js';
+import type { Logger } from '../../proto/runtime/log.js';
 import type { CollectParams, OwnedPublisher } from '../../proto/cluster-link.js';
 import type { Switches } from '../../proto/switches.js';
-import { contextFrom, traceparentOfSpan, tracer } from '../../proto/telemetry.js';
+import { contextFrom, traceparentOfSpan, tracer } from '../../proto/runtime/telemetry.js';
 import type { HttpExtension } from '../admin/ops-http.js';
 import { tokensEqual } from '../link/auth.js';
 import { AgentConnection, type ConnectionHost, type ConnectionLimits } from './agent-connection.js';

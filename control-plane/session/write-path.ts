@@ -18,7 +18,7 @@ import {
 import type { CollectParams, OwnedPublisher, PublishItem } from '../../proto/cluster-link.js';
 import { MeshregError } from '../../proto/errors.js';
 import { registrationId } from '../../proto/instance.js';
-import type { Logger } from '../../proto/log.js';
+import type { Logger } from '../../proto/runtime/log.js';
 import { slotOf } from '../../proto/slot-table.js';
 import type { DataRouter } from './data-router.js';
 

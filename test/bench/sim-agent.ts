@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { LocalServices, type ServiceDefinition } from '../../agent/local/local-services.js';
 import { AgentSync } from '../../agent/upstream/sync.js';
 import { ServiceView } from '../../agent/view/service-view.js';
-import { silentLogger } from '../../proto/log.js';
+import { silentLogger } from '../../proto/runtime/log.js';
 import { VersionClock } from '../../proto/version.js';
 import { BENCH_TOKEN } from './processes.js';
 import { sleep } from './progress.js';

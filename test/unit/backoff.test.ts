@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Backoff, DEFAULT_BACKOFF } from '../../agent/upstream/backoff.js';
+import { Backoff, DEFAULT_BACKOFF } from '../../proto/runtime/backoff.js';
 
 const OPTS = { initialMs: 100, maxMs: 1000, multiplier: 2, jitter: 0.5 };
 

@@ -3,7 +3,7 @@ import { test, type TestContext } from 'node:test';
 import type { ChangeListener, DatumChange } from '../../control-plane/data/data-api.js';
 import { DataServer } from '../../control-plane/data/data-server.js';
 import { registrationId, type Instance } from '../../proto/instance.js';
-import { silentLogger } from '../../proto/log.js';
+import { silentLogger } from '../../proto/runtime/log.js';
 import { VersionClock } from '../../proto/version.js';
 import { makeInstance, settle } from '../support/fixtures.js';
 

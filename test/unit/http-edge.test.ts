@@ -10,8 +10,8 @@ import fc from 'fast-check';
 import { BlockingQuota, HostPolicy, hostnameOf, isBlockingQuery } from '../../agent/http/http-limits.js';
 import { bearerToken } from '../../control-plane/admin/ops-http.js';
 import { MeshregError } from '../../proto/errors.js';
-import { EDGE_LOG_LINES_PER_SEC, parseTarget, rateLimitedLog, safeListener } from '../../proto/http-edge.js';
-import { createLogger } from '../../proto/log.js';
+import { EDGE_LOG_LINES_PER_SEC, parseTarget, rateLimitedLog, safeListener } from '../../proto/runtime/http-edge.js';
+import { createLogger } from '../../proto/runtime/log.js';
 
 function badTarget(raw: string): MeshregError {
   const r = parseTarget(raw);

@@ -171,6 +171,19 @@ test('imports - proto imports nothing of ours; agent and control-plane only prot
   assert.deepEqual(intoBin, []);
 });
 
+test('imports - the wire (proto/*.ts) never imports the shared runtime (proto/runtime/)', async () => {
+  const graph = await projectGraph();
+  const wire = (f: string): boolean => f.startsWith('proto/') && !f.slice('proto/'.length).includes('/');
+  const bad = [...graph].flatMap(([f, ts]) =>
+    wire(f) ? ts.filter((t) => t.startsWith('proto/runtime/')).map((t) => `${f} -> ${t}`) : [],
+  );
+  assert.deepEqual(bad, []);
+  assert.ok(
+    [...graph.keys()].some((f) => f.startsWith('proto/runtime/')),
+    'the runtime folder exists',
+  );
+});
+
 test('imports - there is no circular import among the modules', async () => {
   assert.equal(findCycle(await projectGraph()), undefined);
 });

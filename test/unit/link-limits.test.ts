@@ -9,7 +9,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { closeOversizedWithReason, maxPayloadOf, setMaxPayload } from '../../control-plane/link/ws-limits.js';
 import { LogBudget } from '../../control-plane/link/log-budget.js';
 import { Pager } from '../../control-plane/link/pager.js';
-import { createLogger } from '../../proto/log.js';
+import { createLogger } from '../../proto/runtime/log.js';
 import { MeshregError } from '../../proto/errors.js';
 
 /** A loopback server whose connections start with `maxPayload`; `onConnection` sees each one. */

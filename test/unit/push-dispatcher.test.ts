@@ -6,7 +6,7 @@ import { PushDispatcher, type PushTarget } from '../../control-plane/session/pus
 import type { Push } from '../../proto/agent-link.js';
 import type { ErrorCode } from '../../proto/errors.js';
 import { registrationId, type Instance } from '../../proto/instance.js';
-import { silentLogger } from '../../proto/log.js';
+import { silentLogger } from '../../proto/runtime/log.js';
 import { VersionClock } from '../../proto/version.js';
 import { makeInstance, settle } from '../support/fixtures.js';
 

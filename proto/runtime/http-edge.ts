@@ -7,7 +7,7 @@
  */
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { MeshregError } from './errors.js';
+import { MeshregError } from '../errors.js';
 import type { Logger } from './log.js';
 
 /** A request target that passed {@link parseTarget}. */
