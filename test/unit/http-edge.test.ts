@@ -10,7 +10,12 @@ import fc from 'fast-check';
 import { BlockingQuota, HostPolicy, hostnameOf, isBlockingQuery } from '../../agent/http/http-limits.js';
 import { bearerToken } from '../../control-plane/admin/ops-http.js';
 import { MeshregError } from '../../proto/errors.js';
-import { EDGE_LOG_LINES_PER_SEC, parseTarget, rateLimitedLog, safeListener } from '../../proto/runtime/http-edge.js';
+import {
+  EDGE_LOG_LINES_PER_SEC,
+  parseTarget,
+  rateLimitedLog,
+  safeListener,
+} from '../../proto/runtime/http-edge.js';
 import { createLogger } from '../../proto/runtime/log.js';
 
 function badTarget(raw: string): MeshregError {
