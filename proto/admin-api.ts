@@ -10,19 +10,8 @@ import { ERROR_TABLE, type ErrorCode } from './errors.js';
 import { readInstance, type Instance } from './instance.js';
 import { decodeSlotTableInto, type SlotTable } from './slot-table.js';
 import { decodeSwitches, type Switches } from './switches.js';
-import {
-  Issues,
-  at,
-  readArray,
-  readBool,
-  readInt,
-  readObject,
-  readOneOf,
-  readString,
-  setOwn,
-  type Decoded,
-  type FieldError,
-} from './validate.js';
+import type { Decoded, FieldError } from './validate.js';
+import { Issues, at, readArray, readBool, readInt, readObject, readOneOf, readString } from './validate.js';
 
 /** Roles a member of meta can have. */
 export const ADMIN_MEMBER_ROLES = ['data', 'session'] as const;
@@ -190,12 +179,13 @@ function readTable(issues: Issues, o: Record<string, unknown>): SlotTable | unde
 function readLeaders(issues: Issues, raw: unknown): Record<string, number> | undefined {
   const o = readObject(issues, raw, 'leaders');
   if (o === undefined) return undefined;
-  const leaders: Record<string, number> = {};
+  const leaders: [string, number][] = [];
   for (const [id, count] of Object.entries(o)) {
     const n = readInt(issues, count, at('leaders', id.slice(0, 64)), { required: true, max: MAX_SLOTS });
-    if (n !== undefined) setOwn(leaders, id, n);
+    if (n !== undefined) leaders.push([id, n]);
   }
-  return leaders;
+  // fromEntries defines own properties, so a member named `__proto__` stays a plain key.
+  return Object.fromEntries(leaders);
 }
 
 /** Decodes meta's `GET /admin/slots`. */

@@ -5,16 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import {
-  decodeAdminConnections,
-  decodeAdminDatum,
-  decodeAdminError,
-  decodeAdminMember,
-  decodeAdminMembers,
-  decodeAdminServiceReplicas,
-  decodeAdminSlots,
-  decodeAdminSwitches,
-} from '../../proto/admin-api.js';
+import * as api from '../../proto/admin-api.js';
 import type { Decoded } from '../../proto/validate.js';
 import { anyJson, anyText, mutated } from '../support/arbitraries.js';
 
@@ -125,14 +116,14 @@ const error = {
 
 /** Every decoder with an answer its server sends. */
 const SAMPLES: readonly (readonly [string, (raw: unknown) => Decoded<unknown>, unknown])[] = [
-  ['members', decodeAdminMembers, members],
-  ['member', decodeAdminMember, member],
-  ['slots', decodeAdminSlots, slots],
-  ['replicas', decodeAdminServiceReplicas, replicas],
-  ['switches', decodeAdminSwitches, switches],
-  ['connections', decodeAdminConnections, connections],
-  ['datum', decodeAdminDatum, datum],
-  ['error', decodeAdminError, error],
+  ['members', api.decodeAdminMembers, members],
+  ['member', api.decodeAdminMember, member],
+  ['slots', api.decodeAdminSlots, slots],
+  ['replicas', api.decodeAdminServiceReplicas, replicas],
+  ['switches', api.decodeAdminSwitches, switches],
+  ['connections', api.decodeAdminConnections, connections],
+  ['datum', api.decodeAdminDatum, datum],
+  ['error', api.decodeAdminError, error],
 ];
 
 function errorPaths(d: Decoded<unknown>): string[] {
@@ -150,8 +141,14 @@ test('admin api - every decoder accepts what its server sends, unchanged', () =>
 
 test('admin api - the empty slot table meta answers before it arranged slots is accepted', () => {
   const empty = { epoch: 0, slotCount: 0, leaders: {}, slots: [] };
-  assert.deepEqual(decodeAdminSlots(empty), { ok: true, value: empty });
-  assert.deepEqual(errorPaths(decodeAdminSlots({ ...empty, slots: [slots.slots[0]] })), ['slots']);
+  assert.deepEqual(api.decodeAdminSlots(empty), { ok: true, value: empty });
+  assert.deepEqual(errorPaths(api.decodeAdminSlots({ ...empty, slots: [slots.slots[0]] })), ['slots']);
+  // A member id is data: even `__proto__` stays a plain key of the leaders.
+  const odd = api.decodeAdminSlots(
+    JSON.parse('{"epoch":0,"slotCount":0,"leaders":{"__proto__":2},"slots":[]}'),
+  );
+  assert.ok(odd.ok);
+  assert.deepEqual(Object.entries(odd.value.leaders), [['__proto__', 2]]);
 });
 
 test('admin api - optional fields stay absent: a connection before its hello named the node', () => {
@@ -162,10 +159,10 @@ test('admin api - optional fields stay absent: a connection before its hello nam
     subscriptions: 0,
     publishers: 0,
   };
-  const d = decodeAdminConnections({ sessionId: SESSION_ID, connections: [bare] });
+  const d = api.decodeAdminConnections({ sessionId: SESSION_ID, connections: [bare] });
   assert.ok(d.ok);
   assert.deepEqual(d.value.connections[0], bare);
-  const plain = decodeAdminError({ error: { code: 'not_found', message: 'no member "x"' } });
+  const plain = api.decodeAdminError({ error: { code: 'not_found', message: 'no member "x"' } });
   assert.deepEqual(plain, { ok: true, value: { error: { code: 'not_found', message: 'no member "x"' } } });
 });
 
@@ -173,7 +170,7 @@ test('admin api - wrong answers are refused with the path of every bad field', (
   const [m0, m1] = members.members;
   assert.deepEqual(
     errorPaths(
-      decodeAdminMembers({
+      api.decodeAdminMembers({
         members: [
           { ...m0, role: 'meta' },
           { ...m1, leaseLeftMs: '5s' },
@@ -182,36 +179,38 @@ test('admin api - wrong answers are refused with the path of every bad field', (
     ),
     ['members[0].role', 'members[1].leaseLeftMs'],
   );
-  assert.deepEqual(errorPaths(decodeAdminMembers({ member: [] })), ['members']);
-  assert.deepEqual(errorPaths(decodeAdminMember({ ...member, connected: 'yes', http: undefined })), [
+  assert.deepEqual(errorPaths(api.decodeAdminMembers({ member: [] })), ['members']);
+  assert.deepEqual(errorPaths(api.decodeAdminMember({ ...member, connected: 'yes', http: undefined })), [
     'connected',
     'http',
   ]);
-  assert.deepEqual(errorPaths(decodeAdminSlots({ ...slots, leaders: { a: -1 }, slotCount: 3 })), [
+  assert.deepEqual(errorPaths(api.decodeAdminSlots({ ...slots, leaders: { a: -1 }, slotCount: 3 })), [
     'leaders.a',
     'slotCount',
     'slots',
   ]);
   assert.deepEqual(
-    errorPaths(decodeAdminServiceReplicas({ ...replicas, replicas: [{ id: 'd', role: 'primary' }] })),
+    errorPaths(api.decodeAdminServiceReplicas({ ...replicas, replicas: [{ id: 'd', role: 'primary' }] })),
     ['replicas[0].role'],
   );
-  assert.deepEqual(errorPaths(decodeAdminSwitches({ ...switches, pushAllow: 'all' })), ['pushAllow']);
+  assert.deepEqual(errorPaths(api.decodeAdminSwitches({ ...switches, pushAllow: 'all' })), ['pushAllow']);
   const conn = connections.connections[0];
   assert.deepEqual(
-    errorPaths(decodeAdminConnections({ sessionId: '', connections: [{ ...conn, publishers: undefined }] })),
+    errorPaths(
+      api.decodeAdminConnections({ sessionId: '', connections: [{ ...conn, publishers: undefined }] }),
+    ),
     ['connections[0].publishers', 'sessionId'],
   );
   const inst = datum.instances[0];
   assert.deepEqual(
-    errorPaths(decodeAdminDatum({ ...datum, state: 'leading', instances: [{ ...inst, port: 70000 }] })),
+    errorPaths(api.decodeAdminDatum({ ...datum, state: 'leading', instances: [{ ...inst, port: 70000 }] })),
     ['instances[0].port', 'state'],
   );
   assert.deepEqual(
-    errorPaths(decodeAdminError({ error: { code: 'teapot', message: 'x', fields: [{ path: 'a' }] } })),
+    errorPaths(api.decodeAdminError({ error: { code: 'teapot', message: 'x', fields: [{ path: 'a' }] } })),
     ['error.code', 'error.fields[0].message'],
   );
-  assert.deepEqual(errorPaths(decodeAdminError('Bad Gateway')), ['(body)']);
+  assert.deepEqual(errorPaths(api.decodeAdminError('Bad Gateway')), ['(body)']);
 });
 
 test('admin api - no input makes a decoder throw, and every refusal carries paths', () => {
