@@ -1,7 +1,10 @@
 /** Plain-text tables for `meshreg ctl`: a header row, aligned columns, no borders. */
 
-/** Renders `rows` with the given columns (missing values print as empty). */
-export function renderTable(rows: readonly Record<string, unknown>[], columns: readonly string[]): string {
+/** Renders `rows` with the given columns, each a field of the rows (missing values print as empty). */
+export function renderTable<R extends object>(
+  rows: readonly R[],
+  columns: readonly (keyof R & string)[],
+): string {
   const cell = (v: unknown): string => {
     if (v === undefined || v === null) return '';
     if (typeof v === 'string') return v;

@@ -4,6 +4,21 @@
  * command follows the member addresses meta returns, with the same token.
  */
 import { request } from 'undici';
+import {
+  decodeAdminConnections,
+  decodeAdminDatum,
+  decodeAdminError,
+  decodeAdminMember,
+  decodeAdminMembers,
+  decodeAdminServiceReplicas,
+  decodeAdminSlots,
+  decodeAdminSwitches,
+  type AdminConnection,
+  type AdminDatum,
+  type AdminReplica,
+} from '../proto/admin-api.js';
+import type { ErrorCode } from '../proto/errors.js';
+import { describe, type Decoded } from '../proto/validate.js';
 import { renderTable } from './ctl-table.js';
 
 const USAGE = `meshreg ctl — operate a meshreg cluster through meta's admin API
@@ -37,7 +52,19 @@ interface Ctx {
   readonly out: (s: string) => void;
 }
 
-class CtlError extends Error {}
+/** A command that failed: the line for stderr and the exit code (1 failed, 2 usage). */
+class CtlError extends Error {
+  readonly exitCode: 1 | 2;
+
+  constructor(message: string, exitCode: 1 | 2 = 1) {
+    super(message);
+    this.exitCode = exitCode;
+  }
+}
+
+function usage(text: string): CtlError {
+  return new CtlError(`usage: ${text}`, 2);
+}
 
 /** Parses options, runs one command, returns the exit code (0 ok, 1 failed, 2 usage). */
 export async function runCtl(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -66,7 +93,7 @@ export async function runCtl(argv: readonly string[], env: NodeJS.ProcessEnv): P
     return 0;
   } catch (err) {
     process.stderr.write(`meshreg ctl: ${err instanceof Error ? err.message : String(err)}\n`);
-    return err instanceof CtlError && err.message.startsWith('usage') ? 2 : 1;
+    return err instanceof CtlError ? err.exitCode : 1;
   }
 }
 
@@ -77,41 +104,98 @@ function toHttp(url: string): string {
     .replace(/\/$/, '');
 }
 
-async function call(ctx: Ctx, method: 'GET' | 'POST', url: string, body?: unknown): Promise<unknown> {
-  const res = await request(url, {
-    method,
-    headers: { authorization: `Bearer ${ctx.token}`, 'content-type': 'application/json' },
-    body: body === undefined ? null : JSON.stringify(body),
-  });
-  const text = await res.body.text();
-  const parsed: unknown = text === '' ? undefined : JSON.parse(text);
-  if (res.statusCode >= 400) {
-    const e = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
-    throw new CtlError(`${method} ${url}: ${res.statusCode} ${e?.code ?? ''}: ${e?.message ?? text}`);
+/**
+ * What an admin request came to: the decoded answer, or a failure to print. A failure the server
+ * explained carries its HTTP status and error `code`, the only things a caller may branch on.
+ */
+type Answer<T> =
+  | { readonly ok: true; readonly value: T }
+  | { readonly ok: false; readonly message: string; readonly status?: number; readonly code?: ErrorCode };
+
+/** How much of an answer that could not be decoded goes into an error line. */
+const EXCERPT_CHARS = 300;
+const MAX_ERRORS_SHOWN = 5;
+
+/** Sends one admin request and decodes its answer with `decode`; never throws. */
+async function ask<T>(
+  ctx: Ctx,
+  method: 'GET' | 'POST',
+  url: string,
+  decode: (raw: unknown) => Decoded<T>,
+  body?: unknown,
+): Promise<Answer<T>> {
+  const where = `${method} ${url}`;
+  let status: number;
+  let text: string;
+  try {
+    const res = await request(url, {
+      method,
+      headers: { authorization: `Bearer ${ctx.token}`, 'content-type': 'application/json' },
+      body: body === undefined ? null : JSON.stringify(body),
+    });
+    status = res.statusCode;
+    text = await res.body.text();
+  } catch (err) {
+    return { ok: false, message: `${where}: ${err instanceof Error ? err.message : String(err)}` };
   }
-  return parsed;
+  if (status >= 400) return refused(where, status, text);
+  const parsed = parseJson(text);
+  if (!parsed.ok) return { ok: false, status, message: `${where}: ${status}: not JSON: ${excerpt(text)}` };
+  const d = decode(parsed.value);
+  if (d.ok) return d;
+  const shown = describe(d.errors.slice(0, MAX_ERRORS_SHOWN));
+  const more = d.errors.length > MAX_ERRORS_SHOWN ? ` (and ${d.errors.length - MAX_ERRORS_SHOWN} more)` : '';
+  return { ok: false, status, message: `${where}: unexpected answer: ${shown}${more}` };
+}
+
+/** An error answer: its code and message when it is one of ours, else its status and text. */
+function refused(where: string, status: number, text: string): Answer<never> {
+  const parsed = parseJson(text);
+  const e = parsed.ok ? decodeAdminError(parsed.value) : undefined;
+  if (e?.ok !== true) return { ok: false, status, message: `${where}: ${status}: ${excerpt(text)}` };
+  const { code, message } = e.value.error;
+  return { ok: false, status, code, message: `${where}: ${status} ${code}: ${message}` };
+}
+
+function parseJson(text: string): { ok: true; value: unknown } | { ok: false } {
+  if (text === '') return { ok: true, value: undefined };
+  try {
+    return { ok: true, value: JSON.parse(text) as unknown };
+  } catch {
+    return { ok: false };
+  }
+}
+
+function excerpt(text: string): string {
+  return text.length > EXCERPT_CHARS ? `${text.slice(0, EXCERPT_CHARS)}...` : text;
+}
+
+/** {@link ask}, for commands that stop at the first failure. */
+async function call<T>(
+  ctx: Ctx,
+  method: 'GET' | 'POST',
+  url: string,
+  decode: (raw: unknown) => Decoded<T>,
+  body?: unknown,
+): Promise<T> {
+  const a = await ask(ctx, method, url, decode, body);
+  if (!a.ok) throw new CtlError(a.message);
+  return a.value;
 }
 
 async function dispatch(ctx: Ctx, args: string[]): Promise<void> {
   const [cmd, ...rest] = args;
   switch (cmd) {
     case 'members':
-      return show(ctx, await call(ctx, 'GET', `${ctx.meta}/admin/members`), 'members', [
-        'id',
-        'role',
-        'connected',
-        'leaseLeftMs',
-        'draining',
-        'http',
-      ]);
+      return members(ctx);
     case 'slots':
       return slots(ctx);
     case 'service':
-      return service(ctx, need(rest[0], 'usage: service <name>'));
+      return service(ctx, need(rest[0], 'service <name>'));
     case 'connections':
       return connections(ctx);
     case 'switches':
-      return printRecord(ctx, await call(ctx, 'GET', `${ctx.meta}/admin/switches`));
+      return printRecord(ctx, await call(ctx, 'GET', `${ctx.meta}/admin/switches`, decodeAdminSwitches));
     case 'push':
       return push(ctx, rest);
     case 'client-off':
@@ -120,47 +204,52 @@ async function dispatch(ctx: Ctx, args: string[]): Promise<void> {
     case 'blacklist': {
       const [kind, op, ...names] = rest;
       if ((kind !== 'publish' && kind !== 'subscribe') || (op !== 'add' && op !== 'remove'))
-        throw new CtlError('usage: blacklist publish|subscribe add|remove <service>...');
+        throw usage('blacklist publish|subscribe add|remove <service>...');
       return editList(ctx, `${kind}-blacklist`, op, names);
     }
     case 'drain': {
-      const id = need(rest[0], 'usage: drain <member-id>');
-      return printRecord(
-        ctx,
-        await call(ctx, 'POST', `${ctx.meta}/admin/members/${encodeURIComponent(id)}/drain`),
-      );
+      const id = need(rest[0], 'drain <member-id>');
+      const url = `${ctx.meta}/admin/members/${encodeURIComponent(id)}/drain`;
+      return printRecord(ctx, await call(ctx, 'POST', url, decodeAdminMember));
     }
     default:
-      throw new CtlError(`usage: unknown command "${cmd ?? ''}" (meshreg ctl --help)`);
+      throw usage(`unknown command "${cmd ?? ''}" (meshreg ctl --help)`);
   }
 }
 
-function need(v: string | undefined, usage: string): string {
-  if (v === undefined || v === '') throw new CtlError(usage);
+function need(v: string | undefined, text: string): string {
+  if (v === undefined || v === '') throw usage(text);
   return v;
+}
+
+async function members(ctx: Ctx): Promise<void> {
+  const m = await call(ctx, 'GET', `${ctx.meta}/admin/members`, decodeAdminMembers);
+  if (ctx.json) return ctx.out(JSON.stringify(m));
+  ctx.out(renderTable(m.members, ['id', 'role', 'connected', 'leaseLeftMs', 'draining', 'http']));
 }
 
 async function push(ctx: Ctx, rest: string[]): Promise<void> {
   const [op, flag, list] = rest;
+  const url = `${ctx.meta}/admin/switches/push`;
   if (op === 'resume')
-    return printRecord(ctx, await call(ctx, 'POST', `${ctx.meta}/admin/switches/push`, { stopped: false }));
-  if (op !== 'stop') throw new CtlError('usage: push stop [--allow a,b] | push resume');
-  const allow = flag === '--allow' ? need(list, 'usage: push stop --allow <a,b,...>').split(',') : undefined;
+    return printRecord(ctx, await call(ctx, 'POST', url, decodeAdminSwitches, { stopped: false }));
+  if (op !== 'stop') throw usage('push stop [--allow a,b] | push resume');
+  const allow = flag === '--allow' ? need(list, 'push stop --allow <a,b,...>').split(',') : undefined;
   const body = allow === undefined ? { stopped: true } : { stopped: true, allow };
-  return printRecord(ctx, await call(ctx, 'POST', `${ctx.meta}/admin/switches/push`, body));
+  return printRecord(ctx, await call(ctx, 'POST', url, decodeAdminSwitches, body));
 }
 
 async function editList(ctx: Ctx, path: string, op: 'add' | 'remove', names: string[]): Promise<void> {
-  if (names.length === 0) throw new CtlError(`usage: ${path} needs at least one entry`);
+  if (names.length === 0) throw usage(`${path} needs at least one entry`);
   const body = op === 'add' ? { add: names } : { remove: names };
-  return printRecord(ctx, await call(ctx, 'POST', `${ctx.meta}/admin/switches/${path}`, body));
+  return printRecord(
+    ctx,
+    await call(ctx, 'POST', `${ctx.meta}/admin/switches/${path}`, decodeAdminSwitches, body),
+  );
 }
 
 async function slots(ctx: Ctx): Promise<void> {
-  const t = (await call(ctx, 'GET', `${ctx.meta}/admin/slots`)) as {
-    epoch: number;
-    leaders: Record<string, number>;
-  };
+  const t = await call(ctx, 'GET', `${ctx.meta}/admin/slots`, decodeAdminSlots);
   if (ctx.json) return ctx.out(JSON.stringify(t));
   ctx.out(`epoch ${t.epoch}`);
   ctx.out(
@@ -171,61 +260,49 @@ async function slots(ctx: Ctx): Promise<void> {
   );
 }
 
+/** One replica of a service as `ctl service` shows it: its datum, or why it could not be read. */
+interface ReplicaRow {
+  readonly replica: string;
+  readonly role: AdminReplica['role'];
+  readonly state?: AdminDatum['state'];
+  readonly version?: number;
+  readonly instances?: number;
+  readonly datum?: AdminDatum;
+  readonly error?: string;
+}
+
+async function replicaRow(ctx: Ctx, name: string, rep: AdminReplica): Promise<ReplicaRow> {
+  const url = `${rep.http}/admin/datums/${encodeURIComponent(name)}`;
+  const d = await ask(ctx, 'GET', url, decodeAdminDatum);
+  if (!d.ok) return { replica: rep.id, role: rep.role, error: d.message };
+  const { state, version, instances } = d.value;
+  return { replica: rep.id, role: rep.role, state, version, instances: instances.length, datum: d.value };
+}
+
 async function service(ctx: Ctx, name: string): Promise<void> {
-  const r = (await call(ctx, 'GET', `${ctx.meta}/admin/services/${encodeURIComponent(name)}`)) as {
-    slot: number;
-    replicas: { id: string; role: string; http: string }[];
-  };
-  const rows = await Promise.all(
-    r.replicas.map(async (rep) => {
-      try {
-        const d = (await call(ctx, 'GET', `${rep.http}/admin/datums/${encodeURIComponent(name)}`)) as {
-          version: number;
-          state: string;
-          instances: unknown[];
-        };
-        return {
-          replica: rep.id,
-          role: rep.role,
-          state: d.state,
-          version: d.version,
-          instances: d.instances.length,
-          datum: d,
-        };
-      } catch (err) {
-        return { replica: rep.id, role: rep.role, error: err instanceof Error ? err.message : String(err) };
-      }
-    }),
-  );
+  const url = `${ctx.meta}/admin/services/${encodeURIComponent(name)}`;
+  const r = await call(ctx, 'GET', url, decodeAdminServiceReplicas);
+  const rows = await Promise.all(r.replicas.map((rep) => replicaRow(ctx, name, rep)));
   if (ctx.json) return ctx.out(JSON.stringify({ service: name, slot: r.slot, replicas: rows }));
   ctx.out(`service ${name}, slot ${r.slot}`);
   ctx.out(renderTable(rows, ['replica', 'role', 'state', 'version', 'instances', 'error']));
 }
 
 async function connections(ctx: Ctx): Promise<void> {
-  const m = (await call(ctx, 'GET', `${ctx.meta}/admin/members`)) as {
-    members: { id: string; role: string; http: string }[];
-  };
-  const rows: Record<string, unknown>[] = [];
+  const m = await call(ctx, 'GET', `${ctx.meta}/admin/members`, decodeAdminMembers);
+  const rows: (AdminConnection & { readonly session: string })[] = [];
   for (const s of m.members.filter((x) => x.role === 'session')) {
-    const c = (await call(ctx, 'GET', `${s.http}/admin/connections`)) as {
-      connections: Record<string, unknown>[];
-    };
+    const c = await call(ctx, 'GET', `${s.http}/admin/connections`, decodeAdminConnections);
     for (const conn of c.connections) rows.push({ session: s.id, ...conn });
   }
   if (ctx.json) return ctx.out(JSON.stringify({ connections: rows }));
   ctx.out(renderTable(rows, ['session', 'nodeName', 'address', 'publishers', 'subscriptions', 'id']));
 }
 
-function show(ctx: Ctx, body: unknown, key: string, columns: readonly string[]): void {
+/** Prints a flat answer (switches, a member) as field/value rows, or as JSON. */
+function printRecord(ctx: Ctx, body: object): void {
   if (ctx.json) return ctx.out(JSON.stringify(body));
-  const rows = (body as Record<string, Record<string, unknown>[] | undefined>)[key] ?? [];
-  ctx.out(renderTable(rows, columns));
-}
-
-function printRecord(ctx: Ctx, body: unknown): void {
-  if (ctx.json) return ctx.out(JSON.stringify(body));
-  const rows = Object.entries(body as Record<string, unknown>).map(([k, v]) => ({
+  const rows = Object.entries(body).map(([k, v]: [string, unknown]) => ({
     field: k,
     value: Array.isArray(v) ? v.join(', ') : String(v),
   }));

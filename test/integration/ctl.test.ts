@@ -1,7 +1,10 @@
-/** `meshreg ctl` against a real dev process: tables for people, JSON for scripts, clear failures. */
+/**
+ * `meshreg ctl` against a real dev process: tables for people, JSON for scripts, clear failures; and
+ * against a canned server, how it reports answers it cannot decode.
+ */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { ctl } from '../support/ctl.js';
+import { cannedAdmin, ctl } from '../support/ctl.js';
 import { http } from '../support/http.js';
 import { startMeshreg, tempDir, type Started } from '../support/process.js';
 import { waitFor } from '../support/wait.js';
@@ -86,5 +89,99 @@ describe('ctl', () => {
     const bad = await ctl(['blacklist', 'publish', 'add', 'not a name'], env);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /add\[0\]/);
+  });
+
+  test('ctl - an error answer prints its status and code and exits 1', async () => {
+    const drain = await ctl(['drain', 'no-such-member'], env);
+    assert.equal(drain.code, 1);
+    assert.equal(drain.stdout, '');
+    assert.match(drain.stderr, /\/drain: 404 not_found: no member "no-such-member"/);
+    const svc = await ctl(['service', 'not a name'], env);
+    assert.equal(svc.code, 1);
+    assert.match(svc.stderr, /: 400 invalid_argument: service: must be a service name/);
+  });
+});
+
+const MEMBER = {
+  id: 'data-a',
+  role: 'data',
+  url: 'ws://127.0.0.1:1/v1/data-link',
+  http: 'http://127.0.0.1:1',
+  connected: true,
+  leaseLeftMs: 100,
+  draining: false,
+};
+const DATUM = { dataId: 'a', slot: 1, state: 'ready', epoch: 1, key: 'web', version: 7, instances: [] };
+
+describe('ctl against a server that answers wrongly', () => {
+  test('ctl - an answer it cannot decode is an error naming the field, or the status and text', async (t) => {
+    const admin = await cannedAdmin({
+      '/admin/members': {
+        status: 200,
+        text: JSON.stringify({ members: [{ ...MEMBER, role: 'meta', leaseLeftMs: 'soon' }] }),
+      },
+      '/admin/slots': { status: 200, text: 'epoch 3' },
+      '/admin/switches': { status: 502, text: '<html>Bad Gateway</html>' },
+      '/admin/members/data-a/drain': {
+        status: 409,
+        text: JSON.stringify({ error: { code: 'teapot', message: 'short and stout' } }),
+      },
+    });
+    t.after(admin.close);
+    const env = { MESHREG_CTL_META: admin.url, MESHREG_ADMIN_TOKEN: 'canned' };
+    const members = await ctl(['members'], env);
+    assert.equal(members.code, 1);
+    assert.equal(members.stdout, '');
+    assert.match(
+      members.stderr,
+      /GET \S+\/admin\/members: unexpected answer: members\[0\]\.role: must be one of data, session; members\[0\]\.leaseLeftMs: /,
+    );
+    const slots = await ctl(['slots'], env);
+    assert.equal(slots.code, 1);
+    assert.match(slots.stderr, /\/admin\/slots: 200: not JSON: epoch 3/);
+    const switches = await ctl(['switches'], env);
+    assert.equal(switches.code, 1);
+    assert.match(switches.stderr, /\/admin\/switches: 502: <html>Bad Gateway<\/html>/);
+    // An error code this ctl does not know is not trusted: the answer is shown as it came.
+    const drain = await ctl(['drain', 'data-a'], env);
+    assert.equal(drain.code, 1);
+    assert.match(drain.stderr, /\/drain: 409: \{"error":\{"code":"teapot"/);
+  });
+
+  test('ctl - a replica that answers wrongly is reported in its row and the others still print', async (t) => {
+    const admin = await cannedAdmin({
+      '/admin/services/web': {
+        status: 200,
+        text: JSON.stringify({
+          service: 'web',
+          slot: 1,
+          epoch: 1,
+          replicas: [
+            { id: 'a', role: 'leader', http: '{base}/a' },
+            { id: 'b', role: 'follower', http: '{base}/b' },
+          ],
+        }),
+      },
+      '/a/admin/datums/web': { status: 200, text: JSON.stringify(DATUM) },
+      '/b/admin/datums/web': { status: 200, text: JSON.stringify({ ...DATUM, version: 'new' }) },
+    });
+    t.after(admin.close);
+    const env = { MESHREG_CTL_META: admin.url, MESHREG_ADMIN_TOKEN: 'canned' };
+    const json = await ctl(['--json', 'service', 'web'], env);
+    assert.equal(json.code, 0, json.stderr);
+    const body = JSON.parse(json.stdout) as {
+      replicas: { replica: string; version?: number; error?: string }[];
+    };
+    assert.deepEqual(
+      body.replicas.map((r) => [r.replica, r.version]),
+      [
+        ['a', 7],
+        ['b', undefined],
+      ],
+    );
+    assert.match(body.replicas[1]?.error ?? '', /unexpected answer: version: must be an integer/);
+    const table = await ctl(['service', 'web'], env);
+    assert.match(table.stdout, /^a\s+leader\s+ready\s+7\s+0\s*$/m);
+    assert.match(table.stdout, /^b\s+follower\s+.*unexpected answer: version/m);
   });
 });
