@@ -8,8 +8,9 @@ import { Issues, readArray, readInt, readObject, readString, type Decoded } from
 /**
  * Bumped on any incompatible change of a server link; peers refuse other versions (close 4002).
  * 2: `collect` and `replicate` answer in pages ({@link Page}).
+ * 3: `publish` and `unpublish` answer one outcome per item, `stale_epoch` among them (write-outcomes).
  */
-export const CLUSTER_PROTOCOL_VERSION = 2;
+export const CLUSTER_PROTOCOL_VERSION = 3;
 
 export interface RpcRequest {
   readonly t: 'req';

@@ -9,7 +9,8 @@ import type {
   PublishItem,
   UnpublishItem,
 } from '../../proto/cluster-link.js';
-import type { PublishOutcome } from './datum-store.js';
+import type { Result } from '../../proto/result.js';
+import type { PublishOutcome, UnpublishOutcome } from '../../proto/write-outcomes.js';
 
 export type { CatalogView, DatumChange, DatumView, PublishItem, UnpublishItem };
 
@@ -28,16 +29,20 @@ export interface DataWatch {
 export interface DataApi {
   readonly id: string;
   /**
-   * `epoch` is the caller's slot-table epoch; a server that does not lead the slot refuses
-   * (stale_epoch). `traceparent` is the trace the write belongs to; its changes carry it on.
+   * Resolves to one outcome per item, in order; an item whose slot the server does not lead at
+   * `epoch` (the caller's slot-table epoch) is `stale_epoch`. A call that got no answer resolves to
+   * a failure that holds for every item (`unavailable`: link down, call timed out; or the code the
+   * server refused the whole call with); it never rejects for those. `traceparent` is the trace the
+   * write belongs to; its changes carry it on.
    */
   publish(
     owner: string,
     items: readonly PublishItem[],
     epoch: number,
     traceparent?: string,
-  ): Promise<PublishOutcome[]>;
-  unpublish(items: readonly UnpublishItem[], epoch: number): Promise<void>;
+  ): Promise<Result<readonly PublishOutcome[]>>;
+  /** Like {@link publish}: one outcome per item, or a failure of the whole call. */
+  unpublish(items: readonly UnpublishItem[], epoch: number): Promise<Result<readonly UnpublishOutcome[]>>;
   /** Removes every publisher still owned by `owner` (a connection that did not come back). */
   dropOwner(owner: string): Promise<void>;
   fetch(key: string): Promise<DatumView>;

@@ -219,11 +219,11 @@ export class DataNode {
       .handle('publish', async (raw) => {
         const p = params(raw, decodePublishParams);
         this.#publishes += p.items.length;
-        return { outcomes: await tracedPublish(s, p) };
+        return { outcomes: (await tracedPublish(s, p)).value };
       })
       .handle('unpublish', async (raw) => {
         const p = params(raw, decodeUnpublishParams);
-        await s.unpublish(p.items, p.epoch);
+        return { outcomes: (await s.unpublish(p.items, p.epoch)).value };
       })
       .handle('dropOwner', (raw) => s.dropOwner(params(raw, decodeOwner).owner))
       .handle('fetch', (raw) => s.fetch(params(raw, decodeKey).key))

@@ -8,14 +8,15 @@ import { MeshregError } from '../../proto/errors.js';
 import { SERVICE_NAME_PATTERN } from '../../proto/instance.js';
 import { contextFrom, observeGauges, traceparentOfSpan, tracer } from '../../proto/runtime/telemetry.js';
 import type { AdminRoute } from '../admin/ops-http.js';
-import type { PublishOutcome } from './datum-store.js';
+import type { Ok } from '../../proto/result.js';
+import type { PublishOutcome } from '../../proto/write-outcomes.js';
 import type { DataServer } from './data-server.js';
 
 /**
  * A session's publish as one `data.publish` span, a child of the session's span; the changes it
  * causes carry this span's context on to the push.
  */
-export async function tracedPublish(server: DataServer, p: PublishParams): Promise<PublishOutcome[]> {
+export async function tracedPublish(server: DataServer, p: PublishParams): Promise<Ok<PublishOutcome[]>> {
   const span = tracer().startSpan(
     'data.publish',
     { kind: SpanKind.SERVER, attributes: { 'meshreg.items': p.items.length, 'meshreg.data_id': server.id } },

@@ -13,7 +13,9 @@ import { MeshregError } from '../../proto/errors.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import type { SlotTable } from '../../proto/slot-table.js';
 import { VersionClock } from '../../proto/version.js';
-import { DatumStore, type PublishOutcome } from './datum-store.js';
+import { ok, type Ok } from '../../proto/result.js';
+import type { PublishOutcome, UnpublishOutcome } from '../../proto/write-outcomes.js';
+import { DatumStore, type StoreOutcome } from './datum-store.js';
 import type {
   CatalogView,
   ChangeListener,
@@ -145,8 +147,6 @@ export class DataServer implements DataApi {
     };
   }
 
-  // ---- slot table -------------------------------------------------------------------------------
-
   /** Applies a newer table and says what the transport must do: migrate led slots, follow others. */
   applyTable(table: SlotTable): TablePlan | undefined {
     if (this.#table !== undefined && table.epoch <= this.#table.epoch) return undefined;
@@ -214,33 +214,36 @@ export class DataServer implements DataApi {
     for (const owner of this.store.ownersWithPrefix(`${sessionId}:`)) void this.dropOwner(owner);
   }
 
-  // ---- DataApi ----------------------------------------------------------------------------------
-
+  /** Stores each item whose slot this server leads at `epoch`; the others are `stale_epoch`. */
   publish(
     owner: string,
     items: readonly PublishItem[],
     epoch: number,
     traceparent?: string,
-  ): Promise<PublishOutcome[]> {
-    this.#checkEpoch(epoch);
-    for (const item of items) this.#checkLeads(item.instance.service);
-    return Promise.resolve(items.map((item) => this.#applyPublish({ ...item, owner }, traceparent)));
+  ): Promise<Ok<PublishOutcome[]>> {
+    const outcomes = items.map((item) =>
+      this.#mayWrite(item.instance.service, epoch)
+        ? this.#applyPublish({ ...item, owner }, traceparent)
+        : 'stale_epoch',
+    );
+    return Promise.resolve(ok(outcomes));
   }
 
-  unpublish(items: readonly UnpublishItem[], epoch: number): Promise<void> {
-    this.#checkEpoch(epoch);
-    for (const item of items) this.#checkLeads(item.key);
-    for (const item of items) {
-      if (this.#states.get(this.store.slotOf(item.key)) === 'migrating')
-        this.#noteRemoval(item.registrationId, item.version);
-      if (this.store.unpublish(item.key, item.registrationId, item.version)) this.#changed(item.key);
-    }
-    return Promise.resolve();
+  /** Removes each item whose slot this server leads at `epoch`; the others are `stale_epoch`. */
+  unpublish(items: readonly UnpublishItem[], epoch: number): Promise<Ok<UnpublishOutcome[]>> {
+    const outcomes = items.map((item): UnpublishOutcome => {
+      if (!this.#mayWrite(item.key, epoch)) return 'stale_epoch';
+      this.#noteRemoval(item.key, item.registrationId, item.version);
+      const outcome = this.store.unpublish(item.key, item.registrationId, item.version);
+      if (outcome === 'removed') this.#changed(item.key);
+      return outcome;
+    });
+    return Promise.resolve(ok(outcomes));
   }
 
   dropOwner(owner: string): Promise<void> {
     const keys = this.store.dropOwner(owner, (regId, version, key) => {
-      if (this.#states.get(this.store.slotOf(key)) === 'migrating') this.#noteRemoval(regId, version);
+      this.#noteRemoval(key, regId, version);
     });
     if (keys.length > 0)
       this.#log.info('dropped publishers of a closed connection', { owner, services: keys.length });
@@ -292,15 +295,15 @@ export class DataServer implements DataApi {
     this.#watchers.clear();
   }
 
-  // ---- internals --------------------------------------------------------------------------------
-
-  #applyPublish(p: OwnedPublisher, traceparent?: string): PublishOutcome {
+  #applyPublish(p: OwnedPublisher, traceparent?: string): StoreOutcome {
     const outcome = this.store.publish(p);
     if (outcome === 'applied') this.#changed(p.instance.service, traceparent);
     return outcome;
   }
 
-  #noteRemoval(regId: string, version: number): void {
+  /** Remembers a removal from a migrating slot (see {@link finishMigration}). */
+  #noteRemoval(key: string, regId: string, version: number): void {
+    if (this.#states.get(this.store.slotOf(key)) !== 'migrating') return;
     this.#removedDuringMigration.set(regId, Math.max(version, this.#removedDuringMigration.get(regId) ?? 0));
   }
 
@@ -309,10 +312,9 @@ export class DataServer implements DataApi {
     return s === 'ready' || s === 'migrating';
   }
 
-  #checkEpoch(epoch: number): void {
-    // A caller with an older table may be routing to a former leader: make it refresh.
-    if (epoch < this.epoch)
-      throw new MeshregError('stale_epoch', `caller epoch ${epoch} is older than ${this.epoch}`);
+  /** This server leads `key`'s slot, and a caller at `epoch` does not route by an older table. */
+  #mayWrite(key: string, epoch: number): boolean {
+    return epoch >= this.epoch && this.#leads(this.store.slotOf(key));
   }
 
   #checkLeads(key: string): number {

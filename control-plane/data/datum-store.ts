@@ -9,6 +9,7 @@ import type { OwnedPublisher, ReplicatedDatum, ReplicationOp } from '../../proto
 import type { Instance } from '../../proto/instance.js';
 import { slotOf } from '../../proto/slot-table.js';
 import type { VersionClock } from '../../proto/version.js';
+import type { PublishOutcome, UnpublishOutcome } from '../../proto/write-outcomes.js';
 
 export type Publisher = OwnedPublisher;
 
@@ -19,7 +20,11 @@ export interface DatumSnapshot {
   readonly instances: readonly Instance[];
 }
 
-export type PublishOutcome = 'applied' | 'owner-changed' | 'unchanged' | 'stale';
+/** What storing a publisher came to (the wire's outcomes, less the data server's `stale_epoch`). */
+export type StoreOutcome = Exclude<PublishOutcome, 'stale_epoch'>;
+
+/** What removing a publisher came to (see {@link UnpublishOutcome}). */
+export type RemoveOutcome = Exclude<UnpublishOutcome, 'stale_epoch'>;
 
 export type OpSink = (op: Omit<ReplicationOp, 'sentAt'>) => void;
 
@@ -117,7 +122,7 @@ export class DatumStore {
   }
 
   /** Stores a publisher unless an equal or newer version of it is already there. */
-  publish(p: Publisher): PublishOutcome {
+  publish(p: Publisher): StoreOutcome {
     const key = p.instance.service;
     const d = this.#datum(key);
     const old = d.publishers.get(p.registrationId);
@@ -140,15 +145,16 @@ export class DatumStore {
     return 'applied';
   }
 
-  /** Removes a publisher if `version` is at least the stored one. True when the datum changed. */
-  unpublish(key: string, regId: string, version: number): boolean {
+  /** Removes a publisher if `version` is at least the stored one (`removed`: the datum changed). */
+  unpublish(key: string, regId: string, version: number): RemoveOutcome {
     const d = this.#datums.get(key);
     const old = d?.publishers.get(regId);
-    if (d === undefined || old === undefined || version < old.version) return false;
+    if (d === undefined || old === undefined) return 'absent';
+    if (version < old.version) return 'stale';
     this.#remove(d, regId, old.owner);
     d.changed(this.#clock.next(d.version));
     this.onOp({ slot: d.slot, key, version: d.version, del: regId });
-    return true;
+    return 'removed';
   }
 
   /** Removes every publisher still owned by `owner`; returns the keys that changed. */

@@ -1,7 +1,7 @@
 /**
  * Routes a service key to the data server that leads its slot, by the latest slot table.
  */
-import { MeshregError } from '../../proto/errors.js';
+import { fail, ok, type Result } from '../../proto/result.js';
 import { slotOf, type SlotTable } from '../../proto/slot-table.js';
 import { VersionClock } from '../../proto/version.js';
 import type { CatalogView, DataApi } from '../data/data-api.js';
@@ -36,15 +36,17 @@ export class DataRouter {
     return true;
   }
 
-  /** The data server leading `key`'s slot; throws `unavailable` when there is none yet. */
-  forKey(key: string): DataApi {
+  /**
+   * The data server leading `key`'s slot, or `unavailable` while there is none (no table yet, or
+   * its leader is not among the servers added): an expected state during start-up and failover.
+   */
+  forKey(key: string): Result<DataApi> {
     const table = this.#table;
-    if (table === undefined) throw new MeshregError('unavailable', 'no slot table yet');
+    if (table === undefined) return fail('unavailable', 'no slot table yet');
     const slot = table.slots[slotOf(key, table.slotCount)];
     const server = slot === undefined ? undefined : this.#servers.get(slot.leader);
-    if (server === undefined)
-      throw new MeshregError('unavailable', `no data server leads the slot of ${key}`);
-    return server;
+    if (server === undefined) return fail('unavailable', `no data server leads the slot of ${key}`);
+    return ok(server);
   }
 
   /** The catalog merged over every data server (each holds the services of its own slots). */

@@ -17,6 +17,7 @@
 import { SpanKind, type Histogram } from '@opentelemetry/api';
 import type { Push, Catalog } from '../../proto/agent-link.js';
 import { MeshregError, type ErrorCode } from '../../proto/errors.js';
+import { valueOrThrow } from '../../proto/result.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { contextFrom, meter, tracer } from '../../proto/runtime/telemetry.js';
 import type { ChangeListener, DataWatch, DatumChange } from '../data/data-api.js';
@@ -314,7 +315,7 @@ export class PushDispatcher implements ChangeListener {
       };
       return this.#remember(key, { version: c.version, data: Buffer.from(JSON.stringify(msg)) });
     }
-    const d = await this.#router.forKey(key).fetch(key);
+    const d = await valueOrThrow(this.#router.forKey(key)).fetch(key);
     const cached = this.#frames.get(key);
     if (cached !== undefined && cached.version >= d.version) return cached;
     const msg: Push = {
@@ -374,7 +375,7 @@ export class PushDispatcher implements ChangeListener {
     for (const key of this.#subs.keys()) {
       if (key === CATALOG_KEY) continue;
       try {
-        const id = this.#router.forKey(key).id;
+        const id = valueOrThrow(this.#router.forKey(key)).id;
         const list = byServer.get(id) ?? [];
         list.push(key);
         byServer.set(id, list);

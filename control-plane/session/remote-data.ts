@@ -7,7 +7,6 @@ import {
   decodeCatalogView,
   decodeChanges,
   decodeDatumView,
-  decodePublishResult,
   decodeSlots,
   decodeVersions,
   type CollectParams,
@@ -16,8 +15,15 @@ import {
 } from '../../proto/cluster-link.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { CLUSTER_PROTOCOL_VERSION } from '../../proto/rpc.js';
+import { attempt, type Result } from '../../proto/result.js';
 import { withTraceparent } from '../../proto/trace-context.js';
 import { readInt, Issues, isRecord } from '../../proto/validate.js';
+import {
+  decodePublishOutcomes,
+  decodeUnpublishOutcomes,
+  type PublishOutcome,
+  type UnpublishOutcome,
+} from '../../proto/write-outcomes.js';
 import type {
   CatalogView,
   ChangeListener,
@@ -27,7 +33,6 @@ import type {
   PublishItem,
   UnpublishItem,
 } from '../data/data-api.js';
-import type { PublishOutcome } from '../data/datum-store.js';
 import { LinkClient } from '../link/link-client.js';
 import { MeshregError } from '../../proto/errors.js';
 import { params, type RpcPeer } from '../link/rpc-peer.js';
@@ -105,18 +110,20 @@ export class RemoteDataClient implements DataApi {
     this.#client.stop();
   }
 
-  async publish(
+  publish(
     owner: string,
     items: readonly PublishItem[],
     epoch: number,
     traceparent?: string,
-  ): Promise<PublishOutcome[]> {
+  ): Promise<Result<readonly PublishOutcome[]>> {
     const p = { epoch, owner, items, ...withTraceparent(traceparent) };
-    return (await this.#peer().call('publish', p, decodePublishResult)).outcomes;
+    // A link that is down, or a call that times out, is `unavailable`: a value, not a rejection.
+    return attempt(async () => (await this.#peer().call('publish', p, decodePublishOutcomes)).outcomes);
   }
 
-  unpublish(items: readonly UnpublishItem[], epoch: number): Promise<void> {
-    return this.#peer().callVoid('unpublish', { epoch, items });
+  unpublish(items: readonly UnpublishItem[], epoch: number): Promise<Result<readonly UnpublishOutcome[]>> {
+    const p = { epoch, items };
+    return attempt(async () => (await this.#peer().call('unpublish', p, decodeUnpublishOutcomes)).outcomes);
   }
 
   dropOwner(owner: string): Promise<void> {

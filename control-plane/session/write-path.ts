@@ -3,24 +3,33 @@
  * that leads its slot.
  *
  * The session holds each connection's publishers itself (a data server rebuilding a slot collects
- * them from here). A write that fails because no data server leads the slot right now (a failover,
- * a table change) is kept and retried when the table changes, when a data server connects, and on a
- * timer; the agent's confirmation is sent when it lands. When a connection closes, its publishers
- * stay for the grace period and are then dropped from the data servers, unless re-sent meanwhile.
+ * them from here). Publishes and withdrawals are grouped by slot leader, one call per data server.
+ * Each item's outcome is read on its own: an item no data server can take right now (no leader, a
+ * stale epoch after a failover, a link down) is kept and retried when the table changes, when a
+ * data server connects, and on a timer; the agent's confirmation is sent when it lands. When a
+ * connection closes, its publishers stay for the grace period and are then dropped from the data
+ * servers, unless re-sent meanwhile.
  */
-import {
-  MAX_BATCH,
-  type Confirm,
-  type ConfirmResult,
-  type Registration,
-  type Withdrawal,
-} from '../../proto/agent-link.js';
+import type { Confirm, ConfirmResult, Registration, Withdrawal } from '../../proto/agent-link.js';
 import type { CollectParams, OwnedPublisher, PublishItem } from '../../proto/cluster-link.js';
 import { MeshregError } from '../../proto/errors.js';
 import { registrationId } from '../../proto/instance.js';
+import { fail, type Result } from '../../proto/result.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { slotOf } from '../../proto/slot-table.js';
+import type { DataApi } from '../data/data-api.js';
 import type { DataRouter } from './data-router.js';
+import {
+  chunks,
+  confirmFrames,
+  keyOf,
+  pendingKey,
+  verdict,
+  type ItemOutcome,
+  type PublishWrite,
+  type UnpublishWrite,
+  type Write,
+} from './write-batch.js';
 
 interface ConnRecord {
   readonly nodeId: string;
@@ -28,15 +37,24 @@ interface ConnRecord {
   readonly publishers: Map<string, PublishItem>;
 }
 
-type Pending =
-  | { readonly op: 'publish'; readonly conn: string; readonly item: PublishItem }
-  | { readonly op: 'unpublish'; readonly conn: string; readonly w: Withdrawal; readonly regId: string };
+/** The writes of one connection that go to one data server. */
+interface LeaderGroup {
+  readonly publish: PublishWrite[];
+  readonly unpublish: UnpublishWrite[];
+}
+
+interface SendOptions {
+  /** The trace context the data server's span should join. */
+  readonly traceparent?: string | undefined;
+  /** Largest call in JSON bytes of items (retries only: see {@link WritePathOptions.maxCallBytes}). */
+  readonly maxCallBytes?: number;
+}
 
 export interface WritePathOptions {
   readonly graceMs: number;
   readonly retryIntervalMs: number;
   /**
-   * Largest publish call to one data server when retried writes are gathered from many frames (half
+   * Largest publish or unpublish call to one data server when retried writes are gathered from many frames (half
    * the link's frame limit, leaving room for the envelope). Live writes come one agent frame at a time,
    * and an agent frame is within the session's own, smaller frame limit.
    */
@@ -46,14 +64,13 @@ export interface WritePathOptions {
   readonly confirm: (connId: string, frame: Confirm) => void;
 }
 
-const RETRIABLE = new Set(['stale_epoch', 'unavailable']);
-
 export class WritePath {
   readonly #router: DataRouter;
   readonly #opts: WritePathOptions;
   readonly #conns = new Map<string, ConnRecord>();
   readonly #grace = new Map<string, { rec: ConnRecord; timer: NodeJS.Timeout }>();
-  readonly #pending = new Map<string, Pending>();
+  /** Writes waiting for a slot leader that can take them, by {@link pendingKey}. */
+  readonly #pending = new Map<string, Write>();
   readonly #timer: NodeJS.Timeout;
   #retrying = false;
 
@@ -81,7 +98,11 @@ export class WritePath {
     this.#conns.set(connId, { nodeId, publishers: new Map() });
   }
 
-  /** `traceparent` is the trace context the data server's span should join. */
+  /**
+   * Records and writes a connection's registrations; resolves to the confirmations of what landed or
+   * was refused (what waits for a leader is confirmed later). `traceparent` is the trace context the
+   * data server's span should join.
+   */
   async publish(
     connId: string,
     regs: readonly Registration[],
@@ -89,18 +110,11 @@ export class WritePath {
   ): Promise<ConfirmResult[]> {
     const rec = this.#conns.get(connId);
     const results: ConfirmResult[] = [];
-    const items: PublishItem[] = [];
+    const writes: PublishWrite[] = [];
     for (const { instance, version } of regs) {
       if (rec === undefined || instance.nodeId !== rec.nodeId) {
-        results.push(
-          refused(
-            'publish',
-            instance.id,
-            version,
-            'invalid_argument',
-            'instance.nodeId differs from the hello',
-          ),
-        );
+        const error = { code: 'invalid_argument', message: 'instance.nodeId differs from the hello' };
+        results.push({ op: 'publish', id: instance.id, version, error });
         continue;
       }
       const item: PublishItem = { registrationId: registrationId(instance), instance, version };
@@ -108,24 +122,24 @@ export class WritePath {
       if (held !== undefined && held.version > version) continue;
       rec.publishers.set(instance.id, item);
       this.#pending.delete(`unpublish:${connId}:${instance.id}`);
-      items.push(item);
+      writes.push({ op: 'publish', conn: connId, id: instance.id, item });
     }
-    results.push(...(await this.#writePublishes(connId, items, traceparent)));
+    results.push(...(await this.#write(connId, writes, { traceparent })));
     return results;
   }
 
+  /** Forgets and withdraws a connection's registrations; resolves like {@link publish}. */
   async unpublish(connId: string, ws: readonly Withdrawal[]): Promise<ConfirmResult[]> {
     const rec = this.#conns.get(connId);
-    const results: ConfirmResult[] = [];
-    for (const w of ws) {
+    const writes = ws.map((w): UnpublishWrite => {
       const held = rec?.publishers.get(w.id);
       if (held !== undefined && held.version <= w.version) rec?.publishers.delete(w.id);
       this.#pending.delete(`publish:${connId}:${w.id}`);
       const regId = registrationId({ nodeId: rec?.nodeId ?? '', id: w.id });
-      const r = await this.#writeUnpublish(connId, w, regId);
-      if (r !== undefined) results.push(r);
-    }
-    return results;
+      const item = { key: w.service, registrationId: regId, version: w.version };
+      return { op: 'unpublish', conn: connId, id: w.id, item };
+    });
+    return this.#write(connId, writes, {});
   }
 
   /**
@@ -166,33 +180,25 @@ export class WritePath {
     return out;
   }
 
-  /** Tries every write that failed for want of a slot leader. */
+  /** Tries every write that waits for a slot leader; confirms what lands to its connection. */
   async retry(): Promise<void> {
     if (this.#retrying || this.#pending.size === 0) return;
     this.#retrying = true;
     try {
-      const batch = [...this.#pending.values()];
-      this.#pending.clear();
-      const byConn = new Map<string, PublishItem[]>();
-      for (const p of batch) {
-        if (p.op === 'publish') {
-          const list = byConn.get(p.conn);
-          if (list === undefined) byConn.set(p.conn, [p.item]);
-          else list.push(p.item);
-        } else {
-          const r = await this.#writeUnpublish(p.conn, p.w, p.regId);
-          if (r !== undefined) this.#opts.confirm(p.conn, { type: 'confirm', results: [r] });
-        }
+      const byConn = new Map<string, Write[]>();
+      for (const w of this.#pending.values()) {
+        const list = byConn.get(w.conn);
+        if (list === undefined) byConn.set(w.conn, [w]);
+        else list.push(w);
       }
+      this.#pending.clear();
       // All connections at once: their writes reach the data servers together, so each datum changes
       // (and is pushed) about once for the whole batch, not once per connection.
       await Promise.all(
-        [...byConn].map(async ([conn, items]) => {
-          const results = await this.#writePublishes(conn, items, undefined, this.#opts.maxCallBytes);
-          // A confirm frame carries at most MAX_BATCH results (the agent refuses larger ones).
-          for (let i = 0; i < results.length; i += MAX_BATCH) {
-            this.#opts.confirm(conn, { type: 'confirm', results: results.slice(i, i + MAX_BATCH) });
-          }
+        [...byConn].map(async ([conn, writes]) => {
+          const results = await this.#write(conn, writes, { maxCallBytes: this.#opts.maxCallBytes });
+          for (const frame of confirmFrames(results))
+            this.#opts.confirm(conn, { type: 'confirm', results: frame });
         }),
       );
     } finally {
@@ -206,104 +212,90 @@ export class WritePath {
     this.#grace.clear();
   }
 
-  /** Writes publishers grouped by leader; returns confirmations for what landed or was refused. */
-  async #writePublishes(
-    connId: string,
-    items: readonly PublishItem[],
-    traceparent?: string,
-    maxCallBytes?: number,
-  ): Promise<ConfirmResult[]> {
+  /**
+   * Writes one connection's items, one call per slot leader (in chunks: see {@link chunks}); returns
+   * the confirmations of what landed or was refused, and queues what waits for a leader.
+   */
+  async #write(conn: string, writes: readonly Write[], opts: SendOptions): Promise<ConfirmResult[]> {
     const results: ConfirmResult[] = [];
-    const groups = new Map<string, PublishItem[]>();
-    for (const item of items) {
-      try {
-        const id = this.#router.forKey(item.instance.service).id;
-        const list = groups.get(id);
-        if (list === undefined) groups.set(id, [item]);
-        else list.push(item);
-      } catch (err) {
-        this.#defer(results, { op: 'publish', conn: connId, item }, err);
+    const groups = new Map<DataApi, LeaderGroup>();
+    for (const w of writes) {
+      const leader = this.#router.forKey(keyOf(w));
+      if (!leader.ok) {
+        this.#settle(w, leader.error, results);
+        continue;
       }
+      let group = groups.get(leader.value);
+      if (group === undefined) {
+        group = { publish: [], unpublish: [] };
+        groups.set(leader.value, group);
+      }
+      if (w.op === 'publish') group.publish.push(w);
+      else group.unpublish.push(w);
     }
-    await Promise.all(
-      [...groups].map(async ([id, group]) => {
-        const server = this.#router.servers().find((s) => s.id === id);
-        // In chunks of MAX_BATCH (what one agent frame carries) and, for a retry that gathered writes
-        // of many frames, of at most `maxCallBytes`: a call over the link's limit would close the link
-        // and be retried the same way forever.
-        for (const chunk of chunks(group, maxCallBytes)) {
-          try {
-            if (server === undefined) throw new MeshregError('unavailable', `data server ${id} is gone`);
-            await server.publish(connId, chunk, this.#router.epoch, traceparent);
-            for (const c of chunk) results.push({ op: 'publish', id: c.instance.id, version: c.version });
-          } catch (err) {
-            for (const item of chunk) this.#defer(results, { op: 'publish', conn: connId, item }, err);
-          }
-        }
-      }),
-    );
+    await Promise.all([...groups].map(([server, group]) => this.#send(server, conn, group, opts, results)));
     return results;
   }
 
-  async #writeUnpublish(connId: string, w: Withdrawal, regId: string): Promise<ConfirmResult | undefined> {
+  /**
+   * One data server's share. A call over the link's frame limit would close the link and be retried
+   * the same way forever: retries gather many frames' items, so they are cut by `maxCallBytes` too.
+   */
+  async #send(
+    server: DataApi,
+    conn: string,
+    group: LeaderGroup,
+    opts: SendOptions,
+    results: ConfirmResult[],
+  ): Promise<void> {
+    const epoch = this.#router.epoch;
+    for (const chunk of chunks(group.publish, opts.maxCallBytes)) {
+      const items = chunk.map((w) => w.item);
+      const answer = await this.#guard(server, () => server.publish(conn, items, epoch, opts.traceparent));
+      this.#settleAll(chunk, answer, results);
+    }
+    for (const chunk of chunks(group.unpublish, opts.maxCallBytes)) {
+      const items = chunk.map((w) => w.item);
+      this.#settleAll(chunk, await this.#guard(server, () => server.unpublish(items, epoch)), results);
+    }
+  }
+
+  /** A DataApi returns its expected failures; a rejection is a bug, logged, and the items refused. */
+  async #guard<T>(server: DataApi, call: () => Promise<Result<T>>): Promise<Result<T>> {
     try {
-      await this.#router
-        .forKey(w.service)
-        .unpublish([{ key: w.service, registrationId: regId, version: w.version }], this.#router.epoch);
-      return { op: 'unpublish', id: w.id, version: w.version };
+      return await call();
     } catch (err) {
-      const results: ConfirmResult[] = [];
-      this.#defer(results, { op: 'unpublish', conn: connId, w, regId }, err);
-      return results[0];
+      this.#opts.logger.error('data server call failed unexpectedly', { dataId: server.id, err });
+      return fail('internal', 'internal error');
     }
   }
 
-  /** Queues a retriable failure; records any other failure as a refusal. */
-  #defer(results: ConfirmResult[], p: Pending, err: unknown): void {
-    const id = p.op === 'publish' ? p.item.instance.id : p.w.id;
-    const version = p.op === 'publish' ? p.item.version : p.w.version;
-    if (err instanceof MeshregError && RETRIABLE.has(err.code)) {
-      if (this.#conns.has(p.conn)) this.#pending.set(`${p.op}:${p.conn}:${id}`, p);
-      return;
+  /** Reads a call's answer item by item. */
+  #settleAll(
+    chunk: readonly Write[],
+    answer: Result<readonly ItemOutcome[]>,
+    results: ConfirmResult[],
+  ): void {
+    let outcomes: readonly ItemOutcome[] = answer.ok ? answer.value : chunk.map(() => answer.error);
+    if (outcomes.length !== chunk.length) {
+      // A bug on one side of the link: nothing can be said of any item.
+      this.#opts.logger.error('data server answered another number of outcomes than items', {
+        items: chunk.length,
+        outcomes: outcomes.length,
+      });
+      const error = new MeshregError('internal', 'internal error');
+      outcomes = chunk.map(() => error);
     }
-    results.push(
-      refused(
-        p.op,
-        id,
-        version,
-        err instanceof MeshregError ? err.code : 'internal',
-        err instanceof MeshregError ? err.message : 'internal error',
-      ),
-    );
-  }
-}
-
-/** `items` in runs of at most MAX_BATCH and, when `maxBytes` is given, of about that many JSON bytes. */
-function chunks(items: readonly PublishItem[], maxBytes: number | undefined): PublishItem[][] {
-  const out: PublishItem[][] = [];
-  let current: PublishItem[] = [];
-  let bytes = 0;
-  for (const item of items) {
-    // Only retries measure: live writes arrive within an agent frame's limit already.
-    const size = maxBytes === undefined ? 0 : Buffer.byteLength(JSON.stringify(item)) + 1;
-    if (current.length > 0 && (current.length >= MAX_BATCH || bytes + size > (maxBytes ?? Infinity))) {
-      out.push(current);
-      current = [];
-      bytes = 0;
+    for (const [i, w] of chunk.entries()) {
+      const outcome = outcomes[i];
+      if (outcome !== undefined) this.#settle(w, outcome, results);
     }
-    current.push(item);
-    bytes += size;
   }
-  if (current.length > 0) out.push(current);
-  return out;
-}
 
-function refused(
-  op: 'publish' | 'unpublish',
-  id: string,
-  version: number,
-  code: string,
-  message: string,
-): ConfirmResult {
-  return { op, id, version, error: { code, message } };
+  /** Confirms, refuses, or queues one item (only while its connection is open) by its outcome. */
+  #settle(w: Write, outcome: ItemOutcome, results: ConfirmResult[]): void {
+    const v = verdict(w, outcome);
+    if (v.kind !== 'retry') results.push(v.result);
+    else if (this.#conns.has(w.conn)) this.#pending.set(pendingKey(w), w);
+  }
 }

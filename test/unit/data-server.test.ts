@@ -3,7 +3,9 @@ import { test, type TestContext } from 'node:test';
 import type { ChangeListener, DatumChange } from '../../control-plane/data/data-api.js';
 import { DataServer } from '../../control-plane/data/data-server.js';
 import { registrationId, type Instance } from '../../proto/instance.js';
+import { ok } from '../../proto/result.js';
 import { silentLogger } from '../../proto/runtime/log.js';
+import { slotOf } from '../../proto/slot-table.js';
 import { VersionClock } from '../../proto/version.js';
 import { makeInstance, settle } from '../support/fixtures.js';
 
@@ -120,16 +122,25 @@ test('data server - only applied changes notify; interest can be withdrawn', asy
   const l = new RecordingListener();
   const w = server.watch('s1', l);
   w.interest('web', true);
-  assert.deepEqual(await server.publish('conn-1', [item(web1, 2)], 1), ['applied']);
+  assert.deepEqual(await server.publish('conn-1', [item(web1, 2)], 1), ok(['applied']));
   await settle();
-  assert.deepEqual(await server.publish('conn-1', [item(web1, 2), item(web1, 1)], 1), ['unchanged', 'stale']);
+  assert.deepEqual(
+    await server.publish('conn-1', [item(web1, 2), item(web1, 1)], 1),
+    ok(['unchanged', 'stale']),
+  );
   await settle();
   assert.equal(l.changes.length, 1);
-  await server.unpublish([{ key: 'web', registrationId: registrationId(web1), version: 1 }], 1);
+  assert.deepEqual(
+    await server.unpublish([{ key: 'web', registrationId: registrationId(web1), version: 1 }], 1),
+    ok(['stale']),
+  );
   await settle();
   assert.equal(l.changes.length, 1, 'an older removal changes nothing');
   w.interest('web', false);
-  await server.unpublish([{ key: 'web', registrationId: registrationId(web1), version: 3 }], 1);
+  assert.deepEqual(
+    await server.unpublish([{ key: 'web', registrationId: registrationId(web1), version: 3 }], 1),
+    ok(['removed']),
+  );
   await settle();
   assert.equal(l.changes.length, 1);
   assert.deepEqual((await server.fetch('web')).instances, []);
@@ -224,4 +235,45 @@ test('data server - reads of a key nobody published store nothing and versions s
 
   w.interest('ghost', false);
   assert.equal(server.stats()['interests'], 0, 'lost interest is forgotten');
+});
+
+test('data server - in a mixed batch only the items of slots it does not lead are stale_epoch', async (t) => {
+  const server = start(t, 0);
+  const l = new RecordingListener();
+  const w = server.watch('s1', l);
+  w.interest('web', true);
+  w.interest('db', true);
+  const webSlot = slotOf('web', 16);
+  const dbSlot = slotOf('db', 16);
+  assert.notEqual(webSlot, dbSlot, 'the test needs web and db in different slots');
+  // Epoch 2: db's slot moves to another data server; web's stays here.
+  const slots = Array.from({ length: 16 }, (_, id) => ({
+    id,
+    leader: id === dbSlot ? 'data-2' : 'data-1',
+    leaderEpoch: id === dbSlot ? 2 : 1,
+    followers: [],
+  }));
+  server.applyTable({ epoch: 2, slotCount: 16, slots });
+
+  assert.deepEqual(
+    await server.publish('conn-1', [item(web1), item(db1), item(web2)], 2),
+    ok(['applied', 'stale_epoch', 'applied']),
+  );
+  await settle();
+  assert.deepEqual(l.changes, [[{ key: 'web', version: (await server.fetch('web')).version }]]);
+  assert.equal(server.store.get('db').instances.length, 0, 'nothing stored for a slot it does not lead');
+
+  // A caller routing by an older table is told so for every item, even those of slots it leads.
+  const web3 = makeInstance({ id: 'web-3', service: 'web' });
+  assert.deepEqual(await server.publish('conn-1', [item(web3)], 1), ok(['stale_epoch']));
+  const removals = [
+    { key: 'web', registrationId: registrationId(web1), version: 1 },
+    { key: 'db', registrationId: registrationId(db1), version: 1 },
+  ];
+  assert.deepEqual(await server.unpublish(removals, 1), ok(['stale_epoch', 'stale_epoch']));
+  assert.deepEqual(await server.unpublish(removals, 2), ok(['removed', 'stale_epoch']));
+  assert.deepEqual(
+    (await server.fetch('web')).instances.map((i) => i.id),
+    ['web-2'],
+  );
 });

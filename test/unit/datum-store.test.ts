@@ -30,7 +30,7 @@ test('datum store - every applied change raises the datum version', () => {
   record();
   assert.equal(store.publish(pub({ ...web1, port: 9090 }, 2)), 'applied');
   record();
-  assert.equal(store.unpublish('web', registrationId(web2), 1), true);
+  assert.equal(store.unpublish('web', registrationId(web2), 1), 'removed');
   record();
   for (let i = 1; i < versions.length; i++) assert.ok((versions[i] ?? 0) > (versions[i - 1] ?? 0));
   assert.deepEqual(
@@ -99,14 +99,14 @@ test('datum store - unpublish respects versions', () => {
   const store = newStore();
   store.publish(pub(web1, 5));
   const v = store.version('web');
-  assert.equal(store.unpublish('web', registrationId(web1), 4), false, 'older removal ignored');
+  assert.equal(store.unpublish('web', registrationId(web1), 4), 'stale', 'older removal ignored');
   assert.equal(store.version('web'), v);
-  assert.equal(store.unpublish('db', registrationId(web1), 9), false, 'unknown key');
-  assert.equal(store.unpublish('web', 'node-x/none', 9), false, 'unknown registration');
-  assert.equal(store.unpublish('web', registrationId(web1), 6), true);
+  assert.equal(store.unpublish('db', registrationId(web1), 9), 'absent', 'unknown key');
+  assert.equal(store.unpublish('web', 'node-x/none', 9), 'absent', 'unknown registration');
+  assert.equal(store.unpublish('web', registrationId(web1), 6), 'removed');
   assert.ok((store.version('web') ?? 0) > (v ?? 0));
   assert.deepEqual(store.get('web').instances, []);
-  assert.equal(store.unpublish('web', registrationId(web1), 7), false, 'already gone');
+  assert.equal(store.unpublish('web', registrationId(web1), 7), 'absent', 'already gone');
   // Removed publishers are not dropped again with their connection.
   assert.deepEqual(store.dropOwner('conn-1'), []);
 });
@@ -168,7 +168,7 @@ test('datum store - a registration moved to another service is dropped with its 
   store.publish(pub(web1, 1));
   const renamed = { ...web1, service: 'api' };
   store.publish(pub(renamed, 2));
-  assert.equal(store.unpublish('web', registrationId(web1), 2), true);
+  assert.equal(store.unpublish('web', registrationId(web1), 2), 'removed');
   assert.deepEqual(store.dropOwner('conn-1'), ['api']);
   assert.deepEqual(store.get('api').instances, []);
 });
