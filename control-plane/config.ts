@@ -28,6 +28,10 @@ export interface ControlPlaneConfig {
     readonly heartbeatMs: number;
     /** Largest frame accepted on a server link before its hello is accepted. */
     readonly maxHelloBytes: number;
+    /** Time a server gives a peer that connected to one of its links to say an accepted hello. */
+    readonly helloTimeoutMs: number;
+    /** Reconnect delays of every outgoing server link: the first after a failure, and the cap. */
+    readonly retry: { readonly initialMs: number; readonly maxMs: number };
   };
   readonly session: {
     readonly id: string;
@@ -247,6 +251,21 @@ export const CONTROL_PLANE_VARS: readonly VarDoc[] = [
     doc: 'Largest frame a server link accepts before its hello is accepted (1 KiB..1 MiB); larger closes with 1009.',
   },
   {
+    name: 'MESHREG_LINK_HELLO_TIMEOUT_MS',
+    default: '5000',
+    doc: 'Time a peer that connected to a server link has to say an accepted hello (10..3600000); closed with 4008 after it.',
+  },
+  {
+    name: 'MESHREG_LINK_RETRY_INITIAL_MS',
+    default: '50',
+    doc: 'First reconnect delay of a link between servers after a failure (1..60000); doubles per failure, half of it jittered.',
+  },
+  {
+    name: 'MESHREG_LINK_RETRY_MAX_MS',
+    default: '2000',
+    doc: 'Longest reconnect delay of a link between servers (1..3600000, not below MESHREG_LINK_RETRY_INITIAL_MS).',
+  },
+  {
     name: 'MESHREG_SESSION_MAX_HELLO_BYTES',
     default: '65536',
     doc: 'Largest frame an agent may send before its hello is accepted (1 KiB..1 MiB); larger closes with 1009.',
@@ -296,6 +315,12 @@ export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: bool
   const leaseMs = int('MESHREG_META_LEASE_MS', 5000, 10);
   if (leaseMs <= heartbeatMs)
     throw new Error('MESHREG_META_LEASE_MS must be greater than MESHREG_HEARTBEAT_MS');
+  const retry = Object.freeze({
+    initialMs: int('MESHREG_LINK_RETRY_INITIAL_MS', 50, 1, 60_000),
+    maxMs: int('MESHREG_LINK_RETRY_MAX_MS', 2000, 1, 3_600_000),
+  });
+  if (retry.maxMs < retry.initialMs)
+    throw new Error('MESHREG_LINK_RETRY_MAX_MS must not be below MESHREG_LINK_RETRY_INITIAL_MS');
   const metaPort = e.get('MESHREG_META_PORT').default('9610').asPortNumber();
   const metaUrls = e
     .get('MESHREG_META_URL')
@@ -326,6 +351,8 @@ export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: bool
       maxFrameBytes: int('MESHREG_LINK_MAX_FRAME_BYTES', 64 * MIB, 1024, 1024 * MIB),
       heartbeatMs,
       maxHelloBytes: int('MESHREG_LINK_MAX_HELLO_BYTES', 64 * 1024, 1024, MIB),
+      helloTimeoutMs: int('MESHREG_LINK_HELLO_TIMEOUT_MS', 5000, 10, 3_600_000),
+      retry,
     }),
     session: Object.freeze({
       id: e.get('MESHREG_SESSION_ID').default(`session-${host}-${process.pid}`).asString(),
