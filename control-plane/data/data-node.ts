@@ -26,7 +26,6 @@ import {
   type ReplicationOp,
 } from '../../proto/cluster-link.js';
 import type { Logger } from '../../proto/runtime/log.js';
-import { opsEndpoints, type OpsOptions } from '../admin/ops-http.js';
 import { CLUSTER_PROTOCOL_VERSION } from '../../proto/rpc.js';
 import { MetaMember, type MemberLinkOptions } from '../link/meta-member.js';
 import type { SlotTable } from '../../proto/slot-table.js';
@@ -46,8 +45,6 @@ export interface DataNodeOptions extends RoleServerOptions, MemberLinkOptions {
   /** Longest wait for every session to answer a migration before going ahead without it. */
   readonly migrationTimeoutMs: number;
   readonly logger: Logger;
-  /** `/metrics` and the admin API on the data port. */
-  readonly ops: Omit<OpsOptions, 'logger'>;
   /** Called once a drain asked by meta is complete: this server leads and follows no slot. */
   readonly onDrained?: () => void;
 }
@@ -102,12 +99,7 @@ export class DataNode {
         return { id: opts.id };
       },
     );
-    this.#role.extend(
-      opsEndpoints(
-        { ...opts.ops, logger: this.#log },
-        dataAdminRoutes(this.server, () => this.health()),
-      ),
-    );
+    this.#role.ops(dataAdminRoutes(this.server, () => this.health()));
     this.#unregisterMetrics = registerDataMetrics(this.server, () => ({
       sessions: this.#sessions.size,
       publishes: this.#publishes,

@@ -119,6 +119,8 @@ export class LinkClient {
     // Reported before the entry action, which may itself move on (a socket that cannot be opened).
     this.#cb.state?.(next);
     switch (next) {
+      case 'idle':
+        break;
       case 'connecting':
         this.#connect();
         break;
@@ -139,8 +141,6 @@ export class LinkClient {
       case 'closed':
         clearTimeout(this.#timer);
         this.#peer?.close('shutting_down', 'stopping');
-        break;
-      case 'idle':
         break;
       default: {
         const never: never = next;

@@ -19,7 +19,7 @@ import {
   targetOf,
   writeRawError,
 } from '../../proto/runtime/http-edge.js';
-import type { HttpExtension } from '../admin/ops-http.js';
+import { opsEndpoints, type AdminRoute, type HttpExtension, type OpsOptions } from '../admin/ops-http.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { CLUSTER_PROTOCOL_VERSION, protocolMismatch } from '../../proto/rpc.js';
 import { describe } from '../../proto/validate.js';
@@ -40,6 +40,8 @@ export interface RoleServerOptions {
   readonly callTimeoutMs: number;
   /** Time a peer of a link has to say an accepted hello; then it is closed (`handshake_timeout`). */
   readonly helloTimeoutMs: number;
+  /** `/metrics` and the admin API on the role's port. */
+  readonly ops: Omit<OpsOptions, 'logger'>;
 }
 
 /** Frame limits of a socket endpoint: small until its owner accepts the hello, then the full size. */
@@ -130,9 +132,9 @@ export class RoleServer {
     });
   }
 
-  /** Adds `/metrics` and the admin API (tried before the 404). */
-  extend(extension: HttpExtension): this {
-    this.#extension = extension;
+  /** Serves `/metrics` and the admin API with the role's `routes` (tried before the 404). */
+  ops(routes: readonly AdminRoute[]): this {
+    this.#extension = opsEndpoints({ ...this.#opts.ops, logger: this.#logger }, routes);
     return this;
   }
 

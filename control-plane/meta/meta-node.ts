@@ -14,7 +14,6 @@ import { DRAIN_EVENT, META_LINK_PATH, SWITCHES_EVENT } from '../../proto/cluster
 import { MeshregError } from '../../proto/errors.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { meter } from '../../proto/runtime/telemetry.js';
-import { opsEndpoints, type OpsOptions } from '../admin/ops-http.js';
 import type { SlotTable } from '../../proto/slot-table.js';
 import { VersionClock } from '../../proto/version.js';
 import { RoleServer, type RoleServerOptions } from '../link/role-server.js';
@@ -32,8 +31,6 @@ export interface MetaNodeOptions extends RoleServerOptions {
   readonly followers: number;
   readonly maxLeaderMoves: number;
   readonly logger: Logger;
-  /** `/metrics` and the admin API on the meta port. */
-  readonly ops: Omit<OpsOptions, 'logger'>;
   /** Builds the store once the meta knows its own URL. */
   readonly store: (metaUrl: string) => MetaStore;
 }
@@ -79,7 +76,7 @@ export class MetaNode {
       this.#log.info('switches changed', { ...state });
       for (const m of this.#members.values()) if (m.role === 'session') m.peer?.emit(SWITCHES_EVENT, state);
     });
-    this.#server.extend(opsEndpoints({ ...opts.ops, logger: this.#log }, metaAdminRoutes(this)));
+    this.#server.ops(metaAdminRoutes(this));
     this.#unregisterMetrics = registerMetaMetrics(() => ({ members: this.members(), table: this.#table }));
   }
 

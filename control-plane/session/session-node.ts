@@ -7,22 +7,18 @@ import { AGENT_LINK_PATH } from '../../proto/agent-link.js';
 import { META_LINK_PATH, type Member } from '../../proto/cluster-link.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { CLUSTER_PROTOCOL_VERSION } from '../../proto/rpc.js';
-import { opsEndpoints, type OpsOptions } from '../admin/ops-http.js';
 import { MetaMember, type MemberLinkOptions } from '../link/meta-member.js';
-import { RoleServer } from '../link/role-server.js';
+import { RoleServer, type RoleServerOptions } from '../link/role-server.js';
 import { DataRouter } from './data-router.js';
 import { RemoteDataClient } from './remote-data.js';
 import { sessionAdminRoutes } from './session-ops.js';
 import { SessionServer, type SessionOptions } from './session-server.js';
 
-export interface SessionNodeOptions extends MemberLinkOptions {
+/** Where the role server listens comes from `session`; its link settings are the cluster's. */
+export interface SessionNodeOptions
+  extends MemberLinkOptions, Omit<RoleServerOptions, 'host' | 'port' | 'token'> {
   readonly session: SessionOptions;
   readonly clusterToken: string;
-  /** Largest frame on a server link before its hello (the session serves none today, but the shell is shared). */
-  readonly maxHelloBytes: number;
-  readonly helloTimeoutMs: number;
-  /** `/metrics` and the admin API on the session port. */
-  readonly ops: Omit<OpsOptions, 'logger'>;
   /** Called once a drain asked by meta is complete: no agent is connected any more. */
   readonly onDrained?: () => void;
 }
@@ -52,7 +48,7 @@ export class SessionNode {
       .socket(AGENT_LINK_PATH, agents, (ws, req) => {
         this.server.accept(ws, req);
       })
-      .extend(opsEndpoints({ ...opts.ops, logger: this.#log }, sessionAdminRoutes(this.server)));
+      .ops(sessionAdminRoutes(this.server));
   }
 
   get url(): string {
