@@ -9,6 +9,7 @@ import type { LinkHello } from '../../proto/cluster-link.js';
 import { MeshregError } from '../../proto/errors.js';
 import { SOCKET_OPEN } from '../../proto/runtime/link-socket.js';
 import { silentLogger } from '../../proto/runtime/log.js';
+import { readControlPlaneConfig } from '../../control-plane/config.js';
 import { LinkClient, type LinkClientState } from '../../control-plane/link/link-client.js';
 import { RpcPeer } from '../../control-plane/link/rpc-peer.js';
 import { socketPair, type MemorySocket } from '../support/socket-pair.js';
@@ -193,3 +194,21 @@ test('link client - the backoff resets after a good hello', async (t) => {
 function asFrames(s: MemorySocket | undefined): { t?: string; method?: string; params?: unknown }[] {
   return (s?.sentFrames() ?? []) as { t?: string; method?: string; params?: unknown }[];
 }
+
+test('link client - its timings come from bounded settings; a cap below the first delay is refused, naming both', () => {
+  const base = { MESHREG_TOKEN: 't' };
+  const c = readControlPlaneConfig(
+    { ...base, MESHREG_LINK_RETRY_INITIAL_MS: '20', MESHREG_LINK_RETRY_MAX_MS: '400' },
+    { dev: false },
+  );
+  assert.deepEqual(c.link.retry, { initialMs: 20, maxMs: 400 });
+  assert.equal(c.link.helloTimeoutMs, 5000);
+  assert.throws(
+    () =>
+      readControlPlaneConfig(
+        { ...base, MESHREG_LINK_RETRY_INITIAL_MS: '500', MESHREG_LINK_RETRY_MAX_MS: '400' },
+        { dev: false },
+      ),
+    /MESHREG_LINK_RETRY_MAX_MS must not be below MESHREG_LINK_RETRY_INITIAL_MS/,
+  );
+});
