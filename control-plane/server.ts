@@ -47,6 +47,9 @@ export class ControlPlane {
       callTimeoutMs: c.link.callTimeoutMs,
       maxFrameBytes: c.link.maxFrameBytes,
       maxHelloBytes: c.link.maxHelloBytes,
+      helloTimeoutMs: c.link.helloTimeoutMs,
+      retry: c.link.retry,
+      heartbeatMs: c.link.heartbeatMs,
     };
     const ops = { adminToken: c.admin.token, adminRemote: c.admin.remote, scrape: this.#hooks.scrape };
     if (c.roles.includes('meta')) {
@@ -93,7 +96,6 @@ export class ControlPlane {
         catalogDebounceMs: c.data.catalogDebounceMs,
         sessionGraceMs: c.data.sessionGraceMs,
         migrationTimeoutMs: c.data.migrationTimeoutMs,
-        heartbeatMs: c.link.heartbeatMs,
         ...link,
         ops,
         onDrained: () => this.#hooks.onDrained?.('data'),
@@ -131,7 +133,6 @@ export class ControlPlane {
         },
         metaUrl,
         clusterToken: c.clusterToken,
-        heartbeatMs: c.link.heartbeatMs,
         ...link,
         ops,
         onDrained: () => this.#hooks.onDrained?.('session'),

@@ -26,37 +26,25 @@ import {
   type ReplicationOp,
 } from '../../proto/cluster-link.js';
 import type { Logger } from '../../proto/runtime/log.js';
-import { opsEndpoints, type OpsOptions } from '../admin/ops-http.js';
 import { CLUSTER_PROTOCOL_VERSION } from '../../proto/rpc.js';
-import { MetaMember } from '../link/meta-member.js';
+import { MetaMember, type MemberLinkOptions } from '../link/meta-member.js';
 import type { SlotTable } from '../../proto/slot-table.js';
-import { RoleServer } from '../link/role-server.js';
+import { RoleServer, type RoleServerOptions } from '../link/role-server.js';
 import { params, type RpcPeer } from '../link/rpc-peer.js';
 import { dataAdminRoutes, registerDataMetrics, tracedPublish } from './data-ops.js';
 import { DataServer } from './data-server.js';
 import { ReplicaFollower } from './replica-follower.js';
 
-export interface DataNodeOptions {
+export interface DataNodeOptions extends RoleServerOptions, MemberLinkOptions {
   readonly id: string;
-  readonly host: string;
-  readonly port: number;
   readonly advertiseHost: string;
-  readonly metaUrl: string;
-  readonly token: string;
   readonly slotCount: number;
   readonly warmupMs: number;
   readonly catalogDebounceMs: number;
   readonly sessionGraceMs: number;
   /** Longest wait for every session to answer a migration before going ahead without it. */
   readonly migrationTimeoutMs: number;
-  readonly heartbeatMs: number;
-  readonly callTimeoutMs: number;
-  readonly maxFrameBytes: number;
-  /** Largest frame a peer may send before its hello is accepted. */
-  readonly maxHelloBytes: number;
   readonly logger: Logger;
-  /** `/metrics` and the admin API on the data port. */
-  readonly ops: Omit<OpsOptions, 'logger'>;
   /** Called once a drain asked by meta is complete: this server leads and follows no slot. */
   readonly onDrained?: () => void;
 }
@@ -100,32 +88,18 @@ export class DataNode {
       this.#replicate(op);
     };
     this.#follower = new ReplicaFollower(this.server, {
+      ...opts,
       hello: () => this.#hello(this.url),
-      slotCount: opts.slotCount,
-      callTimeoutMs: opts.callTimeoutMs,
-      maxFrameBytes: opts.maxFrameBytes,
       logger: this.#log,
     });
-    this.#role = new RoleServer({
-      role: 'data',
-      host: opts.host,
-      port: opts.port,
-      token: opts.token,
-      maxFrameBytes: opts.maxFrameBytes,
-      maxHelloBytes: opts.maxHelloBytes,
-      callTimeoutMs: opts.callTimeoutMs,
-      logger: this.#log,
-      health: () => this.health(),
-    }).link(DATA_LINK_PATH, (peer, hello) => {
-      this.#accept(peer, hello);
-      return { id: opts.id };
-    });
-    this.#role.extend(
-      opsEndpoints(
-        { ...opts.ops, logger: this.#log },
-        dataAdminRoutes(this.server, () => this.health()),
-      ),
+    this.#role = new RoleServer('data', opts, this.#log, () => this.health()).link(
+      DATA_LINK_PATH,
+      (peer, hello) => {
+        this.#accept(peer, hello);
+        return { id: opts.id };
+      },
     );
+    this.#role.ops(dataAdminRoutes(this.server, () => this.health()));
     this.#unregisterMetrics = registerDataMetrics(this.server, () => ({
       sessions: this.#sessions.size,
       publishes: this.#publishes,
@@ -151,14 +125,7 @@ export class DataNode {
     await this.#role.listen();
     const url = `ws://${this.#opts.advertiseHost !== '' ? `${this.#opts.advertiseHost}:${this.#role.address.split(':').pop() ?? ''}` : this.#role.address}${DATA_LINK_PATH}`;
     this.#meta = new MetaMember(
-      {
-        urls: this.#opts.metaUrl,
-        hello: this.#hello(url),
-        heartbeatMs: this.#opts.heartbeatMs,
-        callTimeoutMs: this.#opts.callTimeoutMs,
-        maxFrameBytes: this.#opts.maxFrameBytes,
-        logger: this.#log,
-      },
+      { ...this.#opts, hello: this.#hello(url), logger: this.#log },
       {
         table: (t) => {
           this.#onTable(t);

@@ -13,7 +13,7 @@ import {
   type ReplicationOp,
 } from '../../proto/cluster-link.js';
 import type { Logger } from '../../proto/runtime/log.js';
-import { LinkClient } from '../link/link-client.js';
+import { LinkClient, type LinkRetry } from '../link/link-client.js';
 import type { DataServer } from './data-server.js';
 
 export interface ReplicaFollowerOptions {
@@ -21,6 +21,8 @@ export interface ReplicaFollowerOptions {
   readonly slotCount: number;
   readonly callTimeoutMs: number;
   readonly maxFrameBytes: number;
+  /** Reconnect delays of the link. */
+  readonly retry: LinkRetry;
   readonly logger: Logger;
 }
 
@@ -78,8 +80,7 @@ export class ReplicaFollower {
         hello: this.#opts.hello(),
         callTimeoutMs: this.#opts.callTimeoutMs,
         maxFrameBytes: this.#opts.maxFrameBytes,
-        retryMinMs: 50,
-        retryMaxMs: 2000,
+        retry: this.#opts.retry,
         logger: this.#opts.logger,
       },
       {

@@ -1,11 +1,40 @@
 /**
  * A server's outgoing link to another server (meta, or a data server): connects, says `hello`,
- * and reconnects with jittered backoff until stopped. The owner sets handlers in `onConnect`.
+ * and reconnects with the shared jittered backoff until stopped. The owner sets handlers in `setup`.
+ *
+ * States: idle → connecting → hello → open → backoff → connecting … → closed. Every transition goes
+ * through {@link LinkClient.#to}, which checks the from-state, logs `A -> B` at debug level and runs
+ * the entry action. A failure moves on to the next URL of the list after a delay that grows per
+ * failure; the delay resets only once a hello was accepted.
  */
 import WebSocket from 'ws';
 import type { LinkHello } from '../../proto/cluster-link.js';
+import { FATAL_CLOSE_CODES } from '../../proto/errors.js';
+import { Backoff } from '../../proto/runtime/backoff.js';
+import type { LinkSocket } from '../../proto/runtime/link-socket.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { RpcPeer } from './rpc-peer.js';
+
+/** Reconnect delays: the first after a failure and the cap; each failure doubles it, half of it jittered. */
+export interface LinkRetry {
+  readonly initialMs: number;
+  readonly maxMs: number;
+}
+
+/** What a new socket is opened with. */
+export interface LinkSocketOptions {
+  /** Largest frame accepted from the peer. */
+  readonly maxPayload: number;
+  /** Longest wait for the WebSocket handshake. */
+  readonly handshakeTimeout: number;
+}
+
+/** Opens a socket to `url`, still connecting; it emits `open` once the handshake is done. */
+export type LinkSocketFactory = (url: string, opts: LinkSocketOptions) => LinkSocket;
+
+/** The default factory: a `ws` WebSocket without compression. */
+export const wsSocket: LinkSocketFactory = (url, opts) =>
+  new WebSocket(url, { ...opts, perMessageDeflate: false });
 
 export interface LinkClientOptions {
   /** One URL, or several comma-separated: each failed connection moves on to the next. */
@@ -13,98 +42,164 @@ export interface LinkClientOptions {
   readonly hello: LinkHello;
   readonly callTimeoutMs: number;
   readonly maxFrameBytes: number;
-  readonly retryMinMs: number;
-  readonly retryMaxMs: number;
+  readonly retry: LinkRetry;
   readonly logger: Logger;
+  /** Opens the sockets (default {@link wsSocket}); tests pass an in-memory pair. */
+  readonly connect?: LinkSocketFactory;
+  /** Random source of the backoff's jitter (default `Math.random`). */
+  readonly random?: () => number;
 }
+
+export type LinkClientState = 'idle' | 'connecting' | 'hello' | 'open' | 'backoff' | 'closed';
+
+const ALLOWED: Readonly<Record<LinkClientState, readonly LinkClientState[]>> = {
+  idle: ['connecting', 'closed'],
+  connecting: ['hello', 'backoff', 'closed'],
+  hello: ['open', 'backoff', 'closed'],
+  open: ['backoff', 'closed'],
+  backoff: ['connecting', 'closed'],
+  closed: [],
+};
 
 /**
  * `setup` runs on every new socket before its hello, so handlers exist before the first event can
- * arrive; `ready` runs once the hello was accepted.
+ * arrive; `ready` runs once the hello was accepted; `state` sees every state as it is entered.
  */
 export interface LinkCallbacks {
   setup(peer: RpcPeer): void;
   ready?(peer: RpcPeer): void;
+  state?(state: LinkClientState): void;
 }
 
 export class LinkClient {
   readonly #opts: LinkClientOptions;
   readonly #cb: LinkCallbacks;
-  readonly #onDisconnect: () => void;
+  readonly #urls: readonly string[];
+  readonly #backoff: Backoff;
+  #state: LinkClientState = 'idle';
+  /** The peer of the current socket, whatever its state. */
   #peer: RpcPeer | undefined;
-  #stopped = false;
-  #attempt = 0;
   #next = 0;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(opts: LinkClientOptions, cb: LinkCallbacks, onDisconnect: () => void = () => undefined) {
+  constructor(opts: LinkClientOptions, cb: LinkCallbacks) {
     this.#opts = opts;
     this.#cb = cb;
-    this.#onDisconnect = onDisconnect;
+    this.#urls = opts.url.split(',');
+    this.#backoff = new Backoff({ ...opts.retry, multiplier: 2, jitter: 0.5 }, opts.random);
   }
 
   get url(): string {
     return this.#opts.url;
   }
 
-  /** The connected peer, if the link is up. */
+  get state(): LinkClientState {
+    return this.#state;
+  }
+
+  /** The connected peer, if the link is up (its hello accepted). */
   get peer(): RpcPeer | undefined {
-    return this.#peer?.isOpen === true ? this.#peer : undefined;
+    return this.#state === 'open' && this.#peer?.isOpen === true ? this.#peer : undefined;
   }
 
   start(): void {
-    this.#connect();
+    this.#to('connecting', 'start');
   }
 
+  /** Closes for good: no more attempts. */
   stop(): void {
-    this.#stopped = true;
-    clearTimeout(this.#timer);
-    this.#peer?.close('shutting_down', 'stopping');
+    if (this.#state !== 'closed') this.#to('closed', 'stopped');
+  }
+
+  #to(next: LinkClientState, reason: string, delayMs = 0): void {
+    const from = this.#state;
+    if (!ALLOWED[from].includes(next)) throw new Error(`link client: illegal transition ${from} -> ${next}`);
+    this.#state = next;
+    this.#opts.logger.debug(`${from} -> ${next}`, { url: this.#opts.url, reason });
+    // Reported before the entry action, which may itself move on (a socket that cannot be opened).
+    this.#cb.state?.(next);
+    switch (next) {
+      case 'idle':
+        break;
+      case 'connecting':
+        this.#connect();
+        break;
+      case 'hello':
+        if (this.#peer !== undefined) this.#sayHello(this.#peer);
+        break;
+      case 'open':
+        this.#backoff.reset();
+        if (this.#peer !== undefined) this.#cb.ready?.(this.#peer);
+        break;
+      case 'backoff':
+        this.#peer = undefined;
+        this.#timer = setTimeout(() => {
+          this.#to('connecting', 'backoff elapsed');
+        }, delayMs);
+        this.#timer.unref();
+        break;
+      case 'closed':
+        clearTimeout(this.#timer);
+        this.#peer?.close('shutting_down', 'stopping');
+        break;
+      default: {
+        const never: never = next;
+        throw new Error(`unknown state ${String(never)}`);
+      }
+    }
   }
 
   #connect(): void {
-    if (this.#stopped) return;
-    const urls = this.#opts.url.split(',');
-    const url = urls[this.#next++ % urls.length] ?? '';
-    const ws = new WebSocket(url, {
-      maxPayload: this.#opts.maxFrameBytes,
-      perMessageDeflate: false,
-      handshakeTimeout: this.#opts.callTimeoutMs,
-    });
-    const peer = new RpcPeer(ws, {
+    const url = this.#urls[this.#next++ % this.#urls.length] ?? '';
+    let socket: LinkSocket;
+    try {
+      socket = (this.#opts.connect ?? wsSocket)(url, {
+        maxPayload: this.#opts.maxFrameBytes,
+        handshakeTimeout: this.#opts.callTimeoutMs,
+      });
+    } catch (err) {
+      // A malformed URL throws at once; it is retried like any failed connection.
+      this.#opts.logger.warn('link could not open a socket', { url, err });
+      this.#to('backoff', 'socket not opened', this.#backoff.next());
+      return;
+    }
+    // RpcPeer reads no more of the socket than LinkSocket declares (its parameter type says so once
+    // it takes a LinkSocket; until then the socket is passed as the ws class it was written for).
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment
+    const peer = new RpcPeer(socket as WebSocket, {
       callTimeoutMs: this.#opts.callTimeoutMs,
       logger: this.#opts.logger,
       pageBytes: Math.floor(this.#opts.maxFrameBytes / 2),
     });
+    this.#peer = peer;
     this.#cb.setup(peer);
-    ws.once('open', () => {
-      peer.callVoid('hello', this.#opts.hello).then(
-        () => {
-          this.#attempt = 0;
-          this.#peer = peer;
-          this.#cb.ready?.(peer);
-        },
-        (err: unknown) => {
-          this.#opts.logger.warn('link hello refused', { url: this.#opts.url, err });
-          peer.terminate();
-        },
-      );
+    socket.once('open', () => {
+      if (this.#peer === peer && this.#state === 'connecting') this.#to('hello', `connected to ${url}`);
     });
-    void peer.closed.then(() => {
-      const wasUp = this.#peer === peer;
-      if (wasUp) {
-        this.#peer = undefined;
-        this.#onDisconnect();
-      }
-      if (this.#stopped) return;
-      const base = Math.min(this.#opts.retryMaxMs, this.#opts.retryMinMs * 2 ** this.#attempt++);
-      this.#timer = setTimeout(
-        () => {
-          this.#connect();
-        },
-        base / 2 + Math.random() * (base / 2),
-      );
-      this.#timer.unref();
+    void peer.closed.then(({ code, reason }) => {
+      if (this.#peer !== peer || this.#state === 'closed') return;
+      this.#onClosed(code, reason);
     });
+  }
+
+  #sayHello(peer: RpcPeer): void {
+    const said = peer.callVoid('hello', this.#opts.hello);
+    said.then(
+      () => {
+        if (this.#peer === peer && this.#state === 'hello') this.#to('open', 'hello accepted');
+      },
+      (err: unknown) => {
+        this.#opts.logger.warn('link hello refused', { url: this.#opts.url, err });
+        peer.terminate();
+      },
+    );
+  }
+
+  #onClosed(code: number, reason: string): void {
+    const wasOpen = this.#state === 'open';
+    // A wrong token or protocol version is not fixed by retrying soon.
+    const delay = FATAL_CLOSE_CODES.has(code) ? this.#backoff.max() : this.#backoff.next();
+    if (wasOpen) this.#opts.logger.info('link lost', { url: this.#opts.url, code, reason, retryInMs: delay });
+    this.#to('backoff', `closed ${String(code)} ${reason}`, delay);
   }
 }

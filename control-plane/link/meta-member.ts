@@ -15,15 +15,21 @@ import {
 } from '../../proto/cluster-link.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import type { SlotTable } from '../../proto/slot-table.js';
-import { LinkClient } from './link-client.js';
+import { LinkClient, type LinkRetry } from './link-client.js';
 
-export interface MetaMemberOptions {
+/** What a member role (data, session) is told about meta and the links it dials: the same in both. */
+export interface MemberLinkOptions {
   /** Meta URLs, comma-separated. */
-  readonly urls: string;
-  readonly hello: LinkHello;
+  readonly metaUrl: string;
   readonly heartbeatMs: number;
   readonly callTimeoutMs: number;
   readonly maxFrameBytes: number;
+  /** Reconnect delays of every link the member dials. */
+  readonly retry: LinkRetry;
+}
+
+export interface MetaMemberOptions extends MemberLinkOptions {
+  readonly hello: LinkHello;
   readonly logger: Logger;
 }
 
@@ -44,12 +50,11 @@ export class MetaMember {
     const log = opts.logger;
     this.#client = new LinkClient(
       {
-        url: opts.urls,
+        url: opts.metaUrl,
         hello: opts.hello,
         callTimeoutMs: opts.callTimeoutMs,
         maxFrameBytes: opts.maxFrameBytes,
-        retryMinMs: 50,
-        retryMaxMs: 2000,
+        retry: opts.retry,
         logger: log,
       },
       {

@@ -1,6 +1,9 @@
 /**
- * The HTTP server of one role: `GET /health` for operators and load balancers, `/metrics` and the
- * admin API when given, and WebSocket link endpoints whose first request must be an authenticated `hello` of the right protocol version.
+ * The HTTP server of one role, the same shell for meta, data and session: `GET /health` for operators
+ * and load balancers, `/metrics` and the admin API when given, WebSocket link endpoints whose first
+ * request must be an authenticated `hello` of the right protocol version, and socket endpoints (the
+ * agent link) handed to their owner. Malformed requests, bad upgrade targets and unknown paths are
+ * answered here, once for every role; every socket starts with the small pre-hello frame limit.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -16,7 +19,7 @@ import {
   targetOf,
   writeRawError,
 } from '../../proto/runtime/http-edge.js';
-import type { HttpExtension } from '../admin/ops-http.js';
+import { opsEndpoints, type AdminRoute, type HttpExtension, type OpsOptions } from '../admin/ops-http.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { CLUSTER_PROTOCOL_VERSION, protocolMismatch } from '../../proto/rpc.js';
 import { describe } from '../../proto/validate.js';
@@ -24,55 +27,81 @@ import { tokensEqual } from './auth.js';
 import { RpcPeer } from './rpc-peer.js';
 import { closeOversizedWithReason, setMaxPayload } from './ws-limits.js';
 
+/** Where a role listens and how its cluster links are served: the same fields in every role's options. */
 export interface RoleServerOptions {
-  readonly role: string;
   readonly host: string;
   readonly port: number;
+  /** The cluster token a peer's hello must carry. */
   readonly token: string;
   /** Largest frame once the hello is accepted. */
   readonly maxFrameBytes: number;
   /** Largest frame before the hello is accepted (nothing unauthenticated may allocate much). */
   readonly maxHelloBytes: number;
   readonly callTimeoutMs: number;
-  readonly logger: Logger;
-  readonly health: () => Record<string, unknown>;
+  /** Time a peer of a link has to say an accepted hello; then it is closed (`handshake_timeout`). */
+  readonly helloTimeoutMs: number;
+  /** `/metrics` and the admin API on the role's port. */
+  readonly ops: Omit<OpsOptions, 'logger'>;
+}
+
+/** Frame limits of a socket endpoint: small until its owner accepts the hello, then the full size. */
+export interface SocketLimits {
+  readonly maxHelloBytes: number;
+  readonly maxFrameBytes: number;
 }
 
 /** Called once a peer said a valid hello; returns what the hello answers. */
 export type PeerAccepted = (peer: RpcPeer, hello: LinkHello) => unknown;
 
+/**
+ * Takes a WebSocket accepted at a socket endpoint (the agent link): its owner speaks the protocol,
+ * checks the hello and raises the frame limit after it.
+ */
+export type SocketAccepted = (ws: WebSocket, req: http.IncomingMessage) => void;
+
+interface SocketEndpoint {
+  readonly wss: WebSocketServer;
+  readonly accepted: SocketAccepted;
+}
+
 export class RoleServer {
+  readonly #role: string;
   readonly #opts: RoleServerOptions;
+  readonly #logger: Logger;
+  readonly #health: () => Record<string, unknown>;
   readonly #http: http.Server;
   readonly #wss: WebSocketServer;
   readonly #links = new Map<string, PeerAccepted>();
   readonly #peers = new Set<RpcPeer>();
-  readonly #upgrades = new Map<string, (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void>();
+  readonly #sockets = new Map<string, SocketEndpoint>();
   #address = '';
   #extension: HttpExtension | undefined;
 
-  constructor(opts: RoleServerOptions) {
+  /** `health` adds to the `/health` body; a `status: 'degraded'` in it answers 503. */
+  constructor(
+    role: string,
+    opts: RoleServerOptions,
+    logger: Logger,
+    health: () => Record<string, unknown> = () => ({}),
+  ) {
+    this.#role = role;
     this.#opts = opts;
-    this.#wss = new WebSocketServer({
-      noServer: true,
-      // Raised to maxFrameBytes for this connection once its hello is accepted (#accept).
-      maxPayload: Math.min(opts.maxHelloBytes, opts.maxFrameBytes),
-      perMessageDeflate: false,
-    });
+    this.#logger = logger;
+    this.#health = health;
+    this.#wss = preHelloServer(opts);
     this.#http = http.createServer(
-      safeListener(opts.logger, (req, res) => {
+      safeListener(logger, (req, res) => {
         this.#onHttp(req, res);
       }),
     );
-    this.#http.on('clientError', clientErrorHandler(opts.logger));
-    this.#http.on('upgrade', safeUpgrade(opts.logger, this.#onUpgrade.bind(this)));
+    this.#http.on('clientError', clientErrorHandler(logger));
+    this.#http.on('upgrade', safeUpgrade(logger, this.#onUpgrade.bind(this)));
   }
 
   #onHttp(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const opts = this.#opts;
     const path = targetOf(req).path;
     if (req.method === 'GET' && path === '/health') {
-      const body = { status: 'ok', role: opts.role, ...opts.health() };
+      const body = { status: 'ok', role: this.#role, ...this.#health() };
       // A degraded role still serves, but a load balancer or probe should know.
       res
         .writeHead(body.status === 'degraded' ? 503 : 200, { 'content-type': 'application/json' })
@@ -86,9 +115,11 @@ export class RoleServer {
   /** A bad target throws a 400 here, which the safe edge writes on the socket before closing it. */
   #onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
     const path = targetOf(req).path;
-    const custom = this.#upgrades.get(path);
-    if (custom !== undefined) {
-      custom(req, socket, head);
+    const endpoint = this.#sockets.get(path);
+    if (endpoint !== undefined) {
+      endpoint.wss.handleUpgrade(req, socket, head, (ws) => {
+        endpoint.accepted(ws, req);
+      });
       return;
     }
     const accepted = this.#links.get(path);
@@ -101,9 +132,9 @@ export class RoleServer {
     });
   }
 
-  /** Adds `/metrics` and the admin API (tried before the 404). */
-  extend(extension: HttpExtension): this {
-    this.#extension = extension;
+  /** Serves `/metrics` and the admin API with the role's `routes` (tried before the 404). */
+  ops(routes: readonly AdminRoute[]): this {
+    this.#extension = opsEndpoints({ ...this.#opts.ops, logger: this.#logger }, routes);
     return this;
   }
 
@@ -113,9 +144,9 @@ export class RoleServer {
     return this;
   }
 
-  /** Hands upgrades on `path` to another WebSocket server (the agent link). */
-  upgrade(path: string, handler: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void): this {
-    this.#upgrades.set(path, handler);
+  /** Serves a socket endpoint at `path` whose owner speaks its own protocol (the agent link). */
+  socket(path: string, limits: SocketLimits, accepted: SocketAccepted): this {
+    this.#sockets.set(path, { wss: preHelloServer(limits), accepted });
     return this;
   }
 
@@ -145,8 +176,9 @@ export class RoleServer {
   }
 
   async close(): Promise<void> {
-    for (const p of this.#peers) p.close('shutting_down', `${this.#opts.role} stopping`);
+    for (const p of this.#peers) p.close('shutting_down', `${this.#role} stopping`);
     this.#wss.close();
+    for (const e of this.#sockets.values()) e.wss.close();
     this.#http.closeAllConnections();
     await new Promise<void>((resolve) => this.#http.close(() => resolve()));
   }
@@ -154,18 +186,18 @@ export class RoleServer {
   #accept(ws: WebSocket, accepted: PeerAccepted): void {
     const peer = new RpcPeer(ws, {
       callTimeoutMs: this.#opts.callTimeoutMs,
-      logger: this.#opts.logger,
+      logger: this.#logger,
       pageBytes: Math.floor(this.#opts.maxFrameBytes / 2),
       firstMethod: 'hello',
     });
     closeOversizedWithReason(ws, (limitBytes) => {
-      peer.log.warn('link frame too large; closed', { role: this.#opts.role, limitBytes });
+      peer.log.warn('link frame too large; closed', { role: this.#role, limitBytes });
     });
     this.#peers.add(peer);
     void peer.closed.then(() => this.#peers.delete(peer));
     const timer = setTimeout(() => {
       peer.close('handshake_timeout', 'no hello received in time');
-    }, 5000);
+    }, this.#opts.helloTimeoutMs);
     timer.unref();
     void peer.closed.then(() => {
       clearTimeout(timer);
@@ -200,6 +232,18 @@ export class RoleServer {
     });
     return err;
   }
+}
+
+/**
+ * A WebSocket server for upgrades handed over by the HTTP server. Every connection starts with the
+ * small pre-hello frame limit; it is raised for that connection once its hello is accepted.
+ */
+function preHelloServer(limits: SocketLimits): WebSocketServer {
+  return new WebSocketServer({
+    noServer: true,
+    maxPayload: Math.min(limits.maxHelloBytes, limits.maxFrameBytes),
+    perMessageDeflate: false,
+  });
 }
 
 export { WebSocket };

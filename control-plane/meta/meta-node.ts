@@ -14,34 +14,23 @@ import { DRAIN_EVENT, META_LINK_PATH, SWITCHES_EVENT } from '../../proto/cluster
 import { MeshregError } from '../../proto/errors.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { meter } from '../../proto/runtime/telemetry.js';
-import { httpBase, metaAdminRoutes, type MemberView } from '../admin/meta-admin.js';
-import { registerMetaMetrics } from '../admin/meta-metrics.js';
-import { opsEndpoints, type OpsOptions } from '../admin/ops-http.js';
-import { SwitchBoard } from '../admin/switch-board.js';
 import type { SlotTable } from '../../proto/slot-table.js';
 import { VersionClock } from '../../proto/version.js';
-import { RoleServer } from '../link/role-server.js';
+import { RoleServer, type RoleServerOptions } from '../link/role-server.js';
 import type { RpcPeer } from '../link/rpc-peer.js';
+import { httpBase, metaAdminRoutes, registerMetaMetrics, type MemberView } from './meta-ops.js';
 import type { MetaStore, SharedMember } from './meta-store.js';
 import { arrangeSlots } from './slot-arranger.js';
+import { SwitchBoard } from './switch-board.js';
 
-export interface MetaNodeOptions {
-  readonly host: string;
-  readonly port: number;
-  readonly token: string;
+export interface MetaNodeOptions extends RoleServerOptions {
   readonly leaseMs: number;
   readonly warmupMs: number;
   readonly arrangeIntervalMs: number;
   readonly slotCount: number;
   readonly followers: number;
   readonly maxLeaderMoves: number;
-  readonly callTimeoutMs: number;
-  readonly maxFrameBytes: number;
-  /** Largest frame a peer may send before its hello is accepted. */
-  readonly maxHelloBytes: number;
   readonly logger: Logger;
-  /** `/metrics` and the admin API on the meta port. */
-  readonly ops: Omit<OpsOptions, 'logger'>;
   /** Builds the store once the meta knows its own URL. */
   readonly store: (metaUrl: string) => MetaStore;
 }
@@ -79,22 +68,15 @@ export class MetaNode {
   constructor(opts: MetaNodeOptions) {
     this.#opts = opts;
     this.#log = opts.logger.child({ role: 'meta' });
-    this.#server = new RoleServer({
-      role: 'meta',
-      host: opts.host,
-      port: opts.port,
-      token: opts.token,
-      maxFrameBytes: opts.maxFrameBytes,
-      maxHelloBytes: opts.maxHelloBytes,
-      callTimeoutMs: opts.callTimeoutMs,
-      logger: this.#log,
-      health: () => this.health(),
-    }).link(META_LINK_PATH, (peer, hello) => this.#join(peer, hello));
+    this.#server = new RoleServer('meta', opts, this.#log, () => this.health()).link(
+      META_LINK_PATH,
+      (peer, hello) => this.#join(peer, hello),
+    );
     this.switches = new SwitchBoard((state) => {
       this.#log.info('switches changed', { ...state });
       for (const m of this.#members.values()) if (m.role === 'session') m.peer?.emit(SWITCHES_EVENT, state);
     });
-    this.#server.extend(opsEndpoints({ ...opts.ops, logger: this.#log }, metaAdminRoutes(this)));
+    this.#server.ops(metaAdminRoutes(this));
     this.#unregisterMetrics = registerMetaMetrics(() => ({ members: this.members(), table: this.#table }));
   }
 

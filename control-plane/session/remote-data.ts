@@ -33,7 +33,7 @@ import type {
   PublishItem,
   UnpublishItem,
 } from '../data/data-api.js';
-import { LinkClient } from '../link/link-client.js';
+import { LinkClient, type LinkRetry } from '../link/link-client.js';
 import { MeshregError } from '../../proto/errors.js';
 import { params, type RpcPeer } from '../link/rpc-peer.js';
 
@@ -43,6 +43,8 @@ export interface RemoteDataOptions {
   readonly token: string;
   readonly callTimeoutMs: number;
   readonly maxFrameBytes: number;
+  /** Reconnect delays of the link. */
+  readonly retry: LinkRetry;
   readonly logger: Logger;
   /** Answers a migrating data server: this session's publishers in `slots`. */
   readonly collect: (p: CollectParams) => OwnedPublisher[];
@@ -79,8 +81,7 @@ export class RemoteDataClient implements DataApi {
         },
         callTimeoutMs: opts.callTimeoutMs,
         maxFrameBytes: opts.maxFrameBytes,
-        retryMinMs: 50,
-        retryMaxMs: 2000,
+        retry: opts.retry,
         logger: opts.logger.child({ dataId: member.id }),
       },
       {

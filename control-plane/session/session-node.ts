@@ -1,31 +1,31 @@
 /**
- * The session role as a process: a {@link SessionServer} for agents, a member of meta (which hands
- * it the slot table, the data servers and the other sessions), and one link per data server.
+ * The session role as a process: its role server (the agent link, `/health`, metrics and admin), a
+ * {@link SessionServer} for the agents, a member of meta (which hands it the slot table, the data
+ * servers and the other sessions), and one link per data server.
  */
+import { AGENT_LINK_PATH } from '../../proto/agent-link.js';
 import { META_LINK_PATH, type Member } from '../../proto/cluster-link.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { CLUSTER_PROTOCOL_VERSION } from '../../proto/rpc.js';
-import { opsEndpoints, type OpsOptions } from '../admin/ops-http.js';
-import { MetaMember } from '../link/meta-member.js';
+import { MetaMember, type MemberLinkOptions } from '../link/meta-member.js';
+import { RoleServer, type RoleServerOptions } from '../link/role-server.js';
 import { DataRouter } from './data-router.js';
 import { RemoteDataClient } from './remote-data.js';
+import { sessionAdminRoutes } from './session-ops.js';
 import { SessionServer, type SessionOptions } from './session-server.js';
 
-export interface SessionNodeOptions {
+/** Where the role server listens comes from `session`; its link settings are the cluster's. */
+export interface SessionNodeOptions
+  extends MemberLinkOptions, Omit<RoleServerOptions, 'host' | 'port' | 'token'> {
   readonly session: SessionOptions;
-  readonly metaUrl: string;
   readonly clusterToken: string;
-  readonly heartbeatMs: number;
-  readonly callTimeoutMs: number;
-  readonly maxFrameBytes: number;
-  /** `/metrics` and the admin API on the session port. */
-  readonly ops: Omit<OpsOptions, 'logger'>;
   /** Called once a drain asked by meta is complete: no agent is connected any more. */
   readonly onDrained?: () => void;
 }
 
 export class SessionNode {
   readonly server: SessionServer;
+  readonly #role: RoleServer;
   readonly #opts: SessionNodeOptions;
   readonly #router = new DataRouter();
   readonly #data = new Map<string, RemoteDataClient>();
@@ -36,29 +36,19 @@ export class SessionNode {
   constructor(opts: SessionNodeOptions) {
     this.#opts = opts;
     this.#log = opts.session.logger.child({ role: 'session', sessionId: opts.session.id });
-    this.server = new SessionServer(opts.session, this.#router, () => ({
-      metaConnected: this.#meta?.connected === true,
-      epoch: this.#router.epoch,
-      dataServers: [...this.#data.values()].map((d) => ({ id: d.id, connected: d.connected })),
-    }));
+    const agents = opts.session;
+    this.server = new SessionServer(agents, this.#router);
     this.server.setPeers(() => this.#peers);
-    this.server.extend(
-      opsEndpoints({ ...opts.ops, logger: this.#log }, [
-        {
-          method: 'GET',
-          path: '/admin/connections',
-          handler: () => ({
-            status: 200,
-            body: { sessionId: this.server.sessionId, connections: this.server.connections() },
-          }),
-        },
-        {
-          method: 'GET',
-          path: '/admin/switches',
-          handler: () => ({ status: 200, body: this.server.switches }),
-        },
-      ]),
-    );
+    this.#role = new RoleServer(
+      'session',
+      { ...opts, host: agents.host, port: agents.port, token: opts.clusterToken },
+      this.#log,
+      () => this.#health(),
+    )
+      .socket(AGENT_LINK_PATH, agents, (ws, req) => {
+        this.server.accept(ws, req);
+      })
+      .ops(sessionAdminRoutes(this.server));
   }
 
   get url(): string {
@@ -66,12 +56,15 @@ export class SessionNode {
   }
 
   async start(): Promise<void> {
-    await this.server.listen();
+    await this.#role.listen();
+    const advertised = this.#opts.session.advertiseUrl;
+    this.server.listening(advertised !== '' ? advertised : this.#role.url(AGENT_LINK_PATH));
+    this.#log.info('session listening', { url: this.server.url });
     if (!this.#opts.metaUrl.endsWith(META_LINK_PATH))
       this.#log.warn('meta URL does not end with the meta link path', { url: this.#opts.metaUrl });
     this.#meta = new MetaMember(
       {
-        urls: this.#opts.metaUrl,
+        ...this.#opts,
         hello: {
           role: 'session',
           id: this.server.sessionId,
@@ -79,9 +72,6 @@ export class SessionNode {
           protocolVersion: CLUSTER_PROTOCOL_VERSION,
           token: this.#opts.clusterToken,
         },
-        heartbeatMs: this.#opts.heartbeatMs,
-        callTimeoutMs: this.#opts.callTimeoutMs,
-        maxFrameBytes: this.#opts.maxFrameBytes,
         logger: this.#log,
       },
       {
@@ -106,7 +96,19 @@ export class SessionNode {
   async stop(): Promise<void> {
     this.#meta?.stop();
     for (const d of this.#data.values()) d.stop();
-    await this.server.close();
+    this.server.close();
+    await this.#role.close();
+  }
+
+  #health(): Record<string, unknown> {
+    return {
+      sessionId: this.server.sessionId,
+      ...this.server.stats(),
+      draining: this.server.draining,
+      metaConnected: this.#meta?.connected === true,
+      epoch: this.#router.epoch,
+      dataServers: [...this.#data.values()].map((d) => ({ id: d.id, connected: d.connected })),
+    };
   }
 
   #syncDataServers(members: readonly Member[]): void {
@@ -126,6 +128,7 @@ export class SessionNode {
         token: this.#opts.clusterToken,
         callTimeoutMs: this.#opts.callTimeoutMs,
         maxFrameBytes: this.#opts.maxFrameBytes,
+        retry: this.#opts.retry,
         logger: this.#log,
         collect: (p) => this.server.collect(p),
         onConnected: () => {

@@ -5,37 +5,26 @@
  * It holds no state an agent cannot rebuild. When a connection closes, its publishers stay for a
  * grace period (the agent may be reconnecting here or to another session) and are then dropped.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { WebSocketServer } from 'ws';
+import type http from 'node:http';
+import type WebSocket from 'ws';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import {
-  AGENT_LINK_PATH,
   type Confirm,
   type ConfirmResult,
   type Publish,
   type Refused,
   type Unpublish,
 } from '../../proto/agent-link.js';
-import { MeshregError, type ErrorCode } from '../../proto/errors.js';
-import {
-  clientErrorHandler,
-  safeListener,
-  safeUpgrade,
-  sendError,
-  targetOf,
-  writeRawError,
-} from '../../proto/runtime/http-edge.js';
+import type { ErrorCode } from '../../proto/errors.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import type { CollectParams, OwnedPublisher } from '../../proto/cluster-link.js';
 import type { Switches } from '../../proto/switches.js';
 import { contextFrom, traceparentOfSpan, tracer } from '../../proto/runtime/telemetry.js';
-import type { HttpExtension } from '../admin/ops-http.js';
 import { tokensEqual } from '../link/auth.js';
 import { AgentConnection, type ConnectionHost, type ConnectionLimits } from './agent-connection.js';
 import type { DataRouter } from './data-router.js';
 import { CATALOG_KEY, PushDispatcher, type PushStats } from './push-dispatcher.js';
-import { registerSessionMetrics } from './session-metrics.js';
+import { registerSessionMetrics } from './session-ops.js';
 import { SessionSwitches } from './switches.js';
 import { WritePath } from './write-path.js';
 
@@ -45,6 +34,7 @@ export interface SessionOptions {
   readonly port: number;
   /** The URL agents should use to reach this server; derived from host and port when empty. */
   readonly advertiseUrl: string;
+  /** The token agents present in their hello. */
   readonly token: string;
   /** Largest frame from an agent once its hello is accepted. */
   readonly maxFrameBytes: number;
@@ -73,8 +63,6 @@ export class SessionServer implements ConnectionHost {
   readonly limits: ConnectionLimits;
   readonly #opts: SessionOptions;
   readonly #push: PushDispatcher;
-  readonly #http: http.Server;
-  readonly #wss: WebSocketServer;
   readonly #conns = new Map<string, AgentConnection>();
   readonly #writes: WritePath;
   readonly #byNode = new Map<string, AgentConnection>();
@@ -84,19 +72,11 @@ export class SessionServer implements ConnectionHost {
   readonly #unregisterMetrics: () => void;
   readonly #counts = { publishes: 0, refusals: 0 };
   #draining: { resolve: () => void; promise: Promise<void> } | undefined;
-  #extension: HttpExtension | undefined;
   #seq = 0;
   #url = '';
   #peers: () => string[] = () => [];
 
-  readonly #extraHealth: () => Record<string, unknown>;
-
-  constructor(
-    opts: SessionOptions,
-    router: DataRouter,
-    extraHealth: () => Record<string, unknown> = () => ({}),
-  ) {
-    this.#extraHealth = extraHealth;
+  constructor(opts: SessionOptions, router: DataRouter) {
     this.#opts = opts;
     this.sessionId = opts.id;
     this.logger = opts.logger.child({ role: 'session', sessionId: opts.id });
@@ -118,32 +98,6 @@ export class SessionServer implements ConnectionHost {
         this.#conns.get(connId)?.send(JSON.stringify(frame));
       },
     });
-    this.#wss = new WebSocketServer({
-      noServer: true,
-      // Every connection starts with the small hello limit; AgentConnection raises it after the hello.
-      maxPayload: Math.min(opts.maxHelloBytes, opts.maxFrameBytes),
-      perMessageDeflate: false,
-    });
-    this.#http = http.createServer(
-      safeListener(this.logger, (req, res) => {
-        this.#onHttp(req, res);
-      }),
-    );
-    this.#http.on('clientError', clientErrorHandler(this.logger));
-    const upgrade = safeUpgrade(this.logger, (req, socket, head) => {
-      // A bad target throws its 400 here; the safe edge answers on the socket and closes it.
-      const path = targetOf(req).path;
-      if (path !== AGENT_LINK_PATH) {
-        writeRawError(socket, new MeshregError('not_found', `no link at ${path}`));
-        return;
-      }
-      this.#wss.handleUpgrade(req, socket, head, (ws) => {
-        const id = `${this.sessionId}:${++this.#seq}`;
-        const address = (req.socket.remoteAddress ?? '?').replace(/^::ffff:/, '');
-        this.#conns.set(id, new AgentConnection(id, ws, address, req.socket.remotePort ?? 0, this));
-      });
-    });
-    this.#http.on('upgrade', upgrade);
     this.#unregisterMetrics = registerSessionMetrics(opts.id, () => ({
       connections: this.#byNode.size,
       subscriptions: this.#push.stats.subscriptions,
@@ -156,9 +110,16 @@ export class SessionServer implements ConnectionHost {
     }));
   }
 
-  /** Adds `/metrics` and the admin API to this server's port. */
-  extend(extension: HttpExtension): void {
-    this.#extension = extension;
+  /** Takes an agent's WebSocket, accepted at the agent link by the role's server. */
+  accept(ws: WebSocket, req: http.IncomingMessage): void {
+    const id = `${this.sessionId}:${String(++this.#seq)}`;
+    const address = (req.socket.remoteAddress ?? '?').replace(/^::ffff:/, '');
+    this.#conns.set(id, new AgentConnection(id, ws, address, req.socket.remotePort ?? 0, this));
+  }
+
+  /** Whether a drain was asked (agents are being handed to other sessions). */
+  get draining(): boolean {
+    return this.#draining !== undefined;
   }
 
   /** The operator switches in force here. */
@@ -264,31 +225,17 @@ export class SessionServer implements ConnectionHost {
     return this.#writes.collect(p);
   }
 
-  async listen(): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.#http.once('error', reject);
-      this.#http.listen(this.#opts.port, this.#opts.host, () => {
-        this.#http.off('error', reject);
-        resolve();
-      });
-    });
-    const addr = this.#http.address() as AddressInfo;
-    const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-    this.#url =
-      this.#opts.advertiseUrl !== ''
-        ? this.#opts.advertiseUrl
-        : `ws://${host}:${addr.port}${AGENT_LINK_PATH}`;
-    this.logger.info('session listening', { url: this.#url });
+  /** Sets the URL agents reach this server at (handed to agents with the other sessions'). */
+  listening(url: string): void {
+    this.#url = url;
   }
 
-  async close(): Promise<void> {
+  /** Stops pushing and writing and closes every agent connection (the role's server closes the port). */
+  close(): void {
     this.#unregisterMetrics();
     this.#push.close();
     this.#writes.close();
     for (const conn of this.#conns.values()) conn.fail('shutting_down', 'session server is stopping');
-    this.#wss.close();
-    this.#http.closeAllConnections();
-    await new Promise<void>((resolve) => this.#http.close(() => resolve()));
   }
 
   stats(): Record<string, unknown> {
@@ -407,23 +354,5 @@ export class SessionServer implements ConnectionHost {
     this.#conns.delete(conn.id);
     this.#writes.closed(conn.id, this.#dropAtClose.delete(conn.id));
     this.#checkDrained();
-  }
-
-  #onHttp(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const path = targetOf(req).path;
-    if (req.method === 'GET' && path === '/health') {
-      const body = JSON.stringify({
-        status: 'ok',
-        role: 'session',
-        sessionId: this.sessionId,
-        ...this.stats(),
-        draining: this.#draining !== undefined,
-        ...this.#extraHealth(),
-      });
-      res.writeHead(200, { 'content-type': 'application/json' }).end(body);
-      return;
-    }
-    if (this.#extension?.(req, res) === true) return;
-    sendError(res, new MeshregError('not_found', `no route for ${req.method ?? ''} ${path}`));
   }
 }

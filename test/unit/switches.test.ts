@@ -1,7 +1,7 @@
 /** Switch decoders, the switch board's versions and a session's view of the switches. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { SwitchBoard } from '../../control-plane/admin/switch-board.js';
+import { SwitchBoard } from '../../control-plane/meta/switch-board.js';
 import { SessionSwitches } from '../../control-plane/session/switches.js';
 import { decodeAgentFrame } from '../../proto/agent-link.js';
 import { decodeListEdit, decodePushSwitch, decodeSwitches, type Switches } from '../../proto/switches.js';

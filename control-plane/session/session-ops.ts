@@ -1,9 +1,35 @@
 /**
- * The session's metrics, read from its counters when collected (nothing is counted twice on the
- * hot path). Names are listed in the README.
+ * The session role's admin routes (its agent connections and the switches in force) and its
+ * metrics, read from its counters when collected (nothing is counted twice on the hot path).
+ * Metric names are listed in the README.
  */
 import { observeGauges } from '../../proto/runtime/telemetry.js';
+import type { Switches } from '../../proto/switches.js';
+import type { AdminRoute } from '../admin/ops-http.js';
 import type { PushStats } from './push-dispatcher.js';
+
+/** What the routes need of the session. */
+export interface SessionAdminHost {
+  readonly sessionId: string;
+  /** The open agent connections. */
+  connections(): Record<string, unknown>[];
+  readonly switches: Switches;
+}
+
+/** `GET /admin/connections` and `GET /admin/switches` of a session. */
+export function sessionAdminRoutes(server: SessionAdminHost): AdminRoute[] {
+  return [
+    {
+      method: 'GET',
+      path: '/admin/connections',
+      handler: () => ({
+        status: 200,
+        body: { sessionId: server.sessionId, connections: server.connections() },
+      }),
+    },
+    { method: 'GET', path: '/admin/switches', handler: () => ({ status: 200, body: server.switches }) },
+  ];
+}
 
 /** A snapshot of what the session counts. */
 export interface SessionCounts {

@@ -1,15 +1,17 @@
 /**
- * Meta's admin routes: members and their health, the slot table, a service's replicas, the
- * operator switches, and draining a member. Meta is the one place operators talk to; the CLI
- * follows the addresses it returns to reach data and session servers.
+ * The meta role's admin routes and metrics. The routes: members and their health, the slot table, a
+ * service's replicas, the operator switches, and draining a member. Meta is the one place operators
+ * talk to; the CLI follows the addresses it returns to reach data and session servers. The gauges:
+ * members by role and state, the slot table's epoch and the slots each data server leads.
  */
 import { MeshregError } from '../../proto/errors.js';
 import { SERVICE_NAME_PATTERN } from '../../proto/instance.js';
+import { observeGauges } from '../../proto/runtime/telemetry.js';
 import { slotOf, type SlotTable } from '../../proto/slot-table.js';
 import { decodeListEdit, decodePushSwitch } from '../../proto/switches.js';
 import type { Decoded } from '../../proto/validate.js';
 import { describe } from '../../proto/validate.js';
-import type { AdminRoute } from './ops-http.js';
+import type { AdminRoute } from '../admin/ops-http.js';
 import type { SwitchBoard, SwitchList } from './switch-board.js';
 
 /** One member as the admin API shows it. */
@@ -119,4 +121,43 @@ function replicas(host: MetaAdminHost, service: string): Record<string, unknown>
     epoch: t.epoch,
     replicas: [replica(slot.leader, 'leader'), ...slot.followers.map((f) => replica(f, 'follower'))],
   };
+}
+
+/** Registers meta's gauges; returns their unregistration. */
+export function registerMetaMetrics(
+  read: () => { members: readonly MemberView[]; table: SlotTable | undefined },
+): () => void {
+  return observeGauges(
+    [
+      {
+        name: 'meshreg.meta.members',
+        description: 'Members by role and whether their link is up',
+        read: (o) => {
+          const counts = new Map<string, { role: string; connected: boolean; n: number }>();
+          for (const m of read().members) {
+            const k = `${m.role}/${m.connected}`;
+            const c = counts.get(k) ?? { role: m.role, connected: m.connected, n: 0 };
+            c.n++;
+            counts.set(k, c);
+          }
+          for (const c of counts.values()) o(c.n, { member_role: c.role, connected: String(c.connected) });
+        },
+      },
+      {
+        name: 'meshreg.slot_table.epoch',
+        description: 'Epoch of the slot table in use',
+        read: (o) => o(read().table?.epoch ?? 0),
+      },
+      {
+        name: 'meshreg.slot_table.leader_slots',
+        description: 'Slots led by each data server',
+        read: (o) => {
+          const leaders = new Map<string, number>();
+          for (const s of read().table?.slots ?? []) leaders.set(s.leader, (leaders.get(s.leader) ?? 0) + 1);
+          for (const [id, n] of leaders) o(n, { data_id: id });
+        },
+      },
+    ],
+    { role: 'meta' },
+  );
 }
