@@ -7,9 +7,9 @@ import { MeshregError } from '../../proto/errors.js';
 import type { Health } from '../../proto/instance.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { Issues, describe, isRecord } from '../../proto/validate.js';
-import type { RegisterRequest } from '../http/consul-register.js';
+import type { RegisterRequest } from '../consul/consul-register.js';
 import type { LocalServices, PersistedState } from '../local/local-services.js';
-import { foldKeys } from '../http/consul-fields.js';
+import { foldKeys } from '../consul/consul-fields.js';
 import { readCheck, type CheckDefinition, type CheckRules } from './check-definition.js';
 import { CheckRunner, type CheckStatus } from './check-runner.js';
 

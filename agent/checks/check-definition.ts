@@ -14,8 +14,8 @@ import {
   readString,
   setOwn,
 } from '../../proto/validate.js';
-import { ADDRESSABLE_ID, ADDRESSABLE_ID_HINT, foldKeys } from '../http/consul-fields.js';
-import { boundedDurationMs, type DurationBounds } from './duration.js';
+import { ADDRESSABLE_ID, ADDRESSABLE_ID_HINT, foldKeys } from '../consul/consul-fields.js';
+import { boundedDurationMs, type DurationBounds } from '../consul/duration.js';
 
 export type CheckKind = 'http' | 'tcp' | 'ttl';
 

@@ -11,8 +11,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../../proto/runtime/log.js';
 import { describe, isRecord } from '../../proto/validate.js';
-import { decodeServiceDefinition, type RegisterRequest } from '../http/consul-register.js';
-import { foldKeys } from '../http/consul-fields.js';
+import { decodeServiceDefinition, type RegisterRequest } from '../consul/consul-register.js';
+import { foldKeys } from '../consul/consul-fields.js';
 
 export interface DefinitionTarget {
   register(req: RegisterRequest): Promise<void>;

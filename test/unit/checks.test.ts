@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { readCheck } from '../../agent/checks/check-definition.js';
-import { durationFieldMs, formatDurationMs, parseDurationMs } from '../../agent/checks/duration.js';
+import { durationFieldMs, formatDurationMs, parseDurationMs } from '../../agent/consul/duration.js';
 import { StatusHandler } from '../../agent/checks/status-handler.js';
 import { Issues } from '../../proto/validate.js';
 

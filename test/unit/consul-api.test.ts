@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { addConsulRoutes, type ConsulBackend, type UpstreamStatus } from '../../agent/http/consul-api.js';
-import type { RegisterRequest } from '../../agent/http/consul-register.js';
+import { addConsulRoutes, type ConsulBackend, type UpstreamStatus } from '../../agent/consul/consul-api.js';
+import type { RegisterRequest } from '../../agent/consul/consul-register.js';
 import { Router, type HttpResult } from '../../agent/http/http-server.js';
 import { LocalServices, toInstance, type NodeIdentity } from '../../agent/local/local-services.js';
 import { ServiceView } from '../../agent/view/service-view.js';

@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { CHECK_DURATION_BOUNDS, readCheck } from '../../agent/checks/check-definition.js';
-import { MAX_TIMER_MS, boundedDurationMs } from '../../agent/checks/duration.js';
+import { MAX_TIMER_MS, boundedDurationMs } from '../../agent/consul/duration.js';
 import { parseBlocking } from '../../agent/http/blocking.js';
-import { decodeServiceDefinition } from '../../agent/http/consul-register.js';
+import { decodeServiceDefinition } from '../../agent/consul/consul-register.js';
 import { MeshregError } from '../../proto/errors.js';
 import { Issues } from '../../proto/validate.js';
 

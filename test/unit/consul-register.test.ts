@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeServiceDefinition, type RegisterRequest } from '../../agent/http/consul-register.js';
+import { decodeServiceDefinition, type RegisterRequest } from '../../agent/consul/consul-register.js';
 
 function decoded(raw: unknown): RegisterRequest {
   const d = decodeServiceDefinition(raw);

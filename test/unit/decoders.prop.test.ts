@@ -10,7 +10,7 @@ import { readCheck } from '../../agent/checks/check-definition.js';
 import { decodeDiscoveryRequest } from '../../agent/eds/discovery-request.js';
 import { parseWait } from '../../agent/eds/rest-gateway.js';
 import { parseFlag } from '../../agent/http/blocking.js';
-import { decodeServiceDefinition } from '../../agent/http/consul-register.js';
+import { decodeServiceDefinition } from '../../agent/consul/consul-register.js';
 import { parseDefinitions } from '../../agent/local/definition-files.js';
 import { decodeLocalState } from '../../agent/local/local-services.js';
 import { decodeCachedView } from '../../agent/view/view-cache.js';

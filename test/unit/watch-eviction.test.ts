@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { addConsulRoutes, type ConsulBackend } from '../../agent/http/consul-api.js';
+import { addConsulRoutes, type ConsulBackend } from '../../agent/consul/consul-api.js';
 import { Router, type HttpResult } from '../../agent/http/http-server.js';
 import { LocalServices } from '../../agent/local/local-services.js';
 import { ServiceView, type ViewHooks } from '../../agent/view/service-view.js';

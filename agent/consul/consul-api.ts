@@ -13,10 +13,10 @@ import {
   type NodeIdentity,
 } from '../local/local-services.js';
 import type { ServiceView, WatchedService } from '../view/service-view.js';
-import { parseBlocking, parseFlag } from './blocking.js';
+import { parseBlocking, parseFlag } from '../http/blocking.js';
 import { decodeServiceDefinition, type RegisterRequest } from './consul-register.js';
 import { agentServiceJson, catalogEntry, healthEntry } from './consul-encode.js';
-import type { HttpRequest, HttpResult, Router } from './http-server.js';
+import type { HttpRequest, HttpResult, Router } from '../http/http-server.js';
 
 /** The link's health as reads report it (Consul's known-leader and last-contact headers). */
 export interface UpstreamStatus {

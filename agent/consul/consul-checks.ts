@@ -7,10 +7,10 @@ import { MeshregError } from '../../proto/errors.js';
 import { HEALTH_STATES, type Health } from '../../proto/instance.js';
 import { Issues, readOneOf, readString, setOwn } from '../../proto/validate.js';
 import type { AgentChecks } from '../checks/agent-checks.js';
-import { formatDurationMs } from '../checks/duration.js';
+import { formatDurationMs } from './duration.js';
 import type { LocalServices, NodeIdentity } from '../local/local-services.js';
 import { foldIfRecord } from './consul-fields.js';
-import type { HttpRequest, HttpResult, Router } from './http-server.js';
+import type { HttpRequest, HttpResult, Router } from '../http/http-server.js';
 
 export interface CheckBackend {
   readonly node: NodeIdentity;
