@@ -83,7 +83,10 @@ export class Agent implements ConsulBackend {
         localInstances: (service) => this.#localInstances(service),
         onChanged: (service) => {
           this.#cache.changed();
-          if (service !== '#catalog') this.#endpoints.changed(service);
+          this.#endpoints.changed(service);
+        },
+        onCatalogChanged: () => {
+          this.#cache.changed();
         },
         onUnwatch: (services) => {
           this.#sync.unsubscribe(services);

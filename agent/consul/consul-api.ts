@@ -201,7 +201,8 @@ async function serviceRead(
     }
     if (refusal !== undefined)
       throw new MeshregError('forbidden', `watching "${name}" was refused: ${refusal.message}`);
-    await block(b, () => entry.modifyIndex, name, blocking.index, blocking.waitMs, req.signal);
+    const changed = (ms: number): Promise<void> => b.view.waitForChange(name, ms, req.signal);
+    await block(b, () => entry.modifyIndex, changed, blocking.index, blocking.waitMs, req.signal);
   } finally {
     release();
   }
@@ -238,7 +239,7 @@ const bodies = new WeakMap<WatchedService, { index: number; texts: Map<string, s
 async function block(
   b: ConsulBackend,
   current: () => number,
-  key: string,
+  changed: (timeoutMs: number) => Promise<void>,
   index: number | undefined,
   waitMs: number,
   signal: AbortSignal,
@@ -250,7 +251,7 @@ async function block(
   while (current() <= index && !signal.aborted) {
     const left = deadline - performance.now();
     if (left <= 0) return;
-    await b.view.waitForChange(key, left, signal);
+    await changed(left);
   }
 }
 
@@ -258,9 +259,10 @@ async function catalogServices(b: ConsulBackend, req: HttpRequest): Promise<Http
   const blocking = parseBlocking(req.query);
   const state = b.view.ensureCatalog();
   if (!state.received && b.upstream().connected) {
-    await b.view.waitForChange('#catalog', b.firstReadWaitMs, req.signal);
+    await b.view.waitForCatalogChange(b.firstReadWaitMs, req.signal);
   }
-  await block(b, () => state.modifyIndex, '#catalog', blocking.index, blocking.waitMs, req.signal);
+  const changed = (ms: number): Promise<void> => b.view.waitForCatalogChange(ms, req.signal);
+  await block(b, () => state.modifyIndex, changed, blocking.index, blocking.waitMs, req.signal);
   const local = b.local.list().map((r) => [r.def.name, r.def.tags] as const);
   return { status: 200, body: b.view.catalogServices(local), headers: readHeaders(b, state.modifyIndex) };
 }

@@ -25,7 +25,7 @@ class MemoryBackend implements ConsulBackend {
   constructor() {
     this.view = new ServiceView(NODE.nodeId, {
       onWatch: (service) => this.watched.push(service),
-      onWatchCatalog: () => this.watched.push('#catalog'),
+      onWatchCatalog: () => this.watched.push('(catalog)'),
       localInstances: (service) => this.local.byName(service).map((r) => toInstance(r, NODE)),
       onChanged: () => undefined,
     });
@@ -361,4 +361,24 @@ test('consul api - catalog/services merges pushed and local names with their tag
   const r = await call('GET', '/v1/catalog/services');
   assert.deepEqual(r.body, { web: ['v1', 'v2'], db: [], local: [] });
   assert.ok(index(r) >= 1);
+});
+
+test('consul api - a blocking catalog read wakes on a catalog change, not on a service push', async () => {
+  const { call, backend } = api();
+  backend.view.ensureCatalog();
+  backend.view.applyCatalog({ type: 'catalog', version: 1, complete: true, services: { web: [] } });
+  const first = await call('GET', '/v1/catalog/services');
+  assert.deepEqual(backend.watched, ['(catalog)'], 'the read watched the catalog, not a service');
+  let settled = false;
+  const pending = call('GET', `/v1/catalog/services?index=${index(first)}&wait=30s`).then((r) => {
+    settled = true;
+    return r;
+  });
+  backend.push('web', 1, [makeInstance({ id: 'web-2', service: 'web' })]);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(settled, false, 'a service push does not answer a catalog query');
+  backend.view.applyCatalog({ type: 'catalog', version: 2, complete: true, services: { web: [], db: [] } });
+  const r = await pending;
+  assert.ok(index(r) > index(first));
+  assert.deepEqual(r.body, { web: [], db: [] });
 });
