@@ -19,6 +19,7 @@ import { LocalServices, decodeLocalState, toInstance, type NodeIdentity } from '
 import { GroupWriter, readJsonFile } from './local/state-file.js';
 import { DefinitionFiles } from './local/definition-files.js';
 import { AgentChecks } from './checks/agent-checks.js';
+import type { CheckRules } from './checks/check-definition.js';
 import { addCheckRoutes } from './consul/consul-checks.js';
 import { AgentSync } from './upstream/sync.js';
 import { ViewCache } from './view/view-cache.js';
@@ -150,7 +151,11 @@ export class Agent implements ConsulBackend {
         : new DefinitionFiles(
             config.configDir,
             config.configReloadMs,
-            { register: (r) => this.register(r), deregister: (id) => this.deregister(id) },
+            {
+              checkRules: this.checks.rules,
+              register: (r) => this.register(r),
+              deregister: (id) => this.deregister(id),
+            },
             logger,
           );
     const router = new Router();
@@ -243,6 +248,10 @@ export class Agent implements ConsulBackend {
 
   // ---- ConsulBackend ----------------------------------------------------------------------------
 
+  get checkRules(): CheckRules {
+    return this.checks.rules;
+  }
+
   async register(req: RegisterRequest, replaceExistingChecks = false): Promise<void> {
     // The span is active while the local change is published, so the frame carries its trace.
     await tracer().startActiveSpan(
@@ -253,8 +262,7 @@ export class Agent implements ConsulBackend {
       },
       async (span) => {
         try {
-          const defs = this.checks.decodeServiceChecks(req);
-          const persisted = this.checks.applyServiceChecks(req.def.id, defs, replaceExistingChecks);
+          const persisted = this.checks.applyServiceChecks(req.def.id, req.checks, replaceExistingChecks);
           this.local.register(req.def, this.checks.states(req.def.id), persisted);
           await this.#writer.write();
         } catch (err) {

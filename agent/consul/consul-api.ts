@@ -6,6 +6,7 @@
 import { MeshregError } from '../../proto/errors.js';
 import { SERVICE_NAME_PATTERN, worstHealth, type Health, type Instance } from '../../proto/instance.js';
 import { describe, setOwn } from '../../proto/validate.js';
+import type { CheckRules } from '../checks/check-definition.js';
 import {
   toInstance,
   type LocalRecord,
@@ -36,6 +37,8 @@ export interface ConsulBackend {
   readonly view: ServiceView;
   readonly local: LocalServices;
   readonly firstReadWaitMs: number;
+  /** The agent's check policy, applied while decoding a registration's checks. */
+  readonly checkRules: CheckRules;
   register(req: RegisterRequest, replaceExistingChecks: boolean): Promise<void>;
   deregister(id: string): Promise<void>;
   upstream(): UpstreamStatus;
@@ -66,7 +69,7 @@ export function addConsulRoutes(router: Router, b: ConsulBackend): void {
 }
 
 async function register(b: ConsulBackend, req: HttpRequest): Promise<HttpResult> {
-  const decoded = decodeServiceDefinition(req.body);
+  const decoded = decodeServiceDefinition(req.body, b.checkRules);
   if (!decoded.ok) {
     throw new MeshregError('invalid_argument', `Invalid service definition: ${describe(decoded.errors)}`, {
       fields: decoded.errors,

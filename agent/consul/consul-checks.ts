@@ -5,8 +5,10 @@
  */
 import { MeshregError } from '../../proto/errors.js';
 import { HEALTH_STATES, type Health } from '../../proto/instance.js';
-import { Issues, readOneOf, readString, setOwn } from '../../proto/validate.js';
+import { Issues, describe, readOneOf, readString, setOwn } from '../../proto/validate.js';
 import type { AgentChecks } from '../checks/agent-checks.js';
+import type { CheckSpec } from '../checks/check-definition.js';
+import { readCheck } from './consul-check.js';
 import { formatDurationMs } from './duration.js';
 import type { LocalServices, NodeIdentity } from '../local/local-services.js';
 import { foldIfRecord } from './consul-fields.js';
@@ -31,7 +33,8 @@ export function addCheckRoutes(router: Router, b: CheckBackend): void {
   router
     .add('GET', '/v1/agent/checks', () => ({ status: 200, body: listChecks(b) }))
     .add('PUT', '/v1/agent/check/register', async (req) => {
-      b.checks.registerCheck(req.body);
+      if (!b.checks.registerCheck(decodeCheckRegistration(b, req.body)))
+        throw new MeshregError('not_found', "the check's service no longer exists");
       await b.persist();
       return { status: 200 };
     })
@@ -58,6 +61,27 @@ export function addCheckRoutes(router: Router, b: CheckBackend): void {
       await b.persist();
       return { status: 200 };
     });
+}
+
+/** A standalone check: 404 when it names an unknown service, 400 naming every bad field. */
+function decodeCheckRegistration(b: CheckBackend, raw: unknown): CheckSpec {
+  const given = foldIfRecord(raw)?.get('serviceid');
+  const serviceId = typeof given === 'string' ? given : '';
+  const record = serviceId === '' ? undefined : b.local.get(serviceId);
+  if (serviceId !== '' && record === undefined) {
+    throw new MeshregError('not_found', `ServiceID "${serviceId}" does not exist`, {
+      fields: [{ path: 'ServiceID', message: 'unknown service' }],
+    });
+  }
+  const issues = new Issues();
+  const ctx = { serviceId, serviceName: record?.def.name ?? '', index: 0, count: 1 };
+  const def = readCheck(issues, raw, '', ctx, b.checks.rules);
+  if (def === undefined || !issues.empty) {
+    throw new MeshregError('invalid_argument', `Invalid check definition: ${describe(issues.list)}`, {
+      fields: issues.list,
+    });
+  }
+  return def;
 }
 
 function listChecks(b: CheckBackend): Record<string, unknown> {

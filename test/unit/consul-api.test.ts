@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { CONSUL_CHECK_RULES } from '../../agent/checks/check-definition.js';
 import { addConsulRoutes, type ConsulBackend, type UpstreamStatus } from '../../agent/consul/consul-api.js';
 import type { RegisterRequest } from '../../agent/consul/consul-register.js';
 import { Router, type HttpResult } from '../../agent/http/http-server.js';
@@ -17,6 +18,7 @@ class MemoryBackend implements ConsulBackend {
   readonly node = NODE;
   readonly datacenter = 'dc1';
   readonly firstReadWaitMs = 50;
+  readonly checkRules = CONSUL_CHECK_RULES;
   readonly local = new LocalServices(new VersionClock());
   readonly view: ServiceView;
   readonly watched: string[] = [];

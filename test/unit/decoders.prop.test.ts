@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { readCheck } from '../../agent/checks/check-definition.js';
+import { readCheck } from '../../agent/consul/consul-check.js';
 import { decodeDiscoveryRequest } from '../../agent/eds/discovery-request.js';
 import { parseWait } from '../../agent/eds/rest-gateway.js';
 import { parseFlag } from '../../agent/http/blocking.js';

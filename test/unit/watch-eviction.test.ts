@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { CONSUL_CHECK_RULES } from '../../agent/checks/check-definition.js';
 import { addConsulRoutes, type ConsulBackend } from '../../agent/consul/consul-api.js';
 import { Router, type HttpResult } from '../../agent/http/http-server.js';
 import { LocalServices } from '../../agent/local/local-services.js';
@@ -186,6 +187,7 @@ function backendWith(view: ServiceView, refusal?: { code: string; message: strin
     node: { nodeId: 'node-a', node: 'a', address: '127.0.0.1', zone: '', region: '' },
     datacenter: 'dc1',
     firstReadWaitMs: 0,
+    checkRules: CONSUL_CHECK_RULES,
     local: new LocalServices(new VersionClock()),
     view,
     subscriptionRefusal: () => refusal,
