@@ -14,7 +14,8 @@ import { VersionClock } from '../proto/version.js';
 import type { AgentConfig } from './config.js';
 import { addConsulRoutes, type ConsulBackend, type UpstreamStatus } from './consul/consul-api.js';
 import type { RegisterRequest } from './consul/consul-register.js';
-import { HttpServer, Router } from './http/http-server.js';
+import { JsonRouter } from '../proto/runtime/json-router.js';
+import { HttpServer } from './http/http-server.js';
 import { LocalServices, decodeLocalState, toInstance, type NodeIdentity } from './local/local-services.js';
 import { GroupWriter, readJsonFile } from './local/state-file.js';
 import { DefinitionFiles } from './local/definition-files.js';
@@ -158,7 +159,7 @@ export class Agent implements ConsulBackend {
             },
             logger,
           );
-    const router = new Router();
+    const router = new JsonRouter();
     addConsulRoutes(router, this);
     addCheckRoutes(router, this);
     router.add('GET', '/v1/meshreg/health', () => ({ status: 200, body: this.health() }));

@@ -12,7 +12,7 @@ import { readCheck } from './consul-check.js';
 import { formatDurationMs } from './duration.js';
 import type { LocalServices, NodeIdentity } from '../local/local-services.js';
 import { foldIfRecord } from './consul-fields.js';
-import type { HttpRequest, HttpResult, Router } from '../http/http-server.js';
+import type { JsonAnswer, JsonRequest, JsonRouter } from '../../proto/runtime/json-router.js';
 
 export interface CheckBackend {
   readonly node: NodeIdentity;
@@ -22,10 +22,10 @@ export interface CheckBackend {
   persist(): Promise<void>;
 }
 
-export function addCheckRoutes(router: Router, b: CheckBackend): void {
+export function addCheckRoutes(router: JsonRouter, b: CheckBackend): void {
   const ttl =
     (status: Health) =>
-    async (req: HttpRequest): Promise<HttpResult> => {
+    async (req: JsonRequest): Promise<JsonAnswer> => {
       b.checks.ttlUpdate(req.params['id'] ?? '', status, req.query.get('note') ?? '');
       await b.persist();
       return { status: 200 };

@@ -3,11 +3,10 @@ import { test } from 'node:test';
 import { CONSUL_CHECK_RULES } from '../../agent/checks/check-definition.js';
 import { addConsulRoutes, type ConsulBackend, type UpstreamStatus } from '../../agent/consul/consul-api.js';
 import type { RegisterRequest } from '../../agent/consul/consul-register.js';
-import { Router, type HttpResult } from '../../agent/http/http-server.js';
 import { LocalServices, toInstance, type NodeIdentity } from '../../agent/local/local-services.js';
 import { ServiceView } from '../../agent/view/service-view.js';
 import type { Instance } from '../../proto/instance.js';
-import { MeshregError } from '../../proto/errors.js';
+import { JsonRouter, type JsonAnswer } from '../../proto/runtime/json-router.js';
 import { VersionClock } from '../../proto/version.js';
 import { makeCheck, makeInstance } from '../support/fixtures.js';
 
@@ -64,44 +63,29 @@ class MemoryBackend implements ConsulBackend {
 
 interface Api {
   readonly backend: MemoryBackend;
-  readonly call: (method: string, url: string, body?: unknown, signal?: AbortSignal) => Promise<HttpResult>;
+  readonly call: (method: string, url: string, body?: unknown, signal?: AbortSignal) => Promise<JsonAnswer>;
 }
 
 function api(): Api {
   const backend = new MemoryBackend();
-  const router = new Router();
+  const router = new JsonRouter();
   addConsulRoutes(router, backend);
   return {
     backend,
     // The same mapping the HTTP server applies, without a socket.
     call: async (method, url, body, signal = new AbortController().signal) => {
       const u = new URL(url, 'http://agent');
-      try {
-        const m = router.match(method, u.pathname);
-        if (m === 'not_found') throw new MeshregError('not_found', 'no route');
-        if (m === 'method_not_allowed') throw new MeshregError('method_not_allowed', 'no');
-        const r = await m.handler({
-          method,
-          path: u.pathname,
-          params: m.params,
-          query: u.searchParams,
-          body,
-          headers: {},
-          signal,
-        });
-        // A pre-encoded JSON answer travels as `text`; read it back as the client would.
-        return r.text !== undefined && r.headers?.['content-type'] === 'application/json'
-          ? { ...r, body: JSON.parse(r.text) as unknown }
-          : r;
-      } catch (err) {
-        if (!(err instanceof MeshregError)) throw err;
-        return { status: err.httpStatus, body: err.toJSON() };
-      }
+      const text = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+      const r = await router.handle({ method, path: u.pathname, query: u.searchParams, body: text, signal });
+      // A pre-encoded JSON answer travels as `text`; read it back as the client would.
+      return r.text !== undefined && r.headers?.['content-type'] === 'application/json'
+        ? { ...r, body: JSON.parse(r.text) as unknown }
+        : r;
     },
   };
 }
 
-function index(r: HttpResult): number {
+function index(r: JsonAnswer): number {
   return Number(r.headers?.['x-consul-index']);
 }
 
