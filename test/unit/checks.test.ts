@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { AgentChecks } from '../../agent/checks/agent-checks.js';
 import { readCheck } from '../../agent/consul/consul-check.js';
+import { LocalServices } from '../../agent/local/local-services.js';
+import { silentLogger } from '../../proto/runtime/log.js';
+import { VersionClock } from '../../proto/version.js';
 import { durationFieldMs, formatDurationMs, parseDurationMs } from '../../agent/consul/duration.js';
 import { StatusHandler } from '../../agent/checks/status-handler.js';
 import { Issues } from '../../proto/validate.js';
@@ -114,4 +118,35 @@ test('check definitions - every error is named with its path', () => {
   assert.ok(paths.includes('Checks[0].Status'));
   assert.ok(paths.includes('Checks[1]'), 'two kinds at once');
   assert.ok(paths.includes('Checks[2].script'));
+});
+
+test('agent checks - a decoded check is taken as is; one naming an unknown service changes nothing', (t) => {
+  const checks = new AgentChecks(new LocalServices(new VersionClock()), {
+    ...RULES,
+    reapIntervalMs: 60_000,
+    logger: silentLogger,
+    deregister: () => Promise.resolve(),
+  });
+  t.after(() => {
+    checks.close();
+  });
+  const decode = (
+    raw: Record<string, unknown>,
+    serviceId: string,
+  ): NonNullable<ReturnType<typeof readCheck>> => {
+    const issues = new Issues();
+    const d = readCheck(issues, raw, '', { serviceId, serviceName: '', index: 0, count: 1 }, RULES);
+    assert.ok(d !== undefined, JSON.stringify(issues.list));
+    return d;
+  };
+  assert.equal(checks.registerCheck(decode({ Name: 'orphan', TTL: '10s' }, 'gone')), false);
+  assert.deepEqual(checks.list(), []);
+  assert.equal(checks.registerCheck(decode({ Name: 'disk', TTL: '10s', Status: 'passing' }, '')), true);
+  assert.deepEqual(
+    checks.list().map((c) => [c.def.id, c.def.kind, c.status]),
+    [['disk', 'ttl', 'passing']],
+  );
+  assert.deepEqual(checks.persisted().nodeChecks, [
+    { Name: 'disk', TTL: '10s', Status: 'passing', CheckID: 'disk' },
+  ]);
 });
