@@ -12,14 +12,16 @@ import { tracer } from '../proto/runtime/telemetry.js';
 import { registerAgentMetrics } from './agent-metrics.js';
 import { VersionClock } from '../proto/version.js';
 import type { AgentConfig } from './config.js';
-import { addConsulRoutes, type ConsulBackend, type UpstreamStatus } from './http/consul-api.js';
-import type { RegisterRequest } from './http/consul-register.js';
-import { HttpServer, Router } from './http/http-server.js';
+import { addConsulRoutes, type ConsulBackend, type UpstreamStatus } from './consul/consul-api.js';
+import type { RegisterRequest } from './consul/consul-register.js';
+import { JsonRouter } from '../proto/runtime/json-router.js';
+import { HttpServer } from './http/http-server.js';
 import { LocalServices, decodeLocalState, toInstance, type NodeIdentity } from './local/local-services.js';
 import { GroupWriter, readJsonFile } from './local/state-file.js';
 import { DefinitionFiles } from './local/definition-files.js';
 import { AgentChecks } from './checks/agent-checks.js';
-import { addCheckRoutes } from './http/consul-checks.js';
+import type { CheckRules } from './checks/check-definition.js';
+import { addCheckRoutes } from './consul/consul-checks.js';
 import { AgentSync } from './upstream/sync.js';
 import { ViewCache } from './view/view-cache.js';
 import { ViewEndpoints } from './view/view-endpoints.js';
@@ -83,7 +85,10 @@ export class Agent implements ConsulBackend {
         localInstances: (service) => this.#localInstances(service),
         onChanged: (service) => {
           this.#cache.changed();
-          if (service !== '#catalog') this.#endpoints.changed(service);
+          this.#endpoints.changed(service);
+        },
+        onCatalogChanged: () => {
+          this.#cache.changed();
         },
         onUnwatch: (services) => {
           this.#sync.unsubscribe(services);
@@ -147,10 +152,14 @@ export class Agent implements ConsulBackend {
         : new DefinitionFiles(
             config.configDir,
             config.configReloadMs,
-            { register: (r) => this.register(r), deregister: (id) => this.deregister(id) },
+            {
+              checkRules: this.checks.rules,
+              register: (r) => this.register(r),
+              deregister: (id) => this.deregister(id),
+            },
             logger,
           );
-    const router = new Router();
+    const router = new JsonRouter();
     addConsulRoutes(router, this);
     addCheckRoutes(router, this);
     router.add('GET', '/v1/meshreg/health', () => ({ status: 200, body: this.health() }));
@@ -240,6 +249,10 @@ export class Agent implements ConsulBackend {
 
   // ---- ConsulBackend ----------------------------------------------------------------------------
 
+  get checkRules(): CheckRules {
+    return this.checks.rules;
+  }
+
   async register(req: RegisterRequest, replaceExistingChecks = false): Promise<void> {
     // The span is active while the local change is published, so the frame carries its trace.
     await tracer().startActiveSpan(
@@ -250,8 +263,7 @@ export class Agent implements ConsulBackend {
       },
       async (span) => {
         try {
-          const defs = this.checks.decodeServiceChecks(req);
-          const persisted = this.checks.applyServiceChecks(req.def.id, defs, replaceExistingChecks);
+          const persisted = this.checks.applyServiceChecks(req.def.id, req.checks, replaceExistingChecks);
           this.local.register(req.def, this.checks.states(req.def.id), persisted);
           await this.#writer.write();
         } catch (err) {

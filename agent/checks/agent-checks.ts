@@ -1,16 +1,15 @@
 /**
- * The agent's checks, tied to its local registrations: decodes check definitions (400 naming each
- * field), runs them, writes their results into the service records (so health travels with the
- * instance to every subscriber), and restores definitions and last statuses after a restart.
+ * The agent's checks, tied to its local registrations: runs checks already decoded at the edge,
+ * writes their results into the service records (so health travels with the instance to every
+ * subscriber), and restores definitions and last statuses after a restart (decoded again by the
+ * same decoder; one that no longer decodes is logged and skipped).
  */
-import { MeshregError } from '../../proto/errors.js';
 import type { Health } from '../../proto/instance.js';
 import type { Logger } from '../../proto/runtime/log.js';
-import { Issues, describe, isRecord } from '../../proto/validate.js';
-import type { RegisterRequest } from '../http/consul-register.js';
+import { Issues, describe } from '../../proto/validate.js';
+import { readCheck } from '../consul/consul-check.js';
 import type { LocalServices, PersistedState } from '../local/local-services.js';
-import { foldKeys } from '../http/consul-fields.js';
-import { readCheck, type CheckDefinition, type CheckRules } from './check-definition.js';
+import type { CheckRules, CheckSpec } from './check-definition.js';
 import { CheckRunner, type CheckStatus } from './check-runner.js';
 
 export interface AgentChecksOptions extends CheckRules {
@@ -31,7 +30,7 @@ export class AgentChecks {
 
   constructor(local: LocalServices, opts: AgentChecksOptions) {
     this.#local = local;
-    this.#rules = opts;
+    this.#rules = { minIntervalMs: opts.minIntervalMs, minDeregisterMs: opts.minDeregisterMs };
     this.#runner = new CheckRunner({
       reapIntervalMs: opts.reapIntervalMs,
       logger: opts.logger,
@@ -47,33 +46,11 @@ export class AgentChecks {
     });
   }
 
-  /** Decodes a registration's checks; throws `invalid_argument` naming every bad field. */
-  decodeServiceChecks(req: RegisterRequest): CheckDefinition[] {
-    const issues = new Issues();
-    const count = req.checks.length;
-    const defs = req.checks.flatMap((raw, index) => {
-      const path = count === 1 ? 'Check' : `Checks[${index}]`;
-      const d = readCheck(
-        issues,
-        raw,
-        path,
-        { serviceId: req.def.id, serviceName: req.def.name, index, count },
-        this.#rules,
-      );
-      return d === undefined ? [] : [d];
-    });
-    if (!issues.empty)
-      throw new MeshregError('invalid_argument', `Invalid check definition: ${describe(issues.list)}`, {
-        fields: issues.list,
-      });
-    return defs;
-  }
-
   /**
    * Starts a service's checks. Without `replace`, checks the service had that are not in `defs` stay
    * (Consul's default); with it they are removed. Returns the definitions to persist with the service.
    */
-  applyServiceChecks(serviceId: string, defs: readonly CheckDefinition[], replace: boolean): RawCheck[] {
+  applyServiceChecks(serviceId: string, defs: readonly CheckSpec[], replace: boolean): RawCheck[] {
     const ids = new Set(defs.map((d) => d.id));
     const kept = replace
       ? []
@@ -94,39 +71,28 @@ export class AgentChecks {
     this.#runner.removeService(serviceId);
   }
 
-  /** `PUT /v1/agent/check/register`: a check for an existing local service, or a node-level one. */
-  registerCheck(raw: unknown): CheckDefinition {
-    const issues = new Issues();
-    const given = isRecord(raw) ? foldKeys(raw).get('serviceid') : undefined;
-    const serviceId = typeof given === 'string' ? given : '';
-    const record = serviceId === '' ? undefined : this.#local.get(serviceId);
-    if (serviceId !== '' && record === undefined) {
-      throw new MeshregError('not_found', `ServiceID "${serviceId}" does not exist`, {
-        fields: [{ path: 'ServiceID', message: 'unknown service' }],
-      });
-    }
-    const def = readCheck(
-      issues,
-      raw,
-      '',
-      { serviceId, serviceName: record?.def.name ?? '', index: 0, count: 1 },
-      this.#rules,
-    );
-    if (def === undefined || !issues.empty) {
-      throw new MeshregError('invalid_argument', `Invalid check definition: ${describe(issues.list)}`, {
-        fields: issues.list,
-      });
-    }
+  /**
+   * `PUT /v1/agent/check/register`: a check for an existing local service, or a node-level one.
+   * False (and nothing changes) when the check names a service this agent does not hold.
+   */
+  registerCheck(def: CheckSpec): boolean {
+    const record = def.serviceId === '' ? undefined : this.#local.get(def.serviceId);
+    if (def.serviceId !== '' && record === undefined) return false;
     this.#runner.add(def);
     if (record === undefined) this.#nodeChecks.set(def.id, { ...def.raw, CheckID: def.id });
     else {
       const others = record.checkDefinitions.filter((r) => String(r['CheckID']) !== def.id);
-      this.#local.register(record.def, this.#runner.states(serviceId), [
+      this.#local.register(record.def, this.#runner.states(def.serviceId), [
         ...others,
         { ...def.raw, CheckID: def.id },
       ]);
     }
-    return def;
+    return true;
+  }
+
+  /** The rules the edge decodes checks with. */
+  get rules(): CheckRules {
+    return this.#rules;
   }
 
   deregisterCheck(id: string): void {

@@ -11,7 +11,7 @@
 import { MeshregError } from '../../proto/errors.js';
 import type { CheckState, Health } from '../../proto/instance.js';
 import type { Logger } from '../../proto/runtime/log.js';
-import type { CheckDefinition } from './check-definition.js';
+import type { CheckSpec, ProbedCheckSpec, TtlCheckSpec } from './check-definition.js';
 import { probeHttp, type ProbeResult } from './check-http.js';
 import { probeTcp } from './check-tcp.js';
 import { StatusHandler } from './status-handler.js';
@@ -24,13 +24,13 @@ export interface CheckRunnerOptions {
 }
 
 export interface CheckStatus {
-  readonly def: CheckDefinition;
+  readonly def: CheckSpec;
   readonly status: Health;
   readonly output: string;
 }
 
 interface Running {
-  def: CheckDefinition;
+  def: CheckSpec;
   status: Health;
   output: string;
   handler: StatusHandler;
@@ -53,7 +53,7 @@ export class CheckRunner {
   }
 
   /** Adds or replaces a check. Re-registering an existing ID keeps its status (no flap). */
-  add(def: CheckDefinition, restored?: { status: Health; output: string }): void {
+  add(def: CheckSpec, restored?: { status: Health; output: string }): void {
     const old = this.#checks.get(def.id);
     if (old !== undefined) this.#stop(old);
     const status = restored?.status ?? old?.status ?? def.initialStatus;
@@ -67,8 +67,7 @@ export class CheckRunner {
       stopped: false,
     };
     this.#checks.set(def.id, r);
-    if (def.kind === 'ttl') this.#armTtl(r);
-    else this.#schedule(r, Math.random() * def.intervalMs);
+    this.#start(r, def);
     if (old === undefined || old.status !== status || old.def.serviceId !== def.serviceId)
       this.#opts.onChange(def.serviceId);
   }
@@ -117,9 +116,10 @@ export class CheckRunner {
   ttlUpdate(id: string, status: Health, output: string): void {
     const r = this.#checks.get(id);
     if (r === undefined) throw new MeshregError('not_found', `unknown check ID: ${id}`);
-    if (r.def.kind !== 'ttl') throw new MeshregError('invalid_argument', `check ${id} is not a TTL check`);
-    this.#set(r, status, output.slice(0, r.def.outputMaxSize));
-    this.#armTtl(r);
+    const def = r.def;
+    if (def.kind !== 'ttl') throw new MeshregError('invalid_argument', `check ${id} is not a TTL check`);
+    this.#set(r, status, output.slice(0, def.outputMaxSize));
+    this.#armTtl(r, def);
   }
 
   close(): void {
@@ -127,20 +127,34 @@ export class CheckRunner {
     for (const r of this.#checks.values()) this.#stop(r);
   }
 
-  #schedule(r: Running, delayMs: number): void {
+  /** A TTL check starts its clock; a probed one first fires at a random point of its interval. */
+  #start(r: Running, def: CheckSpec): void {
+    switch (def.kind) {
+      case 'ttl':
+        this.#armTtl(r, def);
+        return;
+      case 'http':
+      case 'tcp':
+        this.#schedule(r, def, Math.random() * def.intervalMs);
+        return;
+      default: {
+        const never: never = def;
+        throw new Error(`unknown check kind: ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  #schedule(r: Running, def: ProbedCheckSpec, delayMs: number): void {
     r.timer = setTimeout(() => {
-      void this.#probe(r);
+      void this.#probe(r, def);
     }, delayMs);
     r.timer.unref();
   }
 
-  async #probe(r: Running): Promise<void> {
+  async #probe(r: Running, def: ProbedCheckSpec): Promise<void> {
     let result: ProbeResult;
     try {
-      result =
-        r.def.kind === 'http' && r.def.http !== undefined
-          ? await probeHttp(r.def.http, r.def.timeoutMs, r.def.outputMaxSize)
-          : await probeTcp(r.def.tcp ?? '', r.def.timeoutMs);
+      result = await probe(def);
     } catch (err) {
       // A probe must never take the agent down: whatever went wrong is the check's result.
       result = {
@@ -152,17 +166,15 @@ export class CheckRunner {
     const next = r.handler.next(result.status);
     if (next !== undefined) this.#set(r, next, result.output);
     else r.output = result.output;
-    this.#schedule(r, r.def.intervalMs);
+    this.#schedule(r, def, def.intervalMs);
   }
 
-  #armTtl(r: Running): void {
+  #armTtl(r: Running, def: TtlCheckSpec): void {
     clearTimeout(r.timer);
-    const ttl = r.def.ttlMs ?? 0;
-    if (ttl <= 0) return;
     r.timer = setTimeout(() => {
       if (!r.stopped)
-        this.#set(r, 'critical', `TTL expired (last output: ${r.output})`.slice(0, r.def.outputMaxSize));
-    }, ttl);
+        this.#set(r, 'critical', `TTL expired (last output: ${r.output})`.slice(0, def.outputMaxSize));
+    }, def.ttlMs);
     r.timer.unref();
   }
 
@@ -202,6 +214,20 @@ export class CheckRunner {
         { service: serviceId },
       );
       this.#opts.onReap(serviceId);
+    }
+  }
+}
+
+/** One probe of a check that has one. */
+function probe(def: ProbedCheckSpec): Promise<ProbeResult> {
+  switch (def.kind) {
+    case 'http':
+      return probeHttp(def.http, def.timeoutMs, def.outputMaxSize);
+    case 'tcp':
+      return probeTcp(def.tcp, def.timeoutMs);
+    default: {
+      const never: never = def;
+      throw new Error(`unknown probe kind: ${JSON.stringify(never)}`);
     }
   }
 }

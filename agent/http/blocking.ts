@@ -4,7 +4,7 @@
  * which spreads the herd of clients that all started together.
  */
 import { MeshregError } from '../../proto/errors.js';
-import { parseDurationMs } from '../checks/duration.js';
+import { parseDurationMs } from '../consul/duration.js';
 
 export { parseDurationMs };
 

@@ -11,10 +11,13 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../../proto/runtime/log.js';
 import { describe, isRecord } from '../../proto/validate.js';
-import { decodeServiceDefinition, type RegisterRequest } from '../http/consul-register.js';
-import { foldKeys } from '../http/consul-fields.js';
+import { CONSUL_CHECK_RULES, type CheckRules } from '../checks/check-definition.js';
+import { decodeServiceDefinition, type RegisterRequest } from '../consul/consul-register.js';
+import { foldKeys } from '../consul/consul-fields.js';
 
 export interface DefinitionTarget {
+  /** The agent's check policy, applied while decoding the files' checks. */
+  readonly checkRules: CheckRules;
   register(req: RegisterRequest): Promise<void>;
   deregister(id: string): Promise<void>;
 }
@@ -88,7 +91,7 @@ export class DefinitionFiles {
     const digest = createHash('sha256').update(text).digest('hex');
     const old = this.#files.get(file);
     if (old?.digest === digest) return;
-    const reqs = parseDefinitions(text);
+    const reqs = parseDefinitions(text, this.target.checkRules);
     if (typeof reqs === 'string') {
       this.log.error('invalid service definition file; keeping what it defined before', {
         file,
@@ -110,8 +113,11 @@ export class DefinitionFiles {
   }
 }
 
-/** Parses one file: the registrations, or a reason naming every problem. */
-export function parseDefinitions(text: string): RegisterRequest[] | string {
+/** Parses one file: the registrations (checks decoded), or a reason naming every problem. */
+export function parseDefinitions(
+  text: string,
+  rules: CheckRules = CONSUL_CHECK_RULES,
+): RegisterRequest[] | string {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -127,7 +133,7 @@ export function parseDefinitions(text: string): RegisterRequest[] | string {
   const out: RegisterRequest[] = [];
   const problems: string[] = [];
   list.forEach((item, i) => {
-    const d = decodeServiceDefinition(item);
+    const d = decodeServiceDefinition(item, rules);
     if (d.ok) out.push(d.value);
     else problems.push(`services[${i}]: ${describe(d.errors)}`);
   });

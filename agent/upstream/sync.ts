@@ -24,7 +24,7 @@ import {
   type LocalServices,
   type NodeIdentity,
 } from '../local/local-services.js';
-import type { UpstreamStatus } from '../http/consul-api.js';
+import type { UpstreamStatus } from '../consul/consul-api.js';
 import type { ServiceView } from '../view/service-view.js';
 import { UpstreamLink, type LinkHandler, type LinkOptions, type LinkState } from './connection.js';
 

@@ -9,6 +9,7 @@
 import type { Catalog, Push } from '../../proto/agent-link.js';
 import { MeshregError } from '../../proto/errors.js';
 import { registrationId, type Instance } from '../../proto/instance.js';
+import { ChangeSignal } from './change-signal.js';
 
 export interface WatchedService {
   readonly service: string;
@@ -32,8 +33,6 @@ export interface CatalogState {
   modifyIndex: number;
 }
 
-type Waiter = () => void;
-
 export interface ViewHooks {
   /** A service was read for the first time: subscribe to it upstream. */
   onWatch(service: string): void;
@@ -43,6 +42,8 @@ export interface ViewHooks {
   localInstances(service: string): readonly Instance[];
   /** Any visible change of a service (for EDS and the disk cache). */
   onChanged(service: string): void;
+  /** A push changed the catalog (for the disk cache). */
+  onCatalogChanged?(): void;
   /** Watches were evicted: unsubscribe upstream and forget them on disk. */
   onUnwatch?(services: readonly string[]): void;
   /** True while something outside the HTTP reads uses the service (an xDS subscriber): not evicted. */
@@ -63,7 +64,8 @@ export const DEFAULT_MAX_WATCHES = 10_000;
 export class ServiceView {
   #index = 1;
   readonly #services = new Map<string, WatchedService>();
-  readonly #waiters = new Map<string, Set<Waiter>>();
+  readonly #waiters = new Map<string, ChangeSignal>();
+  readonly #catalogChanged = new ChangeSignal();
   readonly #catalog: CatalogState = { version: 0, received: false, services: {}, modifyIndex: 1 };
   #catalogWatched = false;
   readonly #ownNodeId: string;
@@ -258,8 +260,8 @@ export class ServiceView {
     this.#catalog.version = c.version;
     this.#catalog.received = true;
     this.#catalog.modifyIndex = ++this.#index;
-    this.#hooks.onChanged('#catalog');
-    this.#wake('#catalog');
+    this.#hooks.onCatalogChanged?.();
+    this.#catalogChanged.wake();
     return true;
   }
 
@@ -282,47 +284,35 @@ export class ServiceView {
   /** Called when a local registration changes, since the catalog overlays local names. */
   catalogLocalChanged(): void {
     this.#catalog.modifyIndex = ++this.#index;
-    this.#wake('#catalog');
+    this.#catalogChanged.wake();
   }
 
   // ---- waiting ----------------------------------------------------------------------------------
 
   /**
-   * Resolves when `key` (a service, or `#catalog`) changes, after `timeoutMs`, or on abort —
-   * whichever comes first. Never rejects.
+   * Resolves when `service` changes, after `timeoutMs`, or on abort — whichever comes first.
+   * Never rejects.
    */
-  waitForChange(key: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    // An aborted signal never fires 'abort' again: without this check the wait would run to its timeout.
-    if (signal?.aborted === true) return Promise.resolve();
-    return new Promise((resolve) => {
-      let set = this.#waiters.get(key);
-      if (set === undefined) {
-        set = new Set();
-        this.#waiters.set(key, set);
-      }
-      const waiters = set;
-      const done = (): void => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', done);
-        waiters.delete(done);
-        if (waiters.size === 0 && this.#waiters.get(key) === waiters) this.#waiters.delete(key);
-        resolve();
-      };
-      const timer = setTimeout(done, timeoutMs);
-      signal?.addEventListener('abort', done, { once: true });
-      waiters.add(done);
+  waitForChange(service: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    let changes = this.#waiters.get(service);
+    if (changes === undefined) {
+      changes = new ChangeSignal();
+      this.#waiters.set(service, changes);
+    }
+    const own = changes;
+    return own.wait(timeoutMs, signal, () => {
+      if (own.waiting === 0 && this.#waiters.get(service) === own) this.#waiters.delete(service);
     });
+  }
+
+  /** Like {@link waitForChange} for the catalog (pushed names, or a local registration). */
+  waitForCatalogChange(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    return this.#catalogChanged.wait(timeoutMs, signal);
   }
 
   #bump(service: string, s: WatchedService): void {
     s.modifyIndex = ++this.#index;
     this.#hooks.onChanged(service);
-    this.#wake(service);
-  }
-
-  #wake(key: string): void {
-    const set = this.#waiters.get(key);
-    if (set === undefined) return;
-    for (const w of [...set]) w();
+    this.#waiters.get(service)?.wake();
   }
 }

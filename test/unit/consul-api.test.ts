@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { addConsulRoutes, type ConsulBackend, type UpstreamStatus } from '../../agent/http/consul-api.js';
-import type { RegisterRequest } from '../../agent/http/consul-register.js';
-import { Router, type HttpResult } from '../../agent/http/http-server.js';
+import { CONSUL_CHECK_RULES } from '../../agent/checks/check-definition.js';
+import { addConsulRoutes, type ConsulBackend, type UpstreamStatus } from '../../agent/consul/consul-api.js';
+import type { RegisterRequest } from '../../agent/consul/consul-register.js';
 import { LocalServices, toInstance, type NodeIdentity } from '../../agent/local/local-services.js';
 import { ServiceView } from '../../agent/view/service-view.js';
 import type { Instance } from '../../proto/instance.js';
-import { MeshregError } from '../../proto/errors.js';
+import { JsonRouter, type JsonAnswer } from '../../proto/runtime/json-router.js';
 import { VersionClock } from '../../proto/version.js';
 import { makeCheck, makeInstance } from '../support/fixtures.js';
 
@@ -17,6 +17,7 @@ class MemoryBackend implements ConsulBackend {
   readonly node = NODE;
   readonly datacenter = 'dc1';
   readonly firstReadWaitMs = 50;
+  readonly checkRules = CONSUL_CHECK_RULES;
   readonly local = new LocalServices(new VersionClock());
   readonly view: ServiceView;
   readonly watched: string[] = [];
@@ -25,7 +26,7 @@ class MemoryBackend implements ConsulBackend {
   constructor() {
     this.view = new ServiceView(NODE.nodeId, {
       onWatch: (service) => this.watched.push(service),
-      onWatchCatalog: () => this.watched.push('#catalog'),
+      onWatchCatalog: () => this.watched.push('(catalog)'),
       localInstances: (service) => this.local.byName(service).map((r) => toInstance(r, NODE)),
       onChanged: () => undefined,
     });
@@ -62,44 +63,29 @@ class MemoryBackend implements ConsulBackend {
 
 interface Api {
   readonly backend: MemoryBackend;
-  readonly call: (method: string, url: string, body?: unknown, signal?: AbortSignal) => Promise<HttpResult>;
+  readonly call: (method: string, url: string, body?: unknown, signal?: AbortSignal) => Promise<JsonAnswer>;
 }
 
 function api(): Api {
   const backend = new MemoryBackend();
-  const router = new Router();
+  const router = new JsonRouter();
   addConsulRoutes(router, backend);
   return {
     backend,
     // The same mapping the HTTP server applies, without a socket.
     call: async (method, url, body, signal = new AbortController().signal) => {
       const u = new URL(url, 'http://agent');
-      try {
-        const m = router.match(method, u.pathname);
-        if (m === 'not_found') throw new MeshregError('not_found', 'no route');
-        if (m === 'method_not_allowed') throw new MeshregError('method_not_allowed', 'no');
-        const r = await m.handler({
-          method,
-          path: u.pathname,
-          params: m.params,
-          query: u.searchParams,
-          body,
-          headers: {},
-          signal,
-        });
-        // A pre-encoded JSON answer travels as `text`; read it back as the client would.
-        return r.text !== undefined && r.headers?.['content-type'] === 'application/json'
-          ? { ...r, body: JSON.parse(r.text) as unknown }
-          : r;
-      } catch (err) {
-        if (!(err instanceof MeshregError)) throw err;
-        return { status: err.httpStatus, body: err.toJSON() };
-      }
+      const text = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+      const r = await router.handle({ method, path: u.pathname, query: u.searchParams, body: text, signal });
+      // A pre-encoded JSON answer travels as `text`; read it back as the client would.
+      return r.text !== undefined && r.headers?.['content-type'] === 'application/json'
+        ? { ...r, body: JSON.parse(r.text) as unknown }
+        : r;
     },
   };
 }
 
-function index(r: HttpResult): number {
+function index(r: JsonAnswer): number {
   return Number(r.headers?.['x-consul-index']);
 }
 
@@ -361,4 +347,24 @@ test('consul api - catalog/services merges pushed and local names with their tag
   const r = await call('GET', '/v1/catalog/services');
   assert.deepEqual(r.body, { web: ['v1', 'v2'], db: [], local: [] });
   assert.ok(index(r) >= 1);
+});
+
+test('consul api - a blocking catalog read wakes on a catalog change, not on a service push', async () => {
+  const { call, backend } = api();
+  backend.view.ensureCatalog();
+  backend.view.applyCatalog({ type: 'catalog', version: 1, complete: true, services: { web: [] } });
+  const first = await call('GET', '/v1/catalog/services');
+  assert.deepEqual(backend.watched, ['(catalog)'], 'the read watched the catalog, not a service');
+  let settled = false;
+  const pending = call('GET', `/v1/catalog/services?index=${index(first)}&wait=30s`).then((r) => {
+    settled = true;
+    return r;
+  });
+  backend.push('web', 1, [makeInstance({ id: 'web-2', service: 'web' })]);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(settled, false, 'a service push does not answer a catalog query');
+  backend.view.applyCatalog({ type: 'catalog', version: 2, complete: true, services: { web: [], db: [] } });
+  const r = await pending;
+  assert.ok(index(r) > index(first));
+  assert.deepEqual(r.body, { web: [], db: [] });
 });

@@ -6,10 +6,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { CHECK_DURATION_BOUNDS, readCheck } from '../../agent/checks/check-definition.js';
-import { MAX_TIMER_MS, boundedDurationMs } from '../../agent/checks/duration.js';
+import { CHECK_DURATION_BOUNDS, readCheck } from '../../agent/consul/consul-check.js';
+import { MAX_TIMER_MS, boundedDurationMs } from '../../agent/consul/duration.js';
 import { parseBlocking } from '../../agent/http/blocking.js';
-import { decodeServiceDefinition } from '../../agent/http/consul-register.js';
+import { decodeServiceDefinition } from '../../agent/consul/consul-register.js';
 import { MeshregError } from '../../proto/errors.js';
 import { Issues } from '../../proto/validate.js';
 
@@ -48,10 +48,12 @@ test('check durations - inside the bounds Consul rules apply (raised interval, d
     RULES,
   );
   assert.deepEqual(issues.list, []);
-  assert.equal(d?.intervalMs, 1000);
-  assert.equal(d?.timeoutMs, 10_000);
+  assert.ok(d?.kind === 'http');
+  assert.equal(d.intervalMs, 1000);
+  assert.equal(d.timeoutMs, 10_000);
   const ttl = readCheck(new Issues(), { TTL: '168h' }, 'Check', CTX, RULES);
-  assert.equal(ttl?.ttlMs, 7 * 24 * 3_600_000);
+  assert.ok(ttl?.kind === 'ttl');
+  assert.equal(ttl.ttlMs, 7 * 24 * 3_600_000);
 });
 
 test('check durations - property: any input is refused or lands within the timer-safe bounds', () => {
@@ -73,10 +75,10 @@ test('check durations - property: any input is refused or lands within the timer
           RULES,
         );
         if (d === undefined) continue;
-        for (const ms of [d.intervalMs, d.timeoutMs, d.ttlMs ?? 1]) {
+        for (const ms of d.kind === 'ttl' ? [d.ttlMs] : [d.intervalMs, d.timeoutMs]) {
           assert.ok(Number.isFinite(ms) && ms >= 1 && ms <= MAX_TIMER_MS, `timer delay ${ms}`);
         }
-        assert.ok(d.intervalMs <= CHECK_DURATION_BOUNDS.interval.maxMs);
+        if (d.kind !== 'ttl') assert.ok(d.intervalMs <= CHECK_DURATION_BOUNDS.interval.maxMs);
         assert.ok((d.deregisterAfterMs ?? 0) <= CHECK_DURATION_BOUNDS.deregister.maxMs);
       }
     }),

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeServiceDefinition, type RegisterRequest } from '../../agent/http/consul-register.js';
+import { decodeServiceDefinition, type RegisterRequest } from '../../agent/consul/consul-register.js';
 
 function decoded(raw: unknown): RegisterRequest {
   const d = decodeServiceDefinition(raw);
@@ -80,13 +80,41 @@ test('consul register - Meta keys keep their case, including keys that differ on
   assert.deepEqual(r.def.meta, { Version: '1', version: '2', SNAKE_CASE: '3' });
 });
 
-test('consul register - Check and Checks are passed on in order for the check decoder', () => {
+test('consul register - Check and Checks are decoded in order, each into its kind', () => {
   const r = decoded({
     Name: 'web',
     Check: { TTL: '10s' },
-    Checks: [{ HTTP: 'http://x' }, { TCP: 'x:1' }],
+    Checks: [
+      { HTTP: 'http://x', Interval: '5s' },
+      { TCP: 'x:1', Interval: '5s' },
+    ],
   });
-  assert.deepEqual(r.checks, [{ TTL: '10s' }, { HTTP: 'http://x' }, { TCP: 'x:1' }]);
+  assert.deepEqual(
+    r.checks.map((c) => [c.id, c.kind]),
+    [
+      ['service:web:1', 'ttl'],
+      ['service:web:2', 'http'],
+      ['service:web:3', 'tcp'],
+    ],
+  );
+  const [ttl, http, tcp] = r.checks;
+  assert.equal(ttl?.kind === 'ttl' && ttl.ttlMs, 10_000);
+  assert.equal(http?.kind === 'http' && http.http.url, 'http://x');
+  assert.equal(tcp?.kind === 'tcp' && tcp.tcp, 'x:1');
+});
+
+test('consul register - a bad check fails the whole registration, naming the check field', () => {
+  assert.deepEqual(errors({ Name: 'web', Checks: [{ TTL: '10s' }, { HTTP: 'http://x' }] }), [
+    'Checks[1].Interval: is required for a HTTP check',
+  ]);
+  assert.deepEqual(errors({ Name: 'web', Check: { TCP: 'x:1', TTL: '1s' } }), [
+    'Check: must have exactly one of HTTP, TCP or TTL',
+  ]);
+  // The checks' own errors are named next to the service's.
+  assert.deepEqual(errors({ Name: 'bad name', Check: { TTL: 'soon' } }), [
+    'Name: must start with a letter or digit and hold only letters, digits, ".", "_" and "-"',
+    'Check.TTL: must be a duration like 10s, 1m30s or 250ms',
+  ]);
 });
 
 test('consul register - every error is reported with its path', () => {

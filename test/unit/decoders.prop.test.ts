@@ -6,11 +6,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { readCheck } from '../../agent/checks/check-definition.js';
+import { readCheck } from '../../agent/consul/consul-check.js';
 import { decodeDiscoveryRequest } from '../../agent/eds/discovery-request.js';
 import { parseWait } from '../../agent/eds/rest-gateway.js';
 import { parseFlag } from '../../agent/http/blocking.js';
-import { decodeServiceDefinition } from '../../agent/http/consul-register.js';
+import { decodeServiceDefinition } from '../../agent/consul/consul-register.js';
 import { parseDefinitions } from '../../agent/local/definition-files.js';
 import { decodeLocalState } from '../../agent/local/local-services.js';
 import { decodeCachedView } from '../../agent/view/view-cache.js';

@@ -13,13 +13,16 @@ class Hooks implements ViewHooks {
     this.events.push(`watch ${service}`);
   }
   onWatchCatalog(): void {
-    this.events.push('watch #catalog');
+    this.events.push('watch the catalog');
   }
   localInstances(service: string): readonly Instance[] {
     return this.local.get(service) ?? [];
   }
   onChanged(service: string): void {
     this.events.push(`changed ${service}`);
+  }
+  onCatalogChanged(): void {
+    this.events.push('catalog changed');
   }
 }
 
@@ -194,18 +197,47 @@ test('service view - local changes wake the service and the catalog waiters', as
   view.ensureCatalog();
   const woken: string[] = [];
   const a = view.waitForChange('web', 60_000).then(() => woken.push('web'));
-  const b = view.waitForChange('#catalog', 60_000).then(() => woken.push('#catalog'));
+  const b = view.waitForCatalogChange(60_000).then(() => woken.push('catalog'));
   view.localChanged('web');
   view.catalogLocalChanged();
   await Promise.all([a, b]);
-  assert.deepEqual(woken, ['web', '#catalog']);
+  assert.deepEqual(woken, ['web', 'catalog']);
+});
+
+test('service view - the catalog has its own signal: no service name reaches its waiters or hook', async (t) => {
+  const { view, hooks } = setup();
+  const controller = new AbortController();
+  t.after(() => {
+    controller.abort();
+  });
+  // Any string is a key of the service map, even one that once stood for the catalog.
+  for (const name of ['#catalog', 'catalog']) view.ensure(name);
+  view.ensureCatalog();
+  const woken: string[] = [];
+  const catalog = view.waitForCatalogChange(60_000, controller.signal).then(() => woken.push('catalog'));
+  const service = view
+    .waitForChange('#catalog', 60_000, controller.signal)
+    .then(() => woken.push('#catalog'));
+  view.applyPush({ type: 'push', service: '#catalog', version: 1, complete: true, instances: [] });
+  await service;
+  assert.deepEqual(woken, ['#catalog'], 'a push of a service wakes only that service');
+  view.applyCatalog({ type: 'catalog', version: 1, complete: true, services: { web: [] } });
+  await catalog;
+  assert.deepEqual(woken, ['#catalog', 'catalog']);
+  assert.deepEqual(hooks.events, [
+    'watch #catalog',
+    'watch catalog',
+    'watch the catalog',
+    'changed #catalog',
+    'catalog changed',
+  ]);
 });
 
 test('service view - catalog: newer complete lists replace, incomplete ones merge, older ones are ignored', () => {
   const { view, hooks } = setup();
   const state = view.ensureCatalog();
   view.ensureCatalog();
-  assert.deepEqual(hooks.events, ['watch #catalog']);
+  assert.deepEqual(hooks.events, ['watch the catalog']);
   assert.equal(view.catalogWatched, true);
   const applied = [
     view.applyCatalog({ type: 'catalog', version: 5, complete: true, services: { web: ['v1'], db: [] } }),

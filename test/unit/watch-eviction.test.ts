@@ -5,8 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { addConsulRoutes, type ConsulBackend } from '../../agent/http/consul-api.js';
-import { Router, type HttpResult } from '../../agent/http/http-server.js';
+import { CONSUL_CHECK_RULES } from '../../agent/checks/check-definition.js';
+import { addConsulRoutes, type ConsulBackend } from '../../agent/consul/consul-api.js';
+import { JsonRouter, type JsonAnswer } from '../../proto/runtime/json-router.js';
 import { LocalServices } from '../../agent/local/local-services.js';
 import { ServiceView, type ViewHooks } from '../../agent/view/service-view.js';
 import { VersionClock } from '../../proto/version.js';
@@ -160,25 +161,10 @@ test('watch eviction - unwatch drops an unheld watch now and leaves a held one',
 });
 
 /** A health read through the real Consul routes, mapped to a status and JSON body as the server does. */
-async function read(backend: ConsulBackend, service: string): Promise<HttpResult> {
-  const router = new Router();
+async function read(backend: ConsulBackend, service: string): Promise<JsonAnswer> {
+  const router = new JsonRouter();
   addConsulRoutes(router, backend);
-  const m = router.match('GET', `/v1/health/service/${service}`);
-  assert.ok(typeof m !== 'string');
-  try {
-    return await m.handler({
-      method: 'GET',
-      path: `/v1/health/service/${service}`,
-      params: m.params,
-      query: new URLSearchParams(),
-      body: undefined,
-      headers: {},
-      signal: new AbortController().signal,
-    });
-  } catch (err) {
-    assert.ok(err instanceof MeshregError);
-    return { status: err.httpStatus, body: err.toJSON() };
-  }
+  return router.handle({ method: 'GET', path: `/v1/health/service/${service}` });
 }
 
 function backendWith(view: ServiceView, refusal?: { code: string; message: string }): ConsulBackend {
@@ -186,6 +172,7 @@ function backendWith(view: ServiceView, refusal?: { code: string; message: strin
     node: { nodeId: 'node-a', node: 'a', address: '127.0.0.1', zone: '', region: '' },
     datacenter: 'dc1',
     firstReadWaitMs: 0,
+    checkRules: CONSUL_CHECK_RULES,
     local: new LocalServices(new VersionClock()),
     view,
     subscriptionRefusal: () => refusal,

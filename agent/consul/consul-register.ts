@@ -1,5 +1,6 @@
 /**
- * Decodes Consul's service definition (`PUT /v1/agent/service/register`, and definition files).
+ * Decodes Consul's service definition (`PUT /v1/agent/service/register`, and definition files),
+ * its checks included: what passes is valid as a whole, so registering it cannot fail validation.
  */
 import { INSTANCE_LIMITS, SERVICE_NAME_PATTERN } from '../../proto/instance.js';
 import {
@@ -12,16 +13,22 @@ import {
   readStringMap,
   type Decoded,
 } from '../../proto/validate.js';
+import { CONSUL_CHECK_RULES, type CheckRules, type CheckSpec } from '../checks/check-definition.js';
 import type { ServiceDefinition } from '../local/local-services.js';
+import { readServiceChecks } from './consul-check.js';
 import { ADDRESSABLE_ID, ADDRESSABLE_ID_HINT, foldKeys } from './consul-fields.js';
 
 export interface RegisterRequest {
   readonly def: ServiceDefinition;
-  /** The check definitions as sent (`Check` then `Checks`), for the check subsystem to decode. */
-  readonly checks: readonly unknown[];
+  /** The service's checks (`Check` then `Checks`), decoded. */
+  readonly checks: readonly CheckSpec[];
 }
 
-export function decodeServiceDefinition(raw: unknown): Decoded<RegisterRequest> {
+/** The registration, or every problem with its path (`Name`, `Checks[1].Interval`, ...). */
+export function decodeServiceDefinition(
+  raw: unknown,
+  rules: CheckRules = CONSUL_CHECK_RULES,
+): Decoded<RegisterRequest> {
   const issues = new Issues();
   const o = readObject(issues, raw, '');
   if (o === undefined) return issues.result<RegisterRequest>(undefined);
@@ -72,11 +79,16 @@ export function decodeServiceDefinition(raw: unknown): Decoded<RegisterRequest> 
     if (Array.isArray(many)) checks.push(...(many as unknown[]));
     else issues.add('Checks', 'must be an array');
   }
+  const serviceId = id !== undefined && id !== '' ? id : (name ?? '');
+  let specs: CheckSpec[] = [];
+  // Too many checks are refused whole: no work is spent decoding them.
   if (checks.length > INSTANCE_LIMITS.maxChecks)
     issues.add('Checks', `must have at most ${INSTANCE_LIMITS.maxChecks} checks`);
+  // Without a valid name the checks are still decoded for their own errors, under a stand-in ID.
+  else specs = readServiceChecks(issues, checks, { id: serviceId || '(service)', name: name ?? '' }, rules);
   if (name === undefined) return issues.result<RegisterRequest>(undefined);
   const def: ServiceDefinition = {
-    id: id !== undefined && id !== '' ? id : name,
+    id: serviceId,
     name,
     tags,
     address,
@@ -85,5 +97,5 @@ export function decodeServiceDefinition(raw: unknown): Decoded<RegisterRequest> 
     weights,
     enableTagOverride,
   };
-  return issues.result<RegisterRequest>({ def, checks });
+  return issues.result<RegisterRequest>({ def, checks: specs });
 }

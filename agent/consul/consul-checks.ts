@@ -5,12 +5,14 @@
  */
 import { MeshregError } from '../../proto/errors.js';
 import { HEALTH_STATES, type Health } from '../../proto/instance.js';
-import { Issues, readOneOf, readString, setOwn } from '../../proto/validate.js';
+import { Issues, describe, readOneOf, readString, setOwn } from '../../proto/validate.js';
 import type { AgentChecks } from '../checks/agent-checks.js';
-import { formatDurationMs } from '../checks/duration.js';
+import type { CheckSpec } from '../checks/check-definition.js';
+import { readCheck } from './consul-check.js';
+import { formatDurationMs } from './duration.js';
 import type { LocalServices, NodeIdentity } from '../local/local-services.js';
 import { foldIfRecord } from './consul-fields.js';
-import type { HttpRequest, HttpResult, Router } from './http-server.js';
+import type { JsonAnswer, JsonRequest, JsonRouter } from '../../proto/runtime/json-router.js';
 
 export interface CheckBackend {
   readonly node: NodeIdentity;
@@ -20,10 +22,10 @@ export interface CheckBackend {
   persist(): Promise<void>;
 }
 
-export function addCheckRoutes(router: Router, b: CheckBackend): void {
+export function addCheckRoutes(router: JsonRouter, b: CheckBackend): void {
   const ttl =
     (status: Health) =>
-    async (req: HttpRequest): Promise<HttpResult> => {
+    async (req: JsonRequest): Promise<JsonAnswer> => {
       b.checks.ttlUpdate(req.params['id'] ?? '', status, req.query.get('note') ?? '');
       await b.persist();
       return { status: 200 };
@@ -31,7 +33,8 @@ export function addCheckRoutes(router: Router, b: CheckBackend): void {
   router
     .add('GET', '/v1/agent/checks', () => ({ status: 200, body: listChecks(b) }))
     .add('PUT', '/v1/agent/check/register', async (req) => {
-      b.checks.registerCheck(req.body);
+      if (!b.checks.registerCheck(decodeCheckRegistration(b, req.body)))
+        throw new MeshregError('not_found', "the check's service no longer exists");
       await b.persist();
       return { status: 200 };
     })
@@ -58,6 +61,27 @@ export function addCheckRoutes(router: Router, b: CheckBackend): void {
       await b.persist();
       return { status: 200 };
     });
+}
+
+/** A standalone check: 404 when it names an unknown service, 400 naming every bad field. */
+function decodeCheckRegistration(b: CheckBackend, raw: unknown): CheckSpec {
+  const given = foldIfRecord(raw)?.get('serviceid');
+  const serviceId = typeof given === 'string' ? given : '';
+  const record = serviceId === '' ? undefined : b.local.get(serviceId);
+  if (serviceId !== '' && record === undefined) {
+    throw new MeshregError('not_found', `ServiceID "${serviceId}" does not exist`, {
+      fields: [{ path: 'ServiceID', message: 'unknown service' }],
+    });
+  }
+  const issues = new Issues();
+  const ctx = { serviceId, serviceName: record?.def.name ?? '', index: 0, count: 1 };
+  const def = readCheck(issues, raw, '', ctx, b.checks.rules);
+  if (def === undefined || !issues.empty) {
+    throw new MeshregError('invalid_argument', `Invalid check definition: ${describe(issues.list)}`, {
+      fields: issues.list,
+    });
+  }
+  return def;
 }
 
 function listChecks(b: CheckBackend): Record<string, unknown> {

@@ -6,6 +6,7 @@
 import { MeshregError } from '../../proto/errors.js';
 import { SERVICE_NAME_PATTERN, worstHealth, type Health, type Instance } from '../../proto/instance.js';
 import { describe, setOwn } from '../../proto/validate.js';
+import type { CheckRules } from '../checks/check-definition.js';
 import {
   toInstance,
   type LocalRecord,
@@ -13,10 +14,10 @@ import {
   type NodeIdentity,
 } from '../local/local-services.js';
 import type { ServiceView, WatchedService } from '../view/service-view.js';
-import { parseBlocking, parseFlag } from './blocking.js';
+import { parseBlocking, parseFlag } from '../http/blocking.js';
 import { decodeServiceDefinition, type RegisterRequest } from './consul-register.js';
 import { agentServiceJson, catalogEntry, healthEntry } from './consul-encode.js';
-import type { HttpRequest, HttpResult, Router } from './http-server.js';
+import type { JsonAnswer, JsonRequest, JsonRouter } from '../../proto/runtime/json-router.js';
 
 /** The link's health as reads report it (Consul's known-leader and last-contact headers). */
 export interface UpstreamStatus {
@@ -36,6 +37,8 @@ export interface ConsulBackend {
   readonly view: ServiceView;
   readonly local: LocalServices;
   readonly firstReadWaitMs: number;
+  /** The agent's check policy, applied while decoding a registration's checks. */
+  readonly checkRules: CheckRules;
   register(req: RegisterRequest, replaceExistingChecks: boolean): Promise<void>;
   deregister(id: string): Promise<void>;
   upstream(): UpstreamStatus;
@@ -43,7 +46,7 @@ export interface ConsulBackend {
   subscriptionRefusal(service: string): { code: string; message: string } | undefined;
 }
 
-export function addConsulRoutes(router: Router, b: ConsulBackend): void {
+export function addConsulRoutes(router: JsonRouter, b: ConsulBackend): void {
   router
     .add('PUT', '/v1/agent/service/register', (req) => register(b, req))
     .add('PUT', '/v1/agent/service/deregister/:id', async (req) => {
@@ -65,8 +68,8 @@ export function addConsulRoutes(router: Router, b: ConsulBackend): void {
     .add('GET', '/v1/agent/health/service/id/:id', (req) => localHealthById(b, req));
 }
 
-async function register(b: ConsulBackend, req: HttpRequest): Promise<HttpResult> {
-  const decoded = decodeServiceDefinition(req.body);
+async function register(b: ConsulBackend, req: JsonRequest): Promise<JsonAnswer> {
+  const decoded = decodeServiceDefinition(req.body, b.checkRules);
   if (!decoded.ok) {
     throw new MeshregError('invalid_argument', `Invalid service definition: ${describe(decoded.errors)}`, {
       fields: decoded.errors,
@@ -76,7 +79,7 @@ async function register(b: ConsulBackend, req: HttpRequest): Promise<HttpResult>
   return { status: 200 };
 }
 
-function agentSelf(b: ConsulBackend): HttpResult {
+function agentSelf(b: ConsulBackend): JsonAnswer {
   const n = b.node;
   return {
     status: 200,
@@ -120,7 +123,7 @@ function localHealthEntry(b: ConsulBackend, r: LocalRecord): { status: Health; b
   };
 }
 
-function localHealthByName(b: ConsulBackend, req: HttpRequest): HttpResult {
+function localHealthByName(b: ConsulBackend, req: JsonRequest): JsonAnswer {
   const name = req.params['name'] ?? '';
   const entries = b.local.byName(name).map((r) => localHealthEntry(b, r));
   if (entries.length === 0) throw new MeshregError('not_found', `no local service named ${name}`);
@@ -128,7 +131,7 @@ function localHealthByName(b: ConsulBackend, req: HttpRequest): HttpResult {
   return { status: LOCAL_STATUS[worst], body: entries.map((e) => e.body) };
 }
 
-function localHealthById(b: ConsulBackend, req: HttpRequest): HttpResult {
+function localHealthById(b: ConsulBackend, req: JsonRequest): JsonAnswer {
   const r = b.local.get(req.params['id'] ?? '');
   if (r === undefined)
     throw new MeshregError('not_found', `no local service with ID ${req.params['id'] ?? ''}`);
@@ -136,7 +139,7 @@ function localHealthById(b: ConsulBackend, req: HttpRequest): HttpResult {
   return { status: LOCAL_STATUS[e.status], body: e.body };
 }
 
-function agentServices(b: ConsulBackend): HttpResult {
+function agentServices(b: ConsulBackend): JsonAnswer {
   const body: Record<string, unknown> = {};
   // A draining service is deregistered as far as this agent's own API is concerned.
   for (const r of b.local.list())
@@ -144,7 +147,7 @@ function agentServices(b: ConsulBackend): HttpResult {
   return { status: 200, body };
 }
 
-function agentService(b: ConsulBackend, req: HttpRequest): HttpResult {
+function agentService(b: ConsulBackend, req: JsonRequest): JsonAnswer {
   const r = b.local.get(req.params['id'] ?? '');
   if (r === undefined) throw new MeshregError('not_found', `unknown service ID: ${req.params['id'] ?? ''}`);
   return { status: 200, body: agentServiceJson(r, b.datacenter) };
@@ -176,9 +179,9 @@ function checkServiceName(name: string): void {
 
 async function serviceRead(
   b: ConsulBackend,
-  req: HttpRequest,
+  req: JsonRequest,
   shape: 'health' | 'catalog',
-): Promise<HttpResult> {
+): Promise<JsonAnswer> {
   const name = req.params['name'] ?? '';
   checkServiceName(name);
   const passing = shape === 'health' && parseFlag(req.query, 'passing');
@@ -201,7 +204,8 @@ async function serviceRead(
     }
     if (refusal !== undefined)
       throw new MeshregError('forbidden', `watching "${name}" was refused: ${refusal.message}`);
-    await block(b, () => entry.modifyIndex, name, blocking.index, blocking.waitMs, req.signal);
+    const changed = (ms: number): Promise<void> => b.view.waitForChange(name, ms, req.signal);
+    await block(b, () => entry.modifyIndex, changed, blocking.index, blocking.waitMs, req.signal);
   } finally {
     release();
   }
@@ -238,7 +242,7 @@ const bodies = new WeakMap<WatchedService, { index: number; texts: Map<string, s
 async function block(
   b: ConsulBackend,
   current: () => number,
-  key: string,
+  changed: (timeoutMs: number) => Promise<void>,
   index: number | undefined,
   waitMs: number,
   signal: AbortSignal,
@@ -250,17 +254,18 @@ async function block(
   while (current() <= index && !signal.aborted) {
     const left = deadline - performance.now();
     if (left <= 0) return;
-    await b.view.waitForChange(key, left, signal);
+    await changed(left);
   }
 }
 
-async function catalogServices(b: ConsulBackend, req: HttpRequest): Promise<HttpResult> {
+async function catalogServices(b: ConsulBackend, req: JsonRequest): Promise<JsonAnswer> {
   const blocking = parseBlocking(req.query);
   const state = b.view.ensureCatalog();
   if (!state.received && b.upstream().connected) {
-    await b.view.waitForChange('#catalog', b.firstReadWaitMs, req.signal);
+    await b.view.waitForCatalogChange(b.firstReadWaitMs, req.signal);
   }
-  await block(b, () => state.modifyIndex, '#catalog', blocking.index, blocking.waitMs, req.signal);
+  const changed = (ms: number): Promise<void> => b.view.waitForCatalogChange(ms, req.signal);
+  await block(b, () => state.modifyIndex, changed, blocking.index, blocking.waitMs, req.signal);
   const local = b.local.list().map((r) => [r.def.name, r.def.tags] as const);
   return { status: 200, body: b.view.catalogServices(local), headers: readHeaders(b, state.modifyIndex) };
 }

@@ -20,17 +20,18 @@ export interface NodeCheckJson {
   ModifyIndex: number;
 }
 
-function checkJson(i: Instance, c: CheckState, index: number): NodeCheckJson {
+/** A check of `node`; a service check names its instance, a node-level one (`of` undefined) none. */
+function checkJson(node: string, c: CheckState, of: Instance | undefined, index: number): NodeCheckJson {
   return {
-    Node: i.node,
+    Node: node,
     CheckID: c.id,
     Name: c.name,
     Status: c.status,
     Notes: '',
     Output: c.output,
-    ServiceID: i.id,
-    ServiceName: i.service,
-    ServiceTags: i.tags,
+    ServiceID: of?.id ?? '',
+    ServiceName: of?.service ?? '',
+    ServiceTags: of?.tags ?? [],
     Type: c.type,
     CreateIndex: index,
     ModifyIndex: index,
@@ -38,22 +39,13 @@ function checkJson(i: Instance, c: CheckState, index: number): NodeCheckJson {
 }
 
 /** The node-level check Consul adds to every entry; an instance listed here has a live agent. */
-function serfHealth(i: Instance, index: number): NodeCheckJson {
-  return {
-    Node: i.node,
-    CheckID: 'serfHealth',
-    Name: 'Serf Health Status',
-    Status: 'passing',
-    Notes: '',
-    Output: 'Agent alive and reachable',
-    ServiceID: '',
-    ServiceName: '',
-    ServiceTags: [],
-    Type: '',
-    CreateIndex: index,
-    ModifyIndex: index,
-  };
-}
+const SERF_HEALTH: CheckState = {
+  id: 'serfHealth',
+  name: 'Serf Health Status',
+  status: 'passing',
+  output: 'Agent alive and reachable',
+  type: '',
+};
 
 /** One entry of `GET /v1/health/service/:name`. */
 export function healthEntry(i: Instance, datacenter: string, index: number): unknown {
@@ -69,7 +61,10 @@ export function healthEntry(i: Instance, datacenter: string, index: number): unk
       ModifyIndex: index,
     },
     Service: serviceJson(i, index),
-    Checks: [serfHealth(i, index), ...i.checks.map((c) => checkJson(i, c, index))],
+    Checks: [
+      checkJson(i.node, SERF_HEALTH, undefined, index),
+      ...i.checks.map((c) => checkJson(i.node, c, i, index)),
+    ],
   };
 }
 
