@@ -10,7 +10,13 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { clientErrorHandler, rateLimitedLog, safeListener, targetOf } from '../../proto/runtime/http-edge.js';
+import {
+  clientErrorHandler,
+  listenOn,
+  rateLimitedLog,
+  safeListener,
+  targetOf,
+} from '../../proto/runtime/http-edge.js';
 import type { JsonRouter } from '../../proto/runtime/json-router.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import type { AgentHttpLimits } from '../config.js';
@@ -77,13 +83,7 @@ export class HttpServer {
   }
 
   async listen(): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(this.#opts.port, this.#opts.host, () => {
-        this.#server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenOn(this.#server, this.#opts.port, this.#opts.host);
   }
 
   async close(): Promise<void> {

@@ -6,7 +6,6 @@
  * answered here, once for every role; every socket starts with the small pre-hello frame limit.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import { decodeLinkHello, type LinkHello } from '../../proto/cluster-link.js';
@@ -18,6 +17,7 @@ import {
   sendError,
   targetOf,
   writeRawError,
+  listenOn,
 } from '../../proto/runtime/http-edge.js';
 import { opsEndpoints, type AdminRoute, type HttpExtension, type OpsOptions } from '../admin/ops-http.js';
 import type { Logger } from '../../proto/runtime/log.js';
@@ -164,14 +164,7 @@ export class RoleServer {
   }
 
   async listen(): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.#http.once('error', reject);
-      this.#http.listen(this.#opts.port, this.#opts.host, () => {
-        this.#http.off('error', reject);
-        resolve();
-      });
-    });
-    const a = this.#http.address() as AddressInfo;
+    const a = await listenOn(this.#http, this.#opts.port, this.#opts.host);
     this.#address = `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
   }
 

@@ -6,6 +6,7 @@
  * rate-limited log line.
  */
 import type http from 'node:http';
+import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { MeshregError } from '../errors.js';
 import type { Logger } from './log.js';
@@ -261,4 +262,18 @@ export function targetOf(req: http.IncomingMessage): RequestTarget {
   const t = parseTarget(req.url);
   if (t instanceof MeshregError) throw t;
   return t;
+}
+
+/**
+ * Starts `server` on `host:port` (port 0: any free port) and resolves with its bound address;
+ * rejects with the listen error (EADDRINUSE, EACCES) instead of letting it reach the process.
+ */
+export function listenOn(server: net.Server, port: number, host: string): Promise<net.AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server.address() as net.AddressInfo);
+    });
+  });
 }
