@@ -81,7 +81,7 @@ export class PushDispatcher implements ChangeListener {
     this.#router = router;
     this.#opts = opts;
     this.#table = new SubscriptionTable(this.stats);
-    this.#catalog = new CatalogSubscribers(this.stats);
+    this.#catalog = new CatalogSubscribers();
     this.#latency = meter().createHistogram('meshreg.push.latency_ms', {
       description:
         'Time from a change notification reaching the session to its frame written to the last subscriber',
@@ -157,14 +157,17 @@ export class PushDispatcher implements ChangeListener {
 
   /** Subscribes `target` to the service catalog (again: it is sent the current one if newer). */
   subscribeCatalog(target: PushTarget, knownVersion: number | undefined): void {
-    if (this.#catalog.add(target, knownVersion)) {
+    if (this.#catalog.size === 0) {
       for (const w of this.#watches.values()) w.catalogInterest(true);
     }
+    if (this.#catalog.add(target, knownVersion)) this.stats.subscriptions++;
     this.#scheduleCatalog(true);
   }
 
   unsubscribeCatalog(target: PushTarget): void {
     if (!this.#catalog.remove(target)) return;
+    this.stats.subscriptions--;
+    if (this.#catalog.size > 0) return;
     for (const w of this.#watches.values()) w.catalogInterest(false);
   }
 
@@ -285,7 +288,9 @@ export class PushDispatcher implements ChangeListener {
       return JSON.stringify(msg);
     });
     this.#fanOut(this.#catalog.values(), frame, (sub) => {
-      this.#catalog.send(sub, frame);
+      sub.pushed = frame.version;
+      this.stats.pushes++;
+      sub.target.send(frame.data);
     });
   }
 

@@ -166,16 +166,12 @@ export interface PushFrame {
 
 /**
  * The subscribers of the service catalog, one per connection at most, and its latest frame. Catalog
- * pushes are not acknowledged (see the dispatcher), so there is nothing to re-send here.
+ * pushes are not acknowledged (see the dispatcher), so there is nothing to re-send here. The
+ * dispatcher counts them in its stats.
  */
 export class CatalogSubscribers {
   readonly #subs = new Map<string, Subscriber>();
-  readonly #stats: PushStats;
   #frame: PushFrame | undefined;
-
-  constructor(stats: PushStats) {
-    this.#stats = stats;
-  }
 
   get size(): number {
     return this.#subs.size;
@@ -185,20 +181,17 @@ export class CatalogSubscribers {
     return this.#subs.values();
   }
 
-  /** Adds (or replaces) `target`'s subscription; true when it is the first subscriber. */
+  /** Adds (or replaces) `target`'s subscription; says whether the target was not subscribed yet. */
   add(target: PushTarget, knownVersion: number | undefined): boolean {
-    const first = this.#subs.size === 0;
-    if (!this.#subs.has(target.id)) this.#stats.subscriptions++;
+    const added = !this.#subs.has(target.id);
     this.#subs.set(target.id, { target, pushed: knownVersion ?? -1 });
-    return first;
+    return added;
   }
 
-  /** Removes `target`'s subscription; true when it was the last one (the frame is forgotten). */
+  /** Removes `target`'s subscription; false when it had none. The last one takes the frame along. */
   remove(target: PushTarget): boolean {
     if (!this.#subs.delete(target.id)) return false;
-    this.#stats.subscriptions--;
-    if (this.#subs.size > 0) return false;
-    this.#frame = undefined;
+    if (this.#subs.size === 0) this.#frame = undefined;
     return true;
   }
 
@@ -208,12 +201,5 @@ export class CatalogSubscribers {
     const frame = { version, data: Buffer.from(encode()) };
     if (this.#subs.size > 0) this.#frame = frame;
     return frame;
-  }
-
-  /** Writes `frame` to `sub` (no ack is awaited). */
-  send(sub: Subscriber, frame: PushFrame): void {
-    sub.pushed = frame.version;
-    this.#stats.pushes++;
-    sub.target.send(frame.data);
   }
 }
