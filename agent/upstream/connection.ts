@@ -17,6 +17,7 @@ import {
   type Welcome,
 } from '../../proto/agent-link.js';
 import { FATAL_CLOSE_CODES } from '../../proto/errors.js';
+import { SOCKET_OPEN, frameText, type LinkSocket } from '../../proto/runtime/link-socket.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { describe } from '../../proto/validate.js';
 import { Backoff, type BackoffOptions } from '../../proto/runtime/backoff.js';
@@ -32,6 +33,27 @@ const ALLOWED: Readonly<Record<LinkState, readonly LinkState[]>> = {
   closed: [],
 };
 
+/** How a socket to a session server is opened. */
+export interface ConnectOptions {
+  /** The opening handshake must finish within this time. */
+  readonly handshakeTimeoutMs: number;
+  /** Largest frame accepted from the session; a larger one closes the socket with 1009. */
+  readonly maxFrameBytes: number;
+}
+
+/** Opens a socket to `url` (still connecting: it emits `open` or `close`). */
+export type SocketFactory = (url: string, opts: ConnectOptions) => LinkSocket;
+
+/** The production {@link SocketFactory}: a `ws` WebSocket. */
+export const wsSocketFactory: SocketFactory = (url, opts) =>
+  new WebSocket(url, {
+    handshakeTimeout: opts.handshakeTimeoutMs,
+    // What a session may send us is bounded too (config maxFrameBytes, 64 MiB: one push carries a
+    // whole service). ws checks it from the frame header; a larger frame closes with 1009.
+    maxPayload: opts.maxFrameBytes,
+    perMessageDeflate: false,
+  });
+
 export interface LinkOptions {
   readonly urls: readonly string[];
   readonly nodeId: string;
@@ -41,6 +63,10 @@ export interface LinkOptions {
   readonly maxFrameBytes: number;
   readonly backoff: BackoffOptions;
   readonly logger: Logger;
+  /** How sockets are opened; `ws` by default (tests pass an in-memory pair). */
+  readonly connect?: SocketFactory;
+  /** The backoff's random source (jitter); `Math.random` by default. */
+  readonly random?: () => number;
 }
 
 /** What the link reports to its owner. */
@@ -54,7 +80,7 @@ export interface LinkHandler {
 
 export class UpstreamLink {
   #state: LinkState = 'idle';
-  #ws: WebSocket | undefined;
+  #ws: LinkSocket | undefined;
   #urls: string[];
   #next = 0;
   #timer: NodeJS.Timeout | undefined;
@@ -70,7 +96,7 @@ export class UpstreamLink {
     this.#opts = opts;
     this.#handler = handler;
     this.#urls = [...opts.urls];
-    this.#backoff = new Backoff(opts.backoff);
+    this.#backoff = new Backoff(opts.backoff, opts.random);
     this.#log = opts.logger.child({ component: 'upstream' });
   }
 
@@ -140,12 +166,9 @@ export class UpstreamLink {
   #connect(): void {
     const url = this.#urls[this.#next % this.#urls.length] ?? '';
     this.#next++;
-    const ws = new WebSocket(url, {
-      handshakeTimeout: this.#opts.connectTimeoutMs,
-      // What a session may send us is bounded too (config maxFrameBytes, 64 MiB: one push carries a
-      // whole service). ws checks it from the frame header; a larger frame closes with 1009.
-      maxPayload: this.#opts.maxFrameBytes,
-      perMessageDeflate: false,
+    const ws = (this.#opts.connect ?? wsSocketFactory)(url, {
+      handshakeTimeoutMs: this.#opts.connectTimeoutMs,
+      maxFrameBytes: this.#opts.maxFrameBytes,
     });
     this.#ws = ws;
     const welcomeTimer = setTimeout(() => {
@@ -164,7 +187,7 @@ export class UpstreamLink {
     ws.on('message', (data, isBinary) => {
       if (ws !== this.#ws) return;
       this.#liveness?.heard();
-      const raw = isBinary ? undefined : parseJsonFrame(rawToString(data));
+      const raw = isBinary ? undefined : parseJsonFrame(frameText(data));
       const decoded = decodeSessionFrame(raw);
       if (!decoded.ok) {
         this.#log.warn('invalid frame from session', { error: describe(decoded.errors) });
@@ -190,7 +213,7 @@ export class UpstreamLink {
     });
   }
 
-  #onWelcome(ws: WebSocket, welcome: Welcome): void {
+  #onWelcome(ws: LinkSocket, welcome: Welcome): void {
     this.#sessionId = welcome.sessionId;
     for (const u of welcome.sessions) if (!this.#urls.includes(u)) this.#urls.push(u);
     this.#liveness = new Liveness(
@@ -211,7 +234,7 @@ export class UpstreamLink {
     this.#handler.onOpen(welcome);
   }
 
-  #fail(ws: WebSocket, reason: string): void {
+  #fail(ws: LinkSocket, reason: string): void {
     if (ws !== this.#ws) return;
     this.#log.warn('upstream link failed', { reason });
     ws.terminate();
@@ -234,13 +257,7 @@ export class UpstreamLink {
     if (ws === undefined) return;
     ws.removeAllListeners('message');
     ws.on('error', () => undefined);
-    if (code !== undefined && ws.readyState === WebSocket.OPEN) ws.close(code, reason);
+    if (code !== undefined && ws.readyState === SOCKET_OPEN) ws.close(code, reason);
     else ws.terminate();
   }
-}
-
-function rawToString(data: WebSocket.RawData): string {
-  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
-  if (data instanceof ArrayBuffer) return Buffer.from(data).toString('utf8');
-  return data.toString('utf8');
 }

@@ -2,10 +2,16 @@
  * One agent's WebSocket on a session server: handshake, frame validation, rate limiting, and the
  * dispatch of each frame to the registrations and subscriptions it affects.
  *
+ * Writes (`publish`, `unpublish`) keep their order in their own queue, since each waits for the data
+ * layer (seconds during a failover). Everything else is handled as it arrives: a `ping` stuck behind
+ * a slow publish would make the agent think the link is dead, and an `ack` stuck there would make
+ * the push dispatcher re-send and finally close a healthy connection. Subscriptions do not depend on
+ * writes either, and after a reconnect the agent's full sync sends every publish first: queued
+ * behind them, its views would wait for the whole re-publication before the first push.
+ *
  * Bad input is contained here: an invalid frame closes this connection with a code and a reason
  * and touches nothing else.
  */
-import type WebSocket from 'ws';
 import {
   AGENT_LINK_NAME,
   PROTOCOL_VERSION,
@@ -14,15 +20,18 @@ import {
   type AgentFrame,
   type Confirm,
   type Hello,
+  type Publish,
+  type Unpublish,
   type Welcome,
 } from '../../proto/agent-link.js';
 import { ERROR_TABLE, closeReason, type ErrorCode } from '../../proto/errors.js';
 import { protocolMismatch } from '../../proto/rpc.js';
 import { describe } from '../../proto/validate.js';
+import { frameText, type RawFrame } from '../../proto/runtime/link-socket.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { LogBudget } from '../link/log-budget.js';
-import { closeOversizedWithReason, setMaxPayload } from '../link/ws-limits.js';
-import { CATALOG_KEY, type PushTarget } from './push-dispatcher.js';
+import type { AgentTransport } from './agent-transport.js';
+import type { PushTarget } from './push-dispatcher.js';
 import { TokenBucket } from './rate-limit.js';
 
 export interface ConnectionLimits {
@@ -46,10 +55,12 @@ export interface ConnectionHost {
   admit(conn: AgentConnection): { code: ErrorCode; reason: string } | undefined;
   /** Called once the hello is accepted; the host may close an older connection of the same node. */
   adopt(conn: AgentConnection): void;
-  publish(conn: AgentConnection, frame: Extract<AgentFrame, { type: 'publish' }>): Promise<Confirm>;
-  unpublish(conn: AgentConnection, frame: Extract<AgentFrame, { type: 'unpublish' }>): Promise<Confirm>;
+  publish(conn: AgentConnection, frame: Publish): Promise<Confirm>;
+  unpublish(conn: AgentConnection, frame: Unpublish): Promise<Confirm>;
   /** False when the subscription was refused (the host told the agent why). */
   subscribe(conn: AgentConnection, key: string, knownVersion: number | undefined): boolean;
+  /** Subscribes to the service catalog (one subscription per connection at most, never refused). */
+  subscribeCatalog(conn: AgentConnection, knownVersion: number | undefined): void;
   unsubscribe(conn: AgentConnection, key: string): void;
   ack(conn: AgentConnection, key: string, version: number): void;
   closed(conn: AgentConnection): void;
@@ -61,6 +72,7 @@ export interface ConnectionHost {
  */
 export type ConnectionState = 'handshake' | 'ready' | 'closing' | 'closed';
 
+/** An agent connection: see the file comment for how frames are ordered. */
 export class AgentConnection implements PushTarget {
   readonly id: string;
   readonly remote: string;
@@ -68,8 +80,9 @@ export class AgentConnection implements PushTarget {
   readonly address: string;
   #state: ConnectionState = 'handshake';
   #hello: Hello | undefined;
+  /** The services this connection subscribed to (the catalog is not one of them). */
   readonly subscriptions = new Set<string>();
-  readonly #ws: WebSocket;
+  readonly #transport: AgentTransport;
   readonly #host: ConnectionHost;
   readonly #bucket: TokenBucket;
   readonly #log: LogBudget;
@@ -77,42 +90,37 @@ export class AgentConnection implements PushTarget {
   #welcomed = false;
   #lastSeen = performance.now();
   readonly #timer: NodeJS.Timeout;
-  /** Frames are handled one at a time, in order, even when handling awaits the data layer. */
-  #queue: Promise<void> = Promise.resolve();
+  /** Publishes and unpublishes are handled one at a time, in order, each awaiting the data layer. */
+  #writes: Promise<void> = Promise.resolve();
 
-  constructor(id: string, ws: WebSocket, address: string, remotePort: number, host: ConnectionHost) {
+  constructor(
+    id: string,
+    transport: AgentTransport,
+    address: string,
+    remotePort: number,
+    host: ConnectionHost,
+  ) {
     this.id = id;
     this.address = address;
     const remote = `${address}:${remotePort}`;
     this.remote = remote;
-    this.#ws = ws;
+    this.#transport = transport;
     this.#host = host;
     this.#log = new LogBudget(host.logger.child({ conn: id, remote }));
-    closeOversizedWithReason(ws, (limitBytes) => {
+    transport.onOversized((limitBytes) => {
       this.#log.warn('agent frame too large; closed', { limitBytes });
       this.#to('closing');
     });
     this.#bucket = new TokenBucket(host.limits.maxFramesPerSec, host.limits.frameBurst);
-    const started = performance.now();
-    this.#timer = setInterval(
-      () => {
-        const now = performance.now();
-        if (this.#state === 'handshake' && now - started > host.limits.helloTimeoutMs) {
-          this.fail('handshake_timeout', 'no hello received in time');
-        } else if (this.#state === 'ready' && now - this.#lastSeen > host.limits.idleTimeoutMs) {
-          this.fail('liveness_timeout', 'no frame received within the idle timeout');
-        }
-      },
-      Math.max(10, Math.min(host.limits.helloTimeoutMs, host.limits.idleTimeoutMs) / 4),
-    );
-    this.#timer.unref();
-    ws.on('message', (data, isBinary) => {
+    this.#timer = this.#startTimeouts(host.limits);
+    const socket = transport.socket;
+    socket.on('message', (data, isBinary) => {
       this.#onMessage(data, isBinary);
     });
-    ws.on('close', (code, reason) => {
+    socket.on('close', (code, reason) => {
       this.#onClose(code, reason.toString());
     });
-    ws.on('error', (err) => {
+    socket.on('error', (err) => {
       this.#log.warn('agent socket error', { err });
     });
   }
@@ -132,7 +140,8 @@ export class AgentConnection implements PushTarget {
   /** Sends a text frame (a string, or one pre-encoded as UTF-8 to be shared by many connections). */
   send(frame: string | Buffer, written?: () => void): void {
     if (this.#state !== 'ready') return;
-    this.#ws.send(frame, { binary: false }, written);
+    if (typeof frame === 'string') this.#transport.socket.send(frame, written);
+    else this.#transport.sendEncoded(frame, written);
   }
 
   /** Closes this connection with the close code of `code`; later frames are dropped unread. */
@@ -140,14 +149,33 @@ export class AgentConnection implements PushTarget {
     if (this.#state === 'closing' || this.#state === 'closed') return;
     this.#to('closing');
     this.#log.info('closing agent connection', { code, reason });
-    this.#ws.close(ERROR_TABLE[code].ws, closeReason(`${code}: ${reason}`));
+    const socket = this.#transport.socket;
+    socket.close(ERROR_TABLE[code].ws, closeReason(`${code}: ${reason}`));
     // A peer that does not complete the closing handshake is cut off.
     setTimeout(() => {
-      this.#ws.terminate();
+      socket.terminate();
     }, 1000).unref();
   }
 
-  #onMessage(data: WebSocket.RawData, isBinary: boolean): void {
+  /** Closes a connection that sends no hello in time, or goes silent once ready. */
+  #startTimeouts(limits: ConnectionLimits): NodeJS.Timeout {
+    const started = performance.now();
+    const timer = setInterval(
+      () => {
+        const now = performance.now();
+        if (this.#state === 'handshake' && now - started > limits.helloTimeoutMs) {
+          this.fail('handshake_timeout', 'no hello received in time');
+        } else if (this.#state === 'ready' && now - this.#lastSeen > limits.idleTimeoutMs) {
+          this.fail('liveness_timeout', 'no frame received within the idle timeout');
+        }
+      },
+      Math.max(10, Math.min(limits.helloTimeoutMs, limits.idleTimeoutMs) / 4),
+    );
+    timer.unref();
+    return timer;
+  }
+
+  #onMessage(data: RawFrame, isBinary: boolean): void {
     if (this.#state === 'closing' || this.#state === 'closed') return;
     this.#lastSeen = performance.now();
     if (!this.#bucket.take()) {
@@ -158,10 +186,7 @@ export class AgentConnection implements PushTarget {
       this.fail('invalid_frame', 'binary frames are not part of the protocol');
       return;
     }
-    const text = Array.isArray(data)
-      ? Buffer.concat(data).toString('utf8')
-      : Buffer.from(data as ArrayBuffer).toString('utf8');
-    const raw = parseJsonFrame(text);
+    const raw = parseJsonFrame(frameText(data));
     if (raw === undefined) {
       this.fail('invalid_frame', 'frame is not valid JSON');
       return;
@@ -172,33 +197,47 @@ export class AgentConnection implements PushTarget {
       return;
     }
     const frame = decoded.value;
-    this.#queue = this.#queue
-      .then(() => this.#handle(frame))
+    if (this.#state === 'handshake') {
+      if (frame.type === 'hello') this.#onHello(frame);
+      else this.fail('invalid_frame', `expected hello, got ${frame.type}`);
+      return;
+    }
+    if (frame.type === 'publish' || frame.type === 'unpublish') {
+      this.#queueWrite(frame);
+      return;
+    }
+    try {
+      this.#handleNow(frame);
+    } catch (err) {
+      this.#failInternal(frame.type, err);
+    }
+  }
+
+  #queueWrite(frame: Publish | Unpublish): void {
+    this.#writes = this.#writes
+      .then(async () => {
+        if (this.#state !== 'ready') return;
+        const confirm =
+          frame.type === 'publish'
+            ? await this.#host.publish(this, frame)
+            : await this.#host.unpublish(this, frame);
+        this.#transport.socket.send(JSON.stringify(confirm));
+      })
       .catch((err: unknown) => {
-        this.#log.error('frame handling failed', { type: frame.type, err });
-        this.fail('internal', 'internal error');
+        this.#failInternal(frame.type, err);
       });
   }
 
-  async #handle(frame: AgentFrame): Promise<void> {
-    if (this.#state === 'closing' || this.#state === 'closed') return;
-    if (this.#state === 'handshake') {
-      if (frame.type !== 'hello') {
-        this.fail('invalid_frame', `expected hello, got ${frame.type}`);
-        return;
-      }
-      this.#onHello(frame);
-      return;
-    }
+  #failInternal(type: AgentFrame['type'], err: unknown): void {
+    this.#log.error('frame handling failed', { type, err });
+    this.fail('internal', 'internal error');
+  }
+
+  /** Every frame but a write, on a connection past its hello. */
+  #handleNow(frame: Exclude<AgentFrame, Publish | Unpublish>): void {
     switch (frame.type) {
       case 'hello':
         this.fail('invalid_frame', 'hello sent twice');
-        return;
-      case 'publish':
-        this.#ws.send(JSON.stringify(await this.#host.publish(this, frame)));
-        return;
-      case 'unpublish':
-        this.#ws.send(JSON.stringify(await this.#host.unpublish(this, frame)));
         return;
       case 'subscribe':
         for (const s of frame.services) {
@@ -212,14 +251,13 @@ export class AgentConnection implements PushTarget {
         }
         return;
       case 'catalogSubscribe':
-        this.subscriptions.add(CATALOG_KEY);
-        this.#host.subscribe(this, CATALOG_KEY, frame.knownVersion);
+        this.#host.subscribeCatalog(this, frame.knownVersion);
         return;
       case 'ack':
         this.#host.ack(this, frame.service, frame.version);
         return;
       case 'ping':
-        this.#ws.send(JSON.stringify({ type: 'pong', sentAt: frame.sentAt }));
+        this.#transport.socket.send(JSON.stringify({ type: 'pong', sentAt: frame.sentAt }));
         return;
       default: {
         const never: never = frame;
@@ -247,7 +285,7 @@ export class AgentConnection implements PushTarget {
     this.#to('ready');
     this.#welcomed = true;
     // Authenticated: from the next frame on, the full frame limit applies.
-    setMaxPayload(this.#ws, this.#host.maxFrameBytes);
+    this.#transport.setFrameLimit(this.#host.maxFrameBytes);
     this.#host.adopt(this);
     const welcome: Welcome = {
       type: 'welcome',
@@ -256,7 +294,7 @@ export class AgentConnection implements PushTarget {
       sessions: this.#host.sessions(),
       pingIntervalMs: this.#host.limits.pingIntervalMs,
     };
-    this.#ws.send(JSON.stringify(welcome));
+    this.#transport.socket.send(JSON.stringify(welcome));
     this.#log.info('agent connected', { nodeId: hello.nodeId, nodeName: hello.nodeName });
   }
 

@@ -13,26 +13,31 @@
  * others keep the version they were last sent, so resuming pushes them the current state. Each
  * change-driven push records one latency sample (change seen → last frame written) and, when the
  * change was traced, one span: never one per subscriber, the hot path stays a loop of writes.
+ *
+ * The service catalog is a subscription of its own: its own subscriber set, pending flag, cached
+ * frame and push path (see {@link PushDispatcher.subscribeCatalog}). It is not acknowledged: it is a
+ * convenience view (Consul's `/v1/catalog/services`), and the next change, resubscribe or
+ * reconciliation pass sends its current version anyway.
  */
 import { SpanKind, type Histogram } from '@opentelemetry/api';
 import type { Push, Catalog } from '../../proto/agent-link.js';
-import { MeshregError, type ErrorCode } from '../../proto/errors.js';
+import { MeshregError } from '../../proto/errors.js';
 import { valueOrThrow } from '../../proto/result.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { contextFrom, meter, tracer } from '../../proto/runtime/telemetry.js';
 import type { ChangeListener, DataWatch, DatumChange } from '../data/data-api.js';
 import type { DataRouter } from './data-router.js';
+import {
+  CatalogSubscribers,
+  SubscriptionTable,
+  type PushFrame as Frame,
+  type PushStats,
+  type PushTarget,
+  type ServiceSub,
+  type Subscriber,
+} from './push-subscriptions.js';
 
-/** The internal key of the service-name catalog; not a valid service name, so it cannot collide. */
-export const CATALOG_KEY = '#catalog';
-
-/** What the dispatcher needs of a connection. */
-export interface PushTarget {
-  readonly id: string;
-  /** Writes a pre-encoded text frame; `written` runs once the socket has taken it. */
-  send(frame: Buffer, written?: () => void): void;
-  fail(code: ErrorCode, reason: string): void;
-}
+export type { PushStats, PushTarget } from './push-subscriptions.js';
 
 export interface PushOptions {
   readonly coalesceMs: number;
@@ -40,34 +45,6 @@ export interface PushOptions {
   readonly maxRetries: number;
   readonly reconcileIntervalMs: number;
   readonly logger: Logger;
-}
-
-interface Sub {
-  readonly target: PushTarget;
-  readonly key: string;
-  /** Highest version sent; -1 before the first push. */
-  pushed: number;
-  acked: number;
-  /**
-   * When the last push was written to the socket; `undefined` while it is still queued there. The
-   * ack clock starts at the write, not at the queueing: a push stuck behind a large backlog to a
-   * slow consumer is not late, and re-sending it would only grow the backlog.
-   */
-  sentAt: number | undefined;
-  retries: number;
-}
-
-interface Frame {
-  readonly version: number;
-  /** Encoded once, written as is to every subscriber. */
-  readonly data: Buffer;
-}
-
-export interface PushStats {
-  pushes: number;
-  retries: number;
-  failures: number;
-  subscriptions: number;
 }
 
 /** When the first change of a pending key was seen, and the trace it belongs to. */
@@ -79,14 +56,17 @@ interface SeenChange {
 /** Says whether a target may be pushed to now (false while pushes are stopped for it). */
 export type PushGate = (target: PushTarget) => boolean;
 
+/** Fans changed datums (and the catalog) out to subscribed connections; see the file comment. */
 export class PushDispatcher implements ChangeListener {
   readonly #router: DataRouter;
   readonly #opts: PushOptions;
-  readonly #subs = new Map<string, Map<string, Sub>>();
+  readonly #table: SubscriptionTable;
   readonly #frames = new Map<string, Frame>();
-  readonly #inflight = new Set<Sub>();
   /** Keys to push at the next flush, with the change that asked for it (undefined: a (re)subscribe). */
   readonly #pending = new Map<string, SeenChange | undefined>();
+  readonly #catalog: CatalogSubscribers;
+  /** The catalog is to be pushed at the next flush. */
+  #catalogPending = false;
   readonly #latency: Histogram;
   #gate: PushGate | undefined;
   readonly #watches = new Map<string, DataWatch>();
@@ -101,6 +81,8 @@ export class PushDispatcher implements ChangeListener {
     this.#sessionId = sessionId;
     this.#router = router;
     this.#opts = opts;
+    this.#table = new SubscriptionTable(this.stats);
+    this.#catalog = new CatalogSubscribers();
     this.#latency = meter().createHistogram('meshreg.push.latency_ms', {
       description:
         'Time from a change notification reaching the session to its frame written to the last subscriber',
@@ -123,7 +105,7 @@ export class PushDispatcher implements ChangeListener {
 
   /** Pushes sent and not yet acknowledged. */
   get unacknowledged(): number {
-    return this.#inflight.size;
+    return this.#table.unacknowledged;
   }
 
   /**
@@ -132,7 +114,7 @@ export class PushDispatcher implements ChangeListener {
    */
   setGate(gate: PushGate | undefined): void {
     this.#gate = gate;
-    for (const key of this.#subs.keys()) this.#schedule(key, true);
+    this.resyncAll();
   }
 
   /** Starts receiving change notifications from a data server (and re-declares current interest). */
@@ -141,10 +123,8 @@ export class PushDispatcher implements ChangeListener {
     if (server === undefined || this.#watches.has(id)) return;
     const watch = server.watch(this.#sessionId, this);
     this.#watches.set(id, watch);
-    for (const key of this.#subs.keys()) {
-      if (key === CATALOG_KEY) watch.catalogInterest(true);
-      else watch.interest(key, true);
-    }
+    for (const key of this.#table.keys()) watch.interest(key, true);
+    if (this.#catalog.size > 0) watch.catalogInterest(true);
   }
 
   /**
@@ -153,7 +133,8 @@ export class PushDispatcher implements ChangeListener {
    * reconciliation. Subscribers already up to date are not sent anything.
    */
   resyncAll(): void {
-    for (const key of this.#subs.keys()) this.#schedule(key, true);
+    for (const key of this.#table.keys()) this.#schedule(key, true);
+    if (this.#catalog.size > 0) this.#scheduleCatalog(true);
   }
 
   /** Stops receiving notifications from a data server that left. */
@@ -163,55 +144,42 @@ export class PushDispatcher implements ChangeListener {
   }
 
   subscribe(target: PushTarget, key: string, knownVersion: number | undefined): void {
-    let subs = this.#subs.get(key);
-    if (subs === undefined) {
-      subs = new Map();
-      this.#subs.set(key, subs);
-      for (const w of this.#watches.values()) {
-        if (key === CATALOG_KEY) w.catalogInterest(true);
-        else w.interest(key, true);
-      }
+    if (this.#table.add(target, key, knownVersion)) {
+      for (const w of this.#watches.values()) w.interest(key, true);
     }
-    const old = subs.get(target.id);
-    if (old === undefined) this.stats.subscriptions++;
-    // The new subscription replaces the old one, including its unacknowledged push: acks now reach
-    // only the new one, so the old one must not be retried and fail the connection.
-    else this.#inflight.delete(old);
-    const known = knownVersion ?? -1;
-    subs.set(target.id, { target, key, pushed: known, acked: known, sentAt: 0, retries: 0 });
     this.#schedule(key, true);
   }
 
   unsubscribe(target: PushTarget, key: string): void {
-    const subs = this.#subs.get(key);
-    const sub = subs?.get(target.id);
-    if (subs === undefined || sub === undefined) return;
-    subs.delete(target.id);
-    this.#inflight.delete(sub);
-    this.stats.subscriptions--;
-    if (subs.size === 0) {
-      this.#subs.delete(key);
-      this.#frames.delete(key);
-      for (const w of this.#watches.values()) {
-        if (key === CATALOG_KEY) w.catalogInterest(false);
-        else w.interest(key, false);
-      }
-    }
+    if (!this.#table.remove(target, key)) return;
+    this.#frames.delete(key);
+    for (const w of this.#watches.values()) w.interest(key, false);
   }
 
-  /** Removes every subscription of a closed connection. */
+  /** Subscribes `target` to the service catalog (again: it is sent the current one if newer). */
+  subscribeCatalog(target: PushTarget, knownVersion: number | undefined): void {
+    if (this.#catalog.size === 0) {
+      for (const w of this.#watches.values()) w.catalogInterest(true);
+    }
+    if (this.#catalog.add(target, knownVersion)) this.stats.subscriptions++;
+    this.#scheduleCatalog(true);
+  }
+
+  unsubscribeCatalog(target: PushTarget): void {
+    if (!this.#catalog.remove(target)) return;
+    this.stats.subscriptions--;
+    if (this.#catalog.size > 0) return;
+    for (const w of this.#watches.values()) w.catalogInterest(false);
+  }
+
+  /** Removes every subscription of a closed connection: its services in `keys`, and the catalog. */
   removeTarget(target: PushTarget, keys: Iterable<string>): void {
     for (const key of keys) this.unsubscribe(target, key);
+    this.unsubscribeCatalog(target);
   }
 
   ack(target: PushTarget, key: string, version: number): void {
-    const sub = this.#subs.get(key)?.get(target.id);
-    if (sub === undefined) return;
-    if (version > sub.acked) sub.acked = version;
-    if (sub.acked >= sub.pushed) {
-      sub.retries = 0;
-      this.#inflight.delete(sub);
-    }
+    this.#table.ack(target, key, version);
   }
 
   onChange(changes: readonly DatumChange[]): void {
@@ -220,7 +188,7 @@ export class PushDispatcher implements ChangeListener {
   }
 
   onCatalogChange(): void {
-    this.#schedule(CATALOG_KEY, false);
+    this.#scheduleCatalog(false);
   }
 
   close(): void {
@@ -236,6 +204,15 @@ export class PushDispatcher implements ChangeListener {
     // The earliest change waiting for a key is the one its latency is measured from.
     if (!this.#pending.has(key) || (this.#pending.get(key) === undefined && change !== undefined))
       this.#pending.set(key, change);
+    this.#armFlush(now);
+  }
+
+  #scheduleCatalog(now: boolean): void {
+    this.#catalogPending = true;
+    this.#armFlush(now);
+  }
+
+  #armFlush(now: boolean): void {
     // A new subscriber should not wait out a coalescing window meant for bursts of changes.
     if (now || this.#opts.coalesceMs === 0) {
       this.#flushImmediate ??= setImmediate(() => {
@@ -255,22 +232,36 @@ export class PushDispatcher implements ChangeListener {
     this.#pending.clear();
     for (const [key, change] of entries) {
       this.#pushKey(key, change).catch((err: unknown) => {
-        // The reconciliation pass (or the next table / data connection) retries whatever could not be
-        // fetched now; no leader yet is expected while a cluster starts or fails over.
-        const expected =
-          err instanceof MeshregError && (err.code === 'unavailable' || err.code === 'stale_epoch');
-        this.#opts.logger[expected ? 'debug' : 'warn']('push fetch failed', { service: key, err });
+        this.#fetchFailed(key, err);
       });
     }
+    if (!this.#catalogPending) return;
+    this.#catalogPending = false;
+    this.#pushCatalog().catch((err: unknown) => {
+      this.#fetchFailed('catalog', err);
+    });
+  }
+
+  #fetchFailed(what: string, err: unknown): void {
+    // The reconciliation pass (or the next table / data connection) retries whatever could not be
+    // fetched now; no leader yet is expected while a cluster starts or fails over.
+    const expected =
+      err instanceof MeshregError && (err.code === 'unavailable' || err.code === 'stale_epoch');
+    this.#opts.logger[expected ? 'debug' : 'warn']('push fetch failed', { service: what, err });
   }
 
   async #pushKey(key: string, change: SeenChange | undefined): Promise<void> {
-    if (!this.#subs.has(key)) return;
+    if (!this.#table.has(key)) return;
     const frame = await this.#frameFor(key);
-    const subs = this.#subs.get(key);
+    const subs = this.#table.subscribers(key);
     if (subs === undefined) return;
+    const send = (sub: ServiceSub): void => {
+      this.#table.sent(sub, frame.version);
+      this.#write(sub, frame);
+    };
     if (change?.traceparent === undefined) {
-      if (this.#fanOut(subs, frame) > 0 && change !== undefined) this.#recordLatency(key, change);
+      if (this.#fanOut(subs.values(), frame, send) > 0 && change !== undefined)
+        this.#latency.record(performance.now() - change.seenAt);
       return;
     }
     const attributes = { 'meshreg.service': key, 'meshreg.version': frame.version };
@@ -279,42 +270,45 @@ export class PushDispatcher implements ChangeListener {
       { kind: SpanKind.PRODUCER, attributes },
       contextFrom(change.traceparent),
     );
-    const written = this.#fanOut(subs, frame);
+    const written = this.#fanOut(subs.values(), frame, send);
     span.setAttribute('meshreg.subscribers', written);
     span.end();
-    if (written > 0) this.#recordLatency(key, change);
+    if (written > 0) this.#latency.record(performance.now() - change.seenAt);
   }
 
-  /** Writes `frame` to every subscriber that is behind and not held; returns how many. */
-  #fanOut(subs: ReadonlyMap<string, Sub>, frame: Frame): number {
-    const gate = this.#gate;
-    let written = 0;
-    for (const sub of subs.values()) {
-      if (sub.pushed >= frame.version) continue;
-      if (gate !== undefined && !gate(sub.target)) continue;
-      this.#send(sub, frame);
-      written++;
-    }
-    return written;
-  }
-
-  #recordLatency(key: string, change: SeenChange): void {
-    if (key !== CATALOG_KEY) this.#latency.record(performance.now() - change.seenAt);
-  }
-
-  async #frameFor(key: string): Promise<Frame> {
-    if (key === CATALOG_KEY) {
-      const c = await this.#router.fetchCatalog();
-      const cached = this.#frames.get(key);
-      if (cached?.version === c.version) return cached;
+  async #pushCatalog(): Promise<void> {
+    if (this.#catalog.size === 0) return;
+    const c = await this.#router.fetchCatalog();
+    const frame = this.#catalog.frame(c.version, () => {
       const msg: Catalog = {
         type: 'catalog',
         version: c.version,
         complete: c.complete,
         services: c.services,
       };
-      return this.#remember(key, { version: c.version, data: Buffer.from(JSON.stringify(msg)) });
+      return JSON.stringify(msg);
+    });
+    this.#fanOut(this.#catalog.values(), frame, (sub) => {
+      sub.pushed = frame.version;
+      this.stats.pushes++;
+      sub.target.send(frame.data);
+    });
+  }
+
+  /** Sends `frame` to every subscriber that is behind and not held; returns how many. */
+  #fanOut<S extends Subscriber>(subs: Iterable<S>, frame: Frame, send: (sub: S) => void): number {
+    const gate = this.#gate;
+    let written = 0;
+    for (const sub of subs) {
+      if (sub.pushed >= frame.version) continue;
+      if (gate !== undefined && !gate(sub.target)) continue;
+      send(sub);
+      written++;
     }
+    return written;
+  }
+
+  async #frameFor(key: string): Promise<Frame> {
     const d = await valueOrThrow(this.#router.forKey(key)).fetch(key);
     const cached = this.#frames.get(key);
     if (cached !== undefined && cached.version >= d.version) return cached;
@@ -325,23 +319,12 @@ export class PushDispatcher implements ChangeListener {
       complete: d.complete,
       instances: d.instances,
     };
-    return this.#remember(key, { version: d.version, data: Buffer.from(JSON.stringify(msg)) });
-  }
-
-  #remember(key: string, frame: Frame): Frame {
-    if (this.#subs.has(key)) this.#frames.set(key, frame);
+    const frame = { version: d.version, data: Buffer.from(JSON.stringify(msg)) };
+    if (this.#table.has(key)) this.#frames.set(key, frame);
     return frame;
   }
 
-  #send(sub: Sub, frame: Frame): void {
-    sub.pushed = frame.version;
-    this.stats.pushes++;
-    // The catalog is a convenience view; it is not acknowledged (a later change re-sends it anyway).
-    if (sub.key !== CATALOG_KEY) this.#inflight.add(sub);
-    this.#write(sub, frame);
-  }
-
-  #write(sub: Sub, frame: Frame): void {
+  #write(sub: ServiceSub, frame: Frame): void {
     sub.sentAt = undefined;
     sub.target.send(frame.data, () => {
       if (sub.pushed === frame.version) sub.sentAt = performance.now();
@@ -349,39 +332,30 @@ export class PushDispatcher implements ChangeListener {
   }
 
   #sweep(): void {
-    const now = performance.now();
-    for (const sub of [...this.#inflight]) {
-      if (sub.sentAt === undefined || now - sub.sentAt < this.#opts.ackTimeoutMs) continue;
+    const overdue = this.#table.sweep(performance.now(), this.#opts, (key) => this.#frames.has(key));
+    for (const sub of overdue.failed) {
+      this.#opts.logger.warn('push not acknowledged; closing the connection', {
+        conn: sub.target.id,
+        service: sub.key,
+        version: sub.pushed,
+      });
+      sub.target.fail('ack_timeout', `push of ${sub.key}@${sub.pushed} not acknowledged`);
+    }
+    for (const sub of overdue.resend) {
       const frame = this.#frames.get(sub.key);
-      if (sub.retries >= this.#opts.maxRetries || frame === undefined) {
-        this.#inflight.delete(sub);
-        this.stats.failures++;
-        this.#opts.logger.warn('push not acknowledged; closing the connection', {
-          conn: sub.target.id,
-          service: sub.key,
-          version: sub.pushed,
-        });
-        sub.target.fail('ack_timeout', `push of ${sub.key}@${sub.pushed} not acknowledged`);
-        continue;
-      }
-      sub.retries++;
-      this.stats.retries++;
-      this.#write(sub, frame);
+      if (frame !== undefined) this.#write(sub, frame);
     }
   }
 
   async #reconcile(): Promise<void> {
     const byServer = new Map<string, string[]>();
-    for (const key of this.#subs.keys()) {
-      if (key === CATALOG_KEY) continue;
-      try {
-        const id = valueOrThrow(this.#router.forKey(key)).id;
-        const list = byServer.get(id) ?? [];
-        list.push(key);
-        byServer.set(id, list);
-      } catch {
-        // No leader for this slot right now; the next pass tries again.
-      }
+    for (const key of this.#table.keys()) {
+      const leader = this.#router.forKey(key);
+      // No leader for this slot right now: the next pass tries again.
+      if (!leader.ok) continue;
+      const list = byServer.get(leader.value.id) ?? [];
+      list.push(key);
+      byServer.set(leader.value.id, list);
     }
     for (const server of this.#router.servers()) {
       const keys = byServer.get(server.id);
@@ -389,19 +363,12 @@ export class PushDispatcher implements ChangeListener {
       try {
         const versions = await server.versions(keys);
         for (const [key, version] of versions) {
-          const subs = this.#subs.get(key);
-          if (subs === undefined) continue;
-          for (const sub of subs.values()) {
-            if (sub.pushed < version) {
-              this.#schedule(key, true);
-              break;
-            }
-          }
+          if (this.#table.behind(key, version)) this.#schedule(key, true);
         }
       } catch (err) {
         this.#opts.logger.warn('version reconciliation failed', { dataId: server.id, err });
       }
     }
-    this.#schedule(CATALOG_KEY, false);
+    if (this.#catalog.size > 0) this.#scheduleCatalog(false);
   }
 }

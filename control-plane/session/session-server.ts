@@ -22,8 +22,9 @@ import type { Switches } from '../../proto/switches.js';
 import { contextFrom, traceparentOfSpan, tracer } from '../../proto/runtime/telemetry.js';
 import { tokensEqual } from '../link/auth.js';
 import { AgentConnection, type ConnectionHost, type ConnectionLimits } from './agent-connection.js';
+import { wsTransport } from './agent-transport.js';
 import type { DataRouter } from './data-router.js';
-import { CATALOG_KEY, PushDispatcher, type PushStats } from './push-dispatcher.js';
+import { PushDispatcher, type PushStats } from './push-dispatcher.js';
 import { registerSessionMetrics } from './session-ops.js';
 import { SessionSwitches } from './switches.js';
 import { WritePath } from './write-path.js';
@@ -114,7 +115,7 @@ export class SessionServer implements ConnectionHost {
   accept(ws: WebSocket, req: http.IncomingMessage): void {
     const id = `${this.sessionId}:${String(++this.#seq)}`;
     const address = (req.socket.remoteAddress ?? '?').replace(/^::ffff:/, '');
-    this.#conns.set(id, new AgentConnection(id, ws, address, req.socket.remotePort ?? 0, this));
+    this.#conns.set(id, new AgentConnection(id, wsTransport(ws), address, req.socket.remotePort ?? 0, this));
   }
 
   /** Whether a drain was asked (agents are being handed to other sessions). */
@@ -319,7 +320,7 @@ export class SessionServer implements ConnectionHost {
     // One connection cannot grow the session (and the data servers' interest) without bound. The
     // catalog is one subscription at most, so it is never refused; a re-subscription is not new.
     const max = this.#opts.maxSubscriptionsPerAgent ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_AGENT;
-    if (key !== CATALOG_KEY && !conn.subscriptions.has(key) && conn.subscriptions.size >= max) {
+    if (!conn.subscriptions.has(key) && conn.subscriptions.size >= max) {
       this.#counts.refusals++;
       this.#refuse(
         conn,
@@ -337,6 +338,10 @@ export class SessionServer implements ConnectionHost {
   #refuse(conn: AgentConnection, service: string, code: ErrorCode, message: string): void {
     const refused: Refused = { type: 'refused', service, error: { code, message } };
     conn.send(JSON.stringify(refused));
+  }
+
+  subscribeCatalog(conn: AgentConnection, knownVersion: number | undefined): void {
+    this.#push.subscribeCatalog(conn, knownVersion);
   }
 
   unsubscribe(conn: AgentConnection, key: string): void {

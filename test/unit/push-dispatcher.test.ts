@@ -324,3 +324,38 @@ test('push dispatcher - subscribing again replaces the subscription and its pend
   assert.deepEqual(target.failures, []);
   assert.equal(h.dispatcher.stats.subscriptions, 1);
 });
+
+test('push dispatcher - the catalog is its own subscription: pushed at once, never awaited, apart from any service', async (t) => {
+  const h = harness(t);
+  await h.publish(web1, 1);
+  await h.publish(makeInstance({ id: 'cat-1', service: 'catalog' }), 1);
+  const target = new FakeTarget('a');
+  h.dispatcher.subscribeCatalog(target, undefined);
+  // A service may be called anything, "catalog" included: it is a separate subscription.
+  h.dispatcher.subscribe(target, 'catalog', undefined);
+  await h.flush();
+  const frames = target.texts.map((s) => JSON.parse(s) as { type: string; service?: string });
+  assert.deepEqual(frames.map((f) => f.type).sort(), ['catalog', 'push']);
+  assert.equal(frames.find((f) => f.type === 'push')?.service, 'catalog');
+  assert.equal(h.dispatcher.stats.subscriptions, 2);
+  assert.equal(h.dispatcher.unacknowledged, 1, 'only the service push waits for an ack');
+
+  h.dispatcher.ack(target, 'catalog', await h.version('catalog'));
+  await h.advance(10 * ACK_TIMEOUT_MS);
+  assert.equal(target.texts.length, 2, 'the catalog push is not re-sent without an ack');
+  assert.deepEqual(target.failures, []);
+
+  // Subscribing to the catalog again with the version held sends nothing new.
+  const held = (
+    JSON.parse(target.texts.find((s) => s.includes('"type":"catalog"')) ?? '{}') as {
+      version: number;
+    }
+  ).version;
+  h.dispatcher.subscribeCatalog(target, held);
+  await h.flush();
+  assert.equal(target.texts.length, 2);
+  assert.equal(h.dispatcher.stats.subscriptions, 2, 'a repeated catalog subscription is not new');
+
+  h.dispatcher.removeTarget(target, ['catalog']);
+  assert.equal(h.dispatcher.stats.subscriptions, 0, 'the closed connection left the catalog too');
+});

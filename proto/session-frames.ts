@@ -1,0 +1,195 @@
+/**
+ * The frames a session server sends to an agent, and their decoder. The protocol as a whole is
+ * described in `agent-link.ts`, which re-exports this file.
+ */
+import { readBatch, SERVICE_RULES } from './agent-frames.js';
+import { readInstance, type Instance } from './instance.js';
+import {
+  Issues,
+  decodeRecord,
+  at,
+  isRecord,
+  readArray,
+  readBool,
+  readInt,
+  readObject,
+  readString,
+  type Decoded,
+} from './validate.js';
+
+export interface Welcome {
+  readonly type: 'welcome';
+  readonly protocolVersion: number;
+  readonly sessionId: string;
+  /** Session servers the agent may fail over to (WebSocket URLs). */
+  readonly sessions: readonly string[];
+  readonly pingIntervalMs: number;
+}
+
+export interface ConfirmResult {
+  readonly op: 'publish' | 'unpublish';
+  readonly id: string;
+  readonly version: number;
+  /** Present when the session refused the change (e.g. a blacklisted name). */
+  readonly error?: { readonly code: string; readonly message: string };
+}
+
+export interface Confirm {
+  readonly type: 'confirm';
+  readonly results: readonly ConfirmResult[];
+}
+
+export interface Push {
+  readonly type: 'push';
+  readonly service: string;
+  /** Datum version; only grows. The agent ignores a push at or below the version it holds. */
+  readonly version: number;
+  /**
+   * False while the data layer is still rebuilding this service after a failure: the list may be
+   * missing instances, so the agent adds to what it holds instead of replacing it (push-empty protection).
+   */
+  readonly complete: boolean;
+  readonly instances: readonly Instance[];
+}
+
+export interface Catalog {
+  readonly type: 'catalog';
+  readonly version: number;
+  readonly complete: boolean;
+  /** Service name → union of its instances' tags. */
+  readonly services: Readonly<Record<string, readonly string[]>>;
+}
+
+export interface Pong {
+  readonly type: 'pong';
+  readonly sentAt: number;
+}
+
+/** A subscription the session refused (e.g. a blacklisted name); nothing will be pushed for it. */
+export interface Refused {
+  readonly type: 'refused';
+  readonly service: string;
+  readonly error: { readonly code: string; readonly message: string };
+}
+
+export type SessionFrame = Welcome | Confirm | Push | Catalog | Pong | Refused;
+
+// ---- decoding -----------------------------------------------------------------------------------
+
+/** Parses and validates a frame from a session server. */
+export function decodeSessionFrame(raw: unknown): Decoded<SessionFrame> {
+  return decodeRecord(raw, readSessionFrame);
+}
+
+function readSessionFrame(issues: Issues, o: Record<string, unknown>): SessionFrame | undefined {
+  switch (o['type']) {
+    case 'welcome':
+      return readWelcome(issues, o);
+    case 'confirm': {
+      const results = readBatch(issues, o['results'], 'results', (ro, p): ConfirmResult | undefined => {
+        const op =
+          ro['op'] === 'publish' || ro['op'] === 'unpublish'
+            ? ro['op']
+            : issues.add(at(p, 'op'), 'must be publish or unpublish');
+        const id = readString(issues, ro['id'], at(p, 'id'), { required: true, maxLength: 256 });
+        const version = readInt(issues, ro['version'], at(p, 'version'), { required: true });
+        const error = isRecord(ro['error']) ? readError(issues, ro['error'], at(p, 'error')) : undefined;
+        if (op === undefined || id === undefined || version === undefined) return undefined;
+        return error === undefined ? { op, id, version } : { op, id, version, error };
+      });
+      return results && { type: 'confirm', results };
+    }
+    case 'push':
+      return readPush(issues, o);
+    case 'catalog':
+      return readCatalog(issues, o);
+    case 'pong': {
+      const sentAt = readInt(issues, o['sentAt'], 'sentAt', { required: true });
+      return sentAt === undefined ? undefined : { type: 'pong', sentAt };
+    }
+    case 'refused': {
+      const service = readString(issues, o['service'], 'service', SERVICE_RULES);
+      const error = readError(issues, o['error'], 'error');
+      if (service === undefined || error === undefined) return undefined;
+      return { type: 'refused', service, error };
+    }
+    default:
+      return issues.add('type', 'must be one of welcome, confirm, push, catalog, pong, refused');
+  }
+}
+
+/** An error body `{code, message}` (a refused change or subscription). */
+function readError(
+  issues: Issues,
+  raw: unknown,
+  path: string,
+): { readonly code: string; readonly message: string } | undefined {
+  const eo = readObject(issues, raw, path);
+  const code = readString(issues, eo?.['code'], at(path, 'code'), { required: true, maxLength: 64 });
+  const message = readString(issues, eo?.['message'], at(path, 'message'), { maxLength: 1024 }) ?? '';
+  return code === undefined ? undefined : { code, message };
+}
+
+function readWelcome(issues: Issues, o: Record<string, unknown>): Welcome | undefined {
+  const protocolVersion = readInt(issues, o['protocolVersion'], 'protocolVersion', {
+    required: true,
+    min: 1,
+  });
+  const sessionId = readString(issues, o['sessionId'], 'sessionId', { required: true, maxLength: 256 });
+  const sessions =
+    readArray(
+      issues,
+      o['sessions'],
+      'sessions',
+      (s, p) => readString(issues, s, p, { required: true, maxLength: 512 }),
+      { maxItems: 256 },
+    ) ?? [];
+  const pingIntervalMs = readInt(issues, o['pingIntervalMs'], 'pingIntervalMs', { required: true, min: 10 });
+  if (protocolVersion === undefined || sessionId === undefined || pingIntervalMs === undefined) {
+    return undefined;
+  }
+  return { type: 'welcome', protocolVersion, sessionId, sessions, pingIntervalMs };
+}
+
+function readPush(issues: Issues, o: Record<string, unknown>): Push | undefined {
+  const service = readString(issues, o['service'], 'service', SERVICE_RULES);
+  const version = readInt(issues, o['version'], 'version', { required: true });
+  const complete = readBool(issues, o['complete'], 'complete', true);
+  const instances = readArray(issues, o['instances'], 'instances', (i, p) => readInstance(issues, i, p), {
+    required: true,
+    maxItems: 1_000_000,
+  });
+  if (service === undefined || version === undefined || complete === undefined || instances === undefined) {
+    return undefined;
+  }
+  return { type: 'push', service, version, complete, instances };
+}
+
+function readCatalog(issues: Issues, o: Record<string, unknown>): Catalog | undefined {
+  const version = readInt(issues, o['version'], 'version', { required: true });
+  const complete = readBool(issues, o['complete'], 'complete', true);
+  const services = readCatalogServices(issues, o['services'], 'services');
+  if (version === undefined || complete === undefined) return undefined;
+  return { type: 'catalog', version, complete, services };
+}
+
+/**
+ * The catalog's map of service name → tags (at most 4096 tags of 256 characters each); missing or
+ * malformed entries are reported and left out.
+ */
+export function readCatalogServices(issues: Issues, raw: unknown, path: string): Record<string, string[]> {
+  const services: Record<string, string[]> = {};
+  for (const [name, tags] of Object.entries(readObject(issues, raw, path) ?? {})) {
+    const list = readArray(
+      issues,
+      tags,
+      at(path, name),
+      (t, p) => readString(issues, t, p, { maxLength: 256 }),
+      {
+        maxItems: 4096,
+      },
+    );
+    if (list !== undefined) services[name] = list;
+  }
+  return services;
+}
