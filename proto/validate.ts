@@ -59,6 +59,19 @@ export function readObject(issues: Issues, raw: unknown, path: string): Record<s
   return issues.add(path, 'must be an object');
 }
 
+/**
+ * A decoder of a JSON object: `read` gets the object's fields and reports into `issues`; a
+ * non-object is one error at the root. The common frame of every object decoder.
+ */
+export function decodeObject<T>(
+  raw: unknown,
+  read: (issues: Issues, o: Record<string, unknown>) => T | undefined,
+): Decoded<T> {
+  const issues = new Issues();
+  const o = readObject(issues, raw, '');
+  return issues.result(o === undefined ? undefined : read(issues, o));
+}
+
 export interface StringRules {
   readonly required?: boolean;
   /** Minimum length; 1 by default for required strings, 0 otherwise. */

@@ -5,9 +5,11 @@
  *
  * Every mutation is reported to `onOp` (the replication stream to the slot's followers).
  */
-import type { OwnedPublisher, ReplicatedDatum, ReplicationOp } from '../../proto/cluster-link.js';
+import type { OwnedPublisher } from '../../proto/cluster-records.js';
+import type { PublishOutcome } from '../../proto/data-link.js';
 import type { Instance } from '../../proto/instance.js';
 import { slotOf } from '../../proto/slot-table.js';
+import type { ReplicatedDatum, ReplicationOp } from '../../proto/replication-link.js';
 import type { VersionClock } from '../../proto/version.js';
 
 export type Publisher = OwnedPublisher;
@@ -19,7 +21,8 @@ export interface DatumSnapshot {
   readonly instances: readonly Instance[];
 }
 
-export type PublishOutcome = 'applied' | 'owner-changed' | 'unchanged' | 'stale';
+/** What became of one publish: the data link's own type, so that one definition serves both. */
+export type { PublishOutcome };
 
 export type OpSink = (op: Omit<ReplicationOp, 'sentAt'>) => void;
 

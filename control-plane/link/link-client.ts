@@ -3,8 +3,8 @@
  * and reconnects with jittered backoff until stopped. The owner sets handlers in `onConnect`.
  */
 import WebSocket from 'ws';
-import type { LinkHello } from '../../proto/cluster-link.js';
 import type { Logger } from '../../proto/runtime/log.js';
+import { HELLO_METHOD, type LinkHello } from '../../proto/rpc.js';
 import { RpcPeer } from './rpc-peer.js';
 
 export interface LinkClientOptions {
@@ -78,7 +78,7 @@ export class LinkClient {
     });
     this.#cb.setup(peer);
     ws.once('open', () => {
-      peer.callVoid('hello', this.#opts.hello).then(
+      peer.call(HELLO_METHOD, this.#opts.hello).then(
         () => {
           this.#attempt = 0;
           this.#peer = peer;

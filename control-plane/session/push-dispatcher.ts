@@ -19,7 +19,7 @@ import type { Push, Catalog } from '../../proto/agent-link.js';
 import { MeshregError, type ErrorCode } from '../../proto/errors.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { contextFrom, meter, tracer } from '../../proto/runtime/telemetry.js';
-import type { ChangeListener, DataWatch, DatumChange } from '../data/data-api.js';
+import type { ChangeListener, DataWatch, DatumChange } from '../link/data-api.js';
 import type { DataRouter } from './data-router.js';
 
 /** The internal key of the service-name catalog; not a valid service name, so it cannot collide. */

@@ -2,7 +2,8 @@
  * The session role as a process: a {@link SessionServer} for agents, a member of meta (which hands
  * it the slot table, the data servers and the other sessions), and one link per data server.
  */
-import { META_LINK_PATH, type Member } from '../../proto/cluster-link.js';
+import type { Member } from '../../proto/cluster-records.js';
+import { META_LINK_PATH } from '../../proto/meta-link.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { CLUSTER_PROTOCOL_VERSION } from '../../proto/rpc.js';
 import { opsEndpoints, type OpsOptions } from '../admin/ops-http.js';

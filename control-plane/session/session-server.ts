@@ -27,7 +27,8 @@ import {
   writeRawError,
 } from '../../proto/runtime/http-edge.js';
 import type { Logger } from '../../proto/runtime/log.js';
-import type { CollectParams, OwnedPublisher } from '../../proto/cluster-link.js';
+import type { OwnedPublisher } from '../../proto/cluster-records.js';
+import type { CollectParams } from '../../proto/data-link.js';
 import type { Switches } from '../../proto/switches.js';
 import { contextFrom, traceparentOfSpan, tracer } from '../../proto/runtime/telemetry.js';
 import type { HttpExtension } from '../admin/ops-http.js';

@@ -15,7 +15,8 @@ import {
   type Registration,
   type Withdrawal,
 } from '../../proto/agent-link.js';
-import type { CollectParams, OwnedPublisher, PublishItem } from '../../proto/cluster-link.js';
+import type { OwnedPublisher, PublishItem } from '../../proto/cluster-records.js';
+import type { CollectParams } from '../../proto/data-link.js';
 import { MeshregError } from '../../proto/errors.js';
 import { registrationId } from '../../proto/instance.js';
 import type { Logger } from '../../proto/runtime/log.js';

@@ -1,0 +1,169 @@
+/**
+ * The data link (session → data server): a session writes publishers, reads datums and the
+ * catalog, declares which keys it watches, and receives change notices; the data server calls back
+ * `collect` on the session when it must rebuild slots it now leads.
+ */
+import {
+  KEY_RULES,
+  decodeCatalogView,
+  decodeDatumView,
+  decodeOwnedPublisher,
+  decodeSlotSelection,
+  readDatumChange,
+  readItems,
+  readKeys,
+  readPublishItem,
+  readUnpublishItem,
+  type DatumChange,
+  type PublishItem,
+  type SlotSelection,
+  type UnpublishItem,
+} from './cluster-records.js';
+import { HELLO_METHOD, decodeAck, decodeNoParams, pagedMethod, rpcEvent, rpcMethod } from './rpc.js';
+import { readTraceparent, withTraceparent } from './trace-context.js';
+import {
+  at,
+  decodeObject,
+  readBool,
+  readInt,
+  readObject,
+  readOneOf,
+  readString,
+  type Decoded,
+} from './validate.js';
+
+export const DATA_LINK_PATH = '/v1/data-link';
+
+export interface PublishParams {
+  readonly epoch: number;
+  readonly owner: string;
+  readonly items: readonly PublishItem[];
+  /** W3C trace context of the session span that made the write (optional). */
+  readonly traceparent?: string;
+}
+
+/** What became of one published item, in the order of the request's items. */
+export const PUBLISH_OUTCOMES = ['applied', 'owner-changed', 'unchanged', 'stale'] as const;
+export type PublishOutcome = (typeof PUBLISH_OUTCOMES)[number];
+
+export interface PublishResult {
+  readonly outcomes: readonly PublishOutcome[];
+}
+
+export interface UnpublishParams {
+  readonly epoch: number;
+  readonly items: readonly UnpublishItem[];
+}
+
+export interface InterestParams {
+  readonly add: readonly string[];
+  readonly remove: readonly string[];
+  readonly catalog?: boolean;
+}
+
+/** A migrating data server asks a session for its publishers in these slots. */
+export type CollectParams = SlotSelection;
+
+export interface ChangesEvent {
+  readonly changes: readonly DatumChange[];
+}
+
+export interface CatalogEvent {
+  readonly version: number;
+}
+
+export const decodePublishParams = (raw: unknown): Decoded<PublishParams> =>
+  decodeObject(raw, (issues, o) => {
+    const epoch = readInt(issues, o['epoch'], 'epoch', { required: true });
+    const owner = readString(issues, o['owner'], 'owner', { required: true, maxLength: 512 });
+    const items = readItems(issues, o, 'items', readPublishItem);
+    const traceparent = readTraceparent(issues, o['traceparent'], 'traceparent');
+    if (epoch === undefined || owner === undefined || items === undefined) return undefined;
+    return { epoch, owner, items, ...withTraceparent(traceparent) };
+  });
+
+export const decodePublishResult = (raw: unknown): Decoded<PublishResult> =>
+  decodeObject(raw, (issues, o) => {
+    const outcomes = readItems(issues, o, 'outcomes', (i, x, p) =>
+      readOneOf(i, x, p, PUBLISH_OUTCOMES, true),
+    );
+    return outcomes === undefined ? undefined : { outcomes };
+  });
+
+export const decodeUnpublishParams = (raw: unknown): Decoded<UnpublishParams> =>
+  decodeObject(raw, (issues, o) => {
+    const epoch = readInt(issues, o['epoch'], 'epoch', { required: true });
+    const items = readItems(issues, o, 'items', readUnpublishItem);
+    return epoch === undefined || items === undefined ? undefined : { epoch, items };
+  });
+
+const decodeOwner = (raw: unknown): Decoded<{ owner: string }> =>
+  decodeObject(raw, (issues, o) => {
+    const owner = readString(issues, o['owner'], 'owner', { required: true, maxLength: 512 });
+    return owner === undefined ? undefined : { owner };
+  });
+
+const decodeKey = (raw: unknown): Decoded<{ key: string }> =>
+  decodeObject(raw, (issues, o) => {
+    const key = readString(issues, o['key'], 'key', KEY_RULES);
+    return key === undefined ? undefined : { key };
+  });
+
+const decodeKeys = (raw: unknown): Decoded<{ keys: string[] }> =>
+  decodeObject(raw, (issues, o) => {
+    const keys = readKeys(issues, o, 'keys');
+    return keys === undefined ? undefined : { keys };
+  });
+
+const decodeVersions = (raw: unknown): Decoded<{ versions: Record<string, number> }> =>
+  decodeObject(raw, (issues, o) => {
+    const vo = readObject(issues, o['versions'], 'versions');
+    if (vo === undefined) return undefined;
+    const versions: Record<string, number> = {};
+    for (const [k, v] of Object.entries(vo)) {
+      const n = readInt(issues, v, at('versions', k), { required: true });
+      if (n !== undefined) versions[k] = n;
+    }
+    return { versions };
+  });
+
+export const decodeInterest = (raw: unknown): Decoded<InterestParams> =>
+  decodeObject(raw, (issues, o) => {
+    const add = readKeys(issues, o, 'add', false) ?? [];
+    const remove = readKeys(issues, o, 'remove', false) ?? [];
+    const catalog = readBool(issues, o['catalog'], 'catalog');
+    return catalog === undefined ? { add, remove } : { add, remove, catalog };
+  });
+
+export const decodeChanges = (raw: unknown): Decoded<ChangesEvent> =>
+  decodeObject(raw, (issues, o) => {
+    const changes = readItems(issues, o, 'changes', readDatumChange);
+    return changes === undefined ? undefined : { changes };
+  });
+
+const decodeCatalogEvent = (raw: unknown): Decoded<CatalogEvent> =>
+  decodeObject(raw, (issues, o) => {
+    const version = readInt(issues, o['version'], 'version', { required: true });
+    return version === undefined ? undefined : { version };
+  });
+
+/** The contract of the data link. Methods are served by the data server unless noted. */
+export const DATA_LINK = Object.freeze({
+  hello: HELLO_METHOD,
+  /** Writes publishers of one owner; `stale_epoch` when this server does not lead their slot. */
+  publish: rpcMethod('publish', decodePublishParams, decodePublishResult),
+  unpublish: rpcMethod('unpublish', decodeUnpublishParams, decodeAck),
+  /** Removes every publisher still owned by `owner` (a connection that did not come back). */
+  dropOwner: rpcMethod('dropOwner', decodeOwner, decodeAck),
+  fetch: rpcMethod('fetch', decodeKey, decodeDatumView),
+  fetchCatalog: rpcMethod('fetchCatalog', decodeNoParams, decodeCatalogView),
+  versions: rpcMethod('versions', decodeKeys, decodeVersions),
+  /** Adds and removes keys (and the catalog) the session wants change notices for. */
+  interest: rpcMethod('interest', decodeInterest, decodeAck),
+  /** Served by the session: its publishers in the slots (paged: it may hold very many). */
+  collect: pagedMethod('collect', decodeSlotSelection, decodeOwnedPublisher),
+  /** Changes of keys the session declared interest in. */
+  changes: rpcEvent('changes', decodeChanges),
+  /** The catalog changed (to a session that declared catalog interest). */
+  catalog: rpcEvent('catalog', decodeCatalogEvent),
+});
