@@ -109,7 +109,7 @@ const decodeKey = (raw: unknown): Decoded<{ key: string }> =>
     return key === undefined ? undefined : { key };
   });
 
-const decodeKeys = (raw: unknown): Decoded<{ keys: string[] }> =>
+const decodeKeys = (raw: unknown): Decoded<{ readonly keys: readonly string[] }> =>
   decodeObject(raw, (issues, o) => {
     const keys = readKeys(issues, o, 'keys');
     return keys === undefined ? undefined : { keys };

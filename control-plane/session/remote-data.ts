@@ -100,24 +100,24 @@ export class RemoteDataClient implements DataApi {
     return [...(await this.#peer().call(DATA_LINK.publish, p)).outcomes];
   }
 
-  unpublish(items: readonly UnpublishItem[], epoch: number): Promise<void> {
-    return this.#peer().call(DATA_LINK.unpublish, { epoch, items });
+  async unpublish(items: readonly UnpublishItem[], epoch: number): Promise<void> {
+    return await this.#peer().call(DATA_LINK.unpublish, { epoch, items });
   }
 
-  dropOwner(owner: string): Promise<void> {
-    return this.#peer().call(DATA_LINK.dropOwner, { owner });
+  async dropOwner(owner: string): Promise<void> {
+    return await this.#peer().call(DATA_LINK.dropOwner, { owner });
   }
 
-  fetch(key: string): Promise<DatumView> {
-    return this.#peer().call(DATA_LINK.fetch, { key });
+  async fetch(key: string): Promise<DatumView> {
+    return await this.#peer().call(DATA_LINK.fetch, { key });
   }
 
-  fetchCatalog(): Promise<CatalogView> {
-    return this.#peer().call(DATA_LINK.fetchCatalog, {});
+  async fetchCatalog(): Promise<CatalogView> {
+    return await this.#peer().call(DATA_LINK.fetchCatalog, {});
   }
 
   async versions(keys: readonly string[]): Promise<ReadonlyMap<string, number>> {
-    const r = await this.#peer().call(DATA_LINK.versions, { keys: [...keys] });
+    const r = await this.#peer().call(DATA_LINK.versions, { keys });
     return new Map(Object.entries(r.versions));
   }
 
