@@ -9,7 +9,6 @@ import {
   Issues,
   at,
   decodeObject,
-  isRecord,
   readArray,
   readBool,
   readInt,
@@ -91,18 +90,27 @@ function readId(
 
 export function readPublishItem(issues: Issues, raw: unknown, path: string): PublishItem | undefined {
   const o = readObject(issues, raw, path);
+  return o === undefined ? undefined : readPublishFields(issues, o, path);
+}
+
+export function readOwnedPublisher(issues: Issues, raw: unknown, path: string): OwnedPublisher | undefined {
+  const o = readObject(issues, raw, path);
   if (o === undefined) return undefined;
+  const item = readPublishFields(issues, o, path);
+  const owner = readId(issues, o, 'owner', path);
+  return item === undefined || owner === undefined ? undefined : { ...item, owner };
+}
+
+function readPublishFields(
+  issues: Issues,
+  o: Record<string, unknown>,
+  path: string,
+): PublishItem | undefined {
   const registrationId = readId(issues, o, 'registrationId', path);
   const instance = readInstance(issues, o['instance'], at(path, 'instance'));
   const version = readInt(issues, o['version'], at(path, 'version'), { required: true, min: 1 });
   if (registrationId === undefined || instance === undefined || version === undefined) return undefined;
   return { registrationId, instance, version };
-}
-
-export function readOwnedPublisher(issues: Issues, raw: unknown, path: string): OwnedPublisher | undefined {
-  const item = readPublishItem(issues, raw, path);
-  const owner = readId(issues, isRecord(raw) ? raw : undefined, 'owner', path);
-  return item === undefined || owner === undefined ? undefined : { ...item, owner };
 }
 
 export function readUnpublishItem(issues: Issues, raw: unknown, path: string): UnpublishItem | undefined {
@@ -123,28 +131,23 @@ export function readDatumChange(issues: Issues, raw: unknown, path: string): Dat
   return { key, version, ...withTraceparent(traceparent) };
 }
 
-/** A list of up to {@link MAX_ITEMS} items of `o[key]`, each read with `read`. */
+/** A list of up to {@link MAX_ITEMS} items, each read with `read`. */
 export function readItems<T>(
   issues: Issues,
-  o: Record<string, unknown>,
-  key: string,
+  raw: unknown,
+  path: string,
   read: (issues: Issues, raw: unknown, path: string) => T | undefined,
   required = true,
 ): T[] | undefined {
-  return readArray(issues, o[key], key, (item, p) => read(issues, item, p), {
+  return readArray(issues, raw, path, (item, p) => read(issues, item, p), {
     required,
     maxItems: MAX_ITEMS,
   });
 }
 
-/** A list of service keys in `o[key]`. */
-export function readKeys(
-  issues: Issues,
-  o: Record<string, unknown>,
-  key: string,
-  required = true,
-): string[] | undefined {
-  return readItems(issues, o, key, (i, raw, p) => readString(i, raw, p, KEY_RULES), required);
+/** A list of service keys. */
+export function readKeys(issues: Issues, raw: unknown, path: string, required = true): string[] | undefined {
+  return readItems(issues, raw, path, (i, item, p) => readString(i, item, p, KEY_RULES), required);
 }
 
 export function readMembers(issues: Issues, raw: unknown, path: string): Member[] {

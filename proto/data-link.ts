@@ -19,10 +19,19 @@ import {
   type SlotSelection,
   type UnpublishItem,
 } from './cluster-records.js';
-import { HELLO_METHOD, decodeAck, decodeNoParams, pagedMethod, rpcEvent, rpcMethod } from './rpc.js';
+import {
+  HELLO_METHOD,
+  decodeAck,
+  decodeNoParams,
+  pagedMethod,
+  rpcEvent,
+  rpcMethod,
+  type Decoder,
+} from './rpc.js';
 import { readTraceparent, withTraceparent } from './trace-context.js';
 import {
   at,
+  decodeField,
   decodeObject,
   readBool,
   readInt,
@@ -76,7 +85,7 @@ export const decodePublishParams = (raw: unknown): Decoded<PublishParams> =>
   decodeObject(raw, (issues, o) => {
     const epoch = readInt(issues, o['epoch'], 'epoch', { required: true });
     const owner = readString(issues, o['owner'], 'owner', { required: true, maxLength: 512 });
-    const items = readItems(issues, o, 'items', readPublishItem);
+    const items = readItems(issues, o['items'], 'items', readPublishItem);
     const traceparent = readTraceparent(issues, o['traceparent'], 'traceparent');
     if (epoch === undefined || owner === undefined || items === undefined) return undefined;
     return { epoch, owner, items, ...withTraceparent(traceparent) };
@@ -84,7 +93,7 @@ export const decodePublishParams = (raw: unknown): Decoded<PublishParams> =>
 
 export const decodePublishResult = (raw: unknown): Decoded<PublishResult> =>
   decodeObject(raw, (issues, o) => {
-    const outcomes = readItems(issues, o, 'outcomes', (i, x, p) =>
+    const outcomes = readItems(issues, o['outcomes'], 'outcomes', (i, x, p) =>
       readOneOf(i, x, p, PUBLISH_OUTCOMES, true),
     );
     return outcomes === undefined ? undefined : { outcomes };
@@ -93,27 +102,15 @@ export const decodePublishResult = (raw: unknown): Decoded<PublishResult> =>
 export const decodeUnpublishParams = (raw: unknown): Decoded<UnpublishParams> =>
   decodeObject(raw, (issues, o) => {
     const epoch = readInt(issues, o['epoch'], 'epoch', { required: true });
-    const items = readItems(issues, o, 'items', readUnpublishItem);
+    const items = readItems(issues, o['items'], 'items', readUnpublishItem);
     return epoch === undefined || items === undefined ? undefined : { epoch, items };
   });
 
-const decodeOwner = (raw: unknown): Decoded<{ owner: string }> =>
-  decodeObject(raw, (issues, o) => {
-    const owner = readString(issues, o['owner'], 'owner', { required: true, maxLength: 512 });
-    return owner === undefined ? undefined : { owner };
-  });
-
-const decodeKey = (raw: unknown): Decoded<{ key: string }> =>
-  decodeObject(raw, (issues, o) => {
-    const key = readString(issues, o['key'], 'key', KEY_RULES);
-    return key === undefined ? undefined : { key };
-  });
-
-const decodeKeys = (raw: unknown): Decoded<{ readonly keys: readonly string[] }> =>
-  decodeObject(raw, (issues, o) => {
-    const keys = readKeys(issues, o, 'keys');
-    return keys === undefined ? undefined : { keys };
-  });
+const decodeOwner = decodeField('owner', (issues, raw, path) =>
+  readString(issues, raw, path, { required: true, maxLength: 512 }),
+);
+const decodeKey = decodeField('key', (issues, raw, path) => readString(issues, raw, path, KEY_RULES));
+const decodeKeys: Decoder<{ readonly keys: readonly string[] }> = decodeField('keys', readKeys);
 
 const decodeVersions = (raw: unknown): Decoded<{ versions: Record<string, number> }> =>
   decodeObject(raw, (issues, o) => {
@@ -129,23 +126,18 @@ const decodeVersions = (raw: unknown): Decoded<{ versions: Record<string, number
 
 export const decodeInterest = (raw: unknown): Decoded<InterestParams> =>
   decodeObject(raw, (issues, o) => {
-    const add = readKeys(issues, o, 'add', false) ?? [];
-    const remove = readKeys(issues, o, 'remove', false) ?? [];
+    const add = readKeys(issues, o['add'], 'add', false) ?? [];
+    const remove = readKeys(issues, o['remove'], 'remove', false) ?? [];
     const catalog = readBool(issues, o['catalog'], 'catalog');
     return catalog === undefined ? { add, remove } : { add, remove, catalog };
   });
 
-export const decodeChanges = (raw: unknown): Decoded<ChangesEvent> =>
-  decodeObject(raw, (issues, o) => {
-    const changes = readItems(issues, o, 'changes', readDatumChange);
-    return changes === undefined ? undefined : { changes };
-  });
-
-const decodeCatalogEvent = (raw: unknown): Decoded<CatalogEvent> =>
-  decodeObject(raw, (issues, o) => {
-    const version = readInt(issues, o['version'], 'version', { required: true });
-    return version === undefined ? undefined : { version };
-  });
+export const decodeChanges: Decoder<ChangesEvent> = decodeField('changes', (issues, raw, path) =>
+  readItems(issues, raw, path, readDatumChange),
+);
+const decodeCatalogEvent: Decoder<CatalogEvent> = decodeField('version', (issues, raw, path) =>
+  readInt(issues, raw, path, { required: true }),
+);
 
 /** The contract of the data link. Methods are served by the data server unless noted. */
 export const DATA_LINK = Object.freeze({

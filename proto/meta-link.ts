@@ -3,10 +3,10 @@
  * heartbeats, and receives the slot table, the member lists, the operator switches and a drain.
  */
 import { readMembers, type Member } from './cluster-records.js';
-import { HELLO_METHOD, rpcEvent, rpcMethod } from './rpc.js';
+import { HELLO_METHOD, rpcEvent, rpcMethod, type Decoder } from './rpc.js';
 import { decodeSlotTableInto, type SlotTable } from './slot-table.js';
 import { decodeDrain, decodeSwitches } from './switches.js';
-import { decodeObject, readInt, readString, type Decoded } from './validate.js';
+import { decodeField, decodeObject, readInt, readString, type Decoded } from './validate.js';
 
 export const META_LINK_PATH = '/v1/meta-link';
 
@@ -34,17 +34,12 @@ export const decodeMembers = (raw: unknown): Decoded<MembersEvent> =>
 export const decodeSlotTable = (raw: unknown): Decoded<SlotTable> =>
   decodeObject(raw, (issues, o) => decodeSlotTableInto(issues, o));
 
-const decodeHeartbeat = (raw: unknown): Decoded<HeartbeatParams> =>
-  decodeObject(raw, (issues, o) => {
-    const id = readString(issues, o['id'], 'id', { required: true, maxLength: 256 });
-    return id === undefined ? undefined : { id };
-  });
-
-const decodeHeartbeatAnswer = (raw: unknown): Decoded<HeartbeatAnswer> =>
-  decodeObject(raw, (issues, o) => {
-    const epoch = readInt(issues, o['epoch'], 'epoch', { required: true });
-    return epoch === undefined ? undefined : { epoch };
-  });
+const decodeHeartbeat: Decoder<HeartbeatParams> = decodeField('id', (issues, raw, path) =>
+  readString(issues, raw, path, { required: true, maxLength: 256 }),
+);
+const decodeHeartbeatAnswer: Decoder<HeartbeatAnswer> = decodeField('epoch', (issues, raw, path) =>
+  readInt(issues, raw, path, { required: true }),
+);
 
 /** The contract of the meta link: methods members call on meta, events meta sends to members. */
 export const META_LINK = Object.freeze({

@@ -11,6 +11,7 @@ import type { MemberRole } from './cluster-records.js';
 import { MeshregError } from './errors.js';
 import {
   Issues,
+  decodeField,
   decodeObject,
   readArray,
   readInt,
@@ -207,12 +208,9 @@ export interface Page<T> {
 /** Most items one page may carry (the byte budget usually ends a page first). */
 export const MAX_PAGE_ITEMS = 100_000;
 
-export function decodePageParams(raw: unknown): Decoded<PageParams> {
-  return decodeObject(raw, (issues, o) => {
-    const cursor = readString(issues, o['cursor'], 'cursor', { required: true, maxLength: 64 });
-    return cursor === undefined ? undefined : { cursor };
-  });
-}
+export const decodePageParams: Decoder<PageParams> = decodeField('cursor', (issues, raw, path) =>
+  readString(issues, raw, path, { required: true, maxLength: 64 }),
+);
 
 /** Validates a page, each item with `decodeItem`; item errors carry the item's path (`items[3].key`). */
 export function decodePage<T>(raw: unknown, decodeItem: (raw: unknown) => Decoded<T>): Decoded<Page<T>> {

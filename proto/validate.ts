@@ -72,6 +72,22 @@ export function decodeObject<T>(
   return issues.result(o === undefined ? undefined : read(issues, o));
 }
 
+/**
+ * A decoder of an object with the one field `key` that matters, read with `read`: `{ [key]: value }`
+ * (a cursor, an owner, a version). Other fields are ignored.
+ */
+export function decodeField<K extends string, T>(
+  key: K,
+  read: (issues: Issues, raw: unknown, path: string) => T | undefined,
+): (raw: unknown) => Decoded<{ readonly [k in K]: T }> {
+  return (raw) =>
+    decodeObject(raw, (issues, o) => {
+      const value = read(issues, o[key], key);
+      // A computed key widens to an index signature; it is exactly `key` here.
+      return value === undefined ? undefined : ({ [key]: value } as { readonly [k in K]: T });
+    });
+}
+
 export interface StringRules {
   readonly required?: boolean;
   /** Minimum length; 1 by default for required strings, 0 otherwise. */
