@@ -1,9 +1,25 @@
 /**
  * The envelope of the links between servers (session ⇄ data, data ⇄ data, members ⇄ meta):
  * JSON text frames carrying requests, responses and one-way events, in both directions.
+ *
+ * Every method and event of a link is one typed value, in the shape of grpc-js's
+ * `MethodDefinition`: its name on the wire and the decoders of what travels. Each link's contract
+ * lists them (`meta-link.ts`, `data-link.ts`, `replication-link.ts`); both ends are typed by the
+ * same value. This file also holds the two methods every link shares: `hello` and `page`.
  */
+import type { MemberRole } from './cluster-records.js';
 import { MeshregError } from './errors.js';
-import { Issues, readArray, readInt, readObject, readString, type Decoded } from './validate.js';
+import {
+  Issues,
+  decodeField,
+  decodeObject,
+  readArray,
+  readInt,
+  readObject,
+  readOneOf,
+  readString,
+  type Decoded,
+} from './validate.js';
 
 /**
  * Bumped on any incompatible change of a server link; peers refuse other versions (close 4002).
@@ -11,6 +27,51 @@ import { Issues, readArray, readInt, readObject, readString, type Decoded } from
  * 3: `publish` and `unpublish` answer one outcome per item, `stale_epoch` among them (write-outcomes).
  */
 export const CLUSTER_PROTOCOL_VERSION = 3;
+
+/** A decoder: the value, or every error with its path. */
+export type Decoder<T> = (raw: unknown) => Decoded<T>;
+
+/** A request/response method: params `P` sent, result `R` answered. */
+export interface RpcMethod<P, R> {
+  readonly name: string;
+  readonly params: Decoder<P>;
+  readonly result: Decoder<R>;
+}
+
+/**
+ * A method whose answer is a list too large for one frame: items `I` come in pages ({@link Page}),
+ * the next one fetched with {@link PAGE_METHOD} and the cursor of the previous one.
+ */
+export interface PagedMethod<P, I> {
+  readonly name: string;
+  readonly params: Decoder<P>;
+  readonly item: Decoder<I>;
+}
+
+/** A one-way event carrying `T`. */
+export interface RpcEventDef<T> {
+  readonly name: string;
+  readonly decode: Decoder<T>;
+}
+
+export function rpcMethod<P, R>(name: string, params: Decoder<P>, result: Decoder<R>): RpcMethod<P, R> {
+  return Object.freeze({ name, params, result });
+}
+
+export function pagedMethod<P, I>(name: string, params: Decoder<P>, item: Decoder<I>): PagedMethod<P, I> {
+  return Object.freeze({ name, params, item });
+}
+
+export function rpcEvent<T>(name: string, decode: Decoder<T>): RpcEventDef<T> {
+  return Object.freeze({ name, decode });
+}
+
+/** The result of a method that answers nothing but success (an acknowledgement): any value will do. */
+export const decodeAck: Decoder<void> = () => ({ ok: true, value: undefined });
+
+/** Params of a method that takes none: whatever is sent is ignored. */
+export type NoParams = Readonly<Record<string, never>>;
+export const decodeNoParams: Decoder<NoParams> = () => ({ ok: true, value: {} });
 
 export interface RpcRequest {
   readonly t: 'req';
@@ -89,10 +150,46 @@ export function protocolMismatch(link: string, got: number, want: number): Meshr
   );
 }
 
-// ---- paged results ------------------------------------------------------------------------------
+/** The first request on every server link: who calls, and with which protocol and token. */
+export interface LinkHello {
+  readonly role: MemberRole;
+  readonly id: string;
+  readonly url: string;
+  readonly protocolVersion: number;
+  readonly token: string;
+}
 
-/** The method that fetches the next page of a paged result: params {@link PageParams}. */
-export const PAGE_METHOD = 'page';
+/** What a hello answers: meta tells the member its lease, a data server its own ID. */
+export interface HelloAnswer {
+  readonly leaseMs?: number;
+  readonly id?: string;
+}
+
+export const decodeLinkHello: Decoder<LinkHello> = (raw) =>
+  decodeObject(raw, (issues, o) => {
+    const role = readOneOf(issues, o['role'], 'role', ['data', 'session'] as const, true);
+    const id = readString(issues, o['id'], 'id', { required: true, maxLength: 256 });
+    const url = readString(issues, o['url'], 'url', { maxLength: 512 }) ?? '';
+    const protocolVersion = readProtocolVersion(issues, o['protocolVersion'], 'protocolVersion');
+    const token = readString(issues, o['token'], 'token', { maxLength: 4096 }) ?? '';
+    if (role === undefined || id === undefined || protocolVersion === undefined) return undefined;
+    return { role, id, url, protocolVersion, token };
+  });
+
+export const decodeHelloAnswer: Decoder<HelloAnswer> = (raw) =>
+  decodeObject(raw, (issues, o) => {
+    const leaseMs = readInt(issues, o['leaseMs'], 'leaseMs');
+    const id = readString(issues, o['id'], 'id', { maxLength: 256 });
+    return { ...(leaseMs === undefined ? {} : { leaseMs }), ...(id === undefined ? {} : { id }) };
+  });
+
+/**
+ * The hello: the first request on every server link (meta link and data link alike). A server
+ * answers nothing else first, and fails the link on a bad one.
+ */
+export const HELLO_METHOD = rpcMethod('hello', decodeLinkHello, decodeHelloAnswer);
+
+// ---- paged results ------------------------------------------------------------------------------
 
 export interface PageParams {
   /** The cursor the previous page returned. */
@@ -112,12 +209,9 @@ export interface Page<T> {
 /** Most items one page may carry (the byte budget usually ends a page first). */
 export const MAX_PAGE_ITEMS = 100_000;
 
-export function decodePageParams(raw: unknown): Decoded<PageParams> {
-  const issues = new Issues();
-  const o = readObject(issues, raw, '');
-  const cursor = readString(issues, o?.['cursor'], 'cursor', { required: true, maxLength: 64 });
-  return issues.result(cursor === undefined ? undefined : { cursor });
-}
+export const decodePageParams: Decoder<PageParams> = decodeField('cursor', (issues, raw, path) =>
+  readString(issues, raw, path, { required: true, maxLength: 64 }),
+);
 
 /** Validates a page, each item with `decodeItem`; item errors carry the item's path (`items[3].key`). */
 export function decodePage<T>(raw: unknown, decodeItem: (raw: unknown) => Decoded<T>): Decoded<Page<T>> {
@@ -139,4 +233,14 @@ export function decodePage<T>(raw: unknown, decodeItem: (raw: unknown) => Decode
   const cursor = readString(issues, o['cursor'], 'cursor', { maxLength: 64 });
   if (items === undefined) return issues.result<Page<T>>(undefined);
   return issues.result<Page<T>>(cursor === undefined ? { items } : { items, cursor });
+}
+
+/**
+ * The method that fetches the next page of a paged result. Its items are left raw here: the caller
+ * decodes them with the item decoder of the {@link PagedMethod} that opened the cursor.
+ */
+export const PAGE_METHOD = rpcMethod('page', decodePageParams, (raw) => decodePage(raw, keepRaw));
+
+function keepRaw(raw: unknown): Decoded<unknown> {
+  return { ok: true, value: raw };
 }

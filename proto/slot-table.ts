@@ -59,7 +59,7 @@ export function slotOf(key: string, slotCount: number): number {
   return crc32c(key) % slotCount;
 }
 
-/** Reads a slot table into `issues` (used by the cluster-link decoders). */
+/** Reads a slot table into `issues` (used by the meta link's decoder). */
 export function decodeSlotTableInto(issues: Issues, o: Record<string, unknown>): SlotTable | undefined {
   const epoch = readInt(issues, o['epoch'], 'epoch', { required: true });
   const slotCount = readInt(issues, o['slotCount'], 'slotCount', { required: true, min: 1, max: 65536 });

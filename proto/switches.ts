@@ -6,7 +6,15 @@
  * the node name in its hello.
  */
 import { SERVICE_NAME_PATTERN } from './instance.js';
-import { Issues, readArray, readBool, readInt, readObject, readString, type Decoded } from './validate.js';
+import {
+  decodeObject,
+  readArray,
+  readBool,
+  readInt,
+  readString,
+  type Decoded,
+  type Issues,
+} from './validate.js';
 
 export interface Switches {
   /** Grows with every change; a session ignores an older state. */
@@ -66,18 +74,9 @@ function list(
   });
 }
 
-function run<T>(
-  raw: unknown,
-  read: (issues: Issues, o: Record<string, unknown>) => T | undefined,
-): Decoded<T> {
-  const issues = new Issues();
-  const o = readObject(issues, raw, '');
-  return issues.result(o === undefined ? undefined : read(issues, o));
-}
-
 /** Decodes the `switches` event (meta → session). */
 export const decodeSwitches = (raw: unknown): Decoded<Switches> =>
-  run(raw, (issues, o) => {
+  decodeObject(raw, (issues, o) => {
     const version = readInt(issues, o['version'], 'version', { required: true, min: 0 });
     const pushStopped = readBool(issues, o['pushStopped'], 'pushStopped', true);
     const pushAllow = list(issues, o['pushAllow'], 'pushAllow', clientRules, true);
@@ -104,7 +103,7 @@ export const decodeSwitches = (raw: unknown): Decoded<Switches> =>
 
 /** Decodes the body of `POST /admin/switches/push`. */
 export const decodePushSwitch = (raw: unknown): Decoded<PushSwitch> =>
-  run(raw, (issues, o) => {
+  decodeObject(raw, (issues, o) => {
     const stopped = readBool(issues, o['stopped'], 'stopped', true);
     const allow = list(issues, o['allow'], 'allow', clientRules, false);
     if (stopped === undefined) return undefined;
@@ -113,7 +112,7 @@ export const decodePushSwitch = (raw: unknown): Decoded<PushSwitch> =>
 
 /** Decodes a list edit; `kind` picks the entry rules (client addresses/names or service names). */
 export const decodeListEdit = (raw: unknown, kind: 'clients' | 'services'): Decoded<ListEdit> =>
-  run(raw, (issues, o) => {
+  decodeObject(raw, (issues, o) => {
     const rules = kind === 'clients' ? clientRules : serviceRules;
     const add = list(issues, o['add'], 'add', rules, false) ?? [];
     const remove = list(issues, o['remove'], 'remove', rules, false) ?? [];
@@ -124,7 +123,7 @@ export const decodeListEdit = (raw: unknown, kind: 'clients' | 'services'): Deco
 
 /** Decodes the `drain` event (meta → the member being drained). */
 export const decodeDrain = (raw: unknown): Decoded<{ id: string }> =>
-  run(raw, (issues, o) => {
+  decodeObject(raw, (issues, o) => {
     const id = readString(issues, o['id'], 'id', { required: true, maxLength: 256 });
     return id === undefined ? undefined : { id };
   });

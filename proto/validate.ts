@@ -59,6 +59,35 @@ export function readObject(issues: Issues, raw: unknown, path: string): Record<s
   return issues.add(path, 'must be an object');
 }
 
+/**
+ * A decoder of a JSON object: `read` gets the object's fields and reports into `issues`; a
+ * non-object is one error at the root. The common frame of every object decoder.
+ */
+export function decodeObject<T>(
+  raw: unknown,
+  read: (issues: Issues, o: Record<string, unknown>) => T | undefined,
+): Decoded<T> {
+  const issues = new Issues();
+  const o = readObject(issues, raw, '');
+  return issues.result(o === undefined ? undefined : read(issues, o));
+}
+
+/**
+ * A decoder of an object with the one field `key` that matters, read with `read`: `{ [key]: value }`
+ * (a cursor, an owner, a version). Other fields are ignored.
+ */
+export function decodeField<K extends string, T>(
+  key: K,
+  read: (issues: Issues, raw: unknown, path: string) => T | undefined,
+): (raw: unknown) => Decoded<{ readonly [k in K]: T }> {
+  return (raw) =>
+    decodeObject(raw, (issues, o) => {
+      const value = read(issues, o[key], key);
+      // A computed key widens to an index signature; it is exactly `key` here.
+      return value === undefined ? undefined : ({ [key]: value } as { readonly [k in K]: T });
+    });
+}
+
 export interface StringRules {
   readonly required?: boolean;
   /** Minimum length; 1 by default for required strings, 0 otherwise. */

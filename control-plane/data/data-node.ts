@@ -8,29 +8,20 @@
  *   stream of `repl` events, one per change, stamped with the leader's clock (the lag is measured).
  * - A session whose link closes keeps its publishers for the session grace period, then they go.
  */
+import type { Member, OwnedPublisher } from '../../proto/cluster-records.js';
+import { DATA_LINK, DATA_LINK_PATH } from '../../proto/data-link.js';
 import {
-  DATA_LINK_PATH,
-  decodeInterest,
-  decodeKey,
-  decodeKeys,
-  decodeOwnedPublisher,
-  decodeOwner,
-  decodePublishParams,
-  decodeSlots,
-  decodeUnpublishParams,
-  type LinkHello,
-  type Member,
-  type OwnedPublisher,
+  REPLICATION_LINK,
   type ReplicaItem,
   type ReplicatedDatum,
   type ReplicationOp,
-} from '../../proto/cluster-link.js';
+} from '../../proto/replication-link.js';
 import type { Logger } from '../../proto/runtime/log.js';
-import { CLUSTER_PROTOCOL_VERSION } from '../../proto/rpc.js';
+import { CLUSTER_PROTOCOL_VERSION, type LinkHello } from '../../proto/rpc.js';
 import { MetaMember, type MemberLinkOptions } from '../link/meta-member.js';
 import type { SlotTable } from '../../proto/slot-table.js';
 import { RoleServer, type RoleServerOptions } from '../link/role-server.js';
-import { params, type RpcPeer } from '../link/rpc-peer.js';
+import type { RpcPeer } from '../link/rpc-peer.js';
 import { dataAdminRoutes, registerDataMetrics, tracedPublish } from './data-ops.js';
 import { DataServer } from './data-server.js';
 import { ReplicaFollower } from './replica-follower.js';
@@ -179,27 +170,24 @@ export class DataNode {
     this.#sessions.get(sessionId)?.peer.terminate();
     this.#sessions.set(sessionId, { peer, id: sessionId });
     const watch = s.watch(sessionId, {
-      onChange: (changes) => peer.emit('changes', { changes }),
-      onCatalogChange: (version) => peer.emit('catalog', { version }),
+      onChange: (changes) => peer.emit(DATA_LINK.changes, { changes }),
+      onCatalogChange: (version) => peer.emit(DATA_LINK.catalog, { version }),
     });
     peer
-      .handle('publish', async (raw) => {
-        const p = params(raw, decodePublishParams);
+      .handle(DATA_LINK.publish, async (p) => {
         this.#publishes += p.items.length;
         return { outcomes: (await tracedPublish(s, p)).value };
       })
-      .handle('unpublish', async (raw) => {
-        const p = params(raw, decodeUnpublishParams);
+      .handle(DATA_LINK.unpublish, async (p) => {
         return { outcomes: (await s.unpublish(p.items, p.epoch)).value };
       })
-      .handle('dropOwner', (raw) => s.dropOwner(params(raw, decodeOwner).owner))
-      .handle('fetch', (raw) => s.fetch(params(raw, decodeKey).key))
-      .handle('fetchCatalog', () => s.fetchCatalog())
-      .handle('versions', async (raw) => ({
-        versions: Object.fromEntries(await s.versions(params(raw, decodeKeys).keys)),
+      .handle(DATA_LINK.dropOwner, (p) => s.dropOwner(p.owner))
+      .handle(DATA_LINK.fetch, (p) => s.fetch(p.key))
+      .handle(DATA_LINK.fetchCatalog, () => s.fetchCatalog())
+      .handle(DATA_LINK.versions, async (p) => ({
+        versions: Object.fromEntries(await s.versions(p.keys)),
       }))
-      .handle('interest', (raw) => {
-        const p = params(raw, decodeInterest);
+      .handle(DATA_LINK.interest, (p) => {
         for (const k of p.add) watch.interest(k, true);
         for (const k of p.remove) watch.interest(k, false);
         if (p.catalog !== undefined) watch.catalogInterest(p.catalog);
@@ -221,8 +209,7 @@ export class DataNode {
   }
 
   #acceptFollower(peer: RpcPeer): void {
-    peer.handlePaged('replicate', (raw) => {
-      const { slots } = params(raw, decodeSlots);
+    peer.handlePaged(REPLICATION_LINK.replicate, ({ slots }) => {
       const mine = slots.filter((slot) => {
         const st = this.server.slotState(slot);
         return st === 'ready' || st === 'migrating';
@@ -234,7 +221,7 @@ export class DataNode {
   }
 
   #replicate(op: ReplicationOp): void {
-    for (const [peer, slots] of this.#followers) if (slots.has(op.slot)) peer.emit('repl', op);
+    for (const [peer, slots] of this.#followers) if (slots.has(op.slot)) peer.emit(REPLICATION_LINK.repl, op);
   }
 
   // ---- the slot table ---------------------------------------------------------------------------
@@ -309,11 +296,7 @@ export class DataNode {
     if (s === undefined) return;
     try {
       // Paged: a session may hold hundreds of thousands of publishers, more than one frame carries.
-      const items = await s.peer.callPaged(
-        'collect',
-        { slots, slotCount: this.#opts.slotCount },
-        decodeOwnedPublisher,
-      );
+      const items = await s.peer.callPaged(DATA_LINK.collect, { slots, slotCount: this.#opts.slotCount });
       into.push(...items);
       pending.delete(id);
     } catch (err) {

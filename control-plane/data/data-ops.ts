@@ -3,7 +3,7 @@
  * service's datum as this replica sees it (the CLI asks every replica and compares).
  */
 import { SpanKind } from '@opentelemetry/api';
-import type { PublishParams } from '../../proto/cluster-link.js';
+import type { PublishParams } from '../../proto/data-link.js';
 import { MeshregError } from '../../proto/errors.js';
 import { SERVICE_NAME_PATTERN } from '../../proto/instance.js';
 import { contextFrom, observeGauges, traceparentOfSpan, tracer } from '../../proto/runtime/telemetry.js';

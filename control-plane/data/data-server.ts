@@ -8,8 +8,9 @@
  * holds for every slot during the warm-up after the server starts, while agents are still
  * re-sending. When a slot becomes complete, all its datums get new versions: one authoritative push.
  */
-import type { OwnedPublisher, ReplicatedDatum, ReplicationOp } from '../../proto/cluster-link.js';
+import type { OwnedPublisher } from '../../proto/cluster-records.js';
 import { MeshregError } from '../../proto/errors.js';
+import type { ReplicatedDatum, ReplicationOp } from '../../proto/replication-link.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import type { SlotTable } from '../../proto/slot-table.js';
 import { VersionClock } from '../../proto/version.js';
@@ -24,8 +25,9 @@ import type {
   DatumChange,
   DatumView,
   PublishItem,
+  SessionWatcher,
   UnpublishItem,
-} from './data-api.js';
+} from '../link/data-api.js';
 
 export interface DataServerOptions {
   readonly id: string;
@@ -48,18 +50,12 @@ export interface TablePlan {
   readonly follow: ReadonlyMap<string, readonly number[]>;
 }
 
-interface Watcher {
-  readonly listener: ChangeListener;
-  readonly keys: Set<string>;
-  catalog: boolean;
-}
-
 export class DataServer implements DataApi {
   readonly id: string;
   readonly store: DatumStore;
   readonly #clock: VersionClock;
   readonly #log: Logger;
-  readonly #watchers = new Map<string, Watcher>();
+  readonly #watchers = new Map<string, SessionWatcher>();
   /** Changed keys waiting for the next notification: version and the trace of the write, if any. */
   readonly #pending = new Map<string, { version: number; traceparent: string | undefined }>();
   readonly #states = new Map<number, SlotState>();
@@ -273,7 +269,7 @@ export class DataServer implements DataApi {
   }
 
   watch(sessionId: string, listener: ChangeListener): DataWatch {
-    const w: Watcher = { listener, keys: new Set(), catalog: false };
+    const w: SessionWatcher = { listener, keys: new Set(), catalog: false };
     this.#watchers.set(sessionId, w);
     return {
       interest: (key, on) => {

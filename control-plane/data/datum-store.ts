@@ -5,9 +5,10 @@
  *
  * Every mutation is reported to `onOp` (the replication stream to the slot's followers).
  */
-import type { OwnedPublisher, ReplicatedDatum, ReplicationOp } from '../../proto/cluster-link.js';
+import type { OwnedPublisher } from '../../proto/cluster-records.js';
 import type { Instance } from '../../proto/instance.js';
 import { slotOf } from '../../proto/slot-table.js';
+import type { ReplicatedDatum, ReplicationOp } from '../../proto/replication-link.js';
 import type { VersionClock } from '../../proto/version.js';
 import type { PublishOutcome, UnpublishOutcome } from '../../proto/write-outcomes.js';
 

@@ -3,15 +3,9 @@
  * snapshot of exactly the slots it follows there and then applying the leader's stream of changes.
  * The lag of every change (leader clock to apply) is kept for /health.
  */
-import {
-  decodeReplicaItem,
-  decodeReplicationOp,
-  type LinkHello,
-  type Member,
-  type OwnedPublisher,
-  type ReplicaItem,
-  type ReplicationOp,
-} from '../../proto/cluster-link.js';
+import type { Member, OwnedPublisher } from '../../proto/cluster-records.js';
+import { REPLICATION_LINK, type ReplicaItem, type ReplicationOp } from '../../proto/replication-link.js';
+import type { LinkHello } from '../../proto/rpc.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { LinkClient, type LinkRetry } from '../link/link-client.js';
 import type { DataServer } from './data-server.js';
@@ -87,22 +81,16 @@ export class ReplicaFollower {
         setup: (peer) => {
           // Changes that arrive before the snapshot is loaded are applied after it, in order.
           buffered = [];
-          peer.on('repl', (rawOp) => {
-            const op = decodeReplicationOp(rawOp);
-            if (!op.ok) return;
-            this.#lagMs.push(Math.max(0, Date.now() - op.value.sentAt));
+          peer.on(REPLICATION_LINK.repl, (op) => {
+            this.#lagMs.push(Math.max(0, Date.now() - op.sentAt));
             if (this.#lagMs.length > 1000) this.#lagMs.shift();
-            if (buffered !== undefined) buffered.push(op.value);
-            else this.#server.applyReplica(op.value);
+            if (buffered !== undefined) buffered.push(op);
+            else this.#server.applyReplica(op);
           });
         },
         ready: (peer) => {
           peer
-            .callPaged(
-              'replicate',
-              { slots: [...wanted], slotCount: this.#opts.slotCount },
-              decodeReplicaItem,
-            )
+            .callPaged(REPLICATION_LINK.replicate, { slots: [...wanted], slotCount: this.#opts.slotCount })
             .then(
               (items) => {
                 this.#server.loadReplica(regroup(items));

@@ -8,11 +8,11 @@
  * failure; the delay resets only once a hello was accepted.
  */
 import WebSocket from 'ws';
-import type { LinkHello } from '../../proto/cluster-link.js';
 import { FATAL_CLOSE_CODES } from '../../proto/errors.js';
 import { Backoff } from '../../proto/runtime/backoff.js';
 import type { LinkSocket } from '../../proto/runtime/link-socket.js';
 import type { Logger } from '../../proto/runtime/log.js';
+import { HELLO_METHOD, type LinkHello } from '../../proto/rpc.js';
 import { RpcPeer } from './rpc-peer.js';
 
 /** Reconnect delays: the first after a failure and the cap; each failure doubles it, half of it jittered. */
@@ -165,8 +165,7 @@ export class LinkClient {
     }
     // RpcPeer reads no more of the socket than LinkSocket declares (its parameter type says so once
     // it takes a LinkSocket; until then the socket is passed as the ws class it was written for).
-    // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment
-    const peer = new RpcPeer(socket as WebSocket, {
+    const peer = new RpcPeer(socket, {
       callTimeoutMs: this.#opts.callTimeoutMs,
       logger: this.#opts.logger,
       pageBytes: Math.floor(this.#opts.maxFrameBytes / 2),
@@ -183,7 +182,7 @@ export class LinkClient {
   }
 
   #sayHello(peer: RpcPeer): void {
-    const said = peer.callVoid('hello', this.#opts.hello);
+    const said = peer.call(HELLO_METHOD, this.#opts.hello);
     said.then(
       () => {
         if (this.#peer === peer && this.#state === 'hello') this.#to('open', 'hello accepted');

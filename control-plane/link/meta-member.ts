@@ -3,18 +3,11 @@
  * the heartbeat that keeps the lease, and the validated events meta pushes (table, members, switches,
  * drain). Both member roles use it, so joining meta works the same for each.
  */
-import {
-  DRAIN_EVENT,
-  SWITCHES_EVENT,
-  decodeMembers,
-  decodeSlotTable,
-  decodeSwitches,
-  type LinkHello,
-  type MembersEvent,
-  type Switches,
-} from '../../proto/cluster-link.js';
+import { META_LINK, type MembersEvent } from '../../proto/meta-link.js';
+import type { LinkHello } from '../../proto/rpc.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import type { SlotTable } from '../../proto/slot-table.js';
+import type { Switches } from '../../proto/switches.js';
 import { LinkClient, type LinkRetry } from './link-client.js';
 
 /** What a member role (data, session) is told about meta and the links it dials: the same in both. */
@@ -59,22 +52,10 @@ export class MetaMember {
       },
       {
         setup: (peer) => {
-          peer.on('table', (raw) => {
-            const t = decodeSlotTable(raw);
-            if (t.ok) events.table(t.value);
-            else log.error('invalid slot table from meta', { errors: t.errors });
-          });
-          peer.on('members', (raw) => {
-            const m = decodeMembers(raw);
-            if (m.ok) events.members(m.value);
-            else log.error('invalid member list from meta', { errors: m.errors });
-          });
-          peer.on(SWITCHES_EVENT, (raw) => {
-            const sw = decodeSwitches(raw);
-            if (sw.ok) events.switches?.(sw.value);
-            else log.error('invalid switches from meta', { errors: sw.errors });
-          });
-          peer.on(DRAIN_EVENT, () => events.drain?.());
+          peer.on(META_LINK.table, (table) => events.table(table));
+          peer.on(META_LINK.members, (members) => events.members(members));
+          peer.on(META_LINK.switches, (switches) => events.switches?.(switches));
+          peer.on(META_LINK.drain, () => events.drain?.());
         },
       },
     );
@@ -87,7 +68,7 @@ export class MetaMember {
   start(): void {
     this.#client.start();
     this.#heartbeat = setInterval(() => {
-      this.#client.peer?.callVoid('heartbeat', { id: this.#opts.hello.id }).catch(() => undefined);
+      this.#client.peer?.call(META_LINK.heartbeat, { id: this.#opts.hello.id }).catch(() => undefined);
     }, this.#opts.heartbeatMs);
     this.#heartbeat.unref();
   }

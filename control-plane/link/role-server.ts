@@ -8,7 +8,6 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
-import { decodeLinkHello, type LinkHello } from '../../proto/cluster-link.js';
 import { MeshregError } from '../../proto/errors.js';
 import {
   clientErrorHandler,
@@ -21,8 +20,13 @@ import {
 } from '../../proto/runtime/http-edge.js';
 import { opsEndpoints, type AdminRoute, type HttpExtension, type OpsOptions } from '../admin/ops-http.js';
 import type { Logger } from '../../proto/runtime/log.js';
-import { CLUSTER_PROTOCOL_VERSION, protocolMismatch } from '../../proto/rpc.js';
-import { describe } from '../../proto/validate.js';
+import {
+  CLUSTER_PROTOCOL_VERSION,
+  HELLO_METHOD,
+  protocolMismatch,
+  type HelloAnswer,
+  type LinkHello,
+} from '../../proto/rpc.js';
 import { tokensEqual } from './auth.js';
 import { RpcPeer } from './rpc-peer.js';
 import { closeOversizedWithReason, setMaxPayload } from './ws-limits.js';
@@ -51,7 +55,7 @@ export interface SocketLimits {
 }
 
 /** Called once a peer said a valid hello; returns what the hello answers. */
-export type PeerAccepted = (peer: RpcPeer, hello: LinkHello) => unknown;
+export type PeerAccepted = (peer: RpcPeer, hello: LinkHello) => HelloAnswer;
 
 /**
  * Takes a WebSocket accepted at a socket endpoint (the agent link): its owner speaks the protocol,
@@ -181,7 +185,7 @@ export class RoleServer {
       callTimeoutMs: this.#opts.callTimeoutMs,
       logger: this.#logger,
       pageBytes: Math.floor(this.#opts.maxFrameBytes / 2),
-      firstMethod: 'hello',
+      firstMethod: HELLO_METHOD,
     });
     closeOversizedWithReason(ws, (limitBytes) => {
       peer.log.warn('link frame too large; closed', { role: this.#role, limitBytes });
@@ -196,27 +200,24 @@ export class RoleServer {
       clearTimeout(timer);
     });
     let said = false;
-    peer.handle('hello', (raw) => {
+    peer.handle(HELLO_METHOD, (asked) => {
       if (said) throw this.#refuse(peer, new MeshregError('invalid_frame', 'hello sent twice'));
       said = true;
       clearTimeout(timer);
-      const hello = this.#checkHello(peer, raw);
+      const hello = this.#checkHello(peer, asked);
       setMaxPayload(ws, this.#opts.maxFrameBytes);
       peer.authenticated();
       return accepted(peer, hello);
     });
   }
 
-  /** Validates a hello; a bad one fails the link (after its error answer is written) and throws. */
-  #checkHello(peer: RpcPeer, raw: unknown): LinkHello {
-    const d = decodeLinkHello(raw);
-    if (!d.ok)
-      throw this.#refuse(peer, new MeshregError('invalid_frame', `bad hello: ${describe(d.errors)}`));
-    const mismatch = protocolMismatch('cluster', d.value.protocolVersion, CLUSTER_PROTOCOL_VERSION);
+  /** Checks a decoded hello; a refused one fails the link (after its error answer is written) and throws. */
+  #checkHello(peer: RpcPeer, hello: LinkHello): LinkHello {
+    const mismatch = protocolMismatch('cluster', hello.protocolVersion, CLUSTER_PROTOCOL_VERSION);
     if (mismatch !== undefined) throw this.#refuse(peer, mismatch);
-    if (!tokensEqual(this.#opts.token, d.value.token))
+    if (!tokensEqual(this.#opts.token, hello.token))
       throw this.#refuse(peer, new MeshregError('unauthorized', 'wrong cluster token'));
-    return d.value;
+    return hello;
   }
 
   #refuse(peer: RpcPeer, err: MeshregError): MeshregError {

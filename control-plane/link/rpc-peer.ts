@@ -1,18 +1,27 @@
 /**
- * Requests, responses and events over one WebSocket, in both directions: the transport of every
- * link between servers. Handlers receive raw params and validate them with a `proto/` decoder; a
- * handler's MeshregError travels back as its code, anything else as `internal`.
+ * Requests, responses and events over one socket, in both directions: the transport of every link
+ * between servers. Methods and events are the typed definitions of a link's contract in `proto/`
+ * (`DATA_LINK.publish`, `META_LINK.table`, ...): the peer decodes params before a handler sees them,
+ * results before a caller does, and payloads before a listener does. A handler's MeshregError
+ * travels back as its code, anything else as `internal`.
  */
-import type WebSocket from 'ws';
 import { ERROR_TABLE, MeshregError, closeReason, type ErrorCode } from '../../proto/errors.js';
+import {
+  PAGE_METHOD,
+  decodePage,
+  decodeRpcFrame,
+  type Decoder,
+  type PagedMethod,
+  type Page,
+  type RpcEventDef,
+  type RpcFrame,
+  type RpcMethod,
+} from '../../proto/rpc.js';
+import { SOCKET_OPEN, frameText, type LinkSocket, type RawFrame } from '../../proto/runtime/link-socket.js';
 import type { Logger } from '../../proto/runtime/log.js';
-import { PAGE_METHOD, decodePage, decodePageParams, decodeRpcFrame, type RpcFrame } from '../../proto/rpc.js';
 import { describe, type Decoded } from '../../proto/validate.js';
 import { LogBudget } from './log-budget.js';
 import { Pager } from './pager.js';
-
-export type RpcHandler = (params: unknown) => unknown;
-export type EventHandler = (payload: unknown) => void;
 
 export interface RpcPeerOptions {
   readonly callTimeoutMs: number;
@@ -20,10 +29,10 @@ export interface RpcPeerOptions {
   /** JSON bytes per page of a paged result: half the link's frame limit leaves room for the envelope. */
   readonly pageBytes: number;
   /**
-   * When set, the first frame must be a request of this method (the hello): anything else fails
-   * the link. The owner calls {@link RpcPeer.authenticated} once that request is accepted.
+   * When set, the first frame must be a request of this method (the hello), with valid params:
+   * anything else fails the link. The owner calls {@link RpcPeer.authenticated} once it is accepted.
    */
-  readonly firstMethod?: string;
+  readonly firstMethod?: RpcMethod<unknown, unknown>;
 }
 
 interface Pending {
@@ -32,13 +41,16 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
+/** A served method: decodes the raw params into the call of its implementation, or their errors. */
+type Served = (raw: unknown) => Decoded<() => unknown>;
+
 const ERROR_CODES = new Set(Object.keys(ERROR_TABLE));
 
 export class RpcPeer {
-  readonly #ws: WebSocket;
+  readonly #ws: LinkSocket;
   readonly #opts: RpcPeerOptions;
-  readonly #handlers = new Map<string, RpcHandler>();
-  readonly #events = new Map<string, EventHandler>();
+  readonly #handlers = new Map<string, Served>();
+  readonly #events = new Map<string, (payload: unknown) => void>();
   readonly #pending = new Map<number, Pending>();
   readonly #log: LogBudget;
   readonly #pager: Pager;
@@ -49,13 +61,13 @@ export class RpcPeer {
   #authenticated: boolean;
   readonly closed: Promise<{ code: number; reason: string }>;
 
-  constructor(ws: WebSocket, opts: RpcPeerOptions) {
+  constructor(ws: LinkSocket, opts: RpcPeerOptions) {
     this.#ws = ws;
     this.#opts = opts;
     this.#log = new LogBudget(opts.logger);
     this.#authenticated = opts.firstMethod === undefined;
     this.#pager = new Pager({ pageBytes: opts.pageBytes, ttlMs: opts.callTimeoutMs * 2, maxOpen: 16 });
-    this.#handlers.set(PAGE_METHOD, (raw) => this.#pager.next(params(raw, decodePageParams).cursor));
+    this.handle(PAGE_METHOD, (p) => this.#pager.next(p.cursor));
     ws.on('message', (data, isBinary) => {
       if (this.#failed || this.#closed) return;
       this.#onMessage(data, isBinary);
@@ -79,7 +91,7 @@ export class RpcPeer {
   }
 
   get isOpen(): boolean {
-    return !this.#closed && this.#ws.readyState === this.#ws.OPEN;
+    return !this.#closed && this.#ws.readyState === SOCKET_OPEN;
   }
 
   /** The budgeted logger of this link (a flood from one peer writes a few lines, then a count). */
@@ -87,8 +99,18 @@ export class RpcPeer {
     return this.#log;
   }
 
-  handle(method: string, handler: RpcHandler): this {
-    this.#handlers.set(method, handler);
+  /**
+   * Serves `method`: `impl` gets decoded params; bad params are answered `invalid_argument` naming
+   * every bad field (on the first request of a link that demands one, they fail the link instead).
+   */
+  handle<P, R>(
+    method: RpcMethod<P, R>,
+    impl: (params: NoInfer<P>) => NoInfer<R> | Promise<NoInfer<R>>,
+  ): this {
+    this.#handlers.set(method.name, (raw) => {
+      const p = method.params(raw);
+      return p.ok ? { ok: true, value: () => impl(p.value) } : p;
+    });
     return this;
   }
 
@@ -96,8 +118,9 @@ export class RpcPeer {
    * Serves `method` as a paged result: `produce` returns the whole list once, the caller receives it
    * in pages of bounded size ({@link callPaged} on the other side).
    */
-  handlePaged(method: string, produce: (params: unknown) => readonly unknown[]): this {
-    return this.handle(method, (raw) => this.#pager.first(produce(raw)));
+  handlePaged<P, I>(method: PagedMethod<P, I>, produce: (params: NoInfer<P>) => readonly NoInfer<I>[]): this {
+    const first: RpcMethod<P, Page<unknown>> = { ...method, result: pageOf(method.item) };
+    return this.handle(first, (p) => this.#pager.first(produce(p)));
   }
 
   /** Marks the hello as accepted: requests of any method are served from now on. */
@@ -105,50 +128,37 @@ export class RpcPeer {
     this.#authenticated = true;
   }
 
-  on(event: string, handler: EventHandler): this {
-    this.#events.set(event, handler);
+  /** Listens to `event`; a payload that does not decode is logged (within the budget) and dropped. */
+  on<T>(event: RpcEventDef<T>, listener: (payload: NoInfer<T>) => void): this {
+    this.#events.set(event.name, (raw) => {
+      const d = event.decode(raw);
+      if (d.ok) listener(d.value);
+      else this.#log.warn('bad event payload; dropped', { event: event.name, errors: describe(d.errors) });
+    });
     return this;
   }
 
-  /** Calls `method` on the peer; the result is validated with `decode`. */
-  async call<T>(
-    method: string,
-    params: unknown,
-    decode: (raw: unknown) => Decoded<T>,
-    timeoutMs?: number,
-  ): Promise<T> {
-    const raw = await this.#callRaw(method, params, timeoutMs);
-    const decoded = decode(raw);
-    if (!decoded.ok)
-      throw new MeshregError('invalid_frame', `bad ${method} result: ${describe(decoded.errors)}`);
-    return decoded.value;
+  /** Calls `method` on the peer; a result that does not decode rejects `invalid_frame`. */
+  async call<P, R>(method: RpcMethod<P, R>, params: NoInfer<P>, timeoutMs?: number): Promise<R> {
+    return decodeResult(method.name, method.result, await this.#callRaw(method.name, params, timeoutMs));
   }
 
-  /** Calls a paged `method` and gathers every page, each item validated with `decodeItem`. */
-  async callPaged<T>(
-    method: string,
-    params: unknown,
-    decodeItem: (raw: unknown) => Decoded<T>,
-    timeoutMs?: number,
-  ): Promise<T[]> {
-    const out: T[] = [];
-    let raw = await this.#callRaw(method, params, timeoutMs);
+  /** Calls a paged `method` and gathers every page, each item decoded by the method's item decoder. */
+  async callPaged<P, I>(method: PagedMethod<P, I>, params: NoInfer<P>, timeoutMs?: number): Promise<I[]> {
+    const decode = pageOf(method.item);
+    const out: I[] = [];
+    let page = decodeResult(method.name, decode, await this.#callRaw(method.name, params, timeoutMs));
     for (;;) {
-      const page = decodePage(raw, decodeItem);
-      if (!page.ok) throw new MeshregError('invalid_frame', `bad ${method} page: ${describe(page.errors)}`);
-      out.push(...page.value.items);
-      if (page.value.cursor === undefined) return out;
-      raw = await this.#callRaw(PAGE_METHOD, { cursor: page.value.cursor }, timeoutMs);
+      out.push(...page.items);
+      if (page.cursor === undefined) return out;
+      const next = await this.#callRaw(PAGE_METHOD.name, { cursor: page.cursor }, timeoutMs);
+      page = decodeResult(method.name, decode, next);
     }
   }
 
-  /** Calls `method` when the result carries nothing (an acknowledgement). */
-  async callVoid(method: string, params: unknown): Promise<void> {
-    await this.#callRaw(method, params);
-  }
-
-  emit(name: string, payload: unknown): void {
-    if (this.isOpen) this.#ws.send(JSON.stringify({ t: 'evt', name, payload }));
+  /** Sends `event` with `payload` (dropped when the link is not open: events are not queued). */
+  emit<T>(event: RpcEventDef<T>, payload: NoInfer<T>): void {
+    if (this.isOpen) this.#ws.send(JSON.stringify({ t: 'evt', name: event.name, payload }));
   }
 
   /** Fails the link: closes it with the close code of `code`; frames received after this are dropped. */
@@ -178,10 +188,10 @@ export class RpcPeer {
     });
   }
 
-  #onMessage(data: WebSocket.RawData, isBinary: boolean): void {
+  #onMessage(data: RawFrame, isBinary: boolean): void {
     let raw: unknown;
     try {
-      raw = isBinary ? undefined : JSON.parse(rawText(data));
+      raw = isBinary ? undefined : JSON.parse(frameText(data));
     } catch {
       raw = undefined;
     }
@@ -191,8 +201,9 @@ export class RpcPeer {
       return;
     }
     const frame = decoded.value;
-    if (!this.#authenticated && (frame.t !== 'req' || frame.method !== this.#opts.firstMethod)) {
-      this.close('invalid_frame', `expected ${this.#opts.firstMethod ?? ''} first`);
+    const first = this.#opts.firstMethod?.name;
+    if (!this.#authenticated && (frame.t !== 'req' || frame.method !== first)) {
+      this.close('invalid_frame', `expected ${first ?? ''} first`);
       return;
     }
     this.#dispatch(frame);
@@ -206,25 +217,17 @@ export class RpcPeer {
         this.#pending.delete(frame.id);
         clearTimeout(p.timer);
         if (frame.ok) p.resolve(frame.result);
-        else {
-          const code = frame.error?.code ?? 'internal';
-          p.reject(
-            new MeshregError(
-              ERROR_CODES.has(code) ? (code as ErrorCode) : 'internal',
-              frame.error?.message ?? '',
-            ),
-          );
-        }
+        else p.reject(remoteError(frame.error));
         return;
       }
       case 'req':
         void this.#answer(frame.id, frame.method, frame.params);
         return;
       case 'evt': {
-        const h = this.#events.get(frame.name);
-        if (h === undefined) return;
+        const listener = this.#events.get(frame.name);
+        if (listener === undefined) return;
         try {
-          h(frame.payload);
+          listener(frame.payload);
         } catch (err) {
           this.#log.error('event handler failed', { event: frame.name, err });
         }
@@ -238,11 +241,10 @@ export class RpcPeer {
   }
 
   async #answer(id: number, method: string, params: unknown): Promise<void> {
-    const h = this.#handlers.get(method);
     let reply: unknown;
     try {
-      if (h === undefined) throw new MeshregError('not_found', `unknown method ${method}`);
-      reply = { t: 'res', id, ok: true, result: (await h(params)) ?? null };
+      const run = this.#decodeParams(method, params);
+      reply = { t: 'res', id, ok: true, result: (await run()) ?? null };
     } catch (err) {
       const e =
         err instanceof MeshregError ? err : new MeshregError('internal', 'internal error', { cause: err });
@@ -251,17 +253,37 @@ export class RpcPeer {
     }
     if (this.isOpen) this.#ws.send(JSON.stringify(reply));
   }
+
+  /** The call of `method`'s implementation with decoded params; throws the error to answer instead. */
+  #decodeParams(method: string, params: unknown): () => unknown {
+    const served = this.#handlers.get(method);
+    if (served === undefined) throw new MeshregError('not_found', `unknown method ${method}`);
+    const run = served(params);
+    if (run.ok) return run.value;
+    if (this.#authenticated)
+      throw new MeshregError('invalid_argument', describe(run.errors), { fields: run.errors });
+    // A bad first request (the hello) fails the link, after its answer is written.
+    const err = new MeshregError('invalid_frame', `bad ${method}: ${describe(run.errors)}`);
+    setImmediate(() => {
+      this.close(err.code, err.message);
+    });
+    throw err;
+  }
 }
 
-function rawText(data: WebSocket.RawData): string {
-  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
-  if (data instanceof ArrayBuffer) return Buffer.from(data).toString('utf8');
-  return data.toString('utf8');
+/** The decoder of one page of `item`s. */
+function pageOf<I>(item: Decoder<I>): Decoder<Page<I>> {
+  return (raw) => decodePage(raw, item);
 }
 
-/** Decodes params or throws `invalid_argument` naming every bad field (for handlers). */
-export function params<T>(raw: unknown, decode: (raw: unknown) => Decoded<T>): T {
+function decodeResult<R>(method: string, decode: Decoder<R>, raw: unknown): R {
   const d = decode(raw);
-  if (!d.ok) throw new MeshregError('invalid_argument', describe(d.errors), { fields: d.errors });
+  if (!d.ok) throw new MeshregError('invalid_frame', `bad ${method} result: ${describe(d.errors)}`);
   return d.value;
+}
+
+/** A peer's error answer as a MeshregError of its code; a code this side does not know is `internal`. */
+function remoteError(error: { readonly code: string; readonly message: string } | undefined): MeshregError {
+  const code = error?.code ?? 'internal';
+  return new MeshregError(ERROR_CODES.has(code) ? (code as ErrorCode) : 'internal', error?.message ?? '');
 }

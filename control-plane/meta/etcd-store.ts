@@ -13,7 +13,7 @@
  */
 import { Etcd3, type Campaign, type Lease, type Watcher } from 'etcd3';
 import type { Logger } from '../../proto/runtime/log.js';
-import { decodeSlotTable } from '../../proto/cluster-link.js';
+import { decodeSlotTable } from '../../proto/meta-link.js';
 import type { SlotTable } from '../../proto/slot-table.js';
 import { isRecord } from '../../proto/validate.js';
 import type { MetaStore, MetaStoreEvents, SharedMember } from './meta-store.js';

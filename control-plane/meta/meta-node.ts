@@ -9,8 +9,9 @@
  * {@link MetaStore}: in memory by default, or etcd, where several metas share it and only the elected
  * one assigns slots; every meta serves members and pushes them what the store holds.
  */
-import type { LinkHello, Member, MembersEvent, MemberRole } from '../../proto/cluster-link.js';
-import { DRAIN_EVENT, META_LINK_PATH, SWITCHES_EVENT } from '../../proto/cluster-link.js';
+import type { Member, MemberRole } from '../../proto/cluster-records.js';
+import { META_LINK, META_LINK_PATH, type MembersEvent } from '../../proto/meta-link.js';
+import type { HelloAnswer, LinkHello } from '../../proto/rpc.js';
 import { MeshregError } from '../../proto/errors.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { meter } from '../../proto/runtime/telemetry.js';
@@ -74,7 +75,8 @@ export class MetaNode {
     );
     this.switches = new SwitchBoard((state) => {
       this.#log.info('switches changed', { ...state });
-      for (const m of this.#members.values()) if (m.role === 'session') m.peer?.emit(SWITCHES_EVENT, state);
+      for (const m of this.#members.values())
+        if (m.role === 'session') m.peer?.emit(META_LINK.switches, state);
     });
     this.#server.ops(metaAdminRoutes(this));
     this.#unregisterMetrics = registerMetaMetrics(() => ({ members: this.members(), table: this.#table }));
@@ -117,7 +119,7 @@ export class MetaNode {
       );
     this.#draining.add(id);
     this.#log.info('draining member', { id, role: m.role });
-    this.#members.get(id)?.peer?.emit(DRAIN_EVENT, { id });
+    this.#members.get(id)?.peer?.emit(META_LINK.drain, { id });
     this.#store?.putMember(id, { role: m.role, url: m.url, draining: true });
     this.#broadcastMembers();
     if (m.role === 'data') this.#tick();
@@ -198,7 +200,7 @@ export class MetaNode {
     await this.#server.close();
   }
 
-  #join(peer: RpcPeer, hello: LinkHello): unknown {
+  #join(peer: RpcPeer, hello: LinkHello): HelloAnswer {
     const old = this.#members.get(hello.id);
     if (old?.peer !== undefined && old.peer !== peer) old.peer.terminate();
     const rec: MemberRecord = {
@@ -213,7 +215,7 @@ export class MetaNode {
       url: hello.url,
       draining: this.#draining.has(hello.id),
     });
-    peer.handle('heartbeat', () => {
+    peer.handle(META_LINK.heartbeat, () => {
       if (this.#members.get(hello.id) === rec) rec.expiresAt = Date.now() + this.#opts.leaseMs;
       return { epoch: this.#table?.epoch ?? 0 };
     });
@@ -223,9 +225,9 @@ export class MetaNode {
     if (old === undefined)
       this.#log.info('member joined', { id: hello.id, role: hello.role, url: hello.url });
     setImmediate(() => {
-      if (this.#table !== undefined) peer.emit('table', this.#table);
-      if (hello.role === 'session') peer.emit(SWITCHES_EVENT, this.switches.state);
-      if (this.#draining.has(hello.id)) peer.emit(DRAIN_EVENT, { id: hello.id });
+      if (this.#table !== undefined) peer.emit(META_LINK.table, this.#table);
+      if (hello.role === 'session') peer.emit(META_LINK.switches, this.switches.state);
+      if (this.#draining.has(hello.id)) peer.emit(META_LINK.drain, { id: hello.id });
       this.#broadcastMembers();
       if (hello.role === 'data') this.#tick();
     });
@@ -284,12 +286,12 @@ export class MetaNode {
       leaderMoves: moves,
       leaders: Object.fromEntries(leaders),
     });
-    for (const m of this.#members.values()) m.peer?.emit('table', next);
+    for (const m of this.#members.values()) m.peer?.emit(META_LINK.table, next);
   }
 
   #broadcastMembers(): void {
     const ev: MembersEvent = { data: this.#list('data'), sessions: this.#list('session') };
-    for (const m of this.#members.values()) m.peer?.emit('members', ev);
+    for (const m of this.#members.values()) m.peer?.emit(META_LINK.members, ev);
   }
 
   #list(role: MemberRole): Member[] {

@@ -3,7 +3,7 @@
  * with its epoch, and who leads the metas. Embedded (one process, in memory: the default) or etcd
  * (several metas; etcd's leases and elections decide, never home-made consensus).
  */
-import type { MemberRole } from '../../proto/cluster-link.js';
+import type { MemberRole } from '../../proto/cluster-records.js';
 import type { SlotTable } from '../../proto/slot-table.js';
 
 export interface SharedMember {

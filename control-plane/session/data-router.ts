@@ -4,7 +4,7 @@
 import { fail, ok, type Result } from '../../proto/result.js';
 import { slotOf, type SlotTable } from '../../proto/slot-table.js';
 import { VersionClock } from '../../proto/version.js';
-import type { CatalogView, DataApi } from '../data/data-api.js';
+import type { CatalogView, DataApi } from '../link/data-api.js';
 
 export class DataRouter {
   readonly #servers = new Map<string, DataApi>();

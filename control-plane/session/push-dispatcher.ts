@@ -25,7 +25,7 @@ import { MeshregError } from '../../proto/errors.js';
 import { valueOrThrow } from '../../proto/result.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { contextFrom, meter, tracer } from '../../proto/runtime/telemetry.js';
-import type { ChangeListener, DataWatch, DatumChange } from '../data/data-api.js';
+import type { ChangeListener, DataWatch, DatumChange } from '../link/data-api.js';
 import type { DataRouter } from './data-router.js';
 import {
   CatalogSubscribers,

@@ -3,27 +3,13 @@
  * uses in-process. Interest is batched per tick and re-declared in full after every reconnect; the
  * data server's `collect` requests are answered from the session's own records.
  */
-import {
-  decodeCatalogView,
-  decodeChanges,
-  decodeDatumView,
-  decodeSlots,
-  decodeVersions,
-  type CollectParams,
-  type Member,
-  type OwnedPublisher,
-} from '../../proto/cluster-link.js';
+import type { Member, OwnedPublisher } from '../../proto/cluster-records.js';
+import { DATA_LINK, type CollectParams } from '../../proto/data-link.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { CLUSTER_PROTOCOL_VERSION } from '../../proto/rpc.js';
 import { attempt, type Result } from '../../proto/result.js';
 import { withTraceparent } from '../../proto/trace-context.js';
-import { readInt, Issues, isRecord } from '../../proto/validate.js';
-import {
-  decodePublishOutcomes,
-  decodeUnpublishOutcomes,
-  type PublishOutcome,
-  type UnpublishOutcome,
-} from '../../proto/write-outcomes.js';
+import type { UnpublishOutcome } from '../../proto/write-outcomes.js';
 import type {
   CatalogView,
   ChangeListener,
@@ -31,11 +17,13 @@ import type {
   DataWatch,
   DatumView,
   PublishItem,
+  PublishOutcome,
+  SessionWatcher,
   UnpublishItem,
-} from '../data/data-api.js';
+} from '../link/data-api.js';
 import { LinkClient, type LinkRetry } from '../link/link-client.js';
 import { MeshregError } from '../../proto/errors.js';
-import { params, type RpcPeer } from '../link/rpc-peer.js';
+import type { RpcPeer } from '../link/rpc-peer.js';
 
 export interface RemoteDataOptions {
   readonly sessionId: string;
@@ -52,16 +40,10 @@ export interface RemoteDataOptions {
   readonly onConnected: () => void;
 }
 
-interface Watcher {
-  readonly listener: ChangeListener;
-  readonly keys: Set<string>;
-  catalog: boolean;
-}
-
 export class RemoteDataClient implements DataApi {
   readonly id: string;
   readonly #client: LinkClient;
-  readonly #watchers = new Map<string, Watcher>();
+  readonly #watchers = new Map<string, SessionWatcher>();
   #pendingAdd = new Set<string>();
   #pendingRemove = new Set<string>();
   #pendingCatalog: boolean | undefined;
@@ -119,33 +101,33 @@ export class RemoteDataClient implements DataApi {
   ): Promise<Result<readonly PublishOutcome[]>> {
     const p = { epoch, owner, items, ...withTraceparent(traceparent) };
     // A link that is down, or a call that times out, is `unavailable`: a value, not a rejection.
-    return attempt(async () => (await this.#peer().call('publish', p, decodePublishOutcomes)).outcomes);
+    return attempt(async () => (await this.#peer().call(DATA_LINK.publish, p)).outcomes);
   }
 
   unpublish(items: readonly UnpublishItem[], epoch: number): Promise<Result<readonly UnpublishOutcome[]>> {
     const p = { epoch, items };
-    return attempt(async () => (await this.#peer().call('unpublish', p, decodeUnpublishOutcomes)).outcomes);
+    return attempt(async () => (await this.#peer().call(DATA_LINK.unpublish, p)).outcomes);
   }
 
-  dropOwner(owner: string): Promise<void> {
-    return this.#peer().callVoid('dropOwner', { owner });
+  async dropOwner(owner: string): Promise<void> {
+    return await this.#peer().call(DATA_LINK.dropOwner, { owner });
   }
 
-  fetch(key: string): Promise<DatumView> {
-    return this.#peer().call('fetch', { key }, decodeDatumView);
+  async fetch(key: string): Promise<DatumView> {
+    return await this.#peer().call(DATA_LINK.fetch, { key });
   }
 
-  fetchCatalog(): Promise<CatalogView> {
-    return this.#peer().call('fetchCatalog', {}, decodeCatalogView);
+  async fetchCatalog(): Promise<CatalogView> {
+    return await this.#peer().call(DATA_LINK.fetchCatalog, {});
   }
 
   async versions(keys: readonly string[]): Promise<ReadonlyMap<string, number>> {
-    const r = await this.#peer().call('versions', { keys }, decodeVersions);
+    const r = await this.#peer().call(DATA_LINK.versions, { keys });
     return new Map(Object.entries(r.versions));
   }
 
   watch(sessionId: string, listener: ChangeListener): DataWatch {
-    const w: Watcher = { listener, keys: new Set(), catalog: false };
+    const w: SessionWatcher = { listener, keys: new Set(), catalog: false };
     this.#watchers.set(sessionId, w);
     return {
       interest: (key, on) => {
@@ -180,19 +162,11 @@ export class RemoteDataClient implements DataApi {
 
   #setup(peer: RpcPeer, opts: RemoteDataOptions): void {
     // Paged: the answer can exceed one frame (every publisher of this session in the slots).
-    peer.handlePaged('collect', (raw) => opts.collect(params(raw, decodeSlots)));
-    peer.on('changes', (raw) => {
-      const c = decodeChanges(raw);
-      if (!c.ok) return;
-      for (const w of this.#watchers.values())
-        w.listener.onChange(c.value.changes.filter((x) => w.keys.has(x.key)));
+    peer.handlePaged(DATA_LINK.collect, (p) => opts.collect(p));
+    peer.on(DATA_LINK.changes, ({ changes }) => {
+      for (const w of this.#watchers.values()) w.listener.onChange(changes.filter((x) => w.keys.has(x.key)));
     });
-    peer.on('catalog', (raw) => {
-      const issues = new Issues();
-      const version = isRecord(raw)
-        ? readInt(issues, raw['version'], 'version', { required: true })
-        : undefined;
-      if (version === undefined) return;
+    peer.on(DATA_LINK.catalog, ({ version }) => {
       for (const w of this.#watchers.values()) if (w.catalog) w.listener.onCatalogChange(version);
     });
   }
@@ -208,7 +182,7 @@ export class RemoteDataClient implements DataApi {
     this.#pendingAdd = new Set();
     this.#pendingRemove = new Set();
     this.#pendingCatalog = undefined;
-    peer.callVoid('interest', { add: [...keys], remove: [], catalog }).catch(() => undefined);
+    peer.call(DATA_LINK.interest, { add: [...keys], remove: [], catalog }).catch(() => undefined);
     opts.onConnected();
   }
 
@@ -227,7 +201,7 @@ export class RemoteDataClient implements DataApi {
       this.#pendingCatalog = undefined;
       if (add.length === 0 && remove.length === 0 && catalog === undefined) return;
       peer
-        .callVoid('interest', catalog === undefined ? { add, remove } : { add, remove, catalog })
+        .call(DATA_LINK.interest, catalog === undefined ? { add, remove } : { add, remove, catalog })
         .catch(() => undefined);
     });
   }

@@ -4,7 +4,8 @@
  * servers and the other sessions), and one link per data server.
  */
 import { AGENT_LINK_PATH } from '../../proto/agent-link.js';
-import { META_LINK_PATH, type Member } from '../../proto/cluster-link.js';
+import type { Member } from '../../proto/cluster-records.js';
+import { META_LINK_PATH } from '../../proto/meta-link.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { CLUSTER_PROTOCOL_VERSION } from '../../proto/rpc.js';
 import { MetaMember, type MemberLinkOptions } from '../link/meta-member.js';

@@ -17,7 +17,8 @@ import {
 } from '../../proto/agent-link.js';
 import type { ErrorCode } from '../../proto/errors.js';
 import type { Logger } from '../../proto/runtime/log.js';
-import type { CollectParams, OwnedPublisher } from '../../proto/cluster-link.js';
+import type { OwnedPublisher } from '../../proto/cluster-records.js';
+import type { CollectParams } from '../../proto/data-link.js';
 import type { Switches } from '../../proto/switches.js';
 import { contextFrom, traceparentOfSpan, tracer } from '../../proto/runtime/telemetry.js';
 import { tokensEqual } from '../link/auth.js';

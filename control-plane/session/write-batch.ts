@@ -3,7 +3,7 @@
  * answer for an item is read: done (confirm it to the agent), retry later, or refused.
  */
 import { MAX_BATCH, type ConfirmResult } from '../../proto/agent-link.js';
-import type { PublishItem, UnpublishItem } from '../../proto/cluster-link.js';
+import type { PublishItem, UnpublishItem } from '../../proto/cluster-records.js';
 import type { MeshregError } from '../../proto/errors.js';
 import type { PublishOutcome, UnpublishOutcome } from '../../proto/write-outcomes.js';
 

@@ -11,13 +11,14 @@
  * servers, unless re-sent meanwhile.
  */
 import type { Confirm, ConfirmResult, Registration, Withdrawal } from '../../proto/agent-link.js';
-import type { CollectParams, OwnedPublisher, PublishItem } from '../../proto/cluster-link.js';
+import type { OwnedPublisher, PublishItem } from '../../proto/cluster-records.js';
+import type { CollectParams } from '../../proto/data-link.js';
 import { MeshregError } from '../../proto/errors.js';
 import { registrationId } from '../../proto/instance.js';
 import { fail, type Result } from '../../proto/result.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { slotOf } from '../../proto/slot-table.js';
-import type { DataApi } from '../data/data-api.js';
+import type { DataApi } from '../link/data-api.js';
 import type { DataRouter } from './data-router.js';
 import {
   chunks,

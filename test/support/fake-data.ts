@@ -11,7 +11,7 @@ import type {
   DatumView,
   PublishItem,
   UnpublishItem,
-} from '../../control-plane/data/data-api.js';
+} from '../../control-plane/link/data-api.js';
 import type { MeshregError } from '../../proto/errors.js';
 import { fail, ok, type Result } from '../../proto/result.js';
 import type { PublishOutcome, UnpublishOutcome } from '../../proto/write-outcomes.js';
@@ -116,7 +116,7 @@ export class FakeData implements DataApi {
     const old = this.held.get(item.registrationId);
     if (old !== undefined && item.version < old.version) return 'stale';
     this.held.set(item.registrationId, { owner, version: item.version, key: item.instance.service });
-    if (old?.version !== item.version) return 'applied';
+    if (old === undefined || old.version !== item.version) return 'applied';
     return old.owner === owner ? 'unchanged' : 'owner-changed';
   }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import type { ChangeListener, DatumChange } from '../../control-plane/data/data-api.js';
+import type { ChangeListener, DatumChange } from '../../control-plane/link/data-api.js';
 import { DataServer } from '../../control-plane/data/data-server.js';
 import { registrationId, type Instance } from '../../proto/instance.js';
 import { ok } from '../../proto/result.js';

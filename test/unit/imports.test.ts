@@ -187,3 +187,60 @@ test('imports - the wire (proto/*.ts) never imports the shared runtime (proto/ru
 test('imports - there is no circular import among the modules', async () => {
   assert.equal(findCycle(await projectGraph()), undefined);
 });
+
+/** Where RpcPeers come from: a file that imports one of these works with peers. */
+const PEER_SOURCES = [
+  'control-plane/link/rpc-peer.ts',
+  'control-plane/link/link-client.ts',
+  'control-plane/link/role-server.ts',
+];
+
+/**
+ * Calls of a peer's methods with a string literal as the method or event: `.handle('x'`,
+ * `.call("x"`, `callPaged(\`x\``, `.emit('x'`, and `peer.on('x'` (only on a peer: a socket's or an
+ * emitter's `.on('message')` is no link event).
+ */
+function stringNames(text: string): string[] {
+  const patterns = [
+    /\.(?:handle|handlePaged|call|callPaged|emit)\(\s*['"`][^'"`]*['"`]/g,
+    /\bpeer(?:\(\))?\??\.on\(\s*['"`][^'"`]*['"`]/g,
+  ];
+  return patterns.flatMap((re) => [...text.matchAll(re)].map((m) => m[0]));
+}
+
+test('imports - the string-name scan catches a method or event named by a literal, and only those', () => {
+  const text = [
+    "peer.handle('publish', (p) => p);",
+    'this.#client.peer?.call("heartbeat", { id });',
+    's.peer.callPaged(`collect`, params);',
+    "peer.emit('changes', { changes });",
+    "peer.on('repl', (op) => op);",
+    "this.#peer().on('catalog', f);",
+    "ws.on('message', (data) => data);",
+    "this.#http.on('clientError', handler);",
+    'peer.handle(DATA_LINK.publish, (p) => p);',
+    'peer.on(META_LINK.table, (t) => t);',
+  ].join('\n');
+  assert.deepEqual(stringNames(text), [
+    ".handle('publish'",
+    '.call("heartbeat"',
+    '.callPaged(`collect`',
+    ".emit('changes'",
+    "peer.on('repl'",
+    "peer().on('catalog'",
+  ]);
+});
+
+test('imports - no method or event of a server link is named by a string outside proto/', async () => {
+  const graph = await projectGraph();
+  const bad: string[] = [];
+  let scanned = 0;
+  for (const [file, targets] of graph) {
+    if (areaOf(file) === 'proto') continue;
+    if (!PEER_SOURCES.includes(file) && !targets.some((t) => PEER_SOURCES.includes(t))) continue;
+    scanned++;
+    for (const hit of stringNames(await readFile(path.join(ROOT, file), 'utf8'))) bad.push(`${file}: ${hit}`);
+  }
+  assert.ok(scanned >= 6, `scanned ${scanned} files that use peers`);
+  assert.deepEqual(bad, []);
+});

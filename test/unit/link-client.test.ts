@@ -5,9 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import type { LinkHello } from '../../proto/cluster-link.js';
+import { HELLO_METHOD, type LinkHello } from '../../proto/rpc.js';
 import { MeshregError } from '../../proto/errors.js';
-import { SOCKET_OPEN } from '../../proto/runtime/link-socket.js';
 import { silentLogger } from '../../proto/runtime/log.js';
 import { readControlPlaneConfig } from '../../control-plane/config.js';
 import { LinkClient, type LinkClientState } from '../../control-plane/link/link-client.js';
@@ -28,11 +27,6 @@ interface Harness {
   /** The far ends of the sockets opened so far. */
   readonly servers: MemorySocket[];
   readonly answers: Answer[];
-}
-
-/** RpcPeer still checks `readyState` against the `OPEN` a ws socket carries. */
-function asWs(s: MemorySocket): MemorySocket {
-  return Object.assign(s, { OPEN: SOCKET_OPEN });
 }
 
 function harness(t: TestContext, url = 'ws://a,ws://b', random = () => 0.5): Harness {
@@ -61,17 +55,17 @@ function harness(t: TestContext, url = 'ws://a,ws://b', random = () => 0.5): Har
             a.fail(new Error('connect ECONNREFUSED'));
             a.terminate();
           });
-          return asWs(a);
+          return a;
         }
-        const server = new RpcPeer(asWs(b) as never, { callTimeoutMs: 60_000, logger, pageBytes: 1 << 19 });
-        server.handle('hello', () => {
+        const server = new RpcPeer(b, { callTimeoutMs: 60_000, logger, pageBytes: 1 << 19 });
+        server.handle(HELLO_METHOD, () => {
           if (answer === 'refuse') throw new MeshregError('unauthorized', 'wrong cluster token');
           return {};
         });
         setImmediate(() => {
           a.open();
         });
-        return asWs(a);
+        return a;
       },
     },
     {

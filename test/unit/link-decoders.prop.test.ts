@@ -13,34 +13,54 @@ import {
   parseJsonFrame,
   type AgentFrame,
 } from '../../proto/agent-link.js';
-import {
-  decodeLinkHello,
-  decodeOwnedPublisher,
-  decodeReplicaItem,
-  type LinkHello,
-} from '../../proto/cluster-link.js';
+import { decodeOwnedPublisher } from '../../proto/cluster-records.js';
+import { DATA_LINK } from '../../proto/data-link.js';
 import { ERROR_TABLE, MeshregError } from '../../proto/errors.js';
+import { META_LINK } from '../../proto/meta-link.js';
+import { REPLICATION_LINK, decodeReplicaItem } from '../../proto/replication-link.js';
 import {
   CLUSTER_PROTOCOL_VERSION,
+  PAGE_METHOD,
+  decodeLinkHello,
   decodePage,
-  decodePageParams,
   decodeRpcFrame,
   protocolMismatch,
+  type Decoder,
+  type LinkHello,
 } from '../../proto/rpc.js';
 import type { Decoded } from '../../proto/validate.js';
 import { makeInstance } from '../support/fixtures.js';
 
 const RUNS = { numRuns: 300 };
-const DECODERS: readonly ((raw: unknown) => Decoded<unknown>)[] = [
+
+/** Every decoder of a contract: each method's params and result (or page item), each event's payload. */
+function contractDecoders(contract: Readonly<Record<string, object>>): Decoder<unknown>[] {
+  return Object.values(contract).flatMap((def) => {
+    const d = def as { params?: Decoder<unknown>; result?: Decoder<unknown>; item?: Decoder<unknown> };
+    const e = def as { decode?: Decoder<unknown> };
+    return [d.params, d.result, d.item, e.decode].filter((x): x is Decoder<unknown> => x !== undefined);
+  });
+}
+
+const DECODERS: readonly Decoder<unknown>[] = [
   decodeAgentFrame,
   decodeSessionFrame,
-  decodeLinkHello,
   decodeRpcFrame,
-  decodeOwnedPublisher,
-  decodeReplicaItem,
-  decodePageParams,
+  PAGE_METHOD.params,
+  PAGE_METHOD.result,
   (raw) => decodePage(raw, decodeOwnedPublisher),
+  ...contractDecoders(META_LINK),
+  ...contractDecoders(DATA_LINK),
+  ...contractDecoders(REPLICATION_LINK),
 ];
+
+test('link decoders - the properties reach every method and event of the three contracts', () => {
+  for (const contract of [META_LINK, DATA_LINK, REPLICATION_LINK])
+    for (const [name, def] of Object.entries<object>(contract)) {
+      const want = 'decode' in def ? 1 : 2; // an event's payload; a method's params and result (or item)
+      assert.equal(contractDecoders({ [name]: def }).length, want, name);
+    }
+});
 
 /** What a hello turns into on either link: accepted, or the MeshregError that closes it. */
 function helloOutcome(

@@ -1,6 +1,7 @@
 /**
  * What a data server offers to session servers. Sessions depend on this interface only; the data
- * server implements it, and a link client implements it for a data server in another process.
+ * server implements it, and a link client implements it for a data server in another process. It
+ * lives in the link layer, below the roles, so that the session imports nothing of the data role.
  */
 import type {
   CatalogView,
@@ -8,11 +9,11 @@ import type {
   DatumView,
   PublishItem,
   UnpublishItem,
-} from '../../proto/cluster-link.js';
+} from '../../proto/cluster-records.js';
 import type { Result } from '../../proto/result.js';
 import type { PublishOutcome, UnpublishOutcome } from '../../proto/write-outcomes.js';
 
-export type { CatalogView, DatumChange, DatumView, PublishItem, UnpublishItem };
+export type { CatalogView, DatumChange, DatumView, PublishItem, PublishOutcome, UnpublishItem };
 
 /** Receives change notifications for the keys a session declared interest in. */
 export interface ChangeListener {
@@ -24,6 +25,13 @@ export interface DataWatch {
   interest(key: string, on: boolean): void;
   catalogInterest(on: boolean): void;
   close(): void;
+}
+
+/** One session's watch as the serving side keeps it: its listener and what it declared. */
+export interface SessionWatcher {
+  readonly listener: ChangeListener;
+  readonly keys: Set<string>;
+  catalog: boolean;
 }
 
 export interface DataApi {
