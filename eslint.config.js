@@ -54,4 +54,16 @@ export default tseslint.config(
     files: ['control-plane/**/*.ts'],
     rules: forbid(['**/agent/**', '**/bin/**'], 'control-plane/ must not import agent/'),
   },
+  ...['session', 'data', 'meta'].map((role) => ({
+    // The roles are processes of their own: they share only the plumbing below them (link/, admin/).
+    files: [`control-plane/${role}/**/*.ts`],
+    rules: forbid(
+      [
+        '**/agent/**',
+        '**/bin/**',
+        ...['session', 'data', 'meta'].filter((r) => r !== role).map((r) => `../${r}/**`),
+      ],
+      `control-plane/${role}/ imports no other role's folder`,
+    ),
+  })),
 );

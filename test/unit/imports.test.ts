@@ -184,6 +184,30 @@ test('imports - the wire (proto/*.ts) never imports the shared runtime (proto/ru
   );
 });
 
+/** The role folders of the control plane: each is a process of its own and shares only what lies below. */
+const ROLES = ['control-plane/session/', 'control-plane/data/', 'control-plane/meta/'] as const;
+
+function roleViolations(graph: ReadonlyMap<string, readonly string[]>): string[] {
+  const roleOf = (f: string): string | undefined => ROLES.find((r) => f.startsWith(r));
+  return [...graph].flatMap(([f, ts]) => {
+    const from = roleOf(f);
+    if (from === undefined) return [];
+    return ts.filter((t) => roleOf(t) !== undefined && roleOf(t) !== from).map((t) => `${f} -> ${t}`);
+  });
+}
+
+test('imports - the role check catches a session module importing a data one', () => {
+  const bad = new Map([
+    ['control-plane/session/a.ts', ['control-plane/data/b.ts', 'control-plane/link/c.ts']],
+    ['control-plane/data/b.ts', ['control-plane/link/c.ts']],
+  ]);
+  assert.deepEqual(roleViolations(bad), ['control-plane/session/a.ts -> control-plane/data/b.ts']);
+});
+
+test('imports - no import between control-plane/session, data and meta', async () => {
+  assert.deepEqual(roleViolations(await projectGraph()), []);
+});
+
 test('imports - there is no circular import among the modules', async () => {
   assert.equal(findCycle(await projectGraph()), undefined);
 });
