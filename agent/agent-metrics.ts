@@ -11,6 +11,14 @@ import type { ServiceView } from './view/service-view.js';
 
 const LINK_STATES = ['idle', 'connecting', 'open', 'backoff', 'closed'] as const;
 
+/** The upstream sync's counters, each a monotonic counter metric. */
+const SYNC_COUNTERS = [
+  ['pushesApplied', 'meshreg.agent.pushes_applied', 'Pushes applied to the view'],
+  ['pushesIgnored', 'meshreg.agent.pushes_ignored', 'Pushes older than the view (ignored)'],
+  ['confirms', 'meshreg.agent.confirms', 'Changes confirmed by the control plane'],
+  ['refusals', 'meshreg.agent.refusals', 'Changes refused by the control plane'],
+] as const;
+
 /** Registers the agent's gauges and counters; returns their unregistration. */
 export function registerAgentMetrics(
   node: string,
@@ -61,25 +69,8 @@ export function registerAgentMetrics(
           for (const [status, n] of by) o(n, { status });
         },
       },
-      counter(
-        'meshreg.agent.pushes_applied',
-        'Pushes applied to the view',
-        () => s.sync.counters.pushesApplied,
-      ),
-      counter(
-        'meshreg.agent.pushes_ignored',
-        'Pushes older than the view (ignored)',
-        () => s.sync.counters.pushesIgnored,
-      ),
-      counter(
-        'meshreg.agent.confirms',
-        'Changes confirmed by the control plane',
-        () => s.sync.counters.confirms,
-      ),
-      counter(
-        'meshreg.agent.refusals',
-        'Changes refused by the control plane',
-        () => s.sync.counters.refusals,
+      ...SYNC_COUNTERS.map(([key, name, description]) =>
+        counter(name, description, () => s.sync.counters[key]),
       ),
     ],
     { role: 'agent', node },

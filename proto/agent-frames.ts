@@ -7,7 +7,7 @@ import { readProtocolVersion } from './rpc.js';
 import { readTraceparent } from './trace-context.js';
 import {
   Issues,
-  decodeRecord,
+  decodeObject,
   at,
   readArray,
   readInt,
@@ -126,7 +126,7 @@ const readVersion = (issues: Issues, raw: unknown, path: string): number | undef
 
 /** Parses and validates a frame from an agent. */
 export function decodeAgentFrame(raw: unknown): Decoded<AgentFrame> {
-  return decodeRecord(raw, readAgentFrame);
+  return decodeObject(raw, readAgentFrame);
 }
 
 function readAgentFrame(issues: Issues, o: Record<string, unknown>): AgentFrame | undefined {

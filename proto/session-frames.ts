@@ -6,7 +6,7 @@ import { readBatch, SERVICE_RULES } from './agent-frames.js';
 import { readInstance, type Instance } from './instance.js';
 import {
   Issues,
-  decodeRecord,
+  decodeObject,
   at,
   isRecord,
   readArray,
@@ -78,7 +78,7 @@ export type SessionFrame = Welcome | Confirm | Push | Catalog | Pong | Refused;
 
 /** Parses and validates a frame from a session server. */
 export function decodeSessionFrame(raw: unknown): Decoded<SessionFrame> {
-  return decodeRecord(raw, readSessionFrame);
+  return decodeObject(raw, readSessionFrame);
 }
 
 function readSessionFrame(issues: Issues, o: Record<string, unknown>): SessionFrame | undefined {

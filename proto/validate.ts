@@ -246,16 +246,3 @@ export function readStringMap(
   }
   return out;
 }
-
-/**
- * Decodes a message that must be a JSON object: `read` gets the object and returns the value, adding
- * every error to `issues`; the result is the value, or every error with its path.
- */
-export function decodeRecord<T>(
-  raw: unknown,
-  read: (issues: Issues, o: Record<string, unknown>) => T | undefined,
-): Decoded<T> {
-  const issues = new Issues();
-  const o = readObject(issues, raw, '');
-  return issues.result(o === undefined ? undefined : read(issues, o));
-}
