@@ -6,6 +6,7 @@
  * (`members[1].leaseLeftMs: must be an integer 0..…`). An error answer of any route is
  * {@link AdminErrorBody}; a client branches on its `code` (or the HTTP status), never its message.
  */
+import { MEMBER_ROLES, type MemberRole } from './cluster-records.js';
 import { ERROR_TABLE, type ErrorCode } from './errors.js';
 import { readInstance, type Instance } from './instance.js';
 import { decodeSlotTableInto, type SlotTable } from './slot-table.js';
@@ -14,8 +15,8 @@ import type { Decoded, FieldError } from './validate.js';
 import { Issues, at, readArray, readBool, readInt, readObject, readOneOf, readString } from './validate.js';
 
 /** Roles a member of meta can have. */
-export const ADMIN_MEMBER_ROLES = ['data', 'session'] as const;
-export type AdminMemberRole = (typeof ADMIN_MEMBER_ROLES)[number];
+export const ADMIN_MEMBER_ROLES = MEMBER_ROLES;
+export type AdminMemberRole = MemberRole;
 
 /** One member as meta shows it (`GET /admin/members`, and the answer of a drain). */
 export interface AdminMember {

@@ -70,7 +70,9 @@ export interface Member {
   readonly url: string;
 }
 
-export type MemberRole = 'data' | 'session';
+/** The roles that join meta as members. */
+export const MEMBER_ROLES = ['data', 'session'] as const;
+export type MemberRole = (typeof MEMBER_ROLES)[number];
 
 /** Slots of a table of `slotCount` slots (a migration's collect, a follower's replicate). */
 export interface SlotSelection {

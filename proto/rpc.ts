@@ -7,7 +7,7 @@
  * lists them (`meta-link.ts`, `data-link.ts`, `replication-link.ts`); both ends are typed by the
  * same value. This file also holds the two methods every link shares: `hello` and `page`.
  */
-import type { MemberRole } from './cluster-records.js';
+import { MEMBER_ROLES, type MemberRole } from './cluster-records.js';
 import { MeshregError } from './errors.js';
 import {
   Issues,
@@ -167,7 +167,7 @@ export interface HelloAnswer {
 
 export const decodeLinkHello: Decoder<LinkHello> = (raw) =>
   decodeObject(raw, (issues, o) => {
-    const role = readOneOf(issues, o['role'], 'role', ['data', 'session'] as const, true);
+    const role = readOneOf(issues, o['role'], 'role', MEMBER_ROLES, true);
     const id = readString(issues, o['id'], 'id', { required: true, maxLength: 256 });
     const url = readString(issues, o['url'], 'url', { maxLength: 512 }) ?? '';
     const protocolVersion = readProtocolVersion(issues, o['protocolVersion'], 'protocolVersion');

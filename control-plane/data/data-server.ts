@@ -8,6 +8,7 @@
  * holds for every slot during the warm-up after the server starts, while agents are still
  * re-sending. When a slot becomes complete, all its datums get new versions: one authoritative push.
  */
+import type { AdminDatum } from '../../proto/admin-api.js';
 import type { OwnedPublisher } from '../../proto/cluster-records.js';
 import { MeshregError } from '../../proto/errors.js';
 import type { ReplicatedDatum, ReplicationOp } from '../../proto/replication-link.js';
@@ -103,7 +104,7 @@ export class DataServer implements DataApi {
   }
 
   /** What this server holds for `key`, whatever its role for the slot (the admin API's replica view). */
-  replicaOf(key: string): Record<string, unknown> {
+  replicaOf(key: string): AdminDatum {
     const slot = this.store.slotOf(key);
     const state = this.#states.get(slot);
     // Reading never creates a datum: an unknown key is reported as absent (version 0).

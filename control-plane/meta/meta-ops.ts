@@ -4,6 +4,13 @@
  * talk to; the CLI follows the addresses it returns to reach data and session servers. The gauges:
  * members by role and state, the slot table's epoch and the slots each data server leads.
  */
+import type {
+  AdminMember,
+  AdminMembers,
+  AdminReplica,
+  AdminServiceReplicas,
+  AdminSlots,
+} from '../../proto/admin-api.js';
 import { MeshregError } from '../../proto/errors.js';
 import { SERVICE_NAME_PATTERN } from '../../proto/instance.js';
 import { observeGauges } from '../../proto/runtime/telemetry.js';
@@ -14,17 +21,8 @@ import { describe } from '../../proto/validate.js';
 import type { AdminRoute } from '../admin/ops-http.js';
 import type { SwitchBoard, SwitchList } from './switch-board.js';
 
-/** One member as the admin API shows it. */
-export interface MemberView {
-  readonly id: string;
-  readonly role: string;
-  readonly url: string;
-  /** The member's HTTP base (its `/health`, `/metrics`, `/admin`). */
-  readonly http: string;
-  readonly connected: boolean;
-  readonly leaseLeftMs: number;
-  readonly draining: boolean;
-}
+/** One member as the admin API shows it (the type `meshreg ctl` decodes). */
+export type MemberView = AdminMember;
 
 /** What the routes need of meta. */
 export interface MetaAdminHost {
@@ -63,7 +61,7 @@ export function metaAdminRoutes(host: MetaAdminHost): AdminRoute[] {
     {
       method: 'GET',
       path: '/admin/members',
-      handler: () => ({ status: 200, body: { members: host.members() } }),
+      handler: () => ({ status: 200, body: { members: host.members() } satisfies AdminMembers }),
     },
     {
       method: 'GET',
@@ -74,7 +72,12 @@ export function metaAdminRoutes(host: MetaAdminHost): AdminRoute[] {
         for (const s of t?.slots ?? []) leaders[s.leader] = (leaders[s.leader] ?? 0) + 1;
         return {
           status: 200,
-          body: { epoch: t?.epoch ?? 0, slotCount: t?.slotCount ?? 0, leaders, slots: t?.slots ?? [] },
+          body: {
+            epoch: t?.epoch ?? 0,
+            slotCount: t?.slotCount ?? 0,
+            leaders,
+            slots: t?.slots ?? [],
+          } satisfies AdminSlots,
         };
       },
     },
@@ -100,7 +103,7 @@ export function metaAdminRoutes(host: MetaAdminHost): AdminRoute[] {
   ];
 }
 
-function replicas(host: MetaAdminHost, service: string): Record<string, unknown> {
+function replicas(host: MetaAdminHost, service: string): AdminServiceReplicas {
   if (service.length > 256 || !SERVICE_NAME_PATTERN.test(service))
     throw new MeshregError('invalid_argument', `service: must be a service name, got "${service}"`, {
       fields: [{ path: 'service', message: 'must be a service name' }],
@@ -110,7 +113,7 @@ function replicas(host: MetaAdminHost, service: string): Record<string, unknown>
   const slot = t.slots[slotOf(service, t.slotCount)];
   if (slot === undefined) throw new MeshregError('internal', 'slot out of range');
   const byId = new Map(host.members().map((m) => [m.id, m]));
-  const replica = (id: string, role: string): Record<string, unknown> => ({
+  const replica = (id: string, role: AdminReplica['role']): AdminReplica => ({
     id,
     role,
     http: byId.get(id)?.http ?? '',

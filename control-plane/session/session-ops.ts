@@ -3,6 +3,7 @@
  * metrics, read from its counters when collected (nothing is counted twice on the hot path).
  * Metric names are listed in the README.
  */
+import type { AdminConnection, AdminConnections } from '../../proto/admin-api.js';
 import { observeGauges } from '../../proto/runtime/telemetry.js';
 import type { Switches } from '../../proto/switches.js';
 import type { AdminRoute } from '../admin/ops-http.js';
@@ -12,7 +13,7 @@ import type { PushStats } from './push-dispatcher.js';
 export interface SessionAdminHost {
   readonly sessionId: string;
   /** The open agent connections. */
-  connections(): Record<string, unknown>[];
+  connections(): AdminConnection[];
   readonly switches: Switches;
 }
 
@@ -24,7 +25,7 @@ export function sessionAdminRoutes(server: SessionAdminHost): AdminRoute[] {
       path: '/admin/connections',
       handler: () => ({
         status: 200,
-        body: { sessionId: server.sessionId, connections: server.connections() },
+        body: { sessionId: server.sessionId, connections: server.connections() } satisfies AdminConnections,
       }),
     },
     { method: 'GET', path: '/admin/switches', handler: () => ({ status: 200, body: server.switches }) },

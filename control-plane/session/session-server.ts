@@ -15,6 +15,7 @@ import {
   type Refused,
   type Unpublish,
 } from '../../proto/agent-link.js';
+import type { AdminConnection } from '../../proto/admin-api.js';
 import type { ErrorCode } from '../../proto/errors.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import type { OwnedPublisher } from '../../proto/cluster-records.js';
@@ -130,13 +131,13 @@ export class SessionServer implements ConnectionHost {
   }
 
   /** The open agent connections, for the admin API. */
-  connections(): Record<string, unknown>[] {
+  connections(): AdminConnection[] {
     return [...this.#conns.values()]
       .filter((c) => c.state === 'ready')
       .map((c) => ({
         id: c.id,
-        nodeId: c.nodeId,
-        nodeName: c.nodeName,
+        ...(c.nodeId === undefined ? {} : { nodeId: c.nodeId }),
+        ...(c.nodeName === undefined ? {} : { nodeName: c.nodeName }),
         address: c.address,
         remote: c.remote,
         subscriptions: c.subscriptions.size,
