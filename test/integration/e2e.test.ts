@@ -42,6 +42,14 @@ describe('end to end', () => {
       const h = (await http('GET', dataHealth)).body as { warming: boolean; migrating: number };
       return !h.warming && h.migrating === 0;
     });
+    // Both agents hold their session link: a first read then waits for its first push, instead of
+    // answering an empty list at once and seeing that push later as a change.
+    for (const agent of [agentA, agentB]) {
+      await waitFor('agent connected', async () => {
+        const h = await http('GET', `${agent?.addresses['agent'] ?? ''}/v1/meshreg/health`);
+        return (h.body as { status: string }).status === 'ok';
+      });
+    }
   });
 
   after(async () => {
