@@ -8,7 +8,8 @@
  * `delta` from it, encoded once per (key, base → version) and shared like the whole frame (see
  * `push-history.ts`); an unknown or too old base, or a delta no smaller than the datum, gets the whole
  * datum. An incomplete datum (the data layer rebuilding) is not sent to a subscriber that holds a
- * copy: it would not shrink the copy and costs the whole datum; the complete one follows.
+ * copy (a cached one, or a complete push): it would not shrink the copy and costs the whole datum;
+ * the complete one follows. A subscriber that holds nothing gets each incomplete one, as before.
  *
  * Each push must be acknowledged by version within `ackTimeoutMs`; otherwise the subscriber is taken
  * back to what it acknowledged and pushed again from there (a lost delta is repaired by the next
@@ -299,10 +300,12 @@ export class PushDispatcher implements ChangeListener {
     let written = 0;
     for (const sub of subs) {
       if (sub.pushed >= version) continue;
-      if (!history.complete && sub.pushed > 0) continue;
+      // A copy held (cached, or complete when pushed) is not sent an incomplete datum.
+      if (!history.complete && sub.pushed > 0 && !sub.partial) continue;
       if (gate !== undefined && !gate(sub.target)) continue;
       const delta = sub.target.deltas === true && sub.pushed > 0 ? history.delta(sub.pushed) : undefined;
       if (delta !== undefined) this.stats.deltas++;
+      sub.partial = !history.complete;
       this.#table.sent(sub, version);
       this.#write(sub, delta ?? history.full());
       written++;

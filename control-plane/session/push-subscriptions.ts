@@ -36,6 +36,8 @@ export interface ServiceSub extends Subscriber {
    */
   sentAt: number | undefined;
   retries: number;
+  /** The last push sent was incomplete: later incomplete ones are sent too (see the dispatcher). */
+  partial: boolean;
 }
 
 export interface PushStats {
@@ -101,7 +103,7 @@ export class SubscriptionTable {
     // only the new one, so the old one must not be retried and fail the connection.
     else this.#inflight.delete(old);
     const known = knownVersion ?? -1;
-    subs.set(target.id, { target, key, pushed: known, acked: known, sentAt: 0, retries: 0 });
+    subs.set(target.id, { target, key, pushed: known, acked: known, sentAt: 0, retries: 0, partial: false });
     return first;
   }
 
