@@ -182,6 +182,16 @@ const instances = (count: number, port = 8080): Instance[] =>
     makeInstance({ id: `web-${i}`, service: 'web', nodeId: `host-${i % 7}`, port }),
   );
 
+/** A drop rule that loses the first delta and nothing else. */
+function firstDelta(): (f: SessionFrame) => boolean {
+  let lost = false;
+  return (f) => {
+    if (f.type !== 'delta' || lost) return false;
+    lost = true;
+    return true;
+  };
+}
+
 const kinds = (a: TestAgent): string[] =>
   a.frames.map((f) => {
     const fr = f.frame;
@@ -261,14 +271,7 @@ test('delta push - a lost delta is repaired from the acknowledged base once its 
   const h = harness(t);
   const list = instances(30);
   const v1 = h.data.set('web', list);
-  let lose = true;
-  const a = h.agent({
-    drop: (f) => {
-      if (f.type !== 'delta' || !lose) return false;
-      lose = false;
-      return true;
-    },
-  });
+  const a = h.agent({ drop: firstDelta() });
   await settle(20);
   const v2 = h.data.set('web', [...list, makeInstance({ id: 'new', service: 'web' })]);
   await settle(20);
@@ -287,14 +290,7 @@ test('delta push - a delta from another base is not applied; the agent asks agai
   const h = harness(t);
   const list = instances(30);
   const v1 = h.data.set('web', list);
-  let lose = true;
-  const a = h.agent({
-    drop: (f) => {
-      if (f.type !== 'delta' || !lose) return false;
-      lose = false;
-      return true;
-    },
-  });
+  const a = h.agent({ drop: firstDelta() });
   await settle(20);
   const v2 = h.data.set('web', [...list, makeInstance({ id: 'n1', service: 'web' })]);
   await settle(20);
