@@ -43,7 +43,6 @@ import {
   type PushStats,
   type PushTarget,
   type ServiceSub,
-  type Subscriber,
 } from './push-subscriptions.js';
 
 export type { PushStats, PushTarget } from './push-subscriptions.js';
@@ -325,24 +324,13 @@ export class PushDispatcher implements ChangeListener {
       };
       return JSON.stringify(msg);
     });
-    this.#fanOut(this.#catalog.values(), frame, (sub) => {
+    const gate = this.#gate;
+    for (const sub of this.#catalog.values()) {
+      if (sub.pushed >= frame.version || (gate !== undefined && !gate(sub.target))) continue;
       sub.pushed = frame.version;
       this.stats.pushes++;
       sub.target.send(frame.data);
-    });
-  }
-
-  /** Sends `frame` to every subscriber that is behind and not held; returns how many. */
-  #fanOut<S extends Subscriber>(subs: Iterable<S>, frame: Frame, send: (sub: S) => void): number {
-    const gate = this.#gate;
-    let written = 0;
-    for (const sub of subs) {
-      if (sub.pushed >= frame.version) continue;
-      if (gate !== undefined && !gate(sub.target)) continue;
-      send(sub);
-      written++;
     }
-    return written;
   }
 
   /** Fetches `key` and folds it into its history (kept while the key has subscribers). */
