@@ -81,13 +81,28 @@ export interface Ack {
   readonly version: number;
 }
 
+/** One acknowledged push (or delta) inside an {@link Acks} frame. */
+export interface AckItem {
+  readonly service: string;
+  readonly version: number;
+}
+
+/**
+ * Protocol 2: the pushes of one event-loop turn acknowledged together (at most {@link MAX_BATCH}
+ * items; a sender splits more). The session accepts it from either version.
+ */
+export interface Acks {
+  readonly type: 'acks';
+  readonly acks: readonly AckItem[];
+}
+
 export interface Ping {
   readonly type: 'ping';
   readonly sentAt: number;
 }
 
 export type AgentFrame =
-  Hello | Publish | Unpublish | Subscribe | Unsubscribe | CatalogSubscribe | Ack | Ping;
+  Hello | Publish | Unpublish | Subscribe | Unsubscribe | CatalogSubscribe | Ack | Acks | Ping;
 
 // ---- decoding -----------------------------------------------------------------------------------
 
@@ -185,6 +200,14 @@ function readAgentFrame(issues: Issues, o: Record<string, unknown>): AgentFrame 
       const version = readInt(issues, o['version'], 'version', { required: true });
       return service !== undefined && version !== undefined ? { type: 'ack', service, version } : undefined;
     }
+    case 'acks': {
+      const acks = readBatch(issues, o['acks'], 'acks', (ao, p) => {
+        const service = readString(issues, ao['service'], at(p, 'service'), SERVICE_RULES);
+        const version = readInt(issues, ao['version'], at(p, 'version'), { required: true });
+        return service === undefined || version === undefined ? undefined : { service, version };
+      });
+      return acks && { type: 'acks', acks };
+    }
     case 'ping': {
       const sentAt = readInt(issues, o['sentAt'], 'sentAt', { required: true });
       return sentAt === undefined ? undefined : { type: 'ping', sentAt };
@@ -192,7 +215,7 @@ function readAgentFrame(issues: Issues, o: Record<string, unknown>): AgentFrame 
     default:
       return issues.add(
         'type',
-        'must be one of hello, publish, unpublish, subscribe, unsubscribe, catalogSubscribe, ack, ping',
+        'must be one of hello, publish, unpublish, subscribe, unsubscribe, catalogSubscribe, ack, acks, ping',
       );
   }
 }

@@ -6,6 +6,13 @@
  * its whole state (publish, subscribe with known versions), then streams changes. The session pushes
  * immutable, versioned snapshots of each subscribed service; the agent acknowledges each by version.
  *
+ * Versions: the hello names the version the agent speaks; the session accepts every version in
+ * {@link SUPPORTED_PROTOCOL_VERSIONS}, answers `welcome` with the same one, and closes with 4002
+ * otherwise (an agent refused that way may try the previous version). Version 1 is the above.
+ * Version 2 adds, session → agent, `delta` (the changes since the version the agent holds; a whole
+ * `push` when its base is unknown, too old, or the delta would not be smaller) and, agent → session,
+ * `acks` (the pushes of one event-loop turn acknowledged in one frame).
+ *
  * The frames live in two files, one per direction: `agent-frames.ts` (agent → session) and
  * `session-frames.ts` (session → agent). This file is the protocol's one entry point and re-exports them.
  */
@@ -14,6 +21,8 @@ export {
   MAX_BATCH,
   decodeAgentFrame,
   type Ack,
+  type AckItem,
+  type Acks,
   type AgentFrame,
   type CatalogSubscribe,
   type Hello,
@@ -27,10 +36,12 @@ export {
   type Withdrawal,
 } from './agent-frames.js';
 export {
+  MAX_PUSH_INSTANCES,
   decodeSessionFrame,
   type Catalog,
   type Confirm,
   type ConfirmResult,
+  type Delta,
   type Pong,
   type Push,
   type Refused,
@@ -38,8 +49,12 @@ export {
   type Welcome,
 } from './session-frames.js';
 
-/** Bumped on any incompatible change; the session refuses other versions with close code 4002. */
-export const PROTOCOL_VERSION = 1;
+/** The version agents speak: bumped on any change; 2 adds `delta` and `acks` (see the file comment). */
+export const PROTOCOL_VERSION = 2;
+/** The versions a session accepts; it refuses others with close code 4002. */
+export const SUPPORTED_PROTOCOL_VERSIONS: readonly number[] = Object.freeze([1, 2]);
+/** The first version with `delta` and `acks` frames. */
+export const DELTA_PROTOCOL_VERSION = 2;
 /** How close reasons and logs name this protocol. */
 export const AGENT_LINK_NAME = 'agent link';
 /** URL path of the agent link on a session server. */

@@ -52,6 +52,24 @@ export interface Push {
   readonly instances: readonly Instance[];
 }
 
+/**
+ * Protocol 2: the changes of `service` from datum version `base` to `version`. The agent applies it
+ * only when it holds exactly `base` (otherwise it asks again with the version it holds); the result
+ * is its list at `base` without `removed` and with `upserts` put in. When `complete` is false it adds
+ * and updates but removes nothing, like an incomplete {@link Push}.
+ */
+export interface Delta {
+  readonly type: 'delta';
+  readonly service: string;
+  readonly base: number;
+  readonly version: number;
+  readonly complete: boolean;
+  /** Instances added or changed since `base`. */
+  readonly upserts: readonly Instance[];
+  /** Registration IDs (`nodeId/id`) removed since `base`. */
+  readonly removed: readonly string[];
+}
+
 export interface Catalog {
   readonly type: 'catalog';
   readonly version: number;
@@ -72,7 +90,7 @@ export interface Refused {
   readonly error: { readonly code: string; readonly message: string };
 }
 
-export type SessionFrame = Welcome | Confirm | Push | Catalog | Pong | Refused;
+export type SessionFrame = Welcome | Confirm | Push | Delta | Catalog | Pong | Refused;
 
 // ---- decoding -----------------------------------------------------------------------------------
 
@@ -101,6 +119,8 @@ function readSessionFrame(issues: Issues, o: Record<string, unknown>): SessionFr
     }
     case 'push':
       return readPush(issues, o);
+    case 'delta':
+      return readDelta(issues, o);
     case 'catalog':
       return readCatalog(issues, o);
     case 'pong': {
@@ -114,7 +134,7 @@ function readSessionFrame(issues: Issues, o: Record<string, unknown>): SessionFr
       return { type: 'refused', service, error };
     }
     default:
-      return issues.add('type', 'must be one of welcome, confirm, push, catalog, pong, refused');
+      return issues.add('type', 'must be one of welcome, confirm, push, delta, catalog, pong, refused');
   }
 }
 
@@ -151,18 +171,54 @@ function readWelcome(issues: Issues, o: Record<string, unknown>): Welcome | unde
   return { type: 'welcome', protocolVersion, sessionId, sessions, pingIntervalMs };
 }
 
+/** Most instances (or removed IDs) one push or delta may carry. */
+export const MAX_PUSH_INSTANCES = 1_000_000;
+
+const readInstances = (issues: Issues, raw: unknown, path: string): Instance[] | undefined =>
+  readArray(issues, raw, path, (i, p) => readInstance(issues, i, p), {
+    required: true,
+    maxItems: MAX_PUSH_INSTANCES,
+  });
+
 function readPush(issues: Issues, o: Record<string, unknown>): Push | undefined {
   const service = readString(issues, o['service'], 'service', SERVICE_RULES);
   const version = readInt(issues, o['version'], 'version', { required: true });
   const complete = readBool(issues, o['complete'], 'complete', true);
-  const instances = readArray(issues, o['instances'], 'instances', (i, p) => readInstance(issues, i, p), {
-    required: true,
-    maxItems: 1_000_000,
-  });
+  const instances = readInstances(issues, o['instances'], 'instances');
   if (service === undefined || version === undefined || complete === undefined || instances === undefined) {
     return undefined;
   }
   return { type: 'push', service, version, complete, instances };
+}
+
+function readDelta(issues: Issues, o: Record<string, unknown>): Delta | undefined {
+  const service = readString(issues, o['service'], 'service', SERVICE_RULES);
+  const base = readInt(issues, o['base'], 'base', { required: true, min: 1 });
+  const version = readInt(issues, o['version'], 'version', { required: true, min: 1 });
+  const complete = readBool(issues, o['complete'], 'complete', true);
+  const upserts = readInstances(issues, o['upserts'], 'upserts');
+  const removed = readArray(
+    issues,
+    o['removed'],
+    'removed',
+    (r, p) => readString(issues, r, p, { required: true, maxLength: 512 }),
+    { required: true, maxItems: MAX_PUSH_INSTANCES },
+  );
+  if (base !== undefined && version !== undefined && version <= base) {
+    issues.add('version', 'must be greater than base');
+    return undefined;
+  }
+  if (
+    service === undefined ||
+    base === undefined ||
+    version === undefined ||
+    complete === undefined ||
+    upserts === undefined ||
+    removed === undefined
+  ) {
+    return undefined;
+  }
+  return { type: 'delta', service, base, version, complete, upserts, removed };
 }
 
 function readCatalog(issues: Issues, o: Record<string, unknown>): Catalog | undefined {

@@ -5,6 +5,11 @@
  * {@link UpstreamLink.#to}, which checks the from-state, logs `A -> B`, and runs the entry action.
  * On failure the link moves to the next session server in its list after a jittered backoff; the
  * backoff resets only after a good handshake (a `welcome`).
+ *
+ * The link speaks the newest protocol ({@link PROTOCOL_VERSION}). A session that refuses it in the
+ * handshake (close 4002, an older server during a rolling upgrade) is dialled again at once with the
+ * previous version, which is then used for that session URL; the version agreed is
+ * {@link UpstreamLink.protocolVersion}.
  */
 import WebSocket from 'ws';
 import {
@@ -16,12 +21,14 @@ import {
   type SessionFrame,
   type Welcome,
 } from '../../proto/agent-link.js';
-import { FATAL_CLOSE_CODES } from '../../proto/errors.js';
+import { ERROR_TABLE, FATAL_CLOSE_CODES } from '../../proto/errors.js';
 import { SOCKET_OPEN, frameText, type LinkSocket } from '../../proto/runtime/link-socket.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { describe } from '../../proto/validate.js';
 import { Backoff, type BackoffOptions } from '../../proto/runtime/backoff.js';
 import { Liveness } from './liveness.js';
+
+const UNSUPPORTED_PROTOCOL = ERROR_TABLE.unsupported_protocol.ws;
 
 export type LinkState = 'idle' | 'connecting' | 'open' | 'backoff' | 'closed';
 
@@ -86,6 +93,10 @@ export class UpstreamLink {
   #timer: NodeJS.Timeout | undefined;
   #liveness: Liveness | undefined;
   #sessionId = '';
+  /** The protocol version the last dial spoke, and the version agreed once open. */
+  #protocol = PROTOCOL_VERSION;
+  /** Session URLs that refused {@link PROTOCOL_VERSION}: the version to speak to each instead. */
+  readonly #fallback = new Map<string, number>();
   readonly #backoff: Backoff;
   readonly #opts: LinkOptions;
   readonly #handler: LinkHandler;
@@ -107,6 +118,11 @@ export class UpstreamLink {
   /** The session server currently connected, or '' when not open. */
   get sessionId(): string {
     return this.#state === 'open' ? this.#sessionId : '';
+  }
+
+  /** The protocol version spoken on the current (or last) connection. */
+  get protocolVersion(): number {
+    return this.#protocol;
   }
 
   get url(): string {
@@ -171,13 +187,15 @@ export class UpstreamLink {
       maxFrameBytes: this.#opts.maxFrameBytes,
     });
     this.#ws = ws;
+    const protocolVersion = this.#fallback.get(url) ?? PROTOCOL_VERSION;
+    this.#protocol = protocolVersion;
     const welcomeTimer = setTimeout(() => {
       this.#fail(ws, 'no welcome in time');
     }, this.#opts.connectTimeoutMs);
     ws.on('open', () => {
       const hello: Hello = {
         type: 'hello',
-        protocolVersion: PROTOCOL_VERSION,
+        protocolVersion,
         nodeId: this.#opts.nodeId,
         nodeName: this.#opts.nodeName,
         token: this.#opts.token,
@@ -206,7 +224,7 @@ export class UpstreamLink {
     ws.on('close', (code, reason) => {
       clearTimeout(welcomeTimer);
       if (ws !== this.#ws) return;
-      this.#onClosed(code, reason.toString());
+      this.#onClosed(code, reason.toString(), url);
     });
     ws.on('error', (err) => {
       this.#log.debug('upstream socket error', { url, err });
@@ -215,6 +233,7 @@ export class UpstreamLink {
 
   #onWelcome(ws: LinkSocket, welcome: Welcome): void {
     this.#sessionId = welcome.sessionId;
+    this.#protocol = Math.min(this.#protocol, welcome.protocolVersion);
     for (const u of welcome.sessions) if (!this.#urls.includes(u)) this.#urls.push(u);
     this.#liveness = new Liveness(
       {
@@ -240,8 +259,21 @@ export class UpstreamLink {
     ws.terminate();
   }
 
-  #onClosed(code: number, reason: string): void {
+  #onClosed(code: number, reason: string, url: string): void {
     if (this.#state === 'closed') return;
+    if (code === UNSUPPORTED_PROTOCOL && this.#state === 'connecting' && this.#protocol > 1) {
+      const older = this.#protocol - 1;
+      this.#fallback.set(url, older);
+      this.#log.warn('session refused the protocol; trying the previous version', {
+        url,
+        refused: this.#protocol,
+        next: older,
+      });
+      // The same session again, now: nothing failed but the version.
+      this.#next--;
+      this.#to('backoff', `protocol ${this.#protocol} refused`, 0);
+      return;
+    }
     const fatal = FATAL_CLOSE_CODES.has(code);
     const delay = fatal ? this.#backoff.max() : this.#backoff.next();
     const log = fatal ? this.#log.error.bind(this.#log) : this.#log.info.bind(this.#log);

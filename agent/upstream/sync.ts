@@ -4,15 +4,22 @@
  *   watched service with the version the agent holds, so unchanged services are not pushed again;
  * - on every local change, a partial sync of just that change;
  * - on a jittered interval, whatever is still unconfirmed is sent again.
- * Pushes are applied to the view and acknowledged by version.
+ * Pushes are applied to the view and acknowledged by version. In protocol 2 a `delta` is applied
+ * only onto the version it was made from: any other base means a frame was lost, and the agent
+ * subscribes again with the version it holds, so the session answers from there (a delta, or the
+ * whole datum). The acks of one event-loop turn go out in one `acks` frame.
  */
 import {
+  DELTA_PROTOCOL_VERSION,
   MAX_BATCH,
+  type AckItem,
   type AgentFrame,
+  type Delta,
   type Interest,
   type SessionFrame,
   type Welcome,
 } from '../../proto/agent-link.js';
+import { registrationId, type Instance } from '../../proto/instance.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { traceparentOf } from '../../proto/runtime/telemetry.js';
 import { withTraceparent } from '../../proto/trace-context.js';
@@ -49,7 +56,11 @@ export class AgentSync implements LinkHandler {
   readonly #pendingRemovals = new Map<string, Tombstone>();
   #pendingTrace: string | undefined;
   #flushLocal: NodeJS.Immediate | undefined;
-  readonly counters = { pushesApplied: 0, pushesIgnored: 0, confirms: 0, refusals: 0 };
+  /** Acks waiting for the end of this event-loop turn (protocol 2): service → highest version. */
+  readonly #pendingAcks = new Map<string, number>();
+  #flushAcks: NodeJS.Immediate | undefined;
+  /** `deltasRefused`: deltas whose base was not the version held (the service was asked for again). */
+  readonly counters = { pushesApplied: 0, pushesIgnored: 0, deltasRefused: 0, confirms: 0, refusals: 0 };
   /** Why the control plane refused a registration (by service ID) or a subscription (by name). */
   readonly #refusedRegs = new Map<string, { code: string; message: string }>();
   readonly #refusedSubs = new Map<string, { code: string; message: string }>();
@@ -83,6 +94,7 @@ export class AgentSync implements LinkHandler {
 
   stop(): void {
     clearInterval(this.#timer);
+    if (this.#flushAcks !== undefined) clearImmediate(this.#flushAcks);
     this.#link.stop();
   }
 
@@ -140,6 +152,8 @@ export class AgentSync implements LinkHandler {
     // The full sync below carries every pending local change: drop the batch so nothing goes twice.
     this.#pendingUpserts.clear();
     this.#pendingRemovals.clear();
+    // Acks of the previous connection's pushes mean nothing to this one.
+    this.#pendingAcks.clear();
     this.#welcome = welcome;
     // Switches may have changed while away: ask again.
     this.#refusedSubs.clear();
@@ -167,7 +181,10 @@ export class AgentSync implements LinkHandler {
         if (this.#view.applyPush(frame)) this.counters.pushesApplied++;
         else this.counters.pushesIgnored++;
         // Acknowledge even an ignored push: the session must stop re-sending it.
-        this.#send({ type: 'ack', service: frame.service, version: frame.version });
+        this.#ack(frame.service, frame.version);
+        return;
+      case 'delta':
+        this.#onDelta(frame);
         return;
       case 'catalog':
         this.#view.applyCatalog(frame);
@@ -252,6 +269,58 @@ export class AgentSync implements LinkHandler {
       for (const batch of chunks(removals)) this.#send({ type: 'unpublish', registrations: batch });
       for (const batch of chunks(upserts))
         this.#send({ type: 'publish', registrations: batch, ...withTraceparent(trace) });
+    });
+  }
+
+  /**
+   * Applies a delta onto the version it was made from, by building the new list from the view's
+   * and replacing it. A delta at or below the version held is ignored and acknowledged like a push;
+   * one from another base is not applied, and the service is subscribed again with the version held.
+   */
+  #onDelta(frame: Delta): void {
+    const s = this.#view.get(frame.service);
+    if (s === undefined || (s.received && frame.version <= s.version)) {
+      this.counters.pushesIgnored++;
+      this.#ack(frame.service, frame.version);
+      return;
+    }
+    if (!s.received || s.version !== frame.base) {
+      this.counters.deltasRefused++;
+      this.#log.debug('delta from another base; asking again', {
+        service: frame.service,
+        base: frame.base,
+        held: s.version,
+      });
+      const interest = s.received ? { service: s.service, knownVersion: s.version } : { service: s.service };
+      this.#send({ type: 'subscribe', services: [interest] });
+      return;
+    }
+    const next = new Map<string, Instance>(s.remote);
+    for (const id of frame.removed) next.delete(id);
+    for (const i of frame.upserts) next.set(registrationId(i), i);
+    const { service, version, complete } = frame;
+    if (this.#view.applyPush({ type: 'push', service, version, complete, instances: [...next.values()] }))
+      this.counters.pushesApplied++;
+    else this.counters.pushesIgnored++;
+    this.#ack(frame.service, frame.version);
+  }
+
+  /**
+   * Acknowledges a push: at once in protocol 1; in protocol 2 with the other acks of this
+   * event-loop turn, in one `acks` frame (the highest version per service).
+   */
+  #ack(service: string, version: number): void {
+    if (this.#link.protocolVersion < DELTA_PROTOCOL_VERSION) {
+      this.#send({ type: 'ack', service, version });
+      return;
+    }
+    if ((this.#pendingAcks.get(service) ?? -1) < version) this.#pendingAcks.set(service, version);
+    this.#flushAcks ??= setImmediate(() => {
+      this.#flushAcks = undefined;
+      const acks: AckItem[] = [];
+      for (const [s, v] of this.#pendingAcks) acks.push({ service: s, version: v });
+      this.#pendingAcks.clear();
+      for (const batch of chunks(acks)) this.#send({ type: 'acks', acks: batch });
     });
   }
 

@@ -14,7 +14,9 @@
  */
 import {
   AGENT_LINK_NAME,
+  DELTA_PROTOCOL_VERSION,
   PROTOCOL_VERSION,
+  SUPPORTED_PROTOCOL_VERSIONS,
   decodeAgentFrame,
   parseJsonFrame,
   type AgentFrame,
@@ -137,6 +139,16 @@ export class AgentConnection implements PushTarget {
     return this.#hello?.nodeName;
   }
 
+  /** The protocol version agreed in the hello (the agent's); undefined before it. */
+  get protocolVersion(): number | undefined {
+    return this.#hello?.protocolVersion;
+  }
+
+  /** Whether this agent may be sent `delta` frames (protocol 2 or later). */
+  get deltas(): boolean {
+    return (this.#hello?.protocolVersion ?? 0) >= DELTA_PROTOCOL_VERSION;
+  }
+
   /** Sends a text frame (a string, or one pre-encoded as UTF-8 to be shared by many connections). */
   send(frame: string | Buffer, written?: () => void): void {
     if (this.#state !== 'ready') return;
@@ -256,6 +268,9 @@ export class AgentConnection implements PushTarget {
       case 'ack':
         this.#host.ack(this, frame.service, frame.version);
         return;
+      case 'acks':
+        for (const a of frame.acks) this.#host.ack(this, a.service, a.version);
+        return;
       case 'ping':
         this.#transport.socket.send(JSON.stringify({ type: 'pong', sentAt: frame.sentAt }));
         return;
@@ -267,7 +282,10 @@ export class AgentConnection implements PushTarget {
   }
 
   #onHello(hello: Hello): void {
-    const mismatch = protocolMismatch(AGENT_LINK_NAME, hello.protocolVersion, PROTOCOL_VERSION);
+    // Every supported version is accepted as is; any other is refused naming the newest one.
+    const supported = SUPPORTED_PROTOCOL_VERSIONS.includes(hello.protocolVersion);
+    const want = supported ? hello.protocolVersion : PROTOCOL_VERSION;
+    const mismatch = protocolMismatch(AGENT_LINK_NAME, hello.protocolVersion, want);
     if (mismatch !== undefined) {
       this.fail(mismatch.code, mismatch.message);
       return;
@@ -289,7 +307,7 @@ export class AgentConnection implements PushTarget {
     this.#host.adopt(this);
     const welcome: Welcome = {
       type: 'welcome',
-      protocolVersion: PROTOCOL_VERSION,
+      protocolVersion: hello.protocolVersion,
       sessionId: this.#host.sessionId,
       sessions: this.#host.sessions(),
       pingIntervalMs: this.#host.limits.pingIntervalMs,

@@ -4,10 +4,18 @@
  * Change notifications are gathered for `coalesceMs`, then each changed key is fetched once, encoded
  * once, and the same frame is written to every subscriber that is behind. So the work per change is
  * proportional to that key's subscribers, not to the registry. A subscriber never gets a version at
- * or below one it was already sent. Each push must be acknowledged by version within `ackTimeoutMs`;
- * it is re-sent (the latest frame) up to `maxRetries` times, then the connection is closed so the
- * agent reconnects and resynchronises. A periodic reconciliation asks the data servers for versions
- * and repairs any notification that was lost.
+ * or below one it was already sent. A protocol-2 subscriber that holds a recent version gets a
+ * `delta` from it, encoded once per (key, base → version) and shared like the whole frame (see
+ * `push-history.ts`); an unknown or too old base, or a delta no smaller than the datum, gets the whole
+ * datum. An incomplete datum (the data layer rebuilding) is not sent to a subscriber that holds a
+ * copy (a cached one, or a complete push): it would not shrink the copy and costs the whole datum;
+ * the complete one follows. A subscriber that holds nothing gets each incomplete one, as before.
+ *
+ * Each push must be acknowledged by version within `ackTimeoutMs`; otherwise the subscriber is taken
+ * back to what it acknowledged and pushed again from there (a lost delta is repaired by the next
+ * delta from the acknowledged base, or the whole datum), up to `maxRetries` times, then the
+ * connection is closed so the agent reconnects and resynchronises. A periodic reconciliation asks the
+ * data servers for versions and repairs any notification that was lost.
  *
  * While pushes are stopped (an operator switch), only targets the gate allows are written to; the
  * others keep the version they were last sent, so resuming pushes them the current state. Each
@@ -20,13 +28,14 @@
  * reconciliation pass sends its current version anyway.
  */
 import { SpanKind, type Histogram } from '@opentelemetry/api';
-import type { Push, Catalog } from '../../proto/agent-link.js';
+import type { Catalog } from '../../proto/agent-link.js';
 import { MeshregError } from '../../proto/errors.js';
 import { valueOrThrow } from '../../proto/result.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { contextFrom, meter, tracer } from '../../proto/runtime/telemetry.js';
 import type { ChangeListener, DataWatch, DatumChange } from '../link/data-api.js';
 import type { DataRouter } from './data-router.js';
+import { PushHistory } from './push-history.js';
 import {
   CatalogSubscribers,
   SubscriptionTable,
@@ -34,7 +43,6 @@ import {
   type PushStats,
   type PushTarget,
   type ServiceSub,
-  type Subscriber,
 } from './push-subscriptions.js';
 
 export type { PushStats, PushTarget } from './push-subscriptions.js';
@@ -61,7 +69,8 @@ export class PushDispatcher implements ChangeListener {
   readonly #router: DataRouter;
   readonly #opts: PushOptions;
   readonly #table: SubscriptionTable;
-  readonly #frames = new Map<string, Frame>();
+  /** Per subscribed key: the latest datum and its recent past (frames and deltas). */
+  readonly #history = new Map<string, PushHistory>();
   /** Keys to push at the next flush, with the change that asked for it (undefined: a (re)subscribe). */
   readonly #pending = new Map<string, SeenChange | undefined>();
   readonly #catalog: CatalogSubscribers;
@@ -75,7 +84,7 @@ export class PushDispatcher implements ChangeListener {
   readonly #sweepTimer: NodeJS.Timeout;
   readonly #reconcileTimer: NodeJS.Timeout;
   readonly #sessionId: string;
-  readonly stats: PushStats = { pushes: 0, retries: 0, failures: 0, subscriptions: 0 };
+  readonly stats: PushStats = { pushes: 0, deltas: 0, retries: 0, failures: 0, subscriptions: 0 };
 
   constructor(sessionId: string, router: DataRouter, opts: PushOptions) {
     this.#sessionId = sessionId;
@@ -106,6 +115,13 @@ export class PushDispatcher implements ChangeListener {
   /** Pushes sent and not yet acknowledged. */
   get unacknowledged(): number {
     return this.#table.unacknowledged;
+  }
+
+  /** Estimated bytes of the kept datums, their recent past and encoded frames. */
+  get historyBytes(): number {
+    let n = 0;
+    for (const h of this.#history.values()) n += h.bytes;
+    return n;
   }
 
   /**
@@ -152,7 +168,7 @@ export class PushDispatcher implements ChangeListener {
 
   unsubscribe(target: PushTarget, key: string): void {
     if (!this.#table.remove(target, key)) return;
-    this.#frames.delete(key);
+    this.#history.delete(key);
     for (const w of this.#watches.values()) w.interest(key, false);
   }
 
@@ -252,28 +268,48 @@ export class PushDispatcher implements ChangeListener {
 
   async #pushKey(key: string, change: SeenChange | undefined): Promise<void> {
     if (!this.#table.has(key)) return;
-    const frame = await this.#frameFor(key);
+    const history = await this.#fetch(key);
     const subs = this.#table.subscribers(key);
     if (subs === undefined) return;
-    const send = (sub: ServiceSub): void => {
-      this.#table.sent(sub, frame.version);
-      this.#write(sub, frame);
-    };
     if (change?.traceparent === undefined) {
-      if (this.#fanOut(subs.values(), frame, send) > 0 && change !== undefined)
+      if (this.#fanOutKey(subs.values(), history) > 0 && change !== undefined)
         this.#latency.record(performance.now() - change.seenAt);
       return;
     }
-    const attributes = { 'meshreg.service': key, 'meshreg.version': frame.version };
+    const attributes = { 'meshreg.service': key, 'meshreg.version': history.version };
     const span = tracer().startSpan(
       'session.push',
       { kind: SpanKind.PRODUCER, attributes },
       contextFrom(change.traceparent),
     );
-    const written = this.#fanOut(subs.values(), frame, send);
+    const written = this.#fanOutKey(subs.values(), history);
     span.setAttribute('meshreg.subscribers', written);
     span.end();
     if (written > 0) this.#latency.record(performance.now() - change.seenAt);
+  }
+
+  /**
+   * Sends the latest version of a key to every subscriber that is behind and not held: a delta from
+   * what it was sent when it speaks protocol 2 and one can be made, else the whole datum (see the
+   * file comment for incomplete datums). Returns how many were written to.
+   */
+  #fanOutKey(subs: Iterable<ServiceSub>, history: PushHistory): number {
+    const gate = this.#gate;
+    const version = history.version;
+    let written = 0;
+    for (const sub of subs) {
+      if (sub.pushed >= version) continue;
+      // A copy held (cached, or complete when pushed) is not sent an incomplete datum.
+      if (!history.complete && sub.pushed > 0 && !sub.partial) continue;
+      if (gate !== undefined && !gate(sub.target)) continue;
+      const delta = sub.target.deltas === true && sub.pushed > 0 ? history.delta(sub.pushed) : undefined;
+      if (delta !== undefined) this.stats.deltas++;
+      sub.partial = !history.complete;
+      this.#table.sent(sub, version);
+      this.#write(sub, delta ?? history.full());
+      written++;
+    }
+    return written;
   }
 
   async #pushCatalog(): Promise<void> {
@@ -288,40 +324,22 @@ export class PushDispatcher implements ChangeListener {
       };
       return JSON.stringify(msg);
     });
-    this.#fanOut(this.#catalog.values(), frame, (sub) => {
+    const gate = this.#gate;
+    for (const sub of this.#catalog.values()) {
+      if (sub.pushed >= frame.version || (gate !== undefined && !gate(sub.target))) continue;
       sub.pushed = frame.version;
       this.stats.pushes++;
       sub.target.send(frame.data);
-    });
-  }
-
-  /** Sends `frame` to every subscriber that is behind and not held; returns how many. */
-  #fanOut<S extends Subscriber>(subs: Iterable<S>, frame: Frame, send: (sub: S) => void): number {
-    const gate = this.#gate;
-    let written = 0;
-    for (const sub of subs) {
-      if (sub.pushed >= frame.version) continue;
-      if (gate !== undefined && !gate(sub.target)) continue;
-      send(sub);
-      written++;
     }
-    return written;
   }
 
-  async #frameFor(key: string): Promise<Frame> {
+  /** Fetches `key` and folds it into its history (kept while the key has subscribers). */
+  async #fetch(key: string): Promise<PushHistory> {
     const d = await valueOrThrow(this.#router.forKey(key)).fetch(key);
-    const cached = this.#frames.get(key);
-    if (cached !== undefined && cached.version >= d.version) return cached;
-    const msg: Push = {
-      type: 'push',
-      service: key,
-      version: d.version,
-      complete: d.complete,
-      instances: d.instances,
-    };
-    const frame = { version: d.version, data: Buffer.from(JSON.stringify(msg)) };
-    if (this.#table.has(key)) this.#frames.set(key, frame);
-    return frame;
+    const history = this.#history.get(key) ?? new PushHistory(key);
+    history.update(d);
+    if (this.#table.has(key)) this.#history.set(key, history);
+    return history;
   }
 
   #write(sub: ServiceSub, frame: Frame): void {
@@ -332,7 +350,7 @@ export class PushDispatcher implements ChangeListener {
   }
 
   #sweep(): void {
-    const overdue = this.#table.sweep(performance.now(), this.#opts, (key) => this.#frames.has(key));
+    const overdue = this.#table.sweep(performance.now(), this.#opts, (key) => this.#history.has(key));
     for (const sub of overdue.failed) {
       this.#opts.logger.warn('push not acknowledged; closing the connection', {
         conn: sub.target.id,
@@ -341,9 +359,10 @@ export class PushDispatcher implements ChangeListener {
       });
       sub.target.fail('ack_timeout', `push of ${sub.key}@${sub.pushed} not acknowledged`);
     }
+    // Pushed again from what each acknowledged: a lost delta becomes a delta from an older base.
     for (const sub of overdue.resend) {
-      const frame = this.#frames.get(sub.key);
-      if (frame !== undefined) this.#write(sub, frame);
+      this.#table.rewind(sub);
+      this.#schedule(sub.key, true);
     }
   }
 

@@ -11,6 +11,8 @@ import type { ErrorCode } from '../../proto/errors.js';
 /** What the dispatcher needs of a connection. */
 export interface PushTarget {
   readonly id: string;
+  /** True for a protocol-2 connection: it may be sent `delta` frames (absent: protocol 1). */
+  readonly deltas?: boolean;
   /** Writes a pre-encoded text frame; `written` runs once the socket has taken it. */
   send(frame: Buffer, written?: () => void): void;
   fail(code: ErrorCode, reason: string): void;
@@ -34,10 +36,14 @@ export interface ServiceSub extends Subscriber {
    */
   sentAt: number | undefined;
   retries: number;
+  /** The last push sent was incomplete: later incomplete ones are sent too (see the dispatcher). */
+  partial: boolean;
 }
 
 export interface PushStats {
   pushes: number;
+  /** Of the pushes, how many were deltas (protocol 2). */
+  deltas: number;
   retries: number;
   failures: number;
   subscriptions: number;
@@ -97,7 +103,7 @@ export class SubscriptionTable {
     // only the new one, so the old one must not be retried and fail the connection.
     else this.#inflight.delete(old);
     const known = knownVersion ?? -1;
-    subs.set(target.id, { target, key, pushed: known, acked: known, sentAt: 0, retries: 0 });
+    subs.set(target.id, { target, key, pushed: known, acked: known, sentAt: 0, retries: 0, partial: false });
     return first;
   }
 
@@ -122,6 +128,15 @@ export class SubscriptionTable {
       sub.retries = 0;
       this.#inflight.delete(sub);
     }
+  }
+
+  /**
+   * Forgets what `sub` was sent but did not acknowledge: it counts as holding what it acked, so the
+   * next push starts from there. Its retries are kept (only an ack resets them).
+   */
+  rewind(sub: ServiceSub): void {
+    sub.pushed = sub.acked;
+    this.#inflight.delete(sub);
   }
 
   /** Records a push of `version` to `sub`, which now waits for its ack. */

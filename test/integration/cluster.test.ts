@@ -1,6 +1,7 @@
 /**
  * A real cluster on loopback: 1 meta, 3 data and 2 session processes, an agent on each session, and
- * a protocol-level subscriber on each session that records every push. Then: kill -9 a data server,
+ * two protocol-level subscribers on each session (one speaking protocol 1, one protocol 2 with deltas)
+ * that record every push. Then: kill -9 a data server,
  * add a fourth, kill -9 a session. Nothing registered is lost, no subscriber's list ever shrinks or
  * empties because of the failures, and datum versions seen by subscribers only grow.
  */
@@ -116,7 +117,8 @@ describe('cluster', () => {
       agents.set(name, p);
     }
     for (const s of sessions.values())
-      monitors.push(new RawSubscriber(s.addresses['session'] ?? '', TOKEN, SERVICES));
+      for (const version of [1, 2])
+        monitors.push(new RawSubscriber(s.addresses['session'] ?? '', TOKEN, SERVICES, version));
     for (const [name, a] of agents) {
       for (const [i, s] of SERVICES.entries()) {
         const r = await http('PUT', `${a.addresses['agent'] ?? ''}/v1/agent/service/register`, {
@@ -284,6 +286,29 @@ describe('cluster', () => {
         }
       }
       assert.ok(m.observations.length >= SERVICES.length, 'the monitor received pushes');
+    }
+  });
+
+  test('cluster - protocol 1 and protocol 2 subscribers on one session both converge; only protocol 2 gets deltas', () => {
+    // Monitors are made in pairs per session (protocol 1, then 2); the killed session's pair is closed.
+    const live = monitors.map((m, i) => ({ m, version: i % 2 === 0 ? 1 : 2 })).filter(({ m }) => !m.closed);
+    assert.deepEqual(
+      live.map((l) => l.version),
+      [1, 2],
+      'both subscribers of the surviving session are up',
+    );
+    for (const { m } of live) for (const s of SERVICES) assert.equal(m.count(s), 2, `${s} seen whole`);
+    for (const { m, version } of monitors.map((m, i) => ({ m, version: i % 2 === 0 ? 1 : 2 }))) {
+      if (version === 1)
+        assert.ok(
+          m.observations.every((o) => o.kind === 'push'),
+          'protocol 1: whole pushes',
+        );
+      else
+        assert.ok(
+          m.observations.some((o) => o.kind === 'delta'),
+          'protocol 2: deltas were pushed',
+        );
     }
   });
 });

@@ -14,6 +14,13 @@ import type {
 import type { AgentTransport } from '../../control-plane/session/agent-transport.js';
 import type { MemorySocket } from './socket-pair.js';
 
+/** Where a host may hand subscriptions and acks on (a real push dispatcher, for whole-path tests). */
+export interface PushSink {
+  subscribe(conn: AgentConnection, key: string, knownVersion: number | undefined): void;
+  ack(conn: AgentConnection, key: string, version: number): void;
+  removeTarget(conn: AgentConnection, keys: Iterable<string>): void;
+}
+
 /** Limits generous enough that only the test decides when a connection closes. */
 export const TEST_LIMITS: ConnectionLimits = Object.freeze({
   helloTimeoutMs: 10_000,
@@ -39,6 +46,8 @@ export class FakeConnectionHost implements ConnectionHost {
   constructor(
     readonly token = 'secret',
     limits: Partial<ConnectionLimits> = {},
+    /** Subscriptions and acks are recorded and, when given, handed on to this. */
+    readonly push?: PushSink,
   ) {
     this.limits = { ...TEST_LIMITS, ...limits };
   }
@@ -73,8 +82,9 @@ export class FakeConnectionHost implements ConnectionHost {
     );
   }
 
-  subscribe(_conn: AgentConnection, key: string, knownVersion: number | undefined): boolean {
+  subscribe(conn: AgentConnection, key: string, knownVersion: number | undefined): boolean {
     this.calls.push(`subscribe ${key}@${String(knownVersion)}`);
+    this.push?.subscribe(conn, key, knownVersion);
     return true;
   }
 
@@ -86,12 +96,14 @@ export class FakeConnectionHost implements ConnectionHost {
     this.calls.push(`unsubscribe ${key}`);
   }
 
-  ack(_conn: AgentConnection, key: string, version: number): void {
+  ack(conn: AgentConnection, key: string, version: number): void {
     this.calls.push(`ack ${key}@${version}`);
+    this.push?.ack(conn, key, version);
   }
 
-  closed(): void {
+  closed(conn: AgentConnection): void {
     this.calls.push('closed');
+    this.push?.removeTarget(conn, conn.subscriptions);
   }
 
   /** Lets every held write finish, in the order they started. */

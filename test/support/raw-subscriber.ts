@@ -1,9 +1,13 @@
 /**
  * A subscriber that speaks the agent protocol directly and records every push it receives, applying
  * each to a real agent ServiceView (the agent's merge rules) so tests can check what a subscriber saw.
+ * It speaks protocol 1 unless told otherwise; in protocol 2 it applies deltas onto the version they
+ * were made from (and subscribes again with the version it holds when the base differs) and
+ * acknowledges with `acks` frames.
  */
 import WebSocket from 'ws';
-import { PROTOCOL_VERSION, decodeSessionFrame, type Push } from '../../proto/agent-link.js';
+import { decodeSessionFrame, type Delta, type Push } from '../../proto/agent-link.js';
+import { registrationId, type Instance } from '../../proto/instance.js';
 import { ServiceView } from '../../agent/view/service-view.js';
 
 export interface Observation {
@@ -11,6 +15,8 @@ export interface Observation {
   readonly version: number;
   readonly complete: boolean;
   readonly pushed: number;
+  /** What carried it: a whole datum or a delta (protocol 2). */
+  readonly kind: 'push' | 'delta';
   /** Instances in the merged view after applying the push. */
   readonly visible: number;
 }
@@ -19,9 +25,13 @@ export class RawSubscriber {
   readonly observations: Observation[] = [];
   readonly view: ServiceView;
   readonly #ws: WebSocket;
+  readonly #protocolVersion: number;
   #closed = false;
+  /** Deltas not applied because their base was not the version held. */
+  deltasRefused = 0;
 
-  constructor(url: string, token: string, services: readonly string[]) {
+  constructor(url: string, token: string, services: readonly string[], protocolVersion = 1) {
+    this.#protocolVersion = protocolVersion;
     const nodeId = `monitor-${Math.random().toString(36).slice(2)}`;
     this.view = new ServiceView(nodeId, {
       onWatch: () => undefined,
@@ -35,7 +45,7 @@ export class RawSubscriber {
       this.#ws.send(
         JSON.stringify({
           type: 'hello',
-          protocolVersion: PROTOCOL_VERSION,
+          protocolVersion,
           nodeId,
           nodeName: 'monitor',
           token,
@@ -51,7 +61,9 @@ export class RawSubscriber {
           JSON.stringify({ type: 'subscribe', services: services.map((service) => ({ service })) }),
         );
       } else if (f.type === 'push') {
-        this.#onPush(f);
+        this.#onPush(f, 'push');
+      } else if (f.type === 'delta') {
+        this.#onDelta(f);
       }
     });
     this.#ws.on('close', () => {
@@ -72,15 +84,43 @@ export class RawSubscriber {
     this.#ws.close();
   }
 
-  #onPush(p: Push): void {
+  #onPush(p: Push, kind: 'push' | 'delta', pushed = p.instances.length): void {
     this.view.applyPush(p);
     this.observations.push({
       service: p.service,
       version: p.version,
       complete: p.complete,
-      pushed: p.instances.length,
+      pushed,
+      kind,
       visible: this.count(p.service),
     });
-    this.#ws.send(JSON.stringify({ type: 'ack', service: p.service, version: p.version }));
+    const ack = { service: p.service, version: p.version };
+    this.#ws.send(
+      JSON.stringify(this.#protocolVersion >= 2 ? { type: 'acks', acks: [ack] } : { type: 'ack', ...ack }),
+    );
+  }
+
+  #onDelta(d: Delta): void {
+    const held = this.view.get(d.service);
+    if (held === undefined) return;
+    if (!held.received || held.version !== d.base) {
+      this.deltasRefused++;
+      const interest = held.received
+        ? { service: d.service, knownVersion: held.version }
+        : { service: d.service };
+      this.#ws.send(JSON.stringify({ type: 'subscribe', services: [interest] }));
+      return;
+    }
+    const next = new Map<string, Instance>(held.remote);
+    for (const id of d.removed) next.delete(id);
+    for (const i of d.upserts) next.set(registrationId(i), i);
+    const push: Push = {
+      type: 'push',
+      service: d.service,
+      version: d.version,
+      complete: d.complete,
+      instances: [...next.values()],
+    };
+    this.#onPush(push, 'delta', d.upserts.length + d.removed.length);
   }
 }

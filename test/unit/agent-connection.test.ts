@@ -125,6 +125,30 @@ test('agent connection - another protocol version closes with 4002', async (t) =
   assert.deepEqual(h.host.calls, ['closed']);
 });
 
+test('agent connection - protocols 1 and 2 are both accepted, each welcomed with its own version', async (t) => {
+  for (const protocolVersion of [1, 2]) {
+    const h = connect(t);
+    h.send(hello({ protocolVersion, nodeId: `node-${protocolVersion}` }));
+    await waitFor('the welcome', () => h.received.length === 1);
+    assert.equal(h.received[0]?.['protocolVersion'], protocolVersion);
+    assert.equal(h.conn.protocolVersion, protocolVersion);
+    assert.equal(h.conn.deltas, protocolVersion >= 2, 'only protocol 2 may be sent deltas');
+  }
+});
+
+test('agent connection - an acks frame acknowledges each item, like as many ack frames', async (t) => {
+  const h = await ready(t);
+  h.send({
+    type: 'acks',
+    acks: [
+      { service: 'web', version: 3 },
+      { service: 'db', version: 9 },
+    ],
+  });
+  await waitFor('the acks', () => h.host.calls.length === 3);
+  assert.deepEqual(h.host.calls, ['adopt', 'ack web@3', 'ack db@9']);
+});
+
 test('agent connection - a refusal by the host closes with its code after the token check', async (t) => {
   const host = new FakeConnectionHost();
   host.refusal = { code: 'shutting_down', reason: 'draining' };

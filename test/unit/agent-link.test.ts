@@ -33,6 +33,13 @@ test('agent link - every agent frame type decodes', () => {
     { type: 'catalogSubscribe' },
     { type: 'catalogSubscribe', knownVersion: 0 },
     { type: 'ack', service: 'web', version: 9 },
+    {
+      type: 'acks',
+      acks: [
+        { service: 'web', version: 9 },
+        { service: 'db', version: 2 },
+      ],
+    },
     { type: 'ping', sentAt: 1_700_000_000_000 },
   ];
   for (const f of frames) roundTrip(f, decodeAgentFrame);
@@ -56,6 +63,15 @@ test('agent link - every session frame type decodes', () => {
       ],
     },
     { type: 'push', service: 'web', version: 10, complete: false, instances: [web1] },
+    {
+      type: 'delta',
+      service: 'web',
+      base: 10,
+      version: 12,
+      complete: true,
+      upserts: [web1],
+      removed: ['node-b/web-2'],
+    },
     { type: 'catalog', version: 11, complete: true, services: { web: ['v1'], db: [] } },
     { type: 'pong', sentAt: 5 },
   ];
@@ -96,11 +112,15 @@ test('agent link - bad agent frames of each type name their fields', () => {
     [[], ['(body): must be an object']],
     [
       { type: 'bogus' },
-      ['type: must be one of hello, publish, unpublish, subscribe, unsubscribe, catalogSubscribe, ack, ping'],
+      [
+        'type: must be one of hello, publish, unpublish, subscribe, unsubscribe, catalogSubscribe, ack, acks, ping',
+      ],
     ],
     [
       {},
-      ['type: must be one of hello, publish, unpublish, subscribe, unsubscribe, catalogSubscribe, ack, ping'],
+      [
+        'type: must be one of hello, publish, unpublish, subscribe, unsubscribe, catalogSubscribe, ack, acks, ping',
+      ],
     ],
     [
       { type: 'hello', protocolVersion: '1', nodeName: 7, token: 1 },
@@ -144,6 +164,19 @@ test('agent link - bad agent frames of each type name their fields', () => {
       { type: 'ack', version: 1.5 },
       ['service: is required', 'version: must be an integer 0..9007199254740991'],
     ],
+    [{ type: 'acks' }, ['acks: is required']],
+    [
+      { type: 'acks', acks: [{ service: 'web', version: -2 }, { version: 1 }, 'x'] },
+      [
+        'acks[0].version: must be an integer 0..9007199254740991',
+        'acks[1].service: is required',
+        'acks[2]: must be an object',
+      ],
+    ],
+    [
+      { type: 'acks', acks: Array.from({ length: 501 }, () => ({ service: 'web', version: 1 })) },
+      ['acks: must have at most 500 items'],
+    ],
     [{ type: 'ping' }, ['sentAt: is required']],
   ];
   for (const [raw, expected] of cases)
@@ -157,7 +190,7 @@ test('agent link - a frame with one bad item is refused, not decoded without it'
 
 test('agent link - bad session frames of each type name their fields', () => {
   const cases: [unknown, string[]][] = [
-    [{ type: 'hello' }, ['type: must be one of welcome, confirm, push, catalog, pong, refused']],
+    [{ type: 'hello' }, ['type: must be one of welcome, confirm, push, delta, catalog, pong, refused']],
     [
       { type: 'welcome', protocolVersion: 0, sessions: ['ok', 3], pingIntervalMs: 9 },
       [
@@ -196,6 +229,32 @@ test('agent link - bad session frames of each type name their fields', () => {
         'instances[1].port: must be an integer 0..65535',
         'instances[1].checks[0].status: must be one of passing, warning, critical',
       ],
+    ],
+    [
+      {
+        type: 'delta',
+        service: 'web',
+        base: 0,
+        version: 'x',
+        upserts: [{ ...web1, port: -1 }],
+        removed: ['ok', 7, ''],
+      },
+      [
+        'base: must be an integer 1..9007199254740991',
+        'version: must be an integer 1..9007199254740991',
+        'complete: is required',
+        'upserts[0].port: must be an integer 0..65535',
+        'removed[1]: must be a string',
+        'removed[2]: must not be empty',
+      ],
+    ],
+    [
+      { type: 'delta', service: 'web', base: 5, version: 5, complete: true, upserts: [], removed: [] },
+      ['version: must be greater than base'],
+    ],
+    [
+      { type: 'delta', service: 'web', base: 1, version: 2, complete: true },
+      ['upserts: is required', 'removed: is required'],
     ],
     [
       { type: 'catalog', version: 1, complete: 'yes', services: { web: ['v1', 2], db: 'x' } },

@@ -85,6 +85,8 @@ function summary(d: Dial): string[] {
           return `subscribe ${f.services.map((s) => `${s.service}@${String(s.knownVersion)}`).join(',')}`;
         case 'ack':
           return `ack ${f.service}@${f.version}`;
+        case 'acks':
+          return `acks ${f.acks.map((a) => `${a.service}@${a.version}`).join(',')}`;
         default:
           return f.type;
       }
@@ -108,7 +110,7 @@ test('agent sync - every (re)connect re-sends the whole state and re-subscribes 
   ]);
 
   await send(first, { type: 'push', service: 'api', version: 3, complete: true, instances: [] });
-  assert.equal(summary(first).at(-1), 'ack api@3', 'a push is acknowledged by version');
+  assert.equal(summary(first).at(-1), 'acks api@3', 'a push is acknowledged by version');
 
   // Nothing was confirmed: after a reconnect everything goes again, with the version now held.
   await h.sessions.close(1001, 'shutting_down');
