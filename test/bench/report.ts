@@ -54,6 +54,7 @@ export function budget(
   if (value === undefined || !Number.isFinite(value)) return { text, met: false, miss: 'not measured' };
   const met = better === 'lower' ? value <= limit : value >= limit;
   if (met) return { text, met };
+  if (limit === 0) return { text, met, miss: `${fmt(value)} over` };
   const pct = better === 'lower' ? (value / limit - 1) * 100 : (1 - value / limit) * 100;
   return { text, met, miss: `missed by ${round(pct, 0)}%` };
 }
