@@ -4,7 +4,16 @@
  */
 import { parseArgs } from 'node:util';
 
-export const WORKLOADS = ['registration', 'push', 'scale', 'churn', 'reads', 'recovery'] as const;
+export const WORKLOADS = [
+  'registration',
+  'push',
+  'scale',
+  'churn',
+  'reads',
+  'recovery',
+  'agent1',
+  'agents50',
+] as const;
 export type WorkloadName = (typeof WORKLOADS)[number];
 
 export interface BenchOptions {
@@ -38,6 +47,21 @@ export interface BenchOptions {
   readonly recoveryAgents: number;
   readonly recoveryServices: number;
   readonly recoverySubscribers: number;
+  readonly pushSidecarAgents: number;
+  readonly pushSidecarWatchers: number;
+  readonly a1Registrations: number;
+  readonly a1Clients: number;
+  readonly a1ReadsDurationMs: number;
+  readonly a1FanoutSmall: number;
+  readonly a1FanoutLarge: number;
+  readonly a1Changes: number;
+  readonly a50Agents: number;
+  readonly a50Registrations: number;
+  readonly a50Services: number;
+  readonly a50Inflight: number;
+  readonly a50WatchersPerAgent: number;
+  readonly a50Changes: number;
+  readonly a50DeregInstances: number;
 }
 
 interface NumberFlag {
@@ -98,6 +122,75 @@ const NUMBERS: readonly NumberFlag[] = [
   { key: 'recoveryAgents', flag: 'recovery-agents', full: 100, quick: 20, doc: 'agents holding them' },
   { key: 'recoveryServices', flag: 'recovery-services', full: 100, quick: 20, doc: 'services' },
   { key: 'recoverySubscribers', flag: 'recovery-subscribers', full: 10, quick: 5, doc: 'watching agents' },
+  {
+    key: 'pushSidecarAgents',
+    flag: 'push-sidecar-agents',
+    full: 50,
+    quick: 10,
+    doc: 'push, sidecar shape: subscribing agents',
+  },
+  {
+    key: 'pushSidecarWatchers',
+    flag: 'push-sidecar-watchers',
+    full: 20,
+    quick: 10,
+    doc: 'push, sidecar shape: watchers per agent',
+  },
+  {
+    key: 'a1Registrations',
+    flag: 'a1-registrations',
+    full: 10_000,
+    quick: 2_000,
+    doc: 'agent1: registrations',
+  },
+  { key: 'a1Clients', flag: 'a1-clients', full: 32, quick: 32, doc: 'agent1: concurrent HTTP clients' },
+  { key: 'a1ReadsDurationMs', flag: 'a1-reads-ms', full: 5_000, quick: 2_000, doc: 'agent1: read loop time' },
+  { key: 'a1FanoutSmall', flag: 'a1-fanout-small', full: 100, quick: 100, doc: 'agent1: blocking queries' },
+  {
+    key: 'a1FanoutLarge',
+    flag: 'a1-fanout-large',
+    full: 1_000,
+    quick: 1_000,
+    doc: 'agent1: blocking queries',
+  },
+  { key: 'a1Changes', flag: 'a1-changes', full: 30, quick: 10, doc: 'agent1: changes timed per fan-out' },
+  { key: 'a50Agents', flag: 'a50-agents', full: 50, quick: 10, doc: 'agents50: real agent processes' },
+  {
+    key: 'a50Registrations',
+    flag: 'a50-registrations',
+    full: 20_000,
+    quick: 2_000,
+    doc: 'agents50: registrations',
+  },
+  {
+    key: 'a50Services',
+    flag: 'a50-services',
+    full: 200,
+    quick: 20,
+    doc: 'agents50: services they spread over',
+  },
+  {
+    key: 'a50Inflight',
+    flag: 'a50-inflight',
+    full: 4,
+    quick: 4,
+    doc: 'agents50: requests in flight per client',
+  },
+  {
+    key: 'a50WatchersPerAgent',
+    flag: 'a50-watchers',
+    full: 20,
+    quick: 10,
+    doc: 'agents50: blocking queries per agent',
+  },
+  { key: 'a50Changes', flag: 'a50-changes', full: 20, quick: 5, doc: 'agents50: changes timed' },
+  {
+    key: 'a50DeregInstances',
+    flag: 'a50-dereg-instances',
+    full: 1_000,
+    quick: 200,
+    doc: 'agents50: instances deregistered on one agent',
+  },
 ];
 
 export const USAGE = `npm run bench -- [flags]
@@ -151,7 +244,13 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
 function parseOnly(raw: string | undefined): WorkloadName[] {
   if (raw === undefined || raw === '') return [...WORKLOADS];
   const names = raw.split(',').map((s) => s.trim());
-  const aliases: Record<string, WorkloadName> = { reg: 'registration', reads: 'reads', read: 'reads' };
+  const aliases: Record<string, WorkloadName> = {
+    reg: 'registration',
+    reads: 'reads',
+    read: 'reads',
+    agent: 'agent1',
+    agents: 'agents50',
+  };
   return names.map((n) => {
     const name = aliases[n] ?? n;
     if (!(WORKLOADS as readonly string[]).includes(name)) {

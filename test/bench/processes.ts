@@ -72,7 +72,7 @@ export async function rssBytes(pid: number): Promise<number | undefined> {
 }
 
 /** Problems a control-plane process reported: warn/error log lines, and an unexpected exit. */
-export function processProblems(cp: ControlPlane, label = 'control plane'): string[] {
+export function processProblems(cp: { readonly proc: Started }, label = 'control plane'): string[] {
   const out: string[] = [];
   const lines = cp.proc.logs().split('\n');
   const counts = new Map<string, number>();

@@ -5,6 +5,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { PhaseCpu } from './cpu.js';
 import { round, type Summary } from './stats.js';
 
 export interface Target {
@@ -34,6 +35,8 @@ export interface WorkloadResult {
   /** Anything that went wrong on either side: errors, crashes, wrong results. */
   readonly problems: string[];
   readonly durationMs: number;
+  /** CPU per operation and RSS by component, per measured phase (meshreg's and etcd's). */
+  readonly cpu?: PhaseCpu[];
 }
 
 export function ratio(m: Metric): number | undefined {
@@ -51,6 +54,7 @@ export function budget(
   if (value === undefined || !Number.isFinite(value)) return { text, met: false, miss: 'not measured' };
   const met = better === 'lower' ? value <= limit : value >= limit;
   if (met) return { text, met };
+  if (limit === 0) return { text, met, miss: `${fmt(value)} over` };
   const pct = better === 'lower' ? (value / limit - 1) * 100 : (1 - value / limit) * 100;
   return { text, met, miss: `missed by ${round(pct, 0)}%` };
 }
@@ -79,13 +83,52 @@ export function renderTable(results: readonly WorkloadResult[]): string {
       ]);
     }
   }
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length))) ?? [];
-  const line = (row: string[]): string => row.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ');
-  const out = [line(rows[0] ?? []), widths.map((w) => '-'.repeat(w)).join('  ')];
-  for (const row of rows.slice(1)) out.push(line(row));
+  const out = [table(rows)];
+  const cpu = renderCpuTable(results);
+  if (cpu !== '') out.push('', cpu);
   const problems = results.flatMap((r) => r.problems.map((p) => `  ! ${r.workload}: ${p}`));
   if (problems.length > 0) out.push('', 'Problems seen:', ...problems);
   return out.join('\n');
+}
+
+const COMPONENTS = ['agents', 'session', 'data', 'meta', 'server', 'etcd', 'load'] as const;
+
+/**
+ * CPU µs per operation of each component in each measured phase, with RSS (MiB) at its end:
+ * "agents" sums every agent process, "server" is the control plane when its roles share a process,
+ * "load" is the bench's own process (simulated agents, HTTP clients, etcd clients).
+ */
+export function renderCpuTable(results: readonly WorkloadResult[]): string {
+  const phases = results.flatMap((r) => r.cpu ?? []);
+  if (phases.length === 0) return '';
+  const used = COMPONENTS.filter((c) => phases.some((p) => p.usPerOp[c] !== undefined));
+  const rows: string[][] = [
+    ['phase', 'per', 'ops', ...used.map((c) => `${c} µs/op`), ...used.map((c) => `${c} MiB`)],
+  ];
+  for (const p of phases) {
+    rows.push([
+      p.phase,
+      p.op,
+      fmt(p.ops),
+      ...used.map((c) => fmt(p.usPerOp[c])),
+      ...used.map((c) => {
+        const b = p.rssBytes[c];
+        return b === undefined ? '—' : fmt(b / 1024 / 1024);
+      }),
+    ]);
+  }
+  return [
+    'CPU per operation (µs, utime+stime from /proc) and RSS at the end of each phase (MiB):',
+    table(rows),
+  ].join('\n');
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length))) ?? [];
+  const line = (row: string[]): string => row.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ');
+  return [line(rows[0] ?? []), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join(
+    '\n',
+  );
 }
 
 /** Writes the JSON result and returns its path. */

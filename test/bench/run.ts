@@ -9,6 +9,8 @@ import { parseOptions, USAGE, type WorkloadName } from './options.js';
 import { progress } from './progress.js';
 import { metricJson, renderTable, writeJson, type WorkloadResult } from './report.js';
 import type { Workload } from './workloads/common.js';
+import { agent1 } from './workloads/agent1.js';
+import { agents50 } from './workloads/agents50.js';
 import { churn } from './workloads/churn.js';
 import { push } from './workloads/push.js';
 import { reads } from './workloads/reads.js';
@@ -23,12 +25,16 @@ const WORKLOAD_FNS: Readonly<Record<WorkloadName, Workload | undefined>> = {
   churn,
   reads,
   recovery,
+  agent1,
+  agents50,
 };
 
 const LOAD_MODEL =
   'Load comes from one load process on the same machine: many agents are simulated there with the ' +
-  "agent's real upstream code (AgentSync + UpstreamLink, one WebSocket per agent); the control plane " +
-  'under test is a real `meshreg server` child process; etcd is a real etcd started by the bench.';
+  "agent's real upstream code (AgentSync + UpstreamLink, one WebSocket per agent), and agent1/agents50 " +
+  'drive real `meshreg agent` processes through their HTTP API; the control plane under test is real ' +
+  '`meshreg server` child processes (meta, data and session apart where CPU per role is shown); etcd is ' +
+  'a real etcd started by the bench.';
 
 async function main(): Promise<number> {
   let opts;

@@ -115,3 +115,26 @@ export async function openAll(agents: readonly SimAgent[], timeoutMs: number, wa
 export function stopAll(agents: readonly SimAgent[]): void {
   for (const a of agents) a.stop();
 }
+
+/** Counts, from now on, link opens (reconnects) and entries into backoff (failed attempts or drops). */
+export function countLinks(agents: readonly SimAgent[]): {
+  readonly opens: () => number;
+  readonly backoffs: () => number;
+  readonly stop: () => void;
+} {
+  let opens = 0;
+  let backoffs = 0;
+  const offs = agents.map((a) =>
+    a.sync.onStateChange((s) => {
+      if (s === 'open') opens++;
+      else if (s === 'backoff') backoffs++;
+    }),
+  );
+  return {
+    opens: () => opens,
+    backoffs: () => backoffs,
+    stop: () => {
+      for (const off of offs) off();
+    },
+  };
+}

@@ -18,14 +18,14 @@ import { startEtcd } from '../etcd.js';
 
 const SERVICE = 'web';
 
-interface LoadRun {
+export interface LoadRun {
   readonly rps: number;
   readonly latency: Summary;
   readonly errors: number;
 }
 
 /** Runs `conns` closed loops of `once` for `durationMs`. */
-async function closedLoop(
+export async function closedLoop(
   conns: number,
   durationMs: number,
   once: (i: number) => Promise<boolean>,
