@@ -13,7 +13,8 @@ import { diag, DiagLogLevel } from '@opentelemetry/api';
 import { OTLPMetricExporter as OtlpJsonMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
 import { OTLPMetricExporter as OtlpProtoMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
-import { NodeSDK, metrics } from '@opentelemetry/sdk-node';
+import { hostname } from 'node:os';
+import { NodeSDK, metrics, resources } from '@opentelemetry/sdk-node';
 import type { Logger } from '../proto/runtime/log.js';
 
 /** Prometheus text of this process's metrics. */
@@ -88,6 +89,11 @@ export function startTelemetry(serviceName: string, env: NodeJS.ProcessEnv, log:
   const traces = tracesConfigured(env);
   const sdk = new NodeSDK({
     ...(set(env, 'OTEL_SERVICE_NAME') ? {} : { serviceName }),
+    // The stock host detector reads the machine id asynchronously; until that settles, every
+    // /metrics scrape logged an SDK error. The same facts, read synchronously: process, OS and
+    // OTEL_RESOURCE_ATTRIBUTES from the detectors that have no async part, the host name directly.
+    resourceDetectors: [resources.envDetector, resources.processDetector, resources.osDetector],
+    resource: resources.resourceFromAttributes({ 'host.name': hostname(), 'host.arch': process.arch }),
     metricReaders: readers,
     // Without this the SDK would install its default OTLP log exporter; our logs are JSON lines.
     logRecordProcessors: [],
