@@ -58,6 +58,8 @@ export class Agent implements ConsulBackend {
   readonly #drains = new Set<NodeJS.Timeout>();
   readonly #evictTimer: NodeJS.Timeout;
   readonly #unregisterMetrics: () => void;
+  /** The link's status while it is open (constant until the state changes); every read asks. */
+  #openStatus: UpstreamStatus | undefined;
 
   private constructor(config: AgentConfig, node: NodeIdentity, logger: Logger, hooks: AgentHooks) {
     this.node = node;
@@ -135,6 +137,9 @@ export class Agent implements ConsulBackend {
       logger,
     });
     this.#store = new LocalStore(config.dataDir, this.local, () => this.checks.persisted(), logger);
+    this.#sync.onStateChange(() => {
+      this.#openStatus = undefined;
+    });
     this.local.onChange((c) => {
       this.view.localChanged(c.kind === 'upsert' ? c.record.def.name : c.tombstone.service);
       this.view.catalogLocalChanged();
@@ -302,7 +307,11 @@ export class Agent implements ConsulBackend {
   }
 
   upstream(): UpstreamStatus {
-    return this.#sync.status();
+    if (this.#openStatus !== undefined) return this.#openStatus;
+    const status = this.#sync.status();
+    // Offline figures grow with time; online ones only change with the link's state.
+    if (status.connected) this.#openStatus = status;
+    return status;
   }
 
   health(): Record<string, unknown> {
