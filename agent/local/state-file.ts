@@ -38,15 +38,24 @@ export type ReadResult =
   | { readonly kind: 'missing' }
   | { readonly kind: 'corrupt'; readonly movedTo: string; readonly reason: string };
 
-/** Reads a JSON file; a corrupt one is renamed to `<file>.corrupt-<time>` and reported. */
-export async function readJsonFile(file: string): Promise<ReadResult> {
-  let text: string;
+/** A file's text, `missing` when it does not exist, or why it could not be read. */
+export async function readText(
+  file: string,
+): Promise<{ kind: 'ok'; text: string } | { kind: 'missing' } | { kind: 'unreadable'; reason: string }> {
   try {
-    text = await fs.readFile(file, 'utf8');
+    return { kind: 'ok', text: await fs.readFile(file, 'utf8') };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'missing' };
-    return setAside(file, `unreadable: ${(err as Error).message}`);
+    return { kind: 'unreadable', reason: (err as Error).message };
   }
+}
+
+/** Reads a JSON file; a corrupt one is renamed to `<file>.corrupt-<time>` and reported. */
+export async function readJsonFile(file: string): Promise<ReadResult> {
+  const read = await readText(file);
+  if (read.kind === 'missing') return read;
+  if (read.kind === 'unreadable') return setAside(file, `unreadable: ${read.reason}`);
+  const text = read.text;
   try {
     return { kind: 'ok', value: JSON.parse(text) as unknown };
   } catch (err) {

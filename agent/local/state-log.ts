@@ -15,7 +15,7 @@
  * is copied aside (`<file>.corrupt-<time>`) and reported.
  */
 import fs from 'node:fs/promises';
-import { writeTextAtomic } from './state-file.js';
+import { readText, writeTextAtomic } from './state-file.js';
 
 /** Where a log starts compacting, whatever the size of the state. */
 export const DEFAULT_COMPACT_MIN_BYTES = 1024 * 1024;
@@ -135,14 +135,9 @@ export class StateLog {
 
 /** Replays a log into its live entries; see the module comment for torn and corrupt lines. */
 export async function loadStateLog(file: string): Promise<StateLogLoad> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'missing' };
-    return { kind: 'unreadable', reason: (err as Error).message };
-  }
-  const lines = text.split('\n');
+  const read = await readText(file);
+  if (read.kind !== 'ok') return read;
+  const lines = read.text.split('\n');
   // Everything after the last newline is a write the crash cut short ('' when the file ends cleanly).
   const tornTail = lines.pop() !== '';
   const entries = new Map<string, unknown>();
