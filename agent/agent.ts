@@ -16,8 +16,8 @@ import { addConsulRoutes, type ConsulBackend, type UpstreamStatus } from './cons
 import type { RegisterRequest } from './consul/consul-register.js';
 import { JsonRouter } from '../proto/runtime/json-router.js';
 import { HttpServer } from './http/http-server.js';
-import { LocalServices, decodeLocalState, toInstance, type NodeIdentity } from './local/local-services.js';
-import { GroupWriter, readJsonFile } from './local/state-file.js';
+import { LocalServices, toInstance, type NodeIdentity } from './local/local-services.js';
+import { LocalStore } from './local/local-store.js';
 import { DefinitionFiles } from './local/definition-files.js';
 import { AgentChecks } from './checks/agent-checks.js';
 import type { CheckRules } from './checks/check-definition.js';
@@ -30,8 +30,7 @@ import { existingXdsView } from './eds/xds-view.js';
 import { EDS_REST_PATH, handleDiscoveryRest } from './eds/rest-gateway.js';
 import { ServiceView } from './view/service-view.js';
 
-const STATE_FILE = 'local-services.json';
-const VIEW_CACHE_FILE = 'view-cache.json';
+const VIEW_CACHE_FILE = 'view-cache.jsonl';
 const NODE_ID_FILE = 'node-id';
 
 /** What the entry point lends the agent. */
@@ -48,7 +47,7 @@ export class Agent implements ConsulBackend {
   readonly firstReadWaitMs: number;
   readonly #sync: AgentSync;
   readonly #http: HttpServer;
-  readonly #writer: GroupWriter;
+  readonly #store: LocalStore;
   readonly #cache: ViewCache;
   readonly #files: DefinitionFiles | undefined;
   readonly #endpoints: ViewEndpoints;
@@ -59,6 +58,8 @@ export class Agent implements ConsulBackend {
   readonly #drains = new Set<NodeJS.Timeout>();
   readonly #evictTimer: NodeJS.Timeout;
   readonly #unregisterMetrics: () => void;
+  /** The link's status while it is open (constant until the state changes); every read asks. */
+  #openStatus: UpstreamStatus | undefined;
 
   private constructor(config: AgentConfig, node: NodeIdentity, logger: Logger, hooks: AgentHooks) {
     this.node = node;
@@ -84,7 +85,7 @@ export class Agent implements ConsulBackend {
         },
         localInstances: (service) => this.#localInstances(service),
         onChanged: (service) => {
-          this.#cache.changed();
+          this.#cache.changed(service);
           this.#endpoints.changed(service);
         },
         onCatalogChanged: () => {
@@ -92,7 +93,7 @@ export class Agent implements ConsulBackend {
         },
         onUnwatch: (services) => {
           this.#sync.unsubscribe(services);
-          this.#cache.changed();
+          for (const s of services) this.#cache.changed(s);
           this.#log.debug('unwatched idle services', { services: services.length });
         },
         inUse: (service) => existingXdsView(this.#endpoints)?.watches(service) === true,
@@ -135,13 +136,10 @@ export class Agent implements ConsulBackend {
       fullSyncIntervalMs: config.fullSyncIntervalMs,
       logger,
     });
-    this.#writer = new GroupWriter(
-      path.join(config.dataDir, STATE_FILE),
-      () => ({ ...this.local.snapshot(), ...this.checks.persisted() }),
-      (err) => {
-        this.#log.error('could not persist local registrations', { err });
-      },
-    );
+    this.#store = new LocalStore(config.dataDir, this.local, () => this.checks.persisted(), logger);
+    this.#sync.onStateChange(() => {
+      this.#openStatus = undefined;
+    });
     this.local.onChange((c) => {
       this.view.localChanged(c.kind === 'upsert' ? c.record.def.name : c.tombstone.service);
       this.view.catalogLocalChanged();
@@ -203,8 +201,10 @@ export class Agent implements ConsulBackend {
       region: config.region,
     };
     const agent = new Agent(config, node, log, hooks);
-    await agent.#restore(path.join(config.dataDir, STATE_FILE));
+    await agent.#restore();
     const cached = await agent.#cache.restore();
+    // The whole-view file of agents before the per-service cache: a cache, so simply dropped.
+    await fs.rm(path.join(config.dataDir, 'view-cache.json'), { force: true });
     if (cached > 0) log.info('restored cached views', { services: cached });
     await agent.#files?.start();
     await agent.#http.listen();
@@ -243,7 +243,7 @@ export class Agent implements ConsulBackend {
     this.#sync.stop();
     await this.#xds?.close();
     await this.#http.close();
-    await this.#writer.write();
+    await this.#store.close();
     await this.#cache.flush();
   }
 
@@ -265,7 +265,7 @@ export class Agent implements ConsulBackend {
         try {
           const persisted = this.checks.applyServiceChecks(req.def.id, req.checks, replaceExistingChecks);
           this.local.register(req.def, this.checks.states(req.def.id), persisted);
-          await this.#writer.write();
+          await this.#store.flush();
         } catch (err) {
           span.setStatus({ code: SpanStatusCode.ERROR });
           throw err;
@@ -288,26 +288,30 @@ export class Agent implements ConsulBackend {
     if (drainMs > 0 && record.draining !== true) {
       // Published as draining first (EDS: DRAINING; Consul: critical), removed when the period ends.
       this.local.markDraining(id);
-      await this.#writer.write();
+      await this.#store.flush();
       const timer = setTimeout(() => {
         this.#drains.delete(timer);
         if (this.local.get(id)?.draining === true && this.local.deregister(id) !== undefined)
-          void this.#writer.write();
+          void this.#store.flush();
       }, drainMs);
       timer.unref();
       this.#drains.add(timer);
       return;
     }
-    if (this.local.deregister(id) !== undefined) await this.#writer.write();
+    if (this.local.deregister(id) !== undefined) await this.#store.flush();
   }
 
-  /** Persists local state now (after a change made outside register/deregister). */
+  /** Persists local state now (after a check route changed it). */
   persist(): Promise<void> {
-    return this.#writer.write();
+    return this.#store.saveNodeChecks();
   }
 
   upstream(): UpstreamStatus {
-    return this.#sync.status();
+    if (this.#openStatus !== undefined) return this.#openStatus;
+    const status = this.#sync.status();
+    // Offline figures grow with time; online ones only change with the link's state.
+    if (status.connected) this.#openStatus = status;
+    return status;
   }
 
   health(): Record<string, unknown> {
@@ -347,29 +351,14 @@ export class Agent implements ConsulBackend {
     return this.local.byName(service).map((r) => toInstance(r, this.node));
   }
 
-  async #restore(file: string): Promise<void> {
-    const r = await readJsonFile(file);
-    if (r.kind === 'missing') return;
-    if (r.kind === 'corrupt') {
-      this.#log.error('local state file was unreadable; set aside, starting empty', {
-        file,
-        movedTo: r.movedTo,
-        reason: r.reason,
-      });
-      return;
-    }
-    const decoded = decodeLocalState(r.value);
-    if (decoded === undefined) {
-      this.#log.error('local state file has an unexpected shape; ignoring it', { file });
-      return;
-    }
-    for (const reason of decoded.skipped)
-      this.#log.error('skipped an invalid record of the local state file', { file, reason });
-    this.local.restore(decoded.state);
-    this.checks.restore(decoded.state, this.#log);
-    // A drain that a restart interrupted is over: the service was deregistered.
-    for (const r of this.local.list()) if (r.draining === true) this.local.deregister(r.def.id);
-    this.#log.info('restored local registrations', { services: this.local.size });
+  async #restore(): Promise<void> {
+    await this.#store.restore((state) => {
+      this.local.restore(state);
+      this.checks.restore(state, this.#log);
+      // A drain that a restart interrupted is over: the service was deregistered.
+      for (const r of this.local.list()) if (r.draining === true) this.local.deregister(r.def.id);
+      this.#log.info('restored local registrations', { services: this.local.size });
+    });
   }
 }
 

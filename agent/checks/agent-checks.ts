@@ -118,10 +118,16 @@ export class AgentChecks {
     return this.#runner.list();
   }
 
-  /** What is persisted besides the service records. */
+  /**
+   * What is persisted besides the service records: the node-level checks and their statuses. A
+   * service check's status travels in its record's `checks`, so a change costs one record.
+   */
   persisted(): Pick<PersistedState, 'nodeChecks' | 'checkStatus'> {
     const checkStatus: Record<string, { status: Health; output: string }> = {};
-    for (const c of this.#runner.list()) checkStatus[c.def.id] = { status: c.status, output: c.output };
+    for (const id of this.#nodeChecks.keys()) {
+      const c = this.#runner.get(id);
+      if (c !== undefined) checkStatus[id] = { status: c.status, output: c.output };
+    }
     return { nodeChecks: [...this.#nodeChecks.values()], checkStatus };
   }
 

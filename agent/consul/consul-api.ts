@@ -154,8 +154,7 @@ function agentService(b: ConsulBackend, req: JsonRequest): JsonAnswer {
 }
 
 /** Headers every read carries: the index, and whether the control plane is reachable. */
-function readHeaders(b: ConsulBackend, index: number): Record<string, string> {
-  const up = b.upstream();
+function readHeaders(up: UpstreamStatus, index: number): Record<string, string> {
   const h: Record<string, string> = {
     'x-consul-index': String(Math.max(1, index)),
     'x-consul-knownleader': String(up.connected),
@@ -210,14 +209,19 @@ async function serviceRead(
     release();
   }
   const index = entry.modifyIndex;
-  const headers = { ...readHeaders(b, index), 'content-type': 'application/json' };
-  // A body only changes with the service's index: encode it once per index and filter, not per read.
+  // A body only changes with the service's index: encode it once per index and filter, not per
+  // read, so a thousand blocking queries woken by one change share one encoding.
   const cacheKey = `${shape}|${String(passing)}|${tags.join('\u0000')}`;
   let cache = bodies.get(entry);
   if (cache === undefined || cache.index !== index) {
-    cache = { index, texts: new Map() };
+    cache = { index, texts: new Map(), headers: undefined };
     bodies.set(entry, cache);
   }
+  const up = b.upstream();
+  // Online, the headers depend on the index only; offline they carry the time since contact.
+  const headers = up.connected
+    ? (cache.headers ??= { ...readHeaders(up, index), 'content-type': 'application/json' })
+    : { ...readHeaders(up, index), 'content-type': 'application/json' };
   let text = cache.texts.get(cacheKey);
   if (text === undefined) {
     let list: Instance[] = b.view.instances(name);
@@ -236,7 +240,10 @@ async function serviceRead(
 }
 
 /** Encoded read bodies per watched service, valid for one index. */
-const bodies = new WeakMap<WatchedService, { index: number; texts: Map<string, string> }>();
+const bodies = new WeakMap<
+  WatchedService,
+  { index: number; texts: Map<string, string>; headers: Record<string, string> | undefined }
+>();
 
 /** Holds a blocking read until the entry's index passes `index`, the wait elapses, or the client leaves. */
 async function block(
@@ -267,5 +274,9 @@ async function catalogServices(b: ConsulBackend, req: JsonRequest): Promise<Json
   const changed = (ms: number): Promise<void> => b.view.waitForCatalogChange(ms, req.signal);
   await block(b, () => state.modifyIndex, changed, blocking.index, blocking.waitMs, req.signal);
   const local = b.local.list().map((r) => [r.def.name, r.def.tags] as const);
-  return { status: 200, body: b.view.catalogServices(local), headers: readHeaders(b, state.modifyIndex) };
+  return {
+    status: 200,
+    body: b.view.catalogServices(local),
+    headers: readHeaders(b.upstream(), state.modifyIndex),
+  };
 }

@@ -41,6 +41,8 @@ export interface RestGatewayOptions {
 export interface RestResponse {
   readonly status: number;
   readonly body?: unknown;
+  /** `body` already encoded, when it was built from encoded resources (sent instead of `body`). */
+  readonly text?: string;
   readonly headers?: Readonly<Record<string, string>>;
 }
 
@@ -82,7 +84,12 @@ export async function handleDiscoveryRest(
       : await hold(view, request.nodeId, watch, waitMs, opts.signal);
   return answer === undefined
     ? { status: 304 }
-    : { status: 200, body: discoveryResponseJson(answer), headers: JSON_HEADERS };
+    : {
+        status: 200,
+        body: discoveryResponseJson(answer),
+        text: discoveryResponseText(answer),
+        headers: JSON_HEADERS,
+      };
 }
 
 /** The DiscoveryResponse in proto3 JSON; the nonce is the version (REST needs none, it is harmless). */
@@ -93,6 +100,16 @@ export function discoveryResponseJson(answer: CacheResponse): Record<string, unk
     type_url: answer.typeUrl,
     nonce: answer.version,
   };
+}
+
+/**
+ * {@link discoveryResponseJson} as text, from each resource's digest (its JSON, built once per
+ * version): a poll re-encodes only the envelope, never the endpoints.
+ */
+export function discoveryResponseText(answer: CacheResponse): string {
+  const resources = answer.resources.map((r) => r.digest).join(',');
+  const version = JSON.stringify(answer.version);
+  return `{"version_info":${version},"resources":[${resources}],"type_url":${JSON.stringify(answer.typeUrl)},"nonce":${version}}`;
 }
 
 function checkEdsRequest(request: DiscoveryRequestView): FieldError | undefined {

@@ -103,7 +103,9 @@ export class HttpServer {
     const method = req.method ?? 'GET';
     const abort = new AbortController();
     res.on('close', () => {
-      abort.abort();
+      // Only a client that left before its answer aborts the handler; after a sent answer there is
+      // nothing to stop, and an abort would allocate an exception per request.
+      if (!res.writableFinished) abort.abort();
     });
     // A bad target or Host throws its 400/403, which the safe listener answers.
     const target = targetOf(req);

@@ -6,13 +6,19 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
-export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
+/** Writes `value` as JSON, atomically and durably. */
+export function writeJsonAtomic(file: string, value: unknown): Promise<void> {
+  return writeTextAtomic(file, JSON.stringify(value));
+}
+
+/** Replaces `file` with `text`: a crash leaves the old content or the new, never a mix. */
+export async function writeTextAtomic(file: string, text: string): Promise<void> {
   const dir = path.dirname(file);
   await fs.mkdir(dir, { recursive: true });
   const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(4).toString('hex')}.tmp`);
   const handle = await fs.open(tmp, 'w', 0o600);
   try {
-    await handle.writeFile(JSON.stringify(value));
+    await handle.writeFile(text);
     await handle.sync();
   } finally {
     await handle.close();
@@ -32,15 +38,24 @@ export type ReadResult =
   | { readonly kind: 'missing' }
   | { readonly kind: 'corrupt'; readonly movedTo: string; readonly reason: string };
 
-/** Reads a JSON file; a corrupt one is renamed to `<file>.corrupt-<time>` and reported. */
-export async function readJsonFile(file: string): Promise<ReadResult> {
-  let text: string;
+/** A file's text, `missing` when it does not exist, or why it could not be read. */
+export async function readText(
+  file: string,
+): Promise<{ kind: 'ok'; text: string } | { kind: 'missing' } | { kind: 'unreadable'; reason: string }> {
   try {
-    text = await fs.readFile(file, 'utf8');
+    return { kind: 'ok', text: await fs.readFile(file, 'utf8') };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'missing' };
-    return setAside(file, `unreadable: ${(err as Error).message}`);
+    return { kind: 'unreadable', reason: (err as Error).message };
   }
+}
+
+/** Reads a JSON file; a corrupt one is renamed to `<file>.corrupt-<time>` and reported. */
+export async function readJsonFile(file: string): Promise<ReadResult> {
+  const read = await readText(file);
+  if (read.kind === 'missing') return read;
+  if (read.kind === 'unreadable') return setAside(file, `unreadable: ${read.reason}`);
+  const text = read.text;
   try {
     return { kind: 'ok', value: JSON.parse(text) as unknown };
   } catch (err) {
@@ -56,39 +71,4 @@ async function setAside(file: string, reason: string): Promise<ReadResult> {
     // If even the rename fails the file stays; the agent still starts with an empty state.
   }
   return { kind: 'corrupt', movedTo, reason };
-}
-
-/**
- * Group commit: many callers ask for a write, one write runs at a time, and each caller's promise
- * resolves once a write that started after its request has finished.
- */
-export class GroupWriter {
-  #tail: Promise<void> = Promise.resolve();
-  #pending: Promise<void> | undefined;
-
-  constructor(
-    private readonly file: string,
-    private readonly snapshot: () => unknown,
-    private readonly onError: (err: unknown) => void,
-  ) {}
-
-  write(): Promise<void> {
-    if (this.#pending !== undefined) return this.#pending;
-    const p = this.#tail.then(() => {
-      // From here on, new requests need a later write: this one's snapshot may predate them.
-      this.#pending = undefined;
-      return this.#run();
-    });
-    this.#pending = p;
-    this.#tail = p;
-    return p;
-  }
-
-  async #run(): Promise<void> {
-    try {
-      await writeJsonAtomic(this.file, this.snapshot());
-    } catch (err) {
-      this.onError(err);
-    }
-  }
 }

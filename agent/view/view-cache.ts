@@ -1,12 +1,15 @@
 /**
  * The agent's disk copy of every watched service's last view (and the catalog), so discovery keeps
- * working after an agent restart while the control plane is unreachable. Writes are atomic and
- * coalesced (at most one per `minIntervalMs`); a file that does not decode is set aside.
+ * working after an agent restart while the control plane is unreachable. It is a {@link StateLog}
+ * with one entry per service (`v/<name>`) and one for the catalog: a push rewrites only the services
+ * it changed, and changes are coalesced (at most one append per `minIntervalMs`). A cache need not
+ * survive a power cut, so appends are not fsynced; compactions are atomic. Damaged lines are set
+ * aside and the rest is kept.
  */
 import { readInstance, type Instance } from '../../proto/instance.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { Issues, at, isRecord, readArray, readInt, readString } from '../../proto/validate.js';
-import { GroupWriter, readJsonFile } from '../local/state-file.js';
+import { StateLog, loadStateLog } from '../local/state-log.js';
 import type { ServiceView } from './service-view.js';
 
 export interface CachedService {
@@ -25,8 +28,10 @@ export interface CachedView {
 }
 
 export class ViewCache {
-  readonly #writer: GroupWriter;
+  readonly #log: StateLog;
   readonly #minIntervalMs: number;
+  readonly #dirty = new Set<string>();
+  #catalogDirty = false;
   #timer: NodeJS.Timeout | undefined;
   #lastWrite = 0;
 
@@ -37,21 +42,22 @@ export class ViewCache {
     minIntervalMs: number,
   ) {
     this.#minIntervalMs = minIntervalMs;
-    this.#writer = new GroupWriter(
-      file,
-      () => this.snapshot(),
-      (err) => {
+    this.#log = new StateLog(file, {
+      entries: () => this.#entries(),
+      durable: false,
+      onError: (err) => {
         log.error('could not write the view cache', { file, err });
       },
-    );
+    });
   }
 
-  /** What is written: every service that has received a view. */
+  /** What a compaction writes: every service that has received a view, and the catalog. */
   snapshot(): CachedView {
-    const services = this.view
-      .watched()
-      .filter((s) => s.received)
-      .map((s) => ({ service: s.service, version: s.version, instances: [...s.remote.values()] }));
+    const services: CachedService[] = [];
+    for (const s of this.view.watched()) {
+      const entry = this.#entry(s.service);
+      if (entry !== undefined) services.push(entry);
+    }
     const c = this.view.catalogState;
     return {
       savedAt: Date.now(),
@@ -60,14 +66,16 @@ export class ViewCache {
     };
   }
 
-  /** Asks for a write soon; bursts of changes become one write. */
-  changed(): void {
+  /** Asks for `service` (or, without a name, the catalog) to be written soon; bursts become one write. */
+  changed(service?: string): void {
+    if (service === undefined) this.#catalogDirty = true;
+    else this.#dirty.add(service);
     if (this.#timer !== undefined) return;
     const wait = Math.max(0, this.#lastWrite + this.#minIntervalMs - Date.now());
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.#lastWrite = Date.now();
-      void this.#writer.write();
+      this.#putDirty();
     }, wait);
     this.#timer.unref();
   }
@@ -76,31 +84,62 @@ export class ViewCache {
   async flush(): Promise<void> {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    await this.#writer.write();
+    this.#putDirty();
+    await this.#log.close();
   }
 
-  /** Loads the cached views into the view. A bad file is set aside and logged; the agent goes on. */
+  /** Loads the cached views into the view. Damaged lines are set aside and logged; the agent goes on. */
   async restore(): Promise<number> {
-    const r = await readJsonFile(this.file);
+    const r = await loadStateLog(this.file);
     if (r.kind === 'missing') return 0;
-    if (r.kind === 'corrupt') {
+    if (r.kind === 'unreadable' || r.badLines > 0) {
       this.log.error('view cache unreadable; set aside, starting without it', {
         file: this.file,
-        movedTo: r.movedTo,
-        reason: r.reason,
+        ...(r.kind === 'unreadable' ? { reason: r.reason } : { movedTo: r.movedTo, lines: r.badLines }),
       });
-      return 0;
     }
-    const decoded = decodeCachedView(r.value);
-    if (decoded === undefined) {
-      this.log.error('view cache has an unexpected shape; ignoring it', { file: this.file });
-      return 0;
+    const decoded = r.kind === 'ok' ? decodeCachedView(fromEntries(r.entries)) : undefined;
+    if (decoded !== undefined) {
+      for (const s of decoded.services) this.view.restore(s.service, s.version, s.instances);
+      if (decoded.catalog !== undefined)
+        this.view.restoreCatalog(decoded.catalog.version, decoded.catalog.services);
     }
-    for (const s of decoded.services) this.view.restore(s.service, s.version, s.instances);
-    if (decoded.catalog !== undefined)
-      this.view.restoreCatalog(decoded.catalog.version, decoded.catalog.services);
-    return decoded.services.length;
+    // Starts from what was restored: compact, and without the damaged or torn lines.
+    await this.#log.compact();
+    return decoded?.services.length ?? 0;
   }
+
+  #putDirty(): void {
+    for (const service of this.#dirty) this.#log.put(`v/${service}`, this.#entry(service));
+    this.#dirty.clear();
+    if (this.#catalogDirty) {
+      this.#catalogDirty = false;
+      const c = this.view.catalogState;
+      if (c.received) this.#log.put(CATALOG_KEY, { version: c.version, services: c.services });
+    }
+  }
+
+  #entry(service: string): CachedService | undefined {
+    const s = this.view.get(service);
+    if (s?.received !== true) return undefined;
+    return { service, version: s.version, instances: [...s.remote.values()] };
+  }
+
+  *#entries(): Iterable<readonly [string, unknown]> {
+    const snap = this.snapshot();
+    for (const s of snap.services) yield [`v/${s.service}`, s];
+    if (snap.catalog !== undefined) yield [CATALOG_KEY, snap.catalog];
+  }
+}
+
+const CATALOG_KEY = 'catalog';
+
+/** The {@link CachedView} shape of a replayed cache log, for {@link decodeCachedView}. */
+function fromEntries(entries: ReadonlyMap<string, unknown>): unknown {
+  const services: unknown[] = [];
+  for (const [key, value] of entries) if (key.startsWith('v/')) services.push(value);
+  const catalog = entries.get(CATALOG_KEY);
+  return { savedAt: 0, services, ...(catalog === undefined ? {} : { catalog }) };
 }
 
 /** Validates a cache file; entries that do not decode are dropped, the rest is kept. */

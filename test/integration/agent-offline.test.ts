@@ -106,10 +106,10 @@ describe('agent offline', () => {
 
   test('offline - a corrupt cache file is set aside and the agent starts anyway', async () => {
     await agentB.stop();
-    await writeFile(path.join(dirB, 'view-cache.json'), '{"savedAt": 1, "services": [tru');
+    await writeFile(path.join(dirB, 'view-cache.jsonl'), '{"savedAt": 1, "services": [tru\n');
     agentB = await startAgent('b', dirB);
     assert.match(agentB.logs(), /view cache unreadable; set aside/);
-    assert.ok((await readdir(dirB)).some((f) => f.startsWith('view-cache.json.corrupt-')));
+    assert.ok((await readdir(dirB)).some((f) => f.startsWith('view-cache.jsonl.corrupt-')));
     const r = await http('GET', `${agentB.addresses['agent'] ?? ''}/v1/agent/services`);
     assert.equal(r.status, 200);
   });

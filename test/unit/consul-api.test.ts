@@ -280,6 +280,30 @@ test('consul api - a blocking read returns as soon as the service changes', asyn
   assert.equal((r.body as unknown[]).length, 1);
 });
 
+test('consul api - a thousand blocking reads woken by one change share one encoding', async () => {
+  const { call, backend } = api();
+  backend.push('web', 1, [makeInstance({ id: 'web-1', service: 'web' })]);
+  const first = await call('GET', '/v1/health/service/web?passing');
+  const view = backend.view;
+  const real = view.instances.bind(view);
+  let builds = 0;
+  view.instances = (service: string): Instance[] => {
+    builds++;
+    return real(service);
+  };
+  const pending = Array.from({ length: 1000 }, () =>
+    call('GET', `/v1/health/service/web?passing&index=${index(first)}&wait=30s`),
+  );
+  await new Promise((r) => setTimeout(r, 20));
+  backend.push('web', 2, [makeInstance({ id: 'web-2', service: 'web' })]);
+  const answers = await Promise.all(pending);
+  assert.equal(builds, 1, 'the list is filtered, sorted and encoded once for every woken read');
+  const texts = new Set(answers.map((r) => JSON.stringify(r.body)));
+  assert.equal(texts.size, 1);
+  assert.ok(answers.every((r) => index(r) > index(first)));
+  assert.equal((answers[0]?.body as unknown[]).length, 1);
+});
+
 test('consul api - a blocking read returns at its wait with the same index', async () => {
   const { call, backend } = api();
   backend.push('web', 1, []);

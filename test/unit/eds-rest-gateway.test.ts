@@ -55,6 +55,18 @@ void test('eds rest - response round-trips through the real DiscoveryResponse pr
   assert.equal(body.resources[0]?.endpoints.length, 2);
 });
 
+void test('eds rest - the sent text is the response, built from resources encoded once per version', async () => {
+  const { source, view } = setup();
+  const first = await handleDiscoveryRest(request(), source, { view });
+  const second = await handleDiscoveryRest(request({ node: { id: 'envoy-2' } }), source, { view });
+  assert.ok(first.text !== undefined && second.text !== undefined);
+  assert.deepEqual(JSON.parse(first.text), first.body);
+  assert.deepEqual(JSON.parse(second.text), second.body);
+  const r1 = view.cache.fetch('envoy-1', { typeUrl: CLA, versionInfo: '', names: ['web'] })?.resources[0];
+  const r2 = view.cache.fetch('envoy-2', { typeUrl: CLA, versionInfo: '', names: ['web'] })?.resources[0];
+  assert.ok(r1 !== undefined && r1 === r2, 'both nodes share one encoded resource');
+});
+
 void test('eds rest - lowerCamelCase keys are accepted', async () => {
   const { source, view } = setup();
   const res = await handleDiscoveryRest(
