@@ -14,7 +14,8 @@ import type { Confirm, ConfirmResult, Registration, Withdrawal } from '../../pro
 import type { OwnedPublisher, PublishItem } from '../../proto/cluster-records.js';
 import type { CollectParams } from '../../proto/data-link.js';
 import { MeshregError } from '../../proto/errors.js';
-import { registrationId } from '../../proto/instance.js';
+import { registrationId, type Instance } from '../../proto/instance.js';
+import { compactInstancesOnDecode, type InstancePool } from '../../proto/runtime/intern.js';
 import { fail, type Result } from '../../proto/result.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { slotOf } from '../../proto/slot-table.js';
@@ -32,10 +33,19 @@ import {
   type Write,
 } from './write-batch.js';
 
+/**
+ * One publisher as the session keeps it: the compacted instance and its version, no more (the
+ * registration ID is derived when it is written).
+ */
+interface Held {
+  readonly instance: Instance;
+  readonly version: number;
+}
+
 interface ConnRecord {
   readonly nodeId: string;
   /** serviceId → what this connection published. */
-  readonly publishers: Map<string, PublishItem>;
+  readonly publishers: Map<string, Held>;
 }
 
 /** The writes of one connection that go to one data server. */
@@ -61,6 +71,8 @@ export interface WritePathOptions {
    */
   readonly maxCallBytes: number;
   readonly logger: Logger;
+  /** Where held instances are compacted (the process-wide pool by default). */
+  readonly pool?: InstancePool;
   /** Sends a late confirmation to a connection (if it is still open). */
   readonly confirm: (connId: string, frame: Confirm) => void;
 }
@@ -68,6 +80,7 @@ export interface WritePathOptions {
 export class WritePath {
   readonly #router: DataRouter;
   readonly #opts: WritePathOptions;
+  readonly #pool: InstancePool;
   readonly #conns = new Map<string, ConnRecord>();
   readonly #grace = new Map<string, { rec: ConnRecord; timer: NodeJS.Timeout }>();
   /** Writes waiting for a slot leader that can take them, by {@link pendingKey}. */
@@ -78,6 +91,7 @@ export class WritePath {
   constructor(router: DataRouter, opts: WritePathOptions) {
     this.#router = router;
     this.#opts = opts;
+    this.#pool = opts.pool ?? compactInstancesOnDecode();
     this.#timer = setInterval(() => {
       void this.retry();
     }, opts.retryIntervalMs);
@@ -96,7 +110,7 @@ export class WritePath {
   }
 
   open(connId: string, nodeId: string): void {
-    this.#conns.set(connId, { nodeId, publishers: new Map() });
+    this.#conns.set(connId, { nodeId: this.#pool.string(nodeId), publishers: new Map() });
   }
 
   /**
@@ -112,17 +126,19 @@ export class WritePath {
     const rec = this.#conns.get(connId);
     const results: ConfirmResult[] = [];
     const writes: PublishWrite[] = [];
-    for (const { instance, version } of regs) {
-      if (rec === undefined || instance.nodeId !== rec.nodeId) {
+    for (const reg of regs) {
+      const version = reg.version;
+      if (rec === undefined || reg.instance.nodeId !== rec.nodeId) {
         const error = { code: 'invalid_argument', message: 'instance.nodeId differs from the hello' };
-        results.push({ op: 'publish', id: instance.id, version, error });
+        results.push({ op: 'publish', id: reg.instance.id, version, error });
         continue;
       }
-      const item: PublishItem = { registrationId: registrationId(instance), instance, version };
-      const held = rec.publishers.get(instance.id);
+      const held = rec.publishers.get(reg.instance.id);
       if (held !== undefined && held.version > version) continue;
-      rec.publishers.set(instance.id, item);
+      const instance = this.#pool.instance(reg.instance);
+      rec.publishers.set(instance.id, { instance, version });
       this.#pending.delete(`unpublish:${connId}:${instance.id}`);
+      const item: PublishItem = { registrationId: registrationId(instance), instance, version };
       writes.push({ op: 'publish', conn: connId, id: instance.id, item });
     }
     results.push(...(await this.#write(connId, writes, { traceparent })));
@@ -172,8 +188,9 @@ export class WritePath {
     const wanted = new Set(p.slots);
     const out: OwnedPublisher[] = [];
     const add = (connId: string, rec: ConnRecord): void => {
-      for (const item of rec.publishers.values()) {
-        if (wanted.has(slotOf(item.instance.service, p.slotCount))) out.push({ ...item, owner: connId });
+      for (const { instance, version } of rec.publishers.values()) {
+        if (wanted.has(slotOf(instance.service, p.slotCount)))
+          out.push({ registrationId: registrationId(instance), instance, version, owner: connId });
       }
     };
     for (const [id, rec] of this.#conns) add(id, rec);
