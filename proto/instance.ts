@@ -82,21 +82,6 @@ export const INSTANCE_LIMITS = Object.freeze({
 /** Service names: what Consul accepts in DNS-friendly form, plus `.` and `_` which it tolerates. */
 export const SERVICE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
-/** Turns a freshly decoded instance into an equal one that shares memory (see {@link compactDecodedInstances}). */
-export type InstanceCompactor = (decoded: Instance) => Instance;
-
-let compactor: InstanceCompactor | undefined;
-
-/**
- * Makes every instance this process decodes from now on go through `c`, which must return an
- * instance equal to its argument field by field (a server interning repeated strings). Decoding at
- * the edge, so that a frame waiting for its write holds the compact instance, not a second copy
- * that outlives the young generation. `undefined` turns it off.
- */
-export function compactDecodedInstances(c: InstanceCompactor | undefined): void {
-  compactor = c;
-}
-
 export function decodeInstance(raw: unknown, path = ''): Decoded<Instance> {
   const issues = new Issues();
   const value = readInstance(issues, raw, path);
@@ -144,7 +129,7 @@ export function readInstance(issues: Issues, raw: unknown, path: string): Instan
   const draining = readBool(issues, o['draining'], at(path, 'draining')) === true;
   if (issues.list.length > before || id === undefined || service === undefined) return undefined;
   if (nodeId === undefined || node === undefined) return undefined;
-  const instance: Instance = {
+  return {
     id,
     service,
     nodeId,
@@ -161,7 +146,6 @@ export function readInstance(issues: Issues, raw: unknown, path: string): Instan
     region,
     ...(draining ? { draining: true as const } : {}),
   };
-  return compactor === undefined ? instance : compactor(instance);
 }
 
 function readWeights(issues: Issues, raw: unknown, path: string): Weights {

@@ -33,8 +33,20 @@ import type {
 export interface DataServerOptions {
   readonly id: string;
   readonly slotCount: number;
-  /** How long after start served datums are marked incomplete. */
+  /** How long after start served datums are marked incomplete (at least). */
   readonly warmupMs: number;
+  /**
+   * Warm-up goes on past `warmupMs` until no publish arrived for this long (agents still
+   * re-sending after a restart), so the first complete push does not miss their instances. 0: off.
+   */
+  readonly warmupQuietMs?: number;
+  /** Warm-up ends after this long whatever arrives (not below `warmupMs`). */
+  readonly warmupMaxMs?: number;
+  /**
+   * During warm-up, changes are notified at most this often: what is served then is incomplete
+   * and changes with every re-sent batch, and each notification costs a whole-datum fetch and push.
+   */
+  readonly warmupNotifyMs?: number;
   /** How long catalog changes are gathered before one catalog notification. */
   readonly catalogDebounceMs: number;
   readonly logger: Logger;
@@ -69,6 +81,14 @@ export class DataServer implements DataApi {
   #flushScheduled = false;
   #warming: boolean;
   #warmTimer: NodeJS.Timeout | undefined;
+  readonly #warmup: {
+    readonly startedAt: number;
+    readonly quietMs: number;
+    readonly maxMs: number;
+    readonly notifyMs: number;
+  };
+  /** When the last publish arrived (during warm-up only). */
+  #lastPublishAt = 0;
   #catalog: CatalogView;
   #catalogJson = '{}';
   #catalogTimer: NodeJS.Timeout | undefined;
@@ -87,12 +107,30 @@ export class DataServer implements DataApi {
     this.#catalogDebounceMs = opts.catalogDebounceMs;
     this.#warming = opts.warmupMs > 0;
     this.#catalog = { version: this.#clock.next(), complete: false, services: {} };
-    if (this.#warming) {
-      this.#warmTimer = setTimeout(() => {
-        this.#endWarmup();
-      }, opts.warmupMs);
-      this.#warmTimer.unref();
-    }
+    this.#warmup = {
+      startedAt: performance.now(),
+      quietMs: opts.warmupQuietMs ?? 0,
+      maxMs: Math.max(opts.warmupMs, opts.warmupMaxMs ?? opts.warmupMs),
+      notifyMs: opts.warmupNotifyMs ?? 0,
+    };
+    if (this.#warming) this.#checkWarmupIn(opts.warmupMs);
+  }
+
+  #checkWarmupIn(ms: number): void {
+    this.#warmTimer = setTimeout(() => {
+      this.#checkWarmup();
+    }, ms);
+    this.#warmTimer.unref();
+  }
+
+  /** Ends warm-up once publishes have gone quiet, or at the longest warm-up. */
+  #checkWarmup(): void {
+    const now = performance.now();
+    const { startedAt, quietMs, maxMs } = this.#warmup;
+    const quietFor = now - this.#lastPublishAt;
+    const left = startedAt + maxMs - now;
+    if (quietFor >= quietMs || left <= 0) this.#endWarmup();
+    else this.#checkWarmupIn(Math.max(1, Math.min(quietMs - quietFor, left)));
   }
 
   get warming(): boolean {
@@ -218,6 +256,7 @@ export class DataServer implements DataApi {
     epoch: number,
     traceparent?: string,
   ): Promise<Ok<PublishOutcome[]>> {
+    if (this.#warming && items.length > 0) this.#lastPublishAt = performance.now();
     const outcomes = items.map((item) =>
       this.#mayWrite(item.instance.service, epoch)
         ? this.#applyPublish({ ...item, owner }, traceparent)
@@ -326,6 +365,8 @@ export class DataServer implements DataApi {
     const ready = new Set([...this.#states].filter(([, s]) => s === 'ready').map(([slot]) => slot));
     this.#log.info('warm-up over: datums are now authoritative', { slots: ready.size });
     this.#announce(ready);
+    // The complete versions go out now, not at the end of a warm-up notify interval.
+    this.#flush();
   }
 
   /** Gives the slots' datums new versions and notifies: their next push is complete. */
@@ -353,10 +394,13 @@ export class DataServer implements DataApi {
     this.#pending.set(key, { version, traceparent: traceparent ?? this.#pending.get(key)?.traceparent });
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      // Notifications raised in one turn of the event loop go out together.
-      setImmediate(() => {
+      // Notifications raised in one turn of the event loop go out together; during warm-up, those
+      // of a whole notify interval.
+      const flush = (): void => {
         this.#flush();
-      });
+      };
+      if (this.#warming && this.#warmup.notifyMs > 0) setTimeout(flush, this.#warmup.notifyMs).unref();
+      else setImmediate(flush);
     }
     if (this.#catalogTimer === undefined) {
       this.#catalogTimer = setTimeout(() => {

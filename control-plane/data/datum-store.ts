@@ -7,7 +7,7 @@
  */
 import type { OwnedPublisher } from '../../proto/cluster-records.js';
 import type { Instance } from '../../proto/instance.js';
-import { compactInstancesOnDecode, type InstancePool } from '../../proto/runtime/intern.js';
+import { sharedInstancePool, type InstancePool } from '../../proto/runtime/intern.js';
 import { slotOf } from '../../proto/slot-table.js';
 import type { ReplicatedDatum, ReplicationOp } from '../../proto/replication-link.js';
 import type { VersionClock } from '../../proto/version.js';
@@ -108,7 +108,7 @@ export class DatumStore {
   #slotCount: number;
   onOp: OpSink = () => undefined;
 
-  constructor(clock: VersionClock, slotCount: number, pool: InstancePool = compactInstancesOnDecode()) {
+  constructor(clock: VersionClock, slotCount: number, pool: InstancePool = sharedInstancePool()) {
     this.#clock = clock;
     this.#slotCount = slotCount;
     this.#pool = pool;

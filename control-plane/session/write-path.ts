@@ -15,12 +15,13 @@ import type { OwnedPublisher, PublishItem } from '../../proto/cluster-records.js
 import type { CollectParams } from '../../proto/data-link.js';
 import { MeshregError } from '../../proto/errors.js';
 import { registrationId, type Instance } from '../../proto/instance.js';
-import { compactInstancesOnDecode, type InstancePool } from '../../proto/runtime/intern.js';
+import { sharedInstancePool, type InstancePool } from '../../proto/runtime/intern.js';
 import { fail, type Result } from '../../proto/result.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { slotOf } from '../../proto/slot-table.js';
 import type { DataApi } from '../link/data-api.js';
 import type { DataRouter } from './data-router.js';
+import { TokenBucket } from './rate-limit.js';
 import {
   chunks,
   confirmFrames,
@@ -65,6 +66,12 @@ export interface WritePathOptions {
   readonly graceMs: number;
   readonly retryIntervalMs: number;
   /**
+   * Pacing of the items this session writes to data servers (a token bucket): after a restart
+   * every agent re-sends at once; what is over the rate waits and goes out in large batches.
+   */
+  readonly writeRatePerSec?: number;
+  readonly writeBurst?: number;
+  /**
    * Largest publish or unpublish call to one data server when retried writes are gathered from many frames (half
    * the link's frame limit, leaving room for the envelope). Live writes come one agent frame at a time,
    * and an agent frame is within the session's own, smaller frame limit.
@@ -86,12 +93,19 @@ export class WritePath {
   /** Writes waiting for a slot leader that can take them, by {@link pendingKey}. */
   readonly #pending = new Map<string, Write>();
   readonly #timer: NodeJS.Timeout;
+  readonly #bucket: TokenBucket | undefined;
+  /** A retry when the bucket has tokens again for what it held back. */
+  #paced: NodeJS.Timeout | undefined;
   #retrying = false;
+  /** A retry was asked while one ran: run again right after (a new table must not wait a tick). */
+  #again = false;
 
   constructor(router: DataRouter, opts: WritePathOptions) {
     this.#router = router;
     this.#opts = opts;
-    this.#pool = opts.pool ?? compactInstancesOnDecode();
+    this.#pool = opts.pool ?? sharedInstancePool();
+    const rate = opts.writeRatePerSec;
+    this.#bucket = rate === undefined ? undefined : new TokenBucket(rate, opts.writeBurst ?? rate);
     this.#timer = setInterval(() => {
       void this.retry();
     }, opts.retryIntervalMs);
@@ -200,8 +214,13 @@ export class WritePath {
 
   /** Tries every write that waits for a slot leader; confirms what lands to its connection. */
   async retry(): Promise<void> {
-    if (this.#retrying || this.#pending.size === 0) return;
+    if (this.#retrying) {
+      this.#again = true;
+      return;
+    }
+    if (this.#pending.size === 0) return;
     this.#retrying = true;
+    this.#again = false;
     try {
       const byConn = new Map<string, Write[]>();
       for (const w of this.#pending.values()) {
@@ -222,10 +241,12 @@ export class WritePath {
     } finally {
       this.#retrying = false;
     }
+    if (this.#again) await this.retry();
   }
 
   close(): void {
     clearInterval(this.#timer);
+    clearTimeout(this.#paced);
     for (const g of this.#grace.values()) clearTimeout(g.timer);
     this.#grace.clear();
   }
@@ -234,9 +255,10 @@ export class WritePath {
    * Writes one connection's items, one call per slot leader (in chunks: see {@link chunks}); returns
    * the confirmations of what landed or was refused, and queues what waits for a leader.
    */
-  async #write(conn: string, writes: readonly Write[], opts: SendOptions): Promise<ConfirmResult[]> {
+  async #write(conn: string, all: readonly Write[], opts: SendOptions): Promise<ConfirmResult[]> {
     const results: ConfirmResult[] = [];
     const groups = new Map<DataApi, LeaderGroup>();
+    const writes = this.#pace(all);
     for (const w of writes) {
       const leader = this.#router.forKey(keyOf(w));
       if (!leader.ok) {
@@ -253,6 +275,23 @@ export class WritePath {
     }
     await Promise.all([...groups].map(([server, group]) => this.#send(server, conn, group, opts, results)));
     return results;
+  }
+
+  /** The writes the bucket allows now; the others wait (as pending) for the tokens to refill. */
+  #pace(writes: readonly Write[]): readonly Write[] {
+    const bucket = this.#bucket;
+    if (bucket === undefined || writes.length === 0) return writes;
+    const allowed = bucket.takeUpTo(writes.length);
+    if (allowed === writes.length) return writes;
+    for (const w of writes.slice(allowed)) if (this.#conns.has(w.conn)) this.#pending.set(pendingKey(w), w);
+    if (this.#paced === undefined) {
+      this.#paced = setTimeout(() => {
+        this.#paced = undefined;
+        void this.retry();
+      }, bucket.msUntil(this.#pending.size));
+      this.#paced.unref();
+    }
+    return writes.slice(0, allowed);
   }
 
   /**

@@ -10,13 +10,7 @@
  * objects hold it), values no longer seen fall out after two rotations. Hostile input can only make
  * interning less effective, never make a table larger than `2 × maxEntries`.
  */
-import {
-  compactDecodedInstances,
-  registrationId,
-  type CheckState,
-  type Instance,
-  type Weights,
-} from '../instance.js';
+import { registrationId, type CheckState, type Instance, type Weights } from '../instance.js';
 
 export interface InternLimits {
   /** Entries per generation (two generations are kept). */
@@ -232,14 +226,4 @@ let shared: InstancePool | undefined;
 export function sharedInstancePool(): InstancePool {
   shared ??= new InstancePool();
   return shared;
-}
-
-/**
- * Makes every instance this process decodes go through the shared pool (servers call it when
- * they start; the values decoded are unchanged, only shared).
- */
-export function compactInstancesOnDecode(): InstancePool {
-  const pool = sharedInstancePool();
-  compactDecodedInstances((i) => pool.instance(i));
-  return pool;
 }
