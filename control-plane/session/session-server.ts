@@ -29,7 +29,7 @@ import type { DataRouter } from './data-router.js';
 import { PushDispatcher, type PushStats } from './push-dispatcher.js';
 import { registerSessionMetrics } from './session-ops.js';
 import { SessionSwitches } from './switches.js';
-import { WritePath, type WritePathOptions } from './write-path.js';
+import { WritePath } from './write-path.js';
 
 export interface SessionOptions {
   readonly id: string;
@@ -54,7 +54,7 @@ export interface SessionOptions {
   readonly reconcileIntervalMs: number;
   /** Most subscriptions one agent connection may hold; more are refused (`limit_exceeded`). */
   readonly maxSubscriptionsPerAgent?: number;
-  /** Items per second this session writes to data servers, and the burst (see {@link WritePathOptions}). */
+  /** Items per second this session writes to data servers, and the burst (the write path's pacing). */
   readonly writeRatePerSec?: number;
   readonly writeBurst?: number;
   readonly logger: Logger;
