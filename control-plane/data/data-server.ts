@@ -51,6 +51,8 @@ export interface DataServerOptions {
   readonly catalogDebounceMs: number;
   readonly logger: Logger;
   readonly clock?: VersionClock;
+  /** Monotonic milliseconds (warm-up timing); injectable for tests. */
+  readonly now?: () => number;
 }
 
 export type SlotState = 'migrating' | 'ready' | 'follower';
@@ -82,6 +84,7 @@ export class DataServer implements DataApi {
   #warming: boolean;
   #warmTimer: NodeJS.Timeout | undefined;
   readonly #warmup: {
+    readonly now: () => number;
     readonly startedAt: number;
     readonly quietMs: number;
     readonly maxMs: number;
@@ -107,8 +110,10 @@ export class DataServer implements DataApi {
     this.#catalogDebounceMs = opts.catalogDebounceMs;
     this.#warming = opts.warmupMs > 0;
     this.#catalog = { version: this.#clock.next(), complete: false, services: {} };
+    const now = opts.now ?? ((): number => performance.now());
     this.#warmup = {
-      startedAt: performance.now(),
+      now,
+      startedAt: now(),
       quietMs: opts.warmupQuietMs ?? 0,
       maxMs: Math.max(opts.warmupMs, opts.warmupMaxMs ?? opts.warmupMs),
       notifyMs: opts.warmupNotifyMs ?? 0,
@@ -125,8 +130,8 @@ export class DataServer implements DataApi {
 
   /** Ends warm-up once publishes have gone quiet, or at the longest warm-up. */
   #checkWarmup(): void {
-    const now = performance.now();
-    const { startedAt, quietMs, maxMs } = this.#warmup;
+    const { now: clock, startedAt, quietMs, maxMs } = this.#warmup;
+    const now = clock();
     const quietFor = now - this.#lastPublishAt;
     const left = startedAt + maxMs - now;
     if (quietFor >= quietMs || left <= 0) this.#endWarmup();
@@ -256,7 +261,7 @@ export class DataServer implements DataApi {
     epoch: number,
     traceparent?: string,
   ): Promise<Ok<PublishOutcome[]>> {
-    if (this.#warming && items.length > 0) this.#lastPublishAt = performance.now();
+    if (this.#warming && items.length > 0) this.#lastPublishAt = this.#warmup.now();
     const outcomes = items.map((item) =>
       this.#mayWrite(item.instance.service, epoch)
         ? this.#applyPublish({ ...item, owner }, traceparent)

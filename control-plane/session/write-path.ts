@@ -71,6 +71,8 @@ export interface WritePathOptions {
    */
   readonly writeRatePerSec?: number;
   readonly writeBurst?: number;
+  /** Monotonic milliseconds for the pacing; injectable for tests. */
+  readonly now?: () => number;
   /**
    * Largest publish or unpublish call to one data server when retried writes are gathered from many frames (half
    * the link's frame limit, leaving room for the envelope). Live writes come one agent frame at a time,
@@ -105,7 +107,7 @@ export class WritePath {
     this.#opts = opts;
     this.#pool = opts.pool ?? sharedInstancePool();
     const rate = opts.writeRatePerSec;
-    this.#bucket = rate === undefined ? undefined : new TokenBucket(rate, opts.writeBurst ?? rate);
+    this.#bucket = rate === undefined ? undefined : new TokenBucket(rate, opts.writeBurst ?? rate, opts.now);
     this.#timer = setInterval(() => {
       void this.retry();
     }, opts.retryIntervalMs);
