@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import type { ChangeListener, DatumChange } from '../../control-plane/link/data-api.js';
-import { DataServer } from '../../control-plane/data/data-server.js';
+import { DataServer, type DataServerOptions } from '../../control-plane/data/data-server.js';
 import { registrationId, type Instance } from '../../proto/instance.js';
 import { ok } from '../../proto/result.js';
 import { silentLogger } from '../../proto/runtime/log.js';
@@ -28,7 +28,7 @@ function item(i: Instance, version = 1): { registrationId: string; instance: Ins
   return { registrationId: registrationId(i), instance: i, version };
 }
 
-function start(t: TestContext, warmupMs: number): DataServer {
+function start(t: TestContext, warmupMs: number, extra: Partial<DataServerOptions> = {}): DataServer {
   // setTimeout (warm-up, catalog debounce) is mocked; setImmediate (notification batches) stays real.
   t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: Date.UTC(2025, 0, 1) });
   const server = new DataServer({
@@ -38,6 +38,7 @@ function start(t: TestContext, warmupMs: number): DataServer {
     slotCount: 16,
     logger: silentLogger,
     clock: new VersionClock(() => Date.now()),
+    ...extra,
   });
   t.after(() => {
     server.close();
@@ -279,34 +280,12 @@ test('data server - in a mixed batch only the items of slots it does not lead ar
 });
 
 function startWarming(t: TestContext, quietMs: number, maxMs: number): DataServer {
-  t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: Date.UTC(2025, 0, 1) });
-  const server = new DataServer({
-    id: 'data-1',
-    warmupMs: 100,
+  return start(t, 100, {
     warmupQuietMs: quietMs,
     warmupMaxMs: maxMs,
     warmupNotifyMs: 50,
-    catalogDebounceMs: 50,
-    slotCount: 16,
-    logger: silentLogger,
-    clock: new VersionClock(() => Date.now()),
     now: () => Date.now(),
   });
-  t.after(() => {
-    server.close();
-  });
-  const slots = Array.from({ length: 16 }, (_, id) => ({
-    id,
-    leader: 'data-1',
-    leaderEpoch: 1,
-    followers: [],
-  }));
-  server.applyTable({ epoch: 1, slotCount: 16, slots });
-  server.finishMigration(
-    slots.map((s) => s.id),
-    [],
-  );
-  return server;
 }
 
 test('data server - warm-up lasts while agents keep re-sending and ends once publishes go quiet', async (t) => {
