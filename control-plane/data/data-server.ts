@@ -109,6 +109,7 @@ export class DataServer implements DataApi {
     this.#log = opts.logger.child({ role: 'data', dataId: opts.id });
     this.#catalogDebounceMs = opts.catalogDebounceMs;
     this.#warming = opts.warmupMs > 0;
+    this.store.holdVersions = this.#warming;
     this.#catalog = { version: this.#clock.next(), complete: false, services: {} };
     const now = opts.now ?? ((): number => performance.now());
     this.#warmup = {
@@ -367,6 +368,7 @@ export class DataServer implements DataApi {
 
   #endWarmup(): void {
     this.#warming = false;
+    this.store.holdVersions = false;
     const ready = new Set([...this.#states].filter(([, s]) => s === 'ready').map(([slot]) => slot));
     this.#log.info('warm-up over: datums are now authoritative', { slots: ready.size });
     this.#announce(ready);

@@ -107,6 +107,13 @@ export class DatumStore {
   #bornVersion: number | undefined;
   #slotCount: number;
   onOp: OpSink = () => undefined;
+  /**
+   * While set (a data server's warm-up), writes change a datum's content but not its version: what
+   * is served then is incomplete, and a new version per re-sent batch would push the whole datum to
+   * every subscriber again and again. Subscribers get the content when warm-up ends and every datum
+   * gets a new version ({@link bumpSlots}); a datum created meanwhile still gets a new version.
+   */
+  holdVersions = false;
 
   constructor(clock: VersionClock, slotCount: number, pool: InstancePool = sharedInstancePool()) {
     this.#clock = clock;
@@ -147,7 +154,7 @@ export class DatumStore {
     const p = this.#compact(written);
     d.put(p);
     this.#index(p.owner, p.registrationId, key);
-    d.changed(this.#clock.next(d.version));
+    d.changed(this.#nextVersion(d));
     this.onOp({ slot: d.slot, key, version: d.version, put: p });
     return 'applied';
   }
@@ -159,7 +166,7 @@ export class DatumStore {
     if (d === undefined || old === undefined) return 'absent';
     if (version < old.version) return 'stale';
     this.#remove(d, regId, old.owner);
-    d.changed(this.#clock.next(d.version));
+    d.changed(this.#nextVersion(d));
     this.onOp({ slot: d.slot, key, version: d.version, del: regId });
     return 'removed';
   }
@@ -186,7 +193,7 @@ export class DatumStore {
     for (const [key, regIds] of changed) {
       const d = this.#datums.get(key);
       if (d === undefined) continue;
-      d.changed(this.#clock.next(d.version));
+      d.changed(this.#nextVersion(d));
       for (const regId of regIds) this.onOp({ slot: d.slot, key, version: d.version, del: regId });
     }
     return [...changed.keys()];
@@ -281,7 +288,8 @@ export class DatumStore {
       const old = d.publishers.get(op.del);
       if (old !== undefined) this.#remove(d, op.del, old.owner);
     }
-    if (op.version > d.version) d.changed(op.version);
+    // Always: a leader holding versions (warm-up) changes content under the same version.
+    d.changed(Math.max(op.version, d.version));
     this.#clock.next(op.version);
   }
 
@@ -337,6 +345,10 @@ export class DatumStore {
       version: p.version,
       owner: this.#pool.string(p.owner),
     };
+  }
+
+  #nextVersion(d: Datum): number {
+    return this.holdVersions ? d.version : this.#clock.next(d.version);
   }
 
   #remove(d: Datum, regId: string, owner: string): void {
