@@ -18,6 +18,7 @@ import { VersionClock } from '../../proto/version.js';
 import { ok, type Ok } from '../../proto/result.js';
 import type { PublishOutcome, UnpublishOutcome } from '../../proto/write-outcomes.js';
 import { DatumStore, type StoreOutcome } from './datum-store.js';
+import { Warmup } from './warmup.js';
 import type {
   CatalogView,
   ChangeListener,
@@ -33,19 +34,11 @@ import type {
 export interface DataServerOptions {
   readonly id: string;
   readonly slotCount: number;
-  /** How long after start served datums are marked incomplete (at least). */
+  /** Warm-up (see {@link Warmup}): its least length, quiet period and longest length. */
   readonly warmupMs: number;
-  /**
-   * Warm-up goes on past `warmupMs` until no publish arrived for this long (agents still
-   * re-sending after a restart), so the first complete push does not miss their instances. 0: off.
-   */
   readonly warmupQuietMs?: number;
-  /** Warm-up ends after this long whatever arrives (not below `warmupMs`). */
   readonly warmupMaxMs?: number;
-  /**
-   * During warm-up, changes are notified at most this often: what is served then is incomplete
-   * and changes with every re-sent batch, and each notification costs a whole-datum fetch and push.
-   */
+  /** During warm-up, changes are notified at most this often (0: each turn). */
   readonly warmupNotifyMs?: number;
   /** How long catalog changes are gathered before one catalog notification. */
   readonly catalogDebounceMs: number;
@@ -81,17 +74,8 @@ export class DataServer implements DataApi {
    */
   readonly #removedDuringMigration = new Map<string, number>();
   #flushScheduled = false;
-  #warming: boolean;
-  #warmTimer: NodeJS.Timeout | undefined;
-  readonly #warmup: {
-    readonly now: () => number;
-    readonly startedAt: number;
-    readonly quietMs: number;
-    readonly maxMs: number;
-    readonly notifyMs: number;
-  };
-  /** When the last publish arrived (during warm-up only). */
-  #lastPublishAt = 0;
+  readonly #warmup: Warmup;
+  readonly #warmupNotifyMs: number;
   #catalog: CatalogView;
   #catalogJson = '{}';
   #catalogTimer: NodeJS.Timeout | undefined;
@@ -108,39 +92,16 @@ export class DataServer implements DataApi {
     };
     this.#log = opts.logger.child({ role: 'data', dataId: opts.id });
     this.#catalogDebounceMs = opts.catalogDebounceMs;
-    this.#warming = opts.warmupMs > 0;
-    this.store.holdVersions = this.#warming;
+    this.#warmupNotifyMs = opts.warmupNotifyMs ?? 0;
     this.#catalog = { version: this.#clock.next(), complete: false, services: {} };
-    const now = opts.now ?? ((): number => performance.now());
-    this.#warmup = {
-      now,
-      startedAt: now(),
-      quietMs: opts.warmupQuietMs ?? 0,
-      maxMs: Math.max(opts.warmupMs, opts.warmupMaxMs ?? opts.warmupMs),
-      notifyMs: opts.warmupNotifyMs ?? 0,
-    };
-    if (this.#warming) this.#checkWarmupIn(opts.warmupMs);
-  }
-
-  #checkWarmupIn(ms: number): void {
-    this.#warmTimer = setTimeout(() => {
-      this.#checkWarmup();
-    }, ms);
-    this.#warmTimer.unref();
-  }
-
-  /** Ends warm-up once publishes have gone quiet, or at the longest warm-up. */
-  #checkWarmup(): void {
-    const { now: clock, startedAt, quietMs, maxMs } = this.#warmup;
-    const now = clock();
-    const quietFor = now - this.#lastPublishAt;
-    const left = startedAt + maxMs - now;
-    if (quietFor >= quietMs || left <= 0) this.#endWarmup();
-    else this.#checkWarmupIn(Math.max(1, Math.min(quietMs - quietFor, left)));
+    this.#warmup = new Warmup(opts, () => {
+      this.#endWarmup();
+    });
+    this.store.holdVersions = this.#warmup.on;
   }
 
   get warming(): boolean {
-    return this.#warming;
+    return this.#warmup.on;
   }
 
   get epoch(): number {
@@ -166,25 +127,19 @@ export class DataServer implements DataApi {
   }
 
   stats(): Record<string, number | boolean> {
-    let leading = 0;
-    let migrating = 0;
-    let following = 0;
-    for (const s of this.#states.values()) {
-      if (s === 'ready') leading++;
-      else if (s === 'migrating') migrating++;
-      else following++;
-    }
+    const n: Record<SlotState, number> = { ready: 0, migrating: 0, follower: 0 };
+    for (const s of this.#states.values()) n[s]++;
     return {
       datums: this.store.size,
       publishers: this.store.publisherCount(),
       sessions: this.#watchers.size,
       // Keys sessions are interested in: follows what agents watch, never what they once read.
       interests: this.#watchedKeys().size,
-      warming: this.#warming,
+      warming: this.warming,
       epoch: this.epoch,
-      leading,
-      migrating,
-      following,
+      leading: n.ready,
+      migrating: n.migrating,
+      following: n.follower,
     };
   }
 
@@ -236,7 +191,7 @@ export class DataServer implements DataApi {
     }
     for (const s of wanted) this.#states.set(s, 'ready');
     if (![...this.#states.values()].includes('migrating')) this.#removedDuringMigration.clear();
-    if (!this.#warming) this.#announce(wanted);
+    if (!this.warming) this.#announce(wanted);
     this.#log.info('slots migrated', { slots: wanted.size, collected: collected.length });
   }
 
@@ -262,7 +217,7 @@ export class DataServer implements DataApi {
     epoch: number,
     traceparent?: string,
   ): Promise<Ok<PublishOutcome[]>> {
-    if (this.#warming && items.length > 0) this.#lastPublishAt = this.#warmup.now();
+    if (items.length > 0) this.#warmup.noteWrite();
     const outcomes = items.map((item) =>
       this.#mayWrite(item.instance.service, epoch)
         ? this.#applyPublish({ ...item, owner }, traceparent)
@@ -297,7 +252,7 @@ export class DataServer implements DataApi {
     const slot = this.#checkLeads(key);
     // A key nobody published is answered, not stored: reads leave nothing behind.
     const s = this.store.get(key);
-    const complete = !this.#warming && this.#states.get(slot) === 'ready';
+    const complete = !this.warming && this.#states.get(slot) === 'ready';
     const version = this.store.readVersion(key);
     return Promise.resolve({ key: s.key, version, complete, instances: s.instances });
   }
@@ -332,7 +287,7 @@ export class DataServer implements DataApi {
   }
 
   close(): void {
-    clearTimeout(this.#warmTimer);
+    this.#warmup.stop();
     clearTimeout(this.#catalogTimer);
     this.#watchers.clear();
   }
@@ -367,7 +322,6 @@ export class DataServer implements DataApi {
   }
 
   #endWarmup(): void {
-    this.#warming = false;
     this.store.holdVersions = false;
     const ready = new Set([...this.#states].filter(([, s]) => s === 'ready').map(([slot]) => slot));
     this.#log.info('warm-up over: datums are now authoritative', { slots: ready.size });
@@ -399,16 +353,8 @@ export class DataServer implements DataApi {
     const version = this.store.readVersion(key);
     // Several writes in one turn: the notification carries the trace of the first traced one.
     this.#pending.set(key, { version, traceparent: traceparent ?? this.#pending.get(key)?.traceparent });
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      // Notifications raised in one turn of the event loop go out together; during warm-up, those
-      // of a whole notify interval.
-      const flush = (): void => {
-        this.#flush();
-      };
-      if (this.#warming && this.#warmup.notifyMs > 0) setTimeout(flush, this.#warmup.notifyMs).unref();
-      else setImmediate(flush);
-    }
+    // Notifications of one event-loop turn go out together; during warm-up, of a notify interval.
+    if (!this.#flushScheduled) this.#scheduleFlush();
     if (this.#catalogTimer === undefined) {
       this.#catalogTimer = setTimeout(() => {
         this.#catalogTimer = undefined;
@@ -416,6 +362,15 @@ export class DataServer implements DataApi {
       }, this.#catalogDebounceMs);
       this.#catalogTimer.unref();
     }
+  }
+
+  #scheduleFlush(): void {
+    this.#flushScheduled = true;
+    const flush = (): void => {
+      this.#flush();
+    };
+    if (this.warming && this.#warmupNotifyMs > 0) setTimeout(flush, this.#warmupNotifyMs).unref();
+    else setImmediate(flush);
   }
 
   #flush(): void {
@@ -436,7 +391,7 @@ export class DataServer implements DataApi {
   #recomputeCatalog(force: boolean): void {
     const services = this.store.catalog((slot) => this.#leads(slot));
     const json = JSON.stringify(services);
-    const complete = !this.#warming && [...this.#states.values()].every((s) => s !== 'migrating');
+    const complete = !this.warming && [...this.#states.values()].every((s) => s !== 'migrating');
     if (!force && json === this.#catalogJson && this.#catalog.complete === complete) return;
     this.#catalogJson = json;
     this.#catalog = { version: this.#clock.next(this.#catalog.version), complete, services };
