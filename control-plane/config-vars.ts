@@ -132,6 +132,16 @@ export const CONTROL_PLANE_VARS: readonly VarDoc[] = [
   },
   { name: 'MESHREG_SESSION_FRAME_BURST', default: '5000', doc: 'Frame burst allowed per connection.' },
   {
+    name: 'MESHREG_SESSION_WRITE_RATE',
+    default: '100000',
+    doc: 'Instances per second a session writes to data servers (1..10000000); more wait and go out in batches.',
+  },
+  {
+    name: 'MESHREG_SESSION_WRITE_BURST',
+    default: '100000',
+    doc: 'Instances a session may write at once before MESHREG_SESSION_WRITE_RATE paces them (1..10000000).',
+  },
+  {
     name: 'MESHREG_SESSION_CLIENT_GRACE_MS',
     default: '5000',
     doc: "How long a closed connection's instances are kept before removal.",
@@ -156,6 +166,21 @@ export const CONTROL_PLANE_VARS: readonly VarDoc[] = [
     name: 'MESHREG_DATA_WARMUP_MS',
     default: '3000',
     doc: 'After a data server starts, pushes are marked incomplete this long.',
+  },
+  {
+    name: 'MESHREG_DATA_WARMUP_QUIET_MS',
+    default: '500',
+    doc: 'Warm-up lasts past MESHREG_DATA_WARMUP_MS until no publish arrived for this long (0..60000; 0: off), so agents re-sending after a restart are all in before the first complete push.',
+  },
+  {
+    name: 'MESHREG_DATA_WARMUP_MAX_MS',
+    default: '10000',
+    doc: 'Longest warm-up whatever keeps arriving (0..3600000; never below MESHREG_DATA_WARMUP_MS).',
+  },
+  {
+    name: 'MESHREG_DATA_WARMUP_NOTIFY_MS',
+    default: '1000',
+    doc: 'During warm-up, changes are notified to sessions at most this often (0..60000; 0: every change): incomplete datums are not pushed for every re-sent batch.',
   },
   { name: 'MESHREG_SLOT_COUNT', default: '256', doc: 'Number of slots (a power of two).' },
   { name: 'MESHREG_SLOT_FOLLOWERS', default: '1', doc: 'Followers per slot.' },

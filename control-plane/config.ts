@@ -53,6 +53,8 @@ export interface ControlPlaneConfig {
     readonly reconcileIntervalMs: number;
     /** Most subscriptions one agent connection may hold on a session. */
     readonly maxSubscriptionsPerAgent: number;
+    readonly writeRatePerSec: number;
+    readonly writeBurst: number;
   };
   readonly data: {
     readonly id: string;
@@ -60,6 +62,9 @@ export interface ControlPlaneConfig {
     readonly port: number;
     readonly advertiseHost: string;
     readonly warmupMs: number;
+    readonly warmupQuietMs: number;
+    readonly warmupMaxMs: number;
+    readonly warmupNotifyMs: number;
     readonly catalogDebounceMs: number;
     readonly sessionGraceMs: number;
     readonly migrationTimeoutMs: number;
@@ -190,6 +195,8 @@ export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: bool
         SESSION_MAX_SUBSCRIPTIONS_BOUNDS.min,
         SESSION_MAX_SUBSCRIPTIONS_BOUNDS.max,
       ),
+      writeRatePerSec: int('MESHREG_SESSION_WRITE_RATE', 100_000, 1, 10_000_000),
+      writeBurst: int('MESHREG_SESSION_WRITE_BURST', 100_000, 1, 10_000_000),
     }),
     data: Object.freeze({
       id: e.get('MESHREG_DATA_ID').default(`data-${host}-${process.pid}`).asString(),
@@ -197,6 +204,9 @@ export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: bool
       port: e.get('MESHREG_DATA_PORT').default('9620').asPortNumber(),
       advertiseHost: e.get('MESHREG_DATA_ADVERTISE_HOST').default('').asString(),
       warmupMs: int('MESHREG_DATA_WARMUP_MS', 3000),
+      warmupQuietMs: int('MESHREG_DATA_WARMUP_QUIET_MS', 500, 0, 60_000),
+      warmupMaxMs: int('MESHREG_DATA_WARMUP_MAX_MS', 10_000, 0, 3_600_000),
+      warmupNotifyMs: int('MESHREG_DATA_WARMUP_NOTIFY_MS', 1000, 0, 60_000),
       catalogDebounceMs: int('MESHREG_CATALOG_DEBOUNCE_MS', 50, 0, 60_000),
       sessionGraceMs: int('MESHREG_DATA_SESSION_GRACE_MS', 10_000),
       migrationTimeoutMs: int('MESHREG_DATA_MIGRATION_TIMEOUT_MS', 10000, 10),

@@ -31,6 +31,10 @@ export interface DataNodeOptions extends RoleServerOptions, MemberLinkOptions {
   readonly advertiseHost: string;
   readonly slotCount: number;
   readonly warmupMs: number;
+  /** See {@link DataServerOptions}: warm-up's quiet period, its longest, its notify interval. */
+  readonly warmupQuietMs?: number;
+  readonly warmupMaxMs?: number;
+  readonly warmupNotifyMs?: number;
   readonly catalogDebounceMs: number;
   readonly sessionGraceMs: number;
   /** Longest wait for every session to answer a migration before going ahead without it. */
@@ -72,6 +76,9 @@ export class DataNode {
       id: opts.id,
       slotCount: opts.slotCount,
       warmupMs: opts.warmupMs,
+      ...(opts.warmupQuietMs === undefined ? {} : { warmupQuietMs: opts.warmupQuietMs }),
+      ...(opts.warmupMaxMs === undefined ? {} : { warmupMaxMs: opts.warmupMaxMs }),
+      ...(opts.warmupNotifyMs === undefined ? {} : { warmupNotifyMs: opts.warmupNotifyMs }),
       catalogDebounceMs: opts.catalogDebounceMs,
       logger: opts.logger,
     });

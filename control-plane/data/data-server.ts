@@ -18,6 +18,7 @@ import { VersionClock } from '../../proto/version.js';
 import { ok, type Ok } from '../../proto/result.js';
 import type { PublishOutcome, UnpublishOutcome } from '../../proto/write-outcomes.js';
 import { DatumStore, type StoreOutcome } from './datum-store.js';
+import { Warmup } from './warmup.js';
 import type {
   CatalogView,
   ChangeListener,
@@ -33,12 +34,18 @@ import type {
 export interface DataServerOptions {
   readonly id: string;
   readonly slotCount: number;
-  /** How long after start served datums are marked incomplete. */
+  /** Warm-up (see {@link Warmup}): its least length, quiet period and longest length. */
   readonly warmupMs: number;
+  readonly warmupQuietMs?: number;
+  readonly warmupMaxMs?: number;
+  /** During warm-up, changes are notified at most this often (0: each turn). */
+  readonly warmupNotifyMs?: number;
   /** How long catalog changes are gathered before one catalog notification. */
   readonly catalogDebounceMs: number;
   readonly logger: Logger;
   readonly clock?: VersionClock;
+  /** Monotonic milliseconds (warm-up timing); injectable for tests. */
+  readonly now?: () => number;
 }
 
 export type SlotState = 'migrating' | 'ready' | 'follower';
@@ -67,8 +74,8 @@ export class DataServer implements DataApi {
    */
   readonly #removedDuringMigration = new Map<string, number>();
   #flushScheduled = false;
-  #warming: boolean;
-  #warmTimer: NodeJS.Timeout | undefined;
+  readonly #warmup: Warmup;
+  readonly #warmupNotifyMs: number;
   #catalog: CatalogView;
   #catalogJson = '{}';
   #catalogTimer: NodeJS.Timeout | undefined;
@@ -85,18 +92,16 @@ export class DataServer implements DataApi {
     };
     this.#log = opts.logger.child({ role: 'data', dataId: opts.id });
     this.#catalogDebounceMs = opts.catalogDebounceMs;
-    this.#warming = opts.warmupMs > 0;
+    this.#warmupNotifyMs = opts.warmupNotifyMs ?? 0;
     this.#catalog = { version: this.#clock.next(), complete: false, services: {} };
-    if (this.#warming) {
-      this.#warmTimer = setTimeout(() => {
-        this.#endWarmup();
-      }, opts.warmupMs);
-      this.#warmTimer.unref();
-    }
+    this.#warmup = new Warmup(opts, () => {
+      this.#endWarmup();
+    });
+    this.store.holdVersions = this.#warmup.on;
   }
 
   get warming(): boolean {
-    return this.#warming;
+    return this.#warmup.on;
   }
 
   get epoch(): number {
@@ -122,25 +127,19 @@ export class DataServer implements DataApi {
   }
 
   stats(): Record<string, number | boolean> {
-    let leading = 0;
-    let migrating = 0;
-    let following = 0;
-    for (const s of this.#states.values()) {
-      if (s === 'ready') leading++;
-      else if (s === 'migrating') migrating++;
-      else following++;
-    }
+    const n: Record<SlotState, number> = { ready: 0, migrating: 0, follower: 0 };
+    for (const s of this.#states.values()) n[s]++;
     return {
       datums: this.store.size,
       publishers: this.store.publisherCount(),
       sessions: this.#watchers.size,
       // Keys sessions are interested in: follows what agents watch, never what they once read.
       interests: this.#watchedKeys().size,
-      warming: this.#warming,
+      warming: this.warming,
       epoch: this.epoch,
-      leading,
-      migrating,
-      following,
+      leading: n.ready,
+      migrating: n.migrating,
+      following: n.follower,
     };
   }
 
@@ -192,7 +191,7 @@ export class DataServer implements DataApi {
     }
     for (const s of wanted) this.#states.set(s, 'ready');
     if (![...this.#states.values()].includes('migrating')) this.#removedDuringMigration.clear();
-    if (!this.#warming) this.#announce(wanted);
+    if (!this.warming) this.#announce(wanted);
     this.#log.info('slots migrated', { slots: wanted.size, collected: collected.length });
   }
 
@@ -218,6 +217,7 @@ export class DataServer implements DataApi {
     epoch: number,
     traceparent?: string,
   ): Promise<Ok<PublishOutcome[]>> {
+    if (items.length > 0) this.#warmup.noteWrite();
     const outcomes = items.map((item) =>
       this.#mayWrite(item.instance.service, epoch)
         ? this.#applyPublish({ ...item, owner }, traceparent)
@@ -252,7 +252,7 @@ export class DataServer implements DataApi {
     const slot = this.#checkLeads(key);
     // A key nobody published is answered, not stored: reads leave nothing behind.
     const s = this.store.get(key);
-    const complete = !this.#warming && this.#states.get(slot) === 'ready';
+    const complete = !this.warming && this.#states.get(slot) === 'ready';
     const version = this.store.readVersion(key);
     return Promise.resolve({ key: s.key, version, complete, instances: s.instances });
   }
@@ -287,7 +287,7 @@ export class DataServer implements DataApi {
   }
 
   close(): void {
-    clearTimeout(this.#warmTimer);
+    this.#warmup.stop();
     clearTimeout(this.#catalogTimer);
     this.#watchers.clear();
   }
@@ -322,10 +322,12 @@ export class DataServer implements DataApi {
   }
 
   #endWarmup(): void {
-    this.#warming = false;
+    this.store.holdVersions = false;
     const ready = new Set([...this.#states].filter(([, s]) => s === 'ready').map(([slot]) => slot));
     this.#log.info('warm-up over: datums are now authoritative', { slots: ready.size });
     this.#announce(ready);
+    // The complete versions go out now, not at the end of a warm-up notify interval.
+    this.#flush();
   }
 
   /** Gives the slots' datums new versions and notifies: their next push is complete. */
@@ -351,13 +353,8 @@ export class DataServer implements DataApi {
     const version = this.store.readVersion(key);
     // Several writes in one turn: the notification carries the trace of the first traced one.
     this.#pending.set(key, { version, traceparent: traceparent ?? this.#pending.get(key)?.traceparent });
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      // Notifications raised in one turn of the event loop go out together.
-      setImmediate(() => {
-        this.#flush();
-      });
-    }
+    // Notifications of one event-loop turn go out together; during warm-up, of a notify interval.
+    if (!this.#flushScheduled) this.#scheduleFlush();
     if (this.#catalogTimer === undefined) {
       this.#catalogTimer = setTimeout(() => {
         this.#catalogTimer = undefined;
@@ -365,6 +362,15 @@ export class DataServer implements DataApi {
       }, this.#catalogDebounceMs);
       this.#catalogTimer.unref();
     }
+  }
+
+  #scheduleFlush(): void {
+    this.#flushScheduled = true;
+    const flush = (): void => {
+      this.#flush();
+    };
+    if (this.warming && this.#warmupNotifyMs > 0) setTimeout(flush, this.#warmupNotifyMs).unref();
+    else setImmediate(flush);
   }
 
   #flush(): void {
@@ -385,7 +391,7 @@ export class DataServer implements DataApi {
   #recomputeCatalog(force: boolean): void {
     const services = this.store.catalog((slot) => this.#leads(slot));
     const json = JSON.stringify(services);
-    const complete = !this.#warming && [...this.#states.values()].every((s) => s !== 'migrating');
+    const complete = !this.warming && [...this.#states.values()].every((s) => s !== 'migrating');
     if (!force && json === this.#catalogJson && this.#catalog.complete === complete) return;
     this.#catalogJson = json;
     this.#catalog = { version: this.#clock.next(this.#catalog.version), complete, services };

@@ -7,6 +7,7 @@
  */
 import type { OwnedPublisher } from '../../proto/cluster-records.js';
 import type { Instance } from '../../proto/instance.js';
+import { sharedInstancePool, type InstancePool } from '../../proto/runtime/intern.js';
 import { slotOf } from '../../proto/slot-table.js';
 import type { ReplicatedDatum, ReplicationOp } from '../../proto/replication-link.js';
 import type { VersionClock } from '../../proto/version.js';
@@ -85,12 +86,14 @@ export class DatumStore {
   readonly #datums = new Map<string, Datum>();
   readonly #bySlot = new Map<number, Set<string>>();
   /**
-   * owner → (registration, key) pairs it wrote, for dropping a dead connection in O(its size). Pairs,
-   * not one key per registration: a registration renamed under the same ID sits under its old and its
-   * new name until the old one is withdrawn.
+   * owner → key → registrations it wrote there, for dropping a dead connection in O(its size). By
+   * key, not one key per registration: a registration renamed under the same ID sits under its old
+   * and its new name until the old one is withdrawn. The strings are the ones the datums hold.
    */
-  readonly #byOwner = new Map<string, Map<string, readonly [regId: string, key: string]>>();
+  readonly #byOwner = new Map<string, Map<string, Set<string>>>();
   readonly #clock: VersionClock;
+  /** Every stored publisher goes through it: one copy of the strings and values instances share. */
+  readonly #pool: InstancePool;
   /**
    * The version served for a key that has no datum (nobody published it here), per slot. Such
    * reads store nothing, so the version cannot live with the key. It comes from the same clock as
@@ -104,10 +107,18 @@ export class DatumStore {
   #bornVersion: number | undefined;
   #slotCount: number;
   onOp: OpSink = () => undefined;
+  /**
+   * While set (a data server's warm-up), writes change a datum's content but not its version: what
+   * is served then is incomplete, and a new version per re-sent batch would push the whole datum to
+   * every subscriber again and again. Subscribers get the content when warm-up ends and every datum
+   * gets a new version ({@link bumpSlots}); a datum created meanwhile still gets a new version.
+   */
+  holdVersions = false;
 
-  constructor(clock: VersionClock, slotCount: number) {
+  constructor(clock: VersionClock, slotCount: number, pool: InstancePool = sharedInstancePool()) {
     this.#clock = clock;
     this.#slotCount = slotCount;
+    this.#pool = pool;
   }
 
   get size(): number {
@@ -123,25 +134,27 @@ export class DatumStore {
   }
 
   /** Stores a publisher unless an equal or newer version of it is already there. */
-  publish(p: Publisher): StoreOutcome {
-    const key = p.instance.service;
-    const d = this.#datum(key);
-    const old = d.publishers.get(p.registrationId);
-    if (old !== undefined && p.version < old.version) return 'stale';
-    if (old !== undefined && p.version === old.version) {
-      if (old.owner === p.owner) return 'unchanged';
+  publish(written: Publisher): StoreOutcome {
+    const d = this.#datum(written.instance.service);
+    const key = d.key;
+    const regId = written.registrationId;
+    const old = d.publishers.get(regId);
+    if (old !== undefined && written.version < old.version) return 'stale';
+    if (old !== undefined && written.version === old.version) {
+      if (old.owner === written.owner) return 'unchanged';
       // The same registration re-sent over a new connection: adopt it without a datum change.
-      this.#unindex(old.owner, p.registrationId, key);
-      const adopted = { ...old, owner: p.owner };
+      this.#unindex(old.owner, regId, key);
+      const adopted = { ...old, owner: this.#pool.string(written.owner) };
       d.put(adopted);
-      this.#index(p.owner, p.registrationId, key);
+      this.#index(adopted.owner, old.registrationId, key);
       this.onOp({ slot: d.slot, key, version: d.version, put: adopted });
       return 'owner-changed';
     }
-    if (old !== undefined) this.#unindex(old.owner, p.registrationId, key);
+    if (old !== undefined) this.#unindex(old.owner, regId, key);
+    const p = this.#compact(written);
     d.put(p);
     this.#index(p.owner, p.registrationId, key);
-    d.changed(this.#clock.next(d.version));
+    d.changed(this.#nextVersion(d));
     this.onOp({ slot: d.slot, key, version: d.version, put: p });
     return 'applied';
   }
@@ -153,7 +166,7 @@ export class DatumStore {
     if (d === undefined || old === undefined) return 'absent';
     if (version < old.version) return 'stale';
     this.#remove(d, regId, old.owner);
-    d.changed(this.#clock.next(d.version));
+    d.changed(this.#nextVersion(d));
     this.onOp({ slot: d.slot, key, version: d.version, del: regId });
     return 'removed';
   }
@@ -162,20 +175,25 @@ export class DatumStore {
   dropOwner(owner: string, onRemoved?: (regId: string, version: number, key: string) => void): string[] {
     const regs = this.#byOwner.get(owner);
     if (regs === undefined) return [];
-    const changed = new Map<string, string[]>();
-    for (const [regId, key] of [...regs.values()]) {
-      const d = this.#datums.get(key);
-      const p = d?.publishers.get(regId);
-      if (d === undefined || p?.owner !== owner) continue;
-      onRemoved?.(regId, p.version, key);
-      this.#remove(d, regId, owner);
-      changed.set(key, [...(changed.get(key) ?? []), regId]);
-    }
     this.#byOwner.delete(owner);
+    const changed = new Map<string, string[]>();
+    for (const [key, regIds] of regs) {
+      const d = this.#datums.get(key);
+      if (d === undefined) continue;
+      const removed: string[] = [];
+      for (const regId of regIds) {
+        const p = d.publishers.get(regId);
+        if (p?.owner !== owner) continue;
+        onRemoved?.(regId, p.version, key);
+        d.del(regId);
+        removed.push(regId);
+      }
+      if (removed.length > 0) changed.set(key, removed);
+    }
     for (const [key, regIds] of changed) {
       const d = this.#datums.get(key);
       if (d === undefined) continue;
-      d.changed(this.#clock.next(d.version));
+      d.changed(this.#nextVersion(d));
       for (const regId of regIds) this.onOp({ slot: d.slot, key, version: d.version, del: regId });
     }
     return [...changed.keys()];
@@ -246,7 +264,8 @@ export class DatumStore {
     this.dropSlot(slot);
     for (const rd of datums) {
       const d = this.#datum(rd.key);
-      for (const p of rd.publishers) {
+      for (const written of rd.publishers) {
+        const p = this.#compact(written);
         d.put(p);
         this.#index(p.owner, p.registrationId, rd.key);
       }
@@ -259,16 +278,18 @@ export class DatumStore {
   applyOp(op: ReplicationOp): void {
     const d = this.#datum(op.key);
     if (op.put !== undefined) {
-      const old = d.publishers.get(op.put.registrationId);
-      if (old !== undefined) this.#unindex(old.owner, op.put.registrationId, op.key);
-      d.put(op.put);
-      this.#index(op.put.owner, op.put.registrationId, op.key);
+      const p = this.#compact(op.put);
+      const old = d.publishers.get(p.registrationId);
+      if (old !== undefined) this.#unindex(old.owner, p.registrationId, op.key);
+      d.put(p);
+      this.#index(p.owner, p.registrationId, op.key);
     }
     if (op.del !== undefined) {
       const old = d.publishers.get(op.del);
       if (old !== undefined) this.#remove(d, op.del, old.owner);
     }
-    if (op.version > d.version) d.changed(op.version);
+    // Always: a leader holding versions (warm-up) changes content under the same version.
+    d.changed(Math.max(op.version, d.version));
     this.#clock.next(op.version);
   }
 
@@ -316,6 +337,20 @@ export class DatumStore {
     return d;
   }
 
+  /** The publisher as stored: its instance compacted, its owner interned, nothing else kept. */
+  #compact(p: Publisher): Publisher {
+    return {
+      registrationId: p.registrationId,
+      instance: this.#pool.instance(p.instance),
+      version: p.version,
+      owner: this.#pool.string(p.owner),
+    };
+  }
+
+  #nextVersion(d: Datum): number {
+    return this.holdVersions ? d.version : this.#clock.next(d.version);
+  }
+
   #remove(d: Datum, regId: string, owner: string): void {
     d.del(regId);
     this.#unindex(owner, regId, d.key);
@@ -327,13 +362,20 @@ export class DatumStore {
       m = new Map();
       this.#byOwner.set(owner, m);
     }
-    m.set(`${regId}\n${key}`, [regId, key]);
+    let regIds = m.get(key);
+    if (regIds === undefined) {
+      regIds = new Set();
+      m.set(key, regIds);
+    }
+    regIds.add(regId);
   }
 
   #unindex(owner: string, regId: string, key: string): void {
     const m = this.#byOwner.get(owner);
-    if (m === undefined) return;
-    m.delete(`${regId}\n${key}`);
+    const regIds = m?.get(key);
+    if (m === undefined || regIds === undefined) return;
+    regIds.delete(regId);
+    if (regIds.size === 0) m.delete(key);
     if (m.size === 0) this.#byOwner.delete(owner);
   }
 }

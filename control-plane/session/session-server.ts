@@ -54,6 +54,9 @@ export interface SessionOptions {
   readonly reconcileIntervalMs: number;
   /** Most subscriptions one agent connection may hold; more are refused (`limit_exceeded`). */
   readonly maxSubscriptionsPerAgent?: number;
+  /** Items per second this session writes to data servers, and the burst (the write path's pacing). */
+  readonly writeRatePerSec?: number;
+  readonly writeBurst?: number;
   readonly logger: Logger;
 }
 
@@ -95,6 +98,8 @@ export class SessionServer implements ConnectionHost {
     this.#writes = new WritePath(router, {
       graceMs: opts.clientGraceMs,
       retryIntervalMs: 500,
+      ...(opts.writeRatePerSec === undefined ? {} : { writeRatePerSec: opts.writeRatePerSec }),
+      ...(opts.writeBurst === undefined ? {} : { writeBurst: opts.writeBurst }),
       maxCallBytes: Math.floor(opts.linkMaxFrameBytes / 2),
       logger: this.logger,
       confirm: (connId, frame) => {

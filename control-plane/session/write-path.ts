@@ -14,12 +14,14 @@ import type { Confirm, ConfirmResult, Registration, Withdrawal } from '../../pro
 import type { OwnedPublisher, PublishItem } from '../../proto/cluster-records.js';
 import type { CollectParams } from '../../proto/data-link.js';
 import { MeshregError } from '../../proto/errors.js';
-import { registrationId } from '../../proto/instance.js';
+import { registrationId, type Instance } from '../../proto/instance.js';
+import { sharedInstancePool, type InstancePool } from '../../proto/runtime/intern.js';
 import { fail, type Result } from '../../proto/result.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { slotOf } from '../../proto/slot-table.js';
 import type { DataApi } from '../link/data-api.js';
 import type { DataRouter } from './data-router.js';
+import { TokenBucket } from './rate-limit.js';
 import {
   chunks,
   confirmFrames,
@@ -32,10 +34,19 @@ import {
   type Write,
 } from './write-batch.js';
 
+/**
+ * One publisher as the session keeps it: the compacted instance and its version, no more (the
+ * registration ID is derived when it is written).
+ */
+interface Held {
+  readonly instance: Instance;
+  readonly version: number;
+}
+
 interface ConnRecord {
   readonly nodeId: string;
   /** serviceId → what this connection published. */
-  readonly publishers: Map<string, PublishItem>;
+  readonly publishers: Map<string, Held>;
 }
 
 /** The writes of one connection that go to one data server. */
@@ -55,12 +66,22 @@ export interface WritePathOptions {
   readonly graceMs: number;
   readonly retryIntervalMs: number;
   /**
+   * Pacing of the items this session writes to data servers (a token bucket): after a restart
+   * every agent re-sends at once; what is over the rate waits and goes out in large batches.
+   */
+  readonly writeRatePerSec?: number;
+  readonly writeBurst?: number;
+  /** Monotonic milliseconds for the pacing; injectable for tests. */
+  readonly now?: () => number;
+  /**
    * Largest publish or unpublish call to one data server when retried writes are gathered from many frames (half
    * the link's frame limit, leaving room for the envelope). Live writes come one agent frame at a time,
    * and an agent frame is within the session's own, smaller frame limit.
    */
   readonly maxCallBytes: number;
   readonly logger: Logger;
+  /** Where held instances are compacted (the process-wide pool by default). */
+  readonly pool?: InstancePool;
   /** Sends a late confirmation to a connection (if it is still open). */
   readonly confirm: (connId: string, frame: Confirm) => void;
 }
@@ -68,16 +89,25 @@ export interface WritePathOptions {
 export class WritePath {
   readonly #router: DataRouter;
   readonly #opts: WritePathOptions;
+  readonly #pool: InstancePool;
   readonly #conns = new Map<string, ConnRecord>();
   readonly #grace = new Map<string, { rec: ConnRecord; timer: NodeJS.Timeout }>();
   /** Writes waiting for a slot leader that can take them, by {@link pendingKey}. */
   readonly #pending = new Map<string, Write>();
   readonly #timer: NodeJS.Timeout;
+  readonly #bucket: TokenBucket | undefined;
+  /** A retry when the bucket has tokens again for what it held back. */
+  #paced: NodeJS.Timeout | undefined;
   #retrying = false;
+  /** A retry was asked while one ran: run again right after (a new table must not wait a tick). */
+  #again = false;
 
   constructor(router: DataRouter, opts: WritePathOptions) {
     this.#router = router;
     this.#opts = opts;
+    this.#pool = opts.pool ?? sharedInstancePool();
+    const rate = opts.writeRatePerSec;
+    this.#bucket = rate === undefined ? undefined : new TokenBucket(rate, opts.writeBurst ?? rate, opts.now);
     this.#timer = setInterval(() => {
       void this.retry();
     }, opts.retryIntervalMs);
@@ -96,7 +126,7 @@ export class WritePath {
   }
 
   open(connId: string, nodeId: string): void {
-    this.#conns.set(connId, { nodeId, publishers: new Map() });
+    this.#conns.set(connId, { nodeId: this.#pool.string(nodeId), publishers: new Map() });
   }
 
   /**
@@ -112,17 +142,19 @@ export class WritePath {
     const rec = this.#conns.get(connId);
     const results: ConfirmResult[] = [];
     const writes: PublishWrite[] = [];
-    for (const { instance, version } of regs) {
-      if (rec === undefined || instance.nodeId !== rec.nodeId) {
+    for (const reg of regs) {
+      const version = reg.version;
+      if (rec === undefined || reg.instance.nodeId !== rec.nodeId) {
         const error = { code: 'invalid_argument', message: 'instance.nodeId differs from the hello' };
-        results.push({ op: 'publish', id: instance.id, version, error });
+        results.push({ op: 'publish', id: reg.instance.id, version, error });
         continue;
       }
-      const item: PublishItem = { registrationId: registrationId(instance), instance, version };
-      const held = rec.publishers.get(instance.id);
+      const held = rec.publishers.get(reg.instance.id);
       if (held !== undefined && held.version > version) continue;
-      rec.publishers.set(instance.id, item);
+      const instance = this.#pool.instance(reg.instance);
+      rec.publishers.set(instance.id, { instance, version });
       this.#pending.delete(`unpublish:${connId}:${instance.id}`);
+      const item: PublishItem = { registrationId: registrationId(instance), instance, version };
       writes.push({ op: 'publish', conn: connId, id: instance.id, item });
     }
     results.push(...(await this.#write(connId, writes, { traceparent })));
@@ -172,8 +204,9 @@ export class WritePath {
     const wanted = new Set(p.slots);
     const out: OwnedPublisher[] = [];
     const add = (connId: string, rec: ConnRecord): void => {
-      for (const item of rec.publishers.values()) {
-        if (wanted.has(slotOf(item.instance.service, p.slotCount))) out.push({ ...item, owner: connId });
+      for (const { instance, version } of rec.publishers.values()) {
+        if (wanted.has(slotOf(instance.service, p.slotCount)))
+          out.push({ registrationId: registrationId(instance), instance, version, owner: connId });
       }
     };
     for (const [id, rec] of this.#conns) add(id, rec);
@@ -183,8 +216,13 @@ export class WritePath {
 
   /** Tries every write that waits for a slot leader; confirms what lands to its connection. */
   async retry(): Promise<void> {
-    if (this.#retrying || this.#pending.size === 0) return;
+    if (this.#retrying) {
+      this.#again = true;
+      return;
+    }
+    if (this.#pending.size === 0) return;
     this.#retrying = true;
+    this.#again = false;
     try {
       const byConn = new Map<string, Write[]>();
       for (const w of this.#pending.values()) {
@@ -205,10 +243,12 @@ export class WritePath {
     } finally {
       this.#retrying = false;
     }
+    if (this.#again) await this.retry();
   }
 
   close(): void {
     clearInterval(this.#timer);
+    clearTimeout(this.#paced);
     for (const g of this.#grace.values()) clearTimeout(g.timer);
     this.#grace.clear();
   }
@@ -217,9 +257,10 @@ export class WritePath {
    * Writes one connection's items, one call per slot leader (in chunks: see {@link chunks}); returns
    * the confirmations of what landed or was refused, and queues what waits for a leader.
    */
-  async #write(conn: string, writes: readonly Write[], opts: SendOptions): Promise<ConfirmResult[]> {
+  async #write(conn: string, all: readonly Write[], opts: SendOptions): Promise<ConfirmResult[]> {
     const results: ConfirmResult[] = [];
     const groups = new Map<DataApi, LeaderGroup>();
+    const writes = this.#pace(all);
     for (const w of writes) {
       const leader = this.#router.forKey(keyOf(w));
       if (!leader.ok) {
@@ -236,6 +277,23 @@ export class WritePath {
     }
     await Promise.all([...groups].map(([server, group]) => this.#send(server, conn, group, opts, results)));
     return results;
+  }
+
+  /** The writes the bucket allows now; the others wait (as pending) for the tokens to refill. */
+  #pace(writes: readonly Write[]): readonly Write[] {
+    const bucket = this.#bucket;
+    if (bucket === undefined || writes.length === 0) return writes;
+    const allowed = bucket.takeUpTo(writes.length);
+    if (allowed === writes.length) return writes;
+    for (const w of writes.slice(allowed)) if (this.#conns.has(w.conn)) this.#pending.set(pendingKey(w), w);
+    if (this.#paced === undefined) {
+      this.#paced = setTimeout(() => {
+        this.#paced = undefined;
+        void this.retry();
+      }, bucket.msUntil(this.#pending.size));
+      this.#paced.unref();
+    }
+    return writes.slice(0, allowed);
   }
 
   /**

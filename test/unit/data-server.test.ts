@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import type { ChangeListener, DatumChange } from '../../control-plane/link/data-api.js';
-import { DataServer } from '../../control-plane/data/data-server.js';
+import { DataServer, type DataServerOptions } from '../../control-plane/data/data-server.js';
 import { registrationId, type Instance } from '../../proto/instance.js';
 import { ok } from '../../proto/result.js';
 import { silentLogger } from '../../proto/runtime/log.js';
@@ -28,7 +28,7 @@ function item(i: Instance, version = 1): { registrationId: string; instance: Ins
   return { registrationId: registrationId(i), instance: i, version };
 }
 
-function start(t: TestContext, warmupMs: number): DataServer {
+function start(t: TestContext, warmupMs: number, extra: Partial<DataServerOptions> = {}): DataServer {
   // setTimeout (warm-up, catalog debounce) is mocked; setImmediate (notification batches) stays real.
   t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: Date.UTC(2025, 0, 1) });
   const server = new DataServer({
@@ -38,6 +38,7 @@ function start(t: TestContext, warmupMs: number): DataServer {
     slotCount: 16,
     logger: silentLogger,
     clock: new VersionClock(() => Date.now()),
+    ...extra,
   });
   t.after(() => {
     server.close();
@@ -276,4 +277,55 @@ test('data server - in a mixed batch only the items of slots it does not lead ar
     (await server.fetch('web')).instances.map((i) => i.id),
     ['web-2'],
   );
+});
+
+function startWarming(t: TestContext, quietMs: number, maxMs: number): DataServer {
+  return start(t, 100, {
+    warmupQuietMs: quietMs,
+    warmupMaxMs: maxMs,
+    warmupNotifyMs: 50,
+    now: () => Date.now(),
+  });
+}
+
+test('data server - warm-up lasts while agents keep re-sending and ends once publishes go quiet', async (t) => {
+  const server = startWarming(t, 60, 10_000);
+  const states: boolean[] = [];
+  for (let n = 0; n < 5; n++) {
+    await server.publish('s1:1', [item(makeInstance({ id: `web-${String(n)}`, service: 'web' }))], 1);
+    t.mock.timers.tick(40);
+    states.push(server.warming);
+  }
+  assert.deepEqual(states, [true, true, true, true, true], 'past warmupMs, but publishes keep arriving');
+  t.mock.timers.tick(30);
+  assert.equal(server.warming, false, 'quiet for 60 ms: over');
+  const d = await server.fetch('web');
+  assert.equal(d.complete, true);
+  assert.equal(d.instances.length, 5);
+});
+
+test('data server - warm-up ends at its longest even while publishes keep arriving', async (t) => {
+  const server = startWarming(t, 60, 300);
+  let n = 0;
+  while (server.warming && n < 100) {
+    await server.publish('s1:1', [item(makeInstance({ id: `web-${String(n++)}`, service: 'web' }))], 1);
+    t.mock.timers.tick(20);
+  }
+  assert.equal(server.warming, false);
+  assert.ok(n >= 14 && n <= 16, `ended after ${String(n * 20)} ms of publishes, at the 300 ms cap`);
+});
+
+test('data server - during warm-up, changes are notified once per notify interval', async (t) => {
+  const server = startWarming(t, 1000, 10_000);
+  const listener = new RecordingListener();
+  const watch = server.watch('s1', listener);
+  watch.interest('web', true);
+  for (let n = 0; n < 4; n++)
+    await server.publish('s1:1', [item(makeInstance({ id: `web-${String(n)}`, service: 'web' }))], 1);
+  await settle();
+  assert.equal(listener.changes.length, 0, 'not on every batch');
+  t.mock.timers.tick(50);
+  await settle();
+  assert.equal(listener.changes.length, 1, 'one notification for the interval');
+  assert.equal(listener.changes[0]?.[0]?.key, 'web');
 });

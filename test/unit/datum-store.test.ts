@@ -172,3 +172,37 @@ test('datum store - a registration moved to another service is dropped with its 
   assert.deepEqual(store.dropOwner('conn-1'), ['api']);
   assert.deepEqual(store.get('api').instances, []);
 });
+
+test('datum store - while versions are held, content changes under the same version; a new datum still gets one', () => {
+  const store = newStore();
+  store.holdVersions = true;
+  assert.equal(store.publish(pub(web1, 1)), 'applied');
+  const created = store.version('web');
+  assert.ok(created !== undefined && created > 0);
+  assert.equal(store.publish(pub(web2, 1, 'conn-2')), 'applied');
+  assert.equal(store.version('web'), created, 'a re-sent batch does not move the version');
+  assert.equal(store.get('web').instances.length, 2, 'but it is served');
+  store.publish(pub(db1, 1));
+  assert.ok((store.version('db') ?? 0) > created, 'a datum created meanwhile gets a newer version');
+  store.holdVersions = false;
+  store.unpublish('web', registrationId(web2), 2);
+  assert.ok((store.version('web') ?? 0) > created, 'once released, every change raises it again');
+});
+
+test('datum store - a replica serves what a leader holding its version changed', () => {
+  const leader = newStore();
+  const replica = newStore();
+  leader.onOp = (op) => {
+    replica.applyOp({ ...op, sentAt: 0 });
+  };
+  leader.holdVersions = true;
+  leader.publish(pub(web1, 1));
+  assert.equal(replica.get('web').instances.length, 1);
+  leader.publish(pub(web2, 1, 'conn-2'));
+  assert.equal(replica.version('web'), leader.version('web'));
+  assert.deepEqual(
+    replica.get('web').instances.map((i) => i.id),
+    ['web-1', 'web-2'],
+    'the replica does not serve a cached snapshot of the same version',
+  );
+});

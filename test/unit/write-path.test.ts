@@ -333,3 +333,62 @@ test('write path - a slow retry is not started again while in flight; the other 
   ]);
   assert.equal(h.writes.stats().pendingWrites, 0);
 });
+
+test('write path - writes over the session rate wait, then go out in one call per leader when tokens refill', async (t) => {
+  t.mock.timers.enable({ apis: ['setInterval', 'setTimeout', 'Date'], now: 0 });
+  const router = new DataRouter();
+  const d1 = new FakeData('d1');
+  router.addServer(d1);
+  const slots = Array.from({ length: SLOTS }, (_, id) => ({
+    id,
+    leader: 'd1',
+    leaderEpoch: 1,
+    followers: [],
+  }));
+  router.applyTable({ epoch: 1, slotCount: SLOTS, slots });
+  const confirms: ConfirmResult[] = [];
+  const writes = new WritePath(router, {
+    graceMs: GRACE_MS,
+    retryIntervalMs: 60_000,
+    maxCallBytes: 1_000_000,
+    writeRatePerSec: 100,
+    writeBurst: 4,
+    now: () => Date.now(),
+    logger: createLogger('error', {}, () => undefined),
+    confirm: (_conn, frame) => confirms.push(...frame.results),
+  });
+  t.after(() => {
+    writes.close();
+  });
+  writes.open('c1', NODE);
+  const regs = Array.from({ length: 10 }, (_, n) => reg(web(n)));
+  const now = await writes.publish('c1', regs);
+  assert.deepEqual(
+    now.map((r) => r.id),
+    ['web-0', 'web-1', 'web-2', 'web-3'],
+    'the burst goes at once',
+  );
+  assert.equal(writes.stats().pendingWrites, 6);
+  t.mock.timers.tick(30);
+  await settle();
+  assert.equal(confirms.length, 0, 'not before the bucket holds tokens for them');
+  t.mock.timers.tick(40);
+  await settle();
+  const calls = d1.callsOf('publish');
+  assert.deepEqual(
+    calls.map((c) => c.items.length),
+    [4, 4],
+    'the held-back writes go out together, as many as the burst allows',
+  );
+  t.mock.timers.tick(20);
+  await settle();
+  assert.deepEqual(
+    d1.callsOf('publish').map((c) => c.items.length),
+    [4, 4, 2],
+  );
+  assert.deepEqual(
+    confirms.map((r) => r.id),
+    ['web-4', 'web-5', 'web-6', 'web-7', 'web-8', 'web-9'],
+  );
+  assert.equal(writes.stats().pendingWrites, 0);
+});
