@@ -39,6 +39,9 @@ export interface AgentHooks {
   readonly scrape?: () => Promise<string>;
 }
 
+/** Longest a graceful leave waits for the session to confirm the withdrawals before stopping. */
+const LEAVE_CONFIRM_MS = 5_000;
+
 export class Agent implements ConsulBackend {
   readonly node: NodeIdentity;
   readonly datacenter: string;
@@ -56,6 +59,11 @@ export class Agent implements ConsulBackend {
   readonly #log: Logger;
   readonly checks: AgentChecks;
   readonly #drains = new Set<NodeJS.Timeout>();
+  #left: ((why: string) => void) | undefined;
+  /** Resolves once a graceful leave (`PUT /v1/agent/leave`) is done: the process should stop. */
+  readonly left = new Promise<string>((resolve) => {
+    this.#left = resolve;
+  });
   readonly #evictTimer: NodeJS.Timeout;
   readonly #unregisterMetrics: () => void;
   /** The link's status while it is open (constant until the state changes); every read asks. */
@@ -161,6 +169,10 @@ export class Agent implements ConsulBackend {
     addConsulRoutes(router, this);
     addCheckRoutes(router, this);
     router.add('GET', '/v1/meshreg/health', () => ({ status: 200, body: this.health() }));
+    router.add('PUT', '/v1/agent/leave', async () => {
+      await this.leave();
+      return { status: 200, body: null };
+    });
     router.add('POST', EDS_REST_PATH, (req) =>
       handleDiscoveryRest(req.body, this.#endpoints, {
         wait: req.query.get('wait') ?? undefined,
@@ -278,6 +290,25 @@ export class Agent implements ConsulBackend {
 
   subscriptionRefusal(service: string): { code: string; message: string } | undefined {
     return this.#sync.subscriptionRefusal(service);
+  }
+
+  /**
+   * A graceful leave (Consul's `PUT /v1/agent/leave`): every registration of this host is withdrawn
+   * at once, without the drain period, so the session gets one batch and watchers see one change;
+   * answers once the session confirmed (or after {@link LEAVE_CONFIRM_MS}), then the process stops.
+   */
+  async leave(): Promise<void> {
+    for (const r of this.local.list()) {
+      this.checks.removeService(r.def.id);
+      this.local.deregister(r.def.id);
+    }
+    await this.#store.flush();
+    const deadline = performance.now() + LEAVE_CONFIRM_MS;
+    while (this.local.tombstones().length > 0 && this.#sync.state === 'open' && performance.now() < deadline)
+      await new Promise((r) => setTimeout(r, 5));
+    this.#log.info('left: registrations withdrawn', { unconfirmed: this.local.tombstones().length });
+    // After the answer is written: the stop closes the HTTP server.
+    setImmediate(() => this.#left?.('agent left'));
   }
 
   async deregister(id: string): Promise<void> {

@@ -98,6 +98,7 @@ async function startDev(): Promise<Running> {
   });
   return {
     logger,
+    finished: agent.left,
     stop: async () => {
       await agent.stop();
       await plane.stop();
@@ -141,6 +142,7 @@ async function startAgent(): Promise<Running> {
   ready('agent', { agent: agent.address, ...(agent.xdsAddress === '' ? {} : { xds: agent.xdsAddress }) });
   return {
     logger,
+    finished: agent.left,
     stop: async () => {
       await agent.stop();
       await telemetry.shutdown();

@@ -86,6 +86,13 @@ export class RealAgent {
     return res.statusCode === 200;
   }
 
+  /** `PUT /v1/agent/leave`: every registration of the host withdrawn at once, then the agent exits. */
+  async leave(): Promise<boolean> {
+    const res = await this.pool.request({ method: 'PUT', path: '/v1/agent/leave' });
+    await res.body.dump();
+    return res.statusCode === 200;
+  }
+
   /** A plain read of a service's healthy instances: how many, and at which index. */
   async health(service: string): Promise<{ count: number; index: number }> {
     const res = await this.pool.request({ method: 'GET', path: `/v1/health/service/${service}?passing` });
