@@ -10,6 +10,7 @@ import type { Instance } from '../proto/instance.js';
 import type { Logger } from '../proto/runtime/log.js';
 import { tracer } from '../proto/runtime/telemetry.js';
 import { registerAgentMetrics } from './agent-metrics.js';
+import { healthView, syncStatusView } from './agent-status.js';
 import { VersionClock } from '../proto/version.js';
 import type { AgentConfig } from './config.js';
 import { addConsulRoutes, type ConsulBackend, type UpstreamStatus } from './consul/consul-api.js';
@@ -168,7 +169,10 @@ export class Agent implements ConsulBackend {
     const router = new JsonRouter();
     addConsulRoutes(router, this);
     addCheckRoutes(router, this);
-    router.add('GET', '/v1/meshreg/health', () => ({ status: 200, body: this.health() }));
+    router.add('GET', '/v1/meshreg/health', () => ({
+      status: 200,
+      body: healthView(this.#sync, this.local, this.view),
+    }));
     router.add('PUT', '/v1/agent/leave', async () => {
       await this.leave();
       return { status: 200, body: null };
@@ -180,7 +184,10 @@ export class Agent implements ConsulBackend {
         logger,
       }),
     );
-    router.add('GET', '/v1/meshreg/sync-status', () => ({ status: 200, body: this.syncStatus() }));
+    router.add('GET', '/v1/meshreg/sync-status', () => ({
+      status: 200,
+      body: syncStatusView(this.#sync, this.local, this.view),
+    }));
     router.add('GET', '/v1/meshreg/metrics', async () => ({
       status: 200,
       text: (await hooks.scrape?.()) ?? '',
@@ -343,39 +350,6 @@ export class Agent implements ConsulBackend {
     // Offline figures grow with time; online ones only change with the link's state.
     if (status.connected) this.#openStatus = status;
     return status;
-  }
-
-  health(): Record<string, unknown> {
-    const up = this.#sync.status();
-    return {
-      status: up.connected ? 'ok' : 'degraded',
-      upstream: {
-        state: this.#sync.state,
-        connected: up.connected,
-        session: up.leader,
-        offlineForSec: up.offlineForSec,
-      },
-      localServices: this.local.size,
-      watchedServices: this.view.watched().length,
-    };
-  }
-
-  syncStatus(): Record<string, unknown> {
-    return {
-      connected: this.#sync.state === 'open',
-      services: this.local.list().map((r) => {
-        const refused = this.#sync.registrationRefusal(r.def.id);
-        const base = { ID: r.def.id, Service: r.def.name, Version: r.version, InSync: r.synced };
-        return refused === undefined || r.synced ? base : { ...base, Refused: refused };
-      }),
-      pendingRemovals: this.local
-        .tombstones()
-        .map((t) => ({ ID: t.id, Service: t.service, Version: t.version })),
-      watched: this.view
-        .watched()
-        .map((w) => ({ Service: w.service, Version: w.version, Complete: w.complete, Received: w.received })),
-      counters: this.#sync.counters,
-    };
   }
 
   #localInstances(service: string): Instance[] {
