@@ -6,38 +6,25 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { http, header } from '../support/http.js';
-import { startMeshreg, tempDir, type Started } from '../support/process.js';
+import type { Started } from '../support/process.js';
+import { startSmallCluster, type SmallCluster } from '../support/small-cluster.js';
 import { waitFor } from '../support/wait.js';
 
 const TOKEN = 'leave-secret-token';
 const INSTANCES = 300;
 
 describe('agent leave', () => {
-  let server: Started;
+  let cluster: SmallCluster;
   let host: Started;
   let watcher: Started;
-  const cleanups: (() => Promise<unknown>)[] = [];
 
   before(async () => {
-    server = await startMeshreg('server', { MESHREG_TOKEN: TOKEN, MESHREG_SESSION_PORT: '0' });
-    const start = async (name: string): Promise<Started> => {
-      const { dir, cleanup } = await tempDir();
-      cleanups.push(cleanup);
-      return startMeshreg('agent', {
-        MESHREG_TOKEN: TOKEN,
-        MESHREG_AGENT_PORT: '0',
-        MESHREG_AGENT_UPSTREAM: server.addresses['session'] ?? '',
-        MESHREG_NODE_NAME: name,
-        MESHREG_AGENT_DATA_DIR: dir,
-      });
-    };
-    [host, watcher] = await Promise.all([start('leaving-host'), start('watching-host')]);
+    cluster = await startSmallCluster(TOKEN, ['leaving-host', 'watching-host']);
+    [host, watcher] = cluster.agents as [Started, Started];
   });
 
   after(async () => {
-    await Promise.all([host?.stop(), watcher?.stop()]);
-    await server?.stop();
-    await Promise.all(cleanups.map((c) => c()));
+    await cluster?.stop();
   });
 
   test('agent leave - every registration goes in one change, then the process exits 0', async () => {

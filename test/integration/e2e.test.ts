@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import Consul from 'consul';
 import { http, header } from '../support/http.js';
-import { startMeshreg, tempDir, type Started } from '../support/process.js';
+import type { Started } from '../support/process.js';
+import { startSmallCluster, type SmallCluster } from '../support/small-cluster.js';
 import { waitFor } from '../support/wait.js';
 
 const TOKEN = 'e2e-secret-token';
@@ -16,23 +17,12 @@ describe('end to end', () => {
   let server: Started;
   let agentA: Started;
   let agentB: Started;
-  const cleanups: (() => Promise<unknown>)[] = [];
+  let cluster: SmallCluster;
 
   before(async () => {
-    server = await startMeshreg('server', { MESHREG_TOKEN: TOKEN, MESHREG_SESSION_PORT: '0' });
-    const upstream = server.addresses['session'] ?? '';
-    const start = async (name: string): Promise<Started> => {
-      const { dir, cleanup } = await tempDir();
-      cleanups.push(cleanup);
-      return startMeshreg('agent', {
-        MESHREG_TOKEN: TOKEN,
-        MESHREG_AGENT_PORT: '0',
-        MESHREG_AGENT_UPSTREAM: upstream,
-        MESHREG_NODE_NAME: name,
-        MESHREG_AGENT_DATA_DIR: dir,
-      });
-    };
-    [agentA, agentB] = await Promise.all([start('node-a'), start('node-b')]);
+    cluster = await startSmallCluster(TOKEN, ['node-a', 'node-b']);
+    server = cluster.server;
+    [agentA, agentB] = cluster.agents as [Started, Started];
     // Past the data server's warm-up its datums get new versions once; the tests below want a quiet
     // registry, where a blocking query returns because of their own change.
     const dataHealth = (server.addresses['data'] ?? '')
@@ -53,9 +43,7 @@ describe('end to end', () => {
   });
 
   after(async () => {
-    await Promise.all([agentA?.stop(), agentB?.stop()]);
-    await server?.stop();
-    await Promise.all(cleanups.map((c) => c()));
+    await cluster?.stop();
   });
 
   test('e2e - a registration at A reaches a blocking query at B, and its removal is pushed promptly', async () => {
@@ -138,15 +126,7 @@ describe('end to end', () => {
 
   test('e2e - an agent that goes away has its instances removed after the grace period', async () => {
     const b = agentB.addresses['agent'] ?? '';
-    const { dir, cleanup } = await tempDir();
-    cleanups.push(cleanup);
-    const agentC = await startMeshreg('agent', {
-      MESHREG_TOKEN: TOKEN,
-      MESHREG_AGENT_PORT: '0',
-      MESHREG_AGENT_UPSTREAM: server.addresses['session'] ?? '',
-      MESHREG_NODE_NAME: 'node-c',
-      MESHREG_AGENT_DATA_DIR: dir,
-    });
+    const agentC = await cluster.addAgent('node-c');
     const c = agentC.addresses['agent'] ?? '';
     await http('PUT', `${c}/v1/agent/service/register`, { Name: 'api', ID: 'api-1', Port: 9000 });
     await waitFor(
