@@ -13,6 +13,7 @@ export const WORKLOADS = [
   'recovery',
   'agent1',
   'agents50',
+  'scale-agents',
 ] as const;
 export type WorkloadName = (typeof WORKLOADS)[number];
 
@@ -62,6 +63,12 @@ export interface BenchOptions {
   readonly a50WatchersPerAgent: number;
   readonly a50Changes: number;
   readonly a50DeregInstances: number;
+  readonly saAgents: number;
+  readonly saPerAgent: number;
+  readonly saServiceSize: number;
+  readonly saInflight: number;
+  readonly saWatchers: number;
+  readonly saReads: number;
 }
 
 interface NumberFlag {
@@ -191,6 +198,18 @@ const NUMBERS: readonly NumberFlag[] = [
     quick: 200,
     doc: 'agents50: instances deregistered on one agent',
   },
+  { key: 'saAgents', flag: 'sa-agents', full: 50, quick: 10, doc: 'scale-agents: real agent processes' },
+  { key: 'saPerAgent', flag: 'sa-per-agent', full: 1_000, quick: 200, doc: 'scale-agents: instances each' },
+  {
+    key: 'saServiceSize',
+    flag: 'sa-service-size',
+    full: 100,
+    quick: 100,
+    doc: 'scale-agents: instances per service',
+  },
+  { key: 'saInflight', flag: 'sa-inflight', full: 4, quick: 4, doc: 'scale-agents: requests in flight each' },
+  { key: 'saWatchers', flag: 'sa-watchers', full: 2, quick: 2, doc: 'scale-agents: watchers per agent' },
+  { key: 'saReads', flag: 'sa-reads', full: 1_000, quick: 200, doc: 'scale-agents: reads after the load' },
 ];
 
 export const USAGE = `npm run bench -- [flags]

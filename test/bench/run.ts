@@ -17,6 +17,7 @@ import { reads } from './workloads/reads.js';
 import { recovery } from './workloads/recovery.js';
 import { registration } from './workloads/registration.js';
 import { scale } from './workloads/scale.js';
+import { scaleAgents } from './workloads/scale-agents.js';
 
 const WORKLOAD_FNS: Readonly<Record<WorkloadName, Workload | undefined>> = {
   registration,
@@ -27,6 +28,7 @@ const WORKLOAD_FNS: Readonly<Record<WorkloadName, Workload | undefined>> = {
   recovery,
   agent1,
   agents50,
+  'scale-agents': scaleAgents,
 };
 
 const LOAD_MODEL =
