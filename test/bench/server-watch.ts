@@ -4,7 +4,6 @@
  * about members, sessions and agent links (expiries, dropped publishers, reconnects with close codes).
  */
 import { request } from 'undici';
-import type { Started } from '../support/process.js';
 import { sleep } from './progress.js';
 import { summarize, type Summary } from './stats.js';
 
@@ -65,14 +64,14 @@ interface LogLine {
   readonly code?: number;
 }
 
-/** Reads {@link ServerEvents} from a process's JSON log (it must log at info level). */
-export function serverEvents(proc: Started): ServerEvents {
+/** Reads {@link ServerEvents} from a process's JSON log lines (it must log at info level). */
+export function serverEvents(log: string): ServerEvents {
   let memberExpiries = 0;
   let publishersDropped = 0;
   const joins = new Map<string, number>();
   const connects = new Map<string, number>();
   const codes: Record<string, number> = {};
-  for (const line of proc.logs().split('\n')) {
+  for (const line of log.split('\n')) {
     if (!line.startsWith('{')) continue;
     let rec: LogLine;
     try {

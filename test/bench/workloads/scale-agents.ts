@@ -146,7 +146,7 @@ async function loadAndRead(
     const reads = await readAll(o, watched, lay.size);
     const publishes = await cluster.sessionMetric('meshreg_session_publishes_total');
     await Promise.all(watchers.map((w) => w.stop()));
-    const events = serverEvents(server);
+    const events = serverEvents(server.logs());
     progress(SCOPE, `server events: ${JSON.stringify(events)}`);
     return {
       instances: o.saAgents * o.saPerAgent,
@@ -241,6 +241,13 @@ function metrics(o: BenchOptions, r: Run | undefined): Metric[] {
       unit: 'count',
       better: 'lower',
       meshreg: e?.agentReconnects,
+      etcd: undefined,
+    },
+    {
+      name: 'registrations re-sent by agents',
+      unit: 'count',
+      better: 'lower',
+      meshreg: r === undefined ? undefined : r.publishes - r.instances,
       etcd: undefined,
     },
     {
