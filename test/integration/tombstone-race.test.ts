@@ -95,6 +95,9 @@ describe('tombstone race', () => {
     const answer = await sessionB.publish('session-b:1', [late], epoch);
     assert.ok(answer.ok, 'the data link answered');
     assert.deepEqual(answer.value, ['superseded'], 'refused for good, so session B will not retry it');
+    const metrics = (await http('GET', dataHealth.replace(/\/health$/, '/metrics'))).text;
+    const tombstones = /^meshreg_data_tombstones\{[^}]*\} (\d+)$/m.exec(metrics)?.[1];
+    assert.equal(tombstones, '1', 'the tombstone is counted');
 
     // Watched for a while with blocking queries: nothing comes back.
     let lastIndex = index;
