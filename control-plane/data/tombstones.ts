@@ -81,6 +81,8 @@ export class Tombstones {
    * newer publish clears the tombstone: the registration lives again.
    */
   buries(key: string, regId: string, version: number): boolean {
+    // Every publish asks: with no tombstone held it costs no string.
+    if (this.#entries.size === 0) return false;
     const id = entryId(key, regId);
     const t = this.#entries.get(id);
     if (t === undefined) return false;
