@@ -26,13 +26,21 @@ export interface TombstoneOptions {
 }
 
 interface Entry extends KeyedTombstone {
+  readonly id: string;
   readonly slot: number;
   readonly at: number;
 }
 
 export class Tombstones {
-  /** `key` + NUL + registration ID → tombstone, oldest first. */
+  /** `key` + NUL + registration ID → tombstone. */
   readonly #entries = new Map<string, Entry>();
+  /**
+   * Age order, oldest at `#head`: the entries as added. An entry replaced or dropped since leaves
+   * its old place behind, skipped when reached. Not the map's own order: taking entries off the
+   * front of a Map leaves holes that every later walk from the front steps over again.
+   */
+  #order: Entry[] = [];
+  #head = 0;
   readonly #bySlot = new Map<number, Set<string>>();
   readonly #opts: TombstoneOptions;
   #evicted = 0;
@@ -57,23 +65,27 @@ export class Tombstones {
     const id = entryId(key, regId);
     const old = this.#entries.get(id);
     this.#delete(id);
-    const at = this.#opts.now();
-    this.#entries.set(id, {
+    const entry: Entry = {
+      id,
       key,
       slot,
       registrationId: regId,
       version: Math.max(version, old?.version ?? 0),
-      at,
-    });
+      at: this.#opts.now(),
+    };
+    this.#entries.set(id, entry);
+    this.#order.push(entry);
     let ids = this.#bySlot.get(slot);
     if (ids === undefined) this.#bySlot.set(slot, (ids = new Set()));
     ids.add(id);
     this.sweep();
-    for (const oldest of this.#entries.keys()) {
-      if (this.#entries.size <= this.#opts.cap) break;
-      this.#delete(oldest);
+    while (this.#entries.size > this.#opts.cap) {
+      const oldest = this.#oldest();
+      if (oldest === undefined) break;
+      this.#delete(oldest.id);
       this.#evicted++;
     }
+    this.#compact();
   }
 
   /**
@@ -115,13 +127,33 @@ export class Tombstones {
   dropSlot(slot: number): void {
     for (const id of this.#bySlot.get(slot) ?? []) this.#entries.delete(id);
     this.#bySlot.delete(slot);
+    this.#compact();
   }
 
   /** Drops expired tombstones (oldest first, so it stops at the first live one). */
   sweep(): void {
-    for (const [id, t] of this.#entries) {
-      if (!this.#expired(t)) break;
-      this.#delete(id);
+    for (let t = this.#oldest(); t !== undefined && this.#expired(t); t = this.#oldest()) this.#delete(t.id);
+  }
+
+  /** The oldest entry still held, skipping the places of replaced or dropped ones. */
+  #oldest(): Entry | undefined {
+    while (this.#head < this.#order.length) {
+      const t = this.#order[this.#head];
+      if (t !== undefined && this.#entries.get(t.id) === t) return t;
+      this.#head++;
+    }
+    return undefined;
+  }
+
+  /** Keeps the age order near the size of what is held: drops passed places, rebuilds when mostly stale. */
+  #compact(): void {
+    const waiting = this.#order.length - this.#head;
+    if (waiting > 2 * this.#entries.size + 1024) {
+      this.#order = [...this.#entries.values()].sort((a, b) => a.at - b.at);
+      this.#head = 0;
+    } else if (this.#head > 1024 && this.#head > waiting) {
+      this.#order = this.#order.slice(this.#head);
+      this.#head = 0;
     }
   }
 

@@ -115,6 +115,28 @@ test('tombstones - they expire after their live time, and past the cap the oldes
   assert.equal(stones.size, 0);
 });
 
+test('tombstones - a repeated withdrawal keeps the higher version and counts its age from the latest', () => {
+  let now = 0;
+  const stones = new Tombstones({ ttlMs: 1000, cap: 2, now: () => now });
+  stones.add('web', 0, 'r1', 7);
+  stones.add('web', 0, 'r2', 5);
+  now = 600;
+  stones.add('web', 0, 'r1', 6);
+  assert.equal(stones.buries('web', 'r1', 7), true, 'the higher version stays');
+  stones.add('web', 0, 'r3', 5);
+  assert.equal(stones.evicted, 1);
+  assert.equal(stones.buries('web', 'r2', 5), false, 'r2 was the oldest, not r1');
+  now = 1500;
+  assert.equal(stones.size, 2, 'r1 ages from its latest withdrawal');
+  now = 1600;
+  assert.equal(stones.size, 0);
+  // Many withdrawals at the cap: the oldest always goes, the newest always stays.
+  for (let i = 0; i < 5000; i++) stones.add('web', i % 4, `m${i}`, 1);
+  assert.equal(stones.size, 2);
+  assert.equal(stones.buries('web', 'm4999', 1), true);
+  assert.equal(stones.buries('web', 'm4997', 1), false);
+});
+
 test('tombstones - a follower learns them from the stream and the snapshot and keeps them when it takes over', (t) => {
   const leader = server(t, 'data-1');
   leader.applyTable(table(1, 'data-1', ['data-2', 'data-3']));
