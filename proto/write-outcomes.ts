@@ -11,13 +11,16 @@ const MAX_OUTCOMES = 100_000;
 /**
  * Per published item: `applied` (stored, the datum changed), `unchanged` (this version was held),
  * `owner-changed` (held, now owned by the caller's connection), `stale` (a newer version is held),
- * `stale_epoch` (not this server's slot at the caller's epoch).
+ * `superseded` (the registration was withdrawn at this or a newer version: its tombstone refuses
+ * the publish for good, so the caller settles it and never retries it), `stale_epoch` (not this
+ * server's slot at the caller's epoch).
  */
 export const PUBLISH_ITEM_OUTCOMES = [
   'applied',
   'owner-changed',
   'unchanged',
   'stale',
+  'superseded',
   'stale_epoch',
 ] as const;
 export type PublishOutcome = (typeof PUBLISH_ITEM_OUTCOMES)[number];

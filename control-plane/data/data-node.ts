@@ -10,12 +10,7 @@
  */
 import type { Member, OwnedPublisher } from '../../proto/cluster-records.js';
 import { DATA_LINK, DATA_LINK_PATH } from '../../proto/data-link.js';
-import {
-  REPLICATION_LINK,
-  type ReplicaItem,
-  type ReplicatedDatum,
-  type ReplicationOp,
-} from '../../proto/replication-link.js';
+import { REPLICATION_LINK, type ReplicationOp } from '../../proto/replication-link.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { CLUSTER_PROTOCOL_VERSION, type LinkHello } from '../../proto/rpc.js';
 import { MetaMember, type MemberLinkOptions } from '../link/meta-member.js';
@@ -24,7 +19,8 @@ import { RoleServer, type RoleServerOptions } from '../link/role-server.js';
 import type { RpcPeer } from '../link/rpc-peer.js';
 import { dataAdminRoutes, registerDataMetrics, tracedPublish } from './data-ops.js';
 import { DataServer } from './data-server.js';
-import { ReplicaFollower } from './replica-follower.js';
+import { ReplicaFollower, replicaItems } from './replica-follower.js';
+import { tombstoneMsFor } from './tombstones.js';
 
 export interface DataNodeOptions extends RoleServerOptions, MemberLinkOptions {
   readonly id: string;
@@ -80,6 +76,7 @@ export class DataNode {
       ...(opts.warmupMaxMs === undefined ? {} : { warmupMaxMs: opts.warmupMaxMs }),
       ...(opts.warmupNotifyMs === undefined ? {} : { warmupNotifyMs: opts.warmupNotifyMs }),
       catalogDebounceMs: opts.catalogDebounceMs,
+      tombstoneMs: tombstoneMsFor(opts.sessionGraceMs),
       logger: opts.logger,
     });
     this.server.replicationSink = (op) => {
@@ -222,7 +219,10 @@ export class DataNode {
         return st === 'ready' || st === 'migrating';
       });
       this.#followers.set(peer, new Set(mine));
-      return mine.flatMap((slot) => replicaItems(slot, this.server.store.exportSlot(slot)));
+      const { store } = this.server;
+      return mine.flatMap((slot) =>
+        replicaItems(slot, store.exportSlot(slot), store.tombstones.inSlot(slot)),
+      );
     });
     void peer.closed.then(() => this.#followers.delete(peer));
   }
@@ -310,14 +310,4 @@ export class DataNode {
       this.#log.warn('collect from session failed; will retry', { sessionId: id, err });
     }
   }
-}
-
-/** A slot's datums as the items of a paged snapshot ({@link ReplicaItem}): one per publisher. */
-function replicaItems(slot: number, datums: readonly ReplicatedDatum[]): ReplicaItem[] {
-  const out: ReplicaItem[] = [{ slot }];
-  for (const d of datums) {
-    if (d.publishers.length === 0) out.push({ slot, key: d.key, version: d.version });
-    for (const publisher of d.publishers) out.push({ slot, key: d.key, version: d.version, publisher });
-  }
-  return out;
 }

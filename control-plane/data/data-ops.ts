@@ -44,6 +44,11 @@ export function registerDataMetrics(
       },
       { name: 'meshreg.data.publishers', description: 'Publishers held', read: (o) => o(stat('publishers')) },
       {
+        name: 'meshreg.data.tombstones',
+        description: 'Unpublished registrations remembered so that older publishes cannot bring them back',
+        read: (o) => o(stat('tombstones')),
+      },
+      {
         name: 'meshreg.data.slots',
         description: 'Slots of this server by state',
         read: (o) => {

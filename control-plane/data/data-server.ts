@@ -11,13 +11,15 @@
 import type { AdminDatum } from '../../proto/admin-api.js';
 import type { OwnedPublisher } from '../../proto/cluster-records.js';
 import { MeshregError } from '../../proto/errors.js';
-import type { ReplicatedDatum, ReplicationOp } from '../../proto/replication-link.js';
+import type { ReplicaSlot, ReplicationOp } from '../../proto/replication-link.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import type { SlotTable } from '../../proto/slot-table.js';
 import { VersionClock } from '../../proto/version.js';
 import { ok, type Ok } from '../../proto/result.js';
 import type { PublishOutcome, UnpublishOutcome } from '../../proto/write-outcomes.js';
 import { DatumStore, type StoreOutcome } from './datum-store.js';
+import { liveTombstones, type LiveTombstoneOptions } from './tombstones.js';
+import { DataCatalog } from './data-catalog.js';
 import { Warmup } from './warmup.js';
 import type {
   CatalogView,
@@ -31,7 +33,7 @@ import type {
   UnpublishItem,
 } from '../link/data-api.js';
 
-export interface DataServerOptions {
+export interface DataServerOptions extends LiveTombstoneOptions {
   readonly id: string;
   readonly slotCount: number;
   /** Warm-up (see {@link Warmup}): its least length, quiet period and longest length. */
@@ -76,24 +78,33 @@ export class DataServer implements DataApi {
   #flushScheduled = false;
   readonly #warmup: Warmup;
   readonly #warmupNotifyMs: number;
-  #catalog: CatalogView;
-  #catalogJson = '{}';
-  #catalogTimer: NodeJS.Timeout | undefined;
-  readonly #catalogDebounceMs: number;
+  readonly #catalog: DataCatalog;
+  readonly #releaseTombstones: () => void;
   /** Receives every change of a slot this server leads (forwarded to the slot's followers). */
   replicationSink: (op: ReplicationOp) => void = () => undefined;
 
   constructor(opts: DataServerOptions) {
     this.id = opts.id;
     this.#clock = opts.clock ?? new VersionClock();
-    this.store = new DatumStore(this.#clock, opts.slotCount);
+    const { tombstones, release } = liveTombstones(opts);
+    this.#releaseTombstones = release;
+    this.store = new DatumStore(this.#clock, opts.slotCount, undefined, tombstones);
     this.store.onOp = (op) => {
       if (this.#leads(op.slot)) this.replicationSink({ ...op, sentAt: Date.now() });
     };
     this.#log = opts.logger.child({ role: 'data', dataId: opts.id });
-    this.#catalogDebounceMs = opts.catalogDebounceMs;
     this.#warmupNotifyMs = opts.warmupNotifyMs ?? 0;
-    this.#catalog = { version: this.#clock.next(), complete: false, services: {} };
+    this.#catalog = new DataCatalog({
+      clock: this.#clock,
+      debounceMs: opts.catalogDebounceMs,
+      compute: () => ({
+        services: this.store.catalog((slot) => this.#leads(slot)),
+        complete: !this.warming && [...this.#states.values()].every((s) => s !== 'migrating'),
+      }),
+      announce: (version) => {
+        for (const w of this.#watchers.values()) if (w.catalog) w.listener.onCatalogChange(version);
+      },
+    });
     this.#warmup = new Warmup(opts, () => {
       this.#endWarmup();
     });
@@ -140,6 +151,8 @@ export class DataServer implements DataApi {
       leading: n.ready,
       migrating: n.migrating,
       following: n.follower,
+      tombstones: this.store.tombstones.size,
+      tombstonesEvicted: this.store.tombstones.evicted,
     };
   }
 
@@ -195,10 +208,10 @@ export class DataServer implements DataApi {
     this.#log.info('slots migrated', { slots: wanted.size, collected: collected.length });
   }
 
-  /** Loads a leader's copy of slots this server follows. */
-  loadReplica(slots: readonly { slot: number; datums: readonly ReplicatedDatum[] }[]): void {
+  /** Loads a leader's copy of slots this server follows (their datums and tombstones). */
+  loadReplica(slots: readonly ReplicaSlot[]): void {
     for (const s of slots)
-      if (this.#states.get(s.slot) === 'follower') this.store.replaceSlot(s.slot, s.datums);
+      if (this.#states.get(s.slot) === 'follower') this.store.replaceSlot(s.slot, s.datums, s.tombstones);
   }
 
   applyReplica(op: ReplicationOp): void {
@@ -258,9 +271,7 @@ export class DataServer implements DataApi {
   }
 
   fetchCatalog(): Promise<CatalogView> {
-    // A fetch between a change and its debounced notification must not serve the old list.
-    if (this.#catalogTimer !== undefined) this.#recomputeCatalog(false);
-    return Promise.resolve(this.#catalog);
+    return Promise.resolve(this.#catalog.view());
   }
 
   versions(keys: readonly string[]): Promise<ReadonlyMap<string, number>> {
@@ -287,8 +298,9 @@ export class DataServer implements DataApi {
   }
 
   close(): void {
+    this.#releaseTombstones();
     this.#warmup.stop();
-    clearTimeout(this.#catalogTimer);
+    this.#catalog.close();
     this.#watchers.clear();
   }
 
@@ -339,7 +351,7 @@ export class DataServer implements DataApi {
       for (const key of this.#watchedKeys())
         if (this.store.version(key) === undefined && slots.has(this.store.slotOf(key))) this.#changed(key);
     }
-    this.#recomputeCatalog(true);
+    this.#catalog.recompute(true);
   }
 
   /** Every key some session is interested in (each once). */
@@ -355,13 +367,7 @@ export class DataServer implements DataApi {
     this.#pending.set(key, { version, traceparent: traceparent ?? this.#pending.get(key)?.traceparent });
     // Notifications of one event-loop turn go out together; during warm-up, of a notify interval.
     if (!this.#flushScheduled) this.#scheduleFlush();
-    if (this.#catalogTimer === undefined) {
-      this.#catalogTimer = setTimeout(() => {
-        this.#catalogTimer = undefined;
-        this.#recomputeCatalog(false);
-      }, this.#catalogDebounceMs);
-      this.#catalogTimer.unref();
-    }
+    this.#catalog.changed();
   }
 
   #scheduleFlush(): void {
@@ -386,15 +392,5 @@ export class DataServer implements DataApi {
       const mine = changes.filter((c) => w.keys.has(c.key));
       if (mine.length > 0) w.listener.onChange(mine);
     }
-  }
-
-  #recomputeCatalog(force: boolean): void {
-    const services = this.store.catalog((slot) => this.#leads(slot));
-    const json = JSON.stringify(services);
-    const complete = !this.warming && [...this.#states.values()].every((s) => s !== 'migrating');
-    if (!force && json === this.#catalogJson && this.#catalog.complete === complete) return;
-    this.#catalogJson = json;
-    this.#catalog = { version: this.#clock.next(this.#catalog.version), complete, services };
-    for (const w of this.#watchers.values()) if (w.catalog) w.listener.onCatalogChange(this.#catalog.version);
   }
 }

@@ -3,24 +3,18 @@
  * only grows. Keys are grouped by slot so a slot can be exported, replaced or dropped as a unit.
  * In memory only: the agents are the source of truth and re-send after any failure.
  *
- * Every mutation is reported to `onOp` (the replication stream to the slot's followers).
+ * Every mutation is reported to `onOp` (the replication stream to the slot's followers). A
+ * withdrawal leaves a tombstone ({@link Tombstones}) that refuses older publishes of it.
  */
-import type { OwnedPublisher } from '../../proto/cluster-records.js';
-import type { Instance } from '../../proto/instance.js';
 import { sharedInstancePool, type InstancePool } from '../../proto/runtime/intern.js';
 import { slotOf } from '../../proto/slot-table.js';
-import type { ReplicatedDatum, ReplicationOp } from '../../proto/replication-link.js';
+import type { KeyedTombstone, ReplicatedDatum, ReplicationOp } from '../../proto/replication-link.js';
 import type { VersionClock } from '../../proto/version.js';
 import type { PublishOutcome, UnpublishOutcome } from '../../proto/write-outcomes.js';
+import { Datum, type DatumSnapshot, type Publisher } from './datum.js';
+import { TOMBSTONE_CAP, TOMBSTONE_MS, Tombstones } from './tombstones.js';
 
-export type Publisher = OwnedPublisher;
-
-/** An immutable view of one datum, safe to hand out and to serialise once for many pushes. */
-export interface DatumSnapshot {
-  readonly key: string;
-  readonly version: number;
-  readonly instances: readonly Instance[];
-}
+export type { DatumSnapshot, Publisher };
 
 /** What storing a publisher came to (the wire's outcomes, less the data server's `stale_epoch`). */
 export type StoreOutcome = Exclude<PublishOutcome, 'stale_epoch'>;
@@ -29,57 +23,6 @@ export type StoreOutcome = Exclude<PublishOutcome, 'stale_epoch'>;
 export type RemoveOutcome = Exclude<UnpublishOutcome, 'stale_epoch'>;
 
 export type OpSink = (op: Omit<ReplicationOp, 'sentAt'>) => void;
-
-class Datum {
-  readonly publishers = new Map<string, Publisher>();
-  /** How many publishers carry each tag: the catalog reads it without walking the publishers. */
-  readonly tagCounts = new Map<string, number>();
-  #snapshot: DatumSnapshot | undefined;
-
-  constructor(
-    readonly key: string,
-    readonly slot: number,
-    public version: number,
-  ) {}
-
-  snapshot(): DatumSnapshot {
-    this.#snapshot ??= {
-      key: this.key,
-      version: this.version,
-      instances: [...this.publishers.values()].map((p) => p.instance),
-    };
-    return this.#snapshot;
-  }
-
-  /** Adds or replaces a publisher, keeping the tag counts. */
-  put(p: Publisher): void {
-    const old = this.publishers.get(p.registrationId);
-    if (old !== undefined) this.#countTags(old, -1);
-    this.publishers.set(p.registrationId, p);
-    this.#countTags(p, 1);
-  }
-
-  /** Removes a publisher, keeping the tag counts. */
-  del(regId: string): void {
-    const old = this.publishers.get(regId);
-    if (old === undefined) return;
-    this.publishers.delete(regId);
-    this.#countTags(old, -1);
-  }
-
-  #countTags(p: Publisher, delta: number): void {
-    for (const t of new Set(p.instance.tags)) {
-      const n = (this.tagCounts.get(t) ?? 0) + delta;
-      if (n > 0) this.tagCounts.set(t, n);
-      else this.tagCounts.delete(t);
-    }
-  }
-
-  changed(version: number): void {
-    this.version = version;
-    this.#snapshot = undefined;
-  }
-}
 
 /** Per-key datums. Work per change is proportional to that key's publishers only. */
 export class DatumStore {
@@ -115,10 +58,19 @@ export class DatumStore {
    */
   holdVersions = false;
 
-  constructor(clock: VersionClock, slotCount: number, pool: InstancePool = sharedInstancePool()) {
+  /** Withdrawals remembered so that an older publish arriving late cannot resurrect them. */
+  readonly tombstones: Tombstones;
+
+  constructor(
+    clock: VersionClock,
+    slotCount: number,
+    pool: InstancePool = sharedInstancePool(),
+    tombstones = new Tombstones({ ttlMs: TOMBSTONE_MS, cap: TOMBSTONE_CAP, now: () => performance.now() }),
+  ) {
     this.#clock = clock;
     this.#slotCount = slotCount;
     this.#pool = pool;
+    this.tombstones = tombstones;
   }
 
   get size(): number {
@@ -133,11 +85,15 @@ export class DatumStore {
     return slotOf(key, this.#slotCount);
   }
 
-  /** Stores a publisher unless an equal or newer version of it is already there. */
+  /**
+   * Stores a publisher unless an equal or newer version of it is already there (`stale`), or it was
+   * withdrawn at an equal or newer version (`superseded`: its tombstone).
+   */
   publish(written: Publisher): StoreOutcome {
+    const regId = written.registrationId;
+    if (this.tombstones.buries(written.instance.service, regId, written.version)) return 'superseded';
     const d = this.#datum(written.instance.service);
     const key = d.key;
-    const regId = written.registrationId;
     const old = d.publishers.get(regId);
     if (old !== undefined && written.version < old.version) return 'stale';
     if (old !== undefined && written.version === old.version) {
@@ -159,15 +115,24 @@ export class DatumStore {
     return 'applied';
   }
 
-  /** Removes a publisher if `version` is at least the stored one (`removed`: the datum changed). */
+  /**
+   * Removes a publisher if `version` is at least the stored one (`removed`: the datum changed). The
+   * withdrawal leaves a tombstone, also when nothing was held (`absent`: its publish may be late).
+   */
   unpublish(key: string, regId: string, version: number): RemoveOutcome {
     const d = this.#datums.get(key);
     const old = d?.publishers.get(regId);
-    if (d === undefined || old === undefined) return 'absent';
-    if (version < old.version) return 'stale';
+    if (old !== undefined && version < old.version) return 'stale';
+    const slot = this.slotOf(key);
+    this.tombstones.add(key, slot, regId, version);
+    const tomb = { registrationId: regId, version };
+    if (d === undefined || old === undefined) {
+      this.onOp({ slot, key, version: this.readVersion(key), tomb });
+      return 'absent';
+    }
     this.#remove(d, regId, old.owner);
     d.changed(this.#nextVersion(d));
-    this.onOp({ slot: d.slot, key, version: d.version, del: regId });
+    this.onOp({ slot, key, version: d.version, del: regId, tomb });
     return 'removed';
   }
 
@@ -259,25 +224,35 @@ export class DatumStore {
     });
   }
 
-  /** Replaces a slot's content with a leader's copy. */
-  replaceSlot(slot: number, datums: readonly ReplicatedDatum[]): void {
+  /** Replaces a slot's content (and tombstones) with a leader's copy. */
+  replaceSlot(
+    slot: number,
+    datums: readonly ReplicatedDatum[],
+    tombstones: readonly KeyedTombstone[] = [],
+  ): void {
     this.dropSlot(slot);
+    for (const t of tombstones) this.tombstones.add(t.key, slot, t.registrationId, t.version);
     for (const rd of datums) {
-      const d = this.#datum(rd.key);
+      const d = this.#datum(rd.key, rd.version);
       for (const written of rd.publishers) {
         const p = this.#compact(written);
         d.put(p);
         this.#index(p.owner, p.registrationId, rd.key);
       }
       d.changed(Math.max(rd.version, d.version));
-      this.#clock.next(rd.version);
+      this.#clock.observe(rd.version);
     }
   }
 
   /** Applies one operation of a leader's replication stream. */
   applyOp(op: ReplicationOp): void {
-    const d = this.#datum(op.key);
+    this.#clock.observe(op.version);
+    if (op.tomb !== undefined) this.tombstones.add(op.key, op.slot, op.tomb.registrationId, op.tomb.version);
+    // A tombstone alone (a withdrawal of something not held) changes no datum.
+    if (op.put === undefined && op.del === undefined && op.tomb !== undefined) return;
+    const d = this.#datum(op.key, op.version);
     if (op.put !== undefined) {
+      this.tombstones.clear(op.key, op.put.registrationId);
       const p = this.#compact(op.put);
       const old = d.publishers.get(p.registrationId);
       if (old !== undefined) this.#unindex(old.owner, p.registrationId, op.key);
@@ -290,7 +265,6 @@ export class DatumStore {
     }
     // Always: a leader holding versions (warm-up) changes content under the same version.
     d.changed(Math.max(op.version, d.version));
-    this.#clock.next(op.version);
   }
 
   dropSlot(slot: number): void {
@@ -301,6 +275,7 @@ export class DatumStore {
       this.#datums.delete(key);
     }
     this.#bySlot.delete(slot);
+    this.tombstones.dropSlot(slot);
   }
 
   /** Service name → union of tags, for services with at least one instance in `slots`. */
@@ -321,11 +296,12 @@ export class DatumStore {
     return n;
   }
 
-  #datum(key: string): Datum {
+  /** The datum of `key`, created (at `version`: a leader's, or else a new one) when missing. */
+  #datum(key: string, version?: number): Datum {
     let d = this.#datums.get(key);
     if (d === undefined) {
       const slot = this.slotOf(key);
-      d = new Datum(key, slot, this.#clock.next());
+      d = new Datum(key, slot, version ?? this.#clock.next());
       this.#datums.set(key, d);
       let keys = this.#bySlot.get(slot);
       if (keys === undefined) {

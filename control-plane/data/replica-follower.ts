@@ -4,7 +4,14 @@
  * The lag of every change (leader clock to apply) is kept for /health.
  */
 import type { Member, OwnedPublisher } from '../../proto/cluster-records.js';
-import { REPLICATION_LINK, type ReplicaItem, type ReplicationOp } from '../../proto/replication-link.js';
+import {
+  REPLICATION_LINK,
+  type ReplicaItem,
+  type ReplicatedDatum,
+  type ReplicationOp,
+  type KeyedTombstone,
+  type ReplicaSlot,
+} from '../../proto/replication-link.js';
 import type { LinkHello } from '../../proto/rpc.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { LinkClient, type LinkRetry } from '../link/link-client.js';
@@ -113,22 +120,42 @@ function sameSet(a: ReadonlySet<number>, b: ReadonlySet<number>): boolean {
   return true;
 }
 
-type SlotContent = { slot: number; datums: { key: string; version: number; publishers: OwnedPublisher[] }[] };
+type Datum = { key: string; version: number; publishers: OwnedPublisher[] };
 
-/** Rebuilds slots and datums from the items of a paged snapshot (a datum's items are consecutive). */
-export function regroup(items: readonly ReplicaItem[]): SlotContent[] {
-  const slots = new Map<number, Map<string, SlotContent['datums'][number]>>();
+/** The items of a slot's paged snapshot: the slot, each datum's publishers, then its tombstones. */
+export function replicaItems(
+  slot: number,
+  datums: readonly ReplicatedDatum[],
+  tombstones: readonly KeyedTombstone[],
+): ReplicaItem[] {
+  const out: ReplicaItem[] = [{ slot }];
+  for (const d of datums) {
+    if (d.publishers.length === 0) out.push({ slot, key: d.key, version: d.version });
+    for (const publisher of d.publishers) out.push({ slot, key: d.key, version: d.version, publisher });
+  }
+  for (const { key, ...tombstone } of tombstones) out.push({ slot, key, tombstone });
+  return out;
+}
+
+/** Rebuilds slots, datums and tombstones from the items of a paged snapshot (a datum's items are consecutive). */
+export function regroup(items: readonly ReplicaItem[]): ReplicaSlot[] {
+  const slots = new Map<number, { datums: Map<string, Datum>; tombstones: KeyedTombstone[] }>();
   for (const item of items) {
-    let datums = slots.get(item.slot);
-    if (datums === undefined) {
-      datums = new Map<string, SlotContent['datums'][number]>();
-      slots.set(item.slot, datums);
+    let content = slots.get(item.slot);
+    if (content === undefined) {
+      content = { datums: new Map(), tombstones: [] };
+      slots.set(item.slot, content);
     }
     if (!('key' in item)) continue;
-    let d = datums.get(item.key);
-    if (d === undefined) datums.set(item.key, (d = { key: item.key, version: item.version, publishers: [] }));
+    if ('tombstone' in item) {
+      content.tombstones.push({ key: item.key, ...item.tombstone });
+      continue;
+    }
+    let d = content.datums.get(item.key);
+    if (d === undefined)
+      content.datums.set(item.key, (d = { key: item.key, version: item.version, publishers: [] }));
     d.version = Math.max(d.version, item.version);
     if (item.publisher !== undefined) d.publishers.push(item.publisher);
   }
-  return [...slots].map(([slot, datums]) => ({ slot, datums: [...datums.values()] }));
+  return [...slots].map(([slot, c]) => ({ slot, datums: [...c.datums.values()], tombstones: c.tombstones }));
 }
