@@ -24,12 +24,12 @@ import { CLUSTER_PROTOCOL_VERSION, type LinkHello } from '../../proto/rpc.js';
 import { MetaMember, type MemberLinkOptions } from '../link/meta-member.js';
 import type { SlotTable } from '../../proto/slot-table.js';
 import { isLocal } from '../link/local-process.js';
-import { DEFAULT_PROTECTION, Protection, type ProtectionOptions } from '../link/protection.js';
+import type { ProtectionOptions } from '../link/protection.js';
 import {
   protectionRoutes,
-  registerProtectionMetrics,
+  roleProtection,
   withProtection,
-  type ProtectionHost,
+  type RoleProtection,
 } from '../link/protection-ops.js';
 import { RoleServer, type RoleServerOptions } from '../link/role-server.js';
 import type { RpcPeer } from '../link/rpc-peer.js';
@@ -53,7 +53,7 @@ export interface DataNodeOptions extends RoleServerOptions, MemberLinkOptions {
   readonly logger: Logger;
   /** Called once a drain asked by meta is complete: this server leads and follows no slot. */
   readonly onDrained?: () => void;
-  /** Protection mode of session-grace drops (defaults: {@link DEFAULT_PROTECTION}). */
+  /** Protection mode of session-grace drops (default: 15 % in 60 s, at least 1). */
   readonly protection?: ProtectionOptions;
 }
 
@@ -70,8 +70,7 @@ export class DataNode {
   readonly #sessions = new Map<string, SessionPeer>();
   /** Sessions whose link closed, with the cancel of their grace timer. */
   readonly #sessionGrace = new Map<string, () => void>();
-  readonly #protection: ProtectionHost;
-  readonly #unregisterProtection: () => void;
+  readonly #protection: RoleProtection;
   /** Follower peers and the slots each replicates from us. */
   readonly #followers = new Map<RpcPeer, Set<number>>();
   /** Our links to the leaders we follow. */
@@ -106,24 +105,19 @@ export class DataNode {
       hello: () => this.#hello(this.url),
       logger: this.#log,
     });
-    this.#protection = {
-      role: 'data',
-      kind: 'sessions',
-      id: () => opts.id,
-      protection: new Protection('sessions', opts.protection ?? DEFAULT_PROTECTION, this.#log),
-    };
-    this.#protection.protection.onRelease((ids) => {
-      for (const id of ids) this.#dropSession(id);
+    const self = { role: 'data', kind: 'sessions', id: () => opts.id } as const;
+    this.#protection = roleProtection(self, opts.protection, this.#log, (id) => {
+      this.#dropSession(id);
     });
-    this.#unregisterProtection = registerProtectionMetrics(this.#protection);
-    this.#role = new RoleServer('data', opts, this.#log, () =>
-      withProtection(this.health(), this.#protection),
-    ).link(DATA_LINK_PATH, (peer, hello) => {
-      this.#accept(peer, hello);
-      return { id: opts.id };
-    });
+    this.#role = new RoleServer('data', opts, this.#log, () => this.health()).link(
+      DATA_LINK_PATH,
+      (peer, hello) => {
+        this.#accept(peer, hello);
+        return { id: opts.id };
+      },
+    );
     this.#role.ops([
-      ...dataAdminRoutes(this.server, () => withProtection(this.health(), this.#protection)),
+      ...dataAdminRoutes(this.server, () => this.health()),
       ...protectionRoutes(this.#protection),
     ]);
     this.#unregisterMetrics = registerDataMetrics(this.server, () => ({
@@ -136,8 +130,9 @@ export class DataNode {
     return this.#role.url(DATA_LINK_PATH);
   }
 
+  /** What `/health` says; degraded while protection mode holds session drops. */
   health(): Record<string, unknown> {
-    return {
+    const base = {
       dataId: this.#opts.id,
       draining: this.#draining !== 'no',
       metaConnected: this.#meta?.connected === true,
@@ -145,6 +140,7 @@ export class DataNode {
       ...this.server.stats(),
       replicationLagMs: this.#follower.lag(),
     };
+    return withProtection(base, this.#protection);
   }
 
   async start(): Promise<void> {
@@ -175,7 +171,7 @@ export class DataNode {
 
   async stop(): Promise<void> {
     this.#unregisterMetrics();
-    this.#unregisterProtection();
+    this.#protection.unregister();
     this.#meta?.stop();
     this.#follower.stop();
     for (const cancel of this.#sessionGrace.values()) cancel();

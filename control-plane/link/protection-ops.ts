@@ -6,7 +6,8 @@
 import type { AdminProtection } from '../../proto/admin-api.js';
 import { observeGauges } from '../../proto/runtime/telemetry.js';
 import type { AdminRoute } from '../admin/ops-http.js';
-import type { Protection } from './protection.js';
+import type { Logger } from '../../proto/runtime/log.js';
+import { DEFAULT_PROTECTION, Protection, type ProtectionOptions } from './protection.js';
 
 /** A role's protection and how its held items are removed on release. */
 export interface ProtectionHost {
@@ -18,22 +19,31 @@ export interface ProtectionHost {
   readonly protection: Protection;
 }
 
+/** A role's protection, its gauges registered; `unregister` removes them when the role stops. */
+export type RoleProtection = ProtectionHost & { readonly unregister: () => void };
+
+/**
+ * Makes a role's protection (thresholds `opts`, {@link DEFAULT_PROTECTION} when absent), with
+ * `remove` carrying out what a release hands back, and registers its gauges.
+ */
+export function roleProtection(
+  base: Omit<ProtectionHost, 'protection'>,
+  opts: ProtectionOptions | undefined,
+  log: Logger,
+  remove?: (id: string) => void,
+): RoleProtection {
+  const protection = new Protection(base.kind, opts ?? DEFAULT_PROTECTION, log);
+  if (remove !== undefined)
+    protection.onRelease((ids) => {
+      for (const id of ids) remove(id);
+    });
+  const host = { ...base, protection };
+  return { ...host, unregister: registerProtectionMetrics(host) };
+}
+
 /** The admin body of `host`'s protection. */
 export function protectionView(host: ProtectionHost): AdminProtection {
-  const { held, removedInWindow, released, maxRemovalPercent, windowMs, minRemovals, active } =
-    host.protection.status();
-  return {
-    role: host.role,
-    id: host.id(),
-    kind: host.kind,
-    active,
-    held,
-    removedInWindow,
-    released,
-    maxRemovalPercent,
-    windowMs,
-    minRemovals,
-  };
+  return { role: host.role, id: host.id(), kind: host.kind, ...host.protection.status() };
 }
 
 /** Releases `host`'s protection: removes exactly what was held, and says what. */

@@ -17,6 +17,7 @@
  * `minRemovals` (default 1) lets a small cluster still lose one thing per window: 15 % of two
  * members is zero, and a two-member cluster whose one peer died must not hold it for ever.
  */
+import type { AdminProtection } from '../../proto/admin-api.js';
 import type { Logger } from '../../proto/runtime/log.js';
 
 export interface ProtectionOptions {
@@ -35,21 +36,11 @@ export const DEFAULT_PROTECTION: ProtectionOptions = Object.freeze({
   minRemovals: 1,
 });
 
-/** What a role reports of its protection (health, metrics, the admin API). */
-export interface ProtectionStatus {
-  /** What is counted: `members` (meta), `sessions` (data), `connections` (session). */
-  readonly kind: string;
-  readonly active: boolean;
-  /** Held removals, oldest first. */
-  readonly held: readonly string[];
-  /** Removals by silence within the current window. */
-  readonly removedInWindow: number;
-  /** Held items removed by operator releases since start. */
-  readonly released: number;
-  readonly maxRemovalPercent: number;
-  readonly windowMs: number;
-  readonly minRemovals: number;
-}
+/**
+ * What a role reports of its protection (health, metrics, the admin API, which adds who it is):
+ * held removals oldest first, removals in the current window, releases since start, the thresholds.
+ */
+export type ProtectionStatus = Omit<AdminProtection, 'role' | 'id' | 'kind' | 'removed'>;
 
 export class Protection {
   readonly #kind: string;
@@ -153,7 +144,6 @@ export class Protection {
   status(): ProtectionStatus {
     this.#prune(this.#now());
     return {
-      kind: this.#kind,
       active: this.active,
       held: [...this.#held],
       removedInWindow: this.#removals.length,

@@ -19,12 +19,12 @@ import { meter } from '../../proto/runtime/telemetry.js';
 import type { SlotTable } from '../../proto/slot-table.js';
 import { VersionClock } from '../../proto/version.js';
 import { isLocal } from '../link/local-process.js';
-import { DEFAULT_PROTECTION, Protection, type ProtectionOptions } from '../link/protection.js';
+import type { ProtectionOptions } from '../link/protection.js';
 import {
   protectionRoutes,
-  registerProtectionMetrics,
+  roleProtection,
   withProtection,
-  type ProtectionHost,
+  type RoleProtection,
 } from '../link/protection-ops.js';
 import { RoleServer, type RoleServerOptions } from '../link/role-server.js';
 import type { RpcPeer } from '../link/rpc-peer.js';
@@ -43,7 +43,7 @@ export interface MetaNodeOptions extends RoleServerOptions {
   readonly logger: Logger;
   /** Builds the store once the meta knows its own URL. */
   readonly store: (metaUrl: string) => MetaStore;
-  /** Protection mode of member expiry (defaults: {@link DEFAULT_PROTECTION}). */
+  /** Protection mode of member expiry (default: 15 % in 60 s, at least 1). */
   readonly protection?: ProtectionOptions;
 }
 
@@ -80,23 +80,20 @@ export class MetaNode {
   #timer: NodeJS.Timeout | undefined;
   #warmTimer: NodeJS.Timeout | undefined;
   /** Holds member expiries when too many leases run out at once. */
-  readonly #protection: ProtectionHost;
-  readonly #unregisterProtection: () => void;
+  readonly #protection: RoleProtection;
   #expirations = 0;
 
   constructor(opts: MetaNodeOptions) {
     this.#opts = opts;
     this.#log = opts.logger.child({ role: 'meta' });
-    this.#protection = {
-      role: 'meta',
-      kind: 'members',
-      id: () => this.url,
-      protection: new Protection('members', opts.protection ?? DEFAULT_PROTECTION, this.#log),
-    };
-    this.#protection.protection.onRelease((ids) => {
-      for (const id of ids) this.#expire(id);
-    });
-    this.#unregisterProtection = registerProtectionMetrics(this.#protection);
+    this.#protection = roleProtection(
+      { role: 'meta', kind: 'members', id: () => this.url },
+      opts.protection,
+      this.#log,
+      (id) => {
+        this.#expire(id);
+      },
+    );
     this.#server = new RoleServer('meta', opts, this.#log, () =>
       withProtection(this.health(), this.#protection),
     ).link(META_LINK_PATH, (peer, hello) => this.#join(peer, hello));
@@ -227,7 +224,7 @@ export class MetaNode {
 
   async stop(): Promise<void> {
     this.#unregisterMetrics();
-    this.#unregisterProtection();
+    this.#protection.unregister();
     loopMonitor.stop();
     clearTimeout(this.#warmTimer);
     clearInterval(this.#timer);

@@ -10,12 +10,12 @@ import type { Logger } from '../../proto/runtime/log.js';
 import { loopMonitor } from '../../proto/runtime/loop-monitor.js';
 import { CLUSTER_PROTOCOL_VERSION } from '../../proto/rpc.js';
 import { MetaMember, type MemberLinkOptions } from '../link/meta-member.js';
-import { DEFAULT_PROTECTION, Protection, type ProtectionOptions } from '../link/protection.js';
+import type { ProtectionOptions } from '../link/protection.js';
 import {
   protectionRoutes,
-  registerProtectionMetrics,
+  roleProtection,
   withProtection,
-  type ProtectionHost,
+  type RoleProtection,
 } from '../link/protection-ops.js';
 import { RoleServer, type RoleServerOptions } from '../link/role-server.js';
 import { DataRouter } from './data-router.js';
@@ -30,7 +30,7 @@ export interface SessionNodeOptions
   readonly clusterToken: string;
   /** Called once a drain asked by meta is complete: no agent is connected any more. */
   readonly onDrained?: () => void;
-  /** Protection mode of connection-grace drops (defaults: {@link DEFAULT_PROTECTION}). */
+  /** Protection mode of connection-grace drops (default: 15 % in 60 s, at least 1). */
   readonly protection?: ProtectionOptions;
 }
 
@@ -43,16 +43,18 @@ export class SessionNode {
   readonly #log: Logger;
   #peers: string[] = [];
   #meta: MetaMember | undefined;
-  readonly #protection: ProtectionHost;
-  readonly #unregisterProtection: () => void;
+  readonly #protection: RoleProtection;
 
   constructor(opts: SessionNodeOptions) {
     this.#opts = opts;
     this.#log = opts.session.logger.child({ role: 'session', sessionId: opts.session.id });
-    const protection = new Protection('connections', opts.protection ?? DEFAULT_PROTECTION, this.#log);
-    this.#protection = { role: 'session', kind: 'connections', id: () => opts.session.id, protection };
-    this.#unregisterProtection = registerProtectionMetrics(this.#protection);
-    const agents = { ...opts.session, protection };
+    // The write path removes what a release hands back: it holds the connections in grace.
+    this.#protection = roleProtection(
+      { role: 'session', kind: 'connections', id: () => opts.session.id },
+      opts.protection,
+      this.#log,
+    );
+    const agents = { ...opts.session, protection: this.#protection.protection };
     this.server = new SessionServer(agents, this.#router);
     this.server.setPeers(() => this.#peers);
     this.#role = new RoleServer(
@@ -111,7 +113,7 @@ export class SessionNode {
   }
 
   async stop(): Promise<void> {
-    this.#unregisterProtection();
+    this.#protection.unregister();
     loopMonitor.stop();
     this.#meta?.stop();
     for (const d of this.#data.values()) d.stop();
