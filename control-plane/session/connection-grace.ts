@@ -69,8 +69,10 @@ export class ConnectionGrace<R extends GraceRecord> {
   /** A connection of `nodeId` opened: a held connection of that node is back. */
   opened(nodeId: string): void {
     const p = this.#opts.protection;
+    // Only while something is held: a reconnect storm must not scan every connection in grace.
+    if (p?.active !== true) return;
     for (const [id, g] of this.#grace) {
-      if (g.rec.nodeId !== nodeId || p?.recovered(id) !== true) continue;
+      if (g.rec.nodeId !== nodeId || !p.recovered(id)) continue;
       g.cancel = this.#timer(() => {
         this.#drop(id);
       }, this.#opts.graceMs);

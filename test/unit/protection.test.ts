@@ -7,7 +7,9 @@ import {
   releaseProtection,
   withProtection,
 } from '../../control-plane/link/protection-ops.js';
+import { isLocal, PROCESS_NONCE } from '../../control-plane/link/local-process.js';
 import { decodeAdminProtection } from '../../proto/admin-api.js';
+import { CLUSTER_PROTOCOL_VERSION, decodeLinkHello } from '../../proto/rpc.js';
 import { createLogger } from '../../proto/runtime/log.js';
 
 const quiet = createLogger('error', {}, () => undefined);
@@ -153,5 +155,29 @@ test('protection - property: never more removals in any window than the share al
       },
     ),
     { numRuns: 300 },
+  );
+});
+
+test('protection - link hello: the process nonce is optional (older peers), and only this process is local', () => {
+  const hello = {
+    role: 'data',
+    id: 'd1',
+    url: 'ws://d1',
+    protocolVersion: CLUSTER_PROTOCOL_VERSION,
+    token: 't',
+  };
+  const old = decodeLinkHello(hello);
+  assert.ok(old.ok);
+  assert.equal(old.value.process, undefined);
+  assert.equal(isLocal(old.value), false, 'a peer that says no nonce is remote');
+  const mine = decodeLinkHello({ ...hello, process: PROCESS_NONCE });
+  assert.ok(mine.ok && isLocal(mine.value));
+  const other = decodeLinkHello({ ...hello, process: 'another-process' });
+  assert.ok(other.ok && !isLocal(other.value));
+  const bad = decodeLinkHello({ ...hello, process: 7 });
+  assert.ok(!bad.ok);
+  assert.deepEqual(
+    bad.errors.map((e) => e.path),
+    ['process'],
   );
 });
