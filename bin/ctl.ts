@@ -10,11 +10,13 @@ import {
   decodeAdminError,
   decodeAdminMember,
   decodeAdminMembers,
+  decodeAdminProtection,
   decodeAdminServiceReplicas,
   decodeAdminSlots,
   decodeAdminSwitches,
   type AdminConnection,
   type AdminDatum,
+  type AdminProtection,
   type AdminReplica,
 } from '../proto/admin-api.js';
 import type { ErrorCode } from '../proto/errors.js';
@@ -38,6 +40,8 @@ Commands:
   blacklist publish|subscribe add|remove <service>...
                                        refuse publishing / subscribing these service names
   drain <member-id>                    hand a member's work to the others, then it exits
+  protection                           protection mode of meta and every member: what each holds
+  protection release                   remove exactly what protection mode holds, on every role
 
 Options:
   --meta <url>     meta's address (http://host:port or its ws:// link URL) [MESHREG_CTL_META, http://127.0.0.1:9610]
@@ -212,6 +216,9 @@ async function dispatch(ctx: Ctx, args: string[]): Promise<void> {
       const url = `${ctx.meta}/admin/members/${encodeURIComponent(id)}/drain`;
       return printRecord(ctx, await call(ctx, 'POST', url, decodeAdminMember));
     }
+    case 'protection':
+      if (rest[0] !== undefined && rest[0] !== 'release') throw usage('protection [release]');
+      return protection(ctx, rest[0] === 'release');
     default:
       throw usage(`unknown command "${cmd ?? ''}" (meshreg ctl --help)`);
   }
@@ -297,6 +304,49 @@ async function connections(ctx: Ctx): Promise<void> {
   }
   if (ctx.json) return ctx.out(JSON.stringify({ connections: rows }));
   ctx.out(renderTable(rows, ['session', 'nodeName', 'address', 'publishers', 'subscriptions', 'id']));
+}
+
+/** One role's protection as `ctl protection` shows it, or why it could not be asked. */
+interface ProtectionRow {
+  readonly member: string;
+  readonly role?: AdminProtection['role'];
+  readonly active?: boolean;
+  readonly held?: number;
+  readonly removed?: number;
+  readonly ids?: string;
+  readonly answer?: AdminProtection;
+  readonly error?: string;
+}
+
+/**
+ * Asks (or, with `release`, releases) protection mode on meta and on every member meta lists: each
+ * role holds its own removals. A member that cannot be reached is a row with its error, and the
+ * command fails after printing every row.
+ */
+async function protection(ctx: Ctx, release: boolean): Promise<void> {
+  const m = await call(ctx, 'GET', `${ctx.meta}/admin/members`, decodeAdminMembers);
+  const targets = [
+    { member: 'meta', http: ctx.meta },
+    ...m.members.map((x) => ({ member: x.id, http: x.http })),
+  ];
+  const rows = await Promise.all(
+    targets.map(async ({ member, http }): Promise<ProtectionRow> => {
+      const path = release ? '/admin/protection/release' : '/admin/protection';
+      const a = await ask(ctx, release ? 'POST' : 'GET', `${http}${path}`, decodeAdminProtection);
+      if (!a.ok) return { member, error: a.message };
+      const p = a.value;
+      const ids = (release ? (p.removed ?? []) : p.held).join(', ');
+      const counts = { held: p.held.length, removed: p.removed?.length ?? 0 };
+      return { member, role: p.role, active: p.active, ...counts, ids, answer: p };
+    }),
+  );
+  if (ctx.json)
+    ctx.out(
+      JSON.stringify({ protection: rows.map((r) => r.answer ?? { member: r.member, error: r.error }) }),
+    );
+  else ctx.out(renderTable(rows, ['member', 'role', 'active', 'held', 'removed', 'ids', 'error']));
+  const failed = rows.filter((r) => r.error !== undefined).length;
+  if (failed > 0) throw new CtlError(`${failed} of ${rows.length} roles could not be reached`);
 }
 
 /** Prints a flat answer (switches, a member) as field/value rows, or as JSON. */

@@ -186,6 +186,21 @@ export const CONTROL_PLANE_VARS: readonly VarDoc[] = [
   { name: 'MESHREG_SLOT_FOLLOWERS', default: '1', doc: 'Followers per slot.' },
   { name: 'MESHREG_SLOT_MAX_LEADER_MOVES', default: '6', doc: 'Leader moves per rebalancing round.' },
   {
+    name: 'MESHREG_PROTECTION_MAX_REMOVAL_PERCENT',
+    default: '15',
+    doc: 'Protection mode: share of members, sessions or agent connections (0..100) a role may remove for silence within a window; more are held. 100 turns it off.',
+  },
+  {
+    name: 'MESHREG_PROTECTION_WINDOW_MS',
+    default: '60000',
+    doc: 'Protection mode: the sliding window the share is counted over (100..86400000).',
+  },
+  {
+    name: 'MESHREG_PROTECTION_MIN_REMOVALS',
+    default: '1',
+    doc: 'Protection mode: removals any window allows whatever the share (0..1000000), so a small cluster can still lose one member.',
+  },
+  {
     name: 'MESHREG_SESSION_MAX_SUBSCRIPTIONS_PER_AGENT',
     default: '10000',
     doc: 'Most services one agent connection may watch (1..1000000); more are refused with `limit_exceeded`.',

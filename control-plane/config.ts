@@ -7,6 +7,7 @@ import envVar from 'env-var';
 import { MAX_SETTING_MS, MIB, boundedInt } from '../proto/runtime/env-bounds.js';
 import { LOG_LEVELS, type LogLevel } from '../proto/runtime/log.js';
 import { isPowerOfTwo } from '../proto/slot-table.js';
+import type { ProtectionOptions } from './link/protection.js';
 
 export type Role = 'meta' | 'data' | 'session';
 export const ROLES: readonly Role[] = ['meta', 'data', 'session'];
@@ -86,6 +87,8 @@ export interface ControlPlaneConfig {
     readonly slotFollowers: number;
     readonly maxLeaderMoves: number;
   };
+  /** Protection mode of every role: how many removals by silence a window allows. */
+  readonly protection: ProtectionOptions;
 }
 
 export { CONTROL_PLANE_VARS, type VarDoc } from './config-vars.js';
@@ -226,6 +229,11 @@ export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: bool
       slotCount,
       slotFollowers: int('MESHREG_SLOT_FOLLOWERS', 1, 0, 64),
       maxLeaderMoves: int('MESHREG_SLOT_MAX_LEADER_MOVES', 6, 1, 65_536),
+    }),
+    protection: Object.freeze({
+      maxRemovalPercent: int('MESHREG_PROTECTION_MAX_REMOVAL_PERCENT', 15, 0, 100),
+      windowMs: int('MESHREG_PROTECTION_WINDOW_MS', 60_000, 100),
+      minRemovals: int('MESHREG_PROTECTION_MIN_REMOVALS', 1, 0, 1_000_000),
     }),
   });
 }

@@ -107,6 +107,30 @@ export interface AdminErrorBody {
 /** `GET /admin/switches` on meta and on sessions, and the answer of every switch change. */
 export type AdminSwitches = Switches;
 
+/** The roles whose removals protection mode guards, and what each counts. */
+export const PROTECTION_ROLES = ['meta', 'data', 'session'] as const;
+export const PROTECTION_KINDS = ['members', 'sessions', 'connections'] as const;
+
+/**
+ * `GET /admin/protection` on any role, and the answer of `POST /admin/protection/release`: whether
+ * protection mode holds removals there, what it holds, and its thresholds. After a release,
+ * `removed` lists what the release removed (and `held` is empty).
+ */
+export interface AdminProtection {
+  readonly role: (typeof PROTECTION_ROLES)[number];
+  /** The role's member ID (meta: its link URL). */
+  readonly id: string;
+  readonly kind: (typeof PROTECTION_KINDS)[number];
+  readonly active: boolean;
+  readonly held: readonly string[];
+  readonly removedInWindow: number;
+  readonly released: number;
+  readonly maxRemovalPercent: number;
+  readonly windowMs: number;
+  readonly minRemovals: number;
+  readonly removed?: readonly string[];
+}
+
 const ID = { required: true, maxLength: 512 } as const;
 const URL_RULES = { maxLength: 2048 } as const;
 /** Counts are generous: an answer lists what a cluster holds, not what one request may carry. */
@@ -264,6 +288,37 @@ export const decodeAdminDatum = bodyDecoder<AdminDatum>((issues, o) => {
 
 /** Decodes `GET /admin/switches` (meta or session) and the answer of every switch change on meta. */
 export const decodeAdminSwitches: (raw: unknown) => Decoded<AdminSwitches> = decodeSwitches;
+
+function readIds(issues: Issues, raw: unknown, path: string, required: boolean): string[] | undefined {
+  if (raw === undefined && !required) return undefined;
+  return readArray(issues, raw, path, (item, p) => readString(issues, item, p, ID), {
+    required: true,
+    maxItems: MAX_CONNECTIONS,
+  });
+}
+
+/** Decodes `GET /admin/protection` and `POST /admin/protection/release` of any role. */
+export const decodeAdminProtection = bodyDecoder<AdminProtection>((issues, o) => {
+  const role = readOneOf(issues, o['role'], 'role', PROTECTION_ROLES, true);
+  const id = readString(issues, o['id'], 'id', ID);
+  const kind = readOneOf(issues, o['kind'], 'kind', PROTECTION_KINDS, true);
+  const active = readBool(issues, o['active'], 'active', true);
+  const held = readIds(issues, o['held'], 'held', true);
+  const removed = readIds(issues, o['removed'], 'removed', false);
+  const int = (k: string, max?: number): number | undefined =>
+    readInt(issues, o[k], k, max === undefined ? { required: true } : { required: true, max });
+  const removedInWindow = int('removedInWindow');
+  const released = int('released');
+  const maxRemovalPercent = int('maxRemovalPercent', 100);
+  const windowMs = int('windowMs');
+  const minRemovals = int('minRemovals');
+  if (role === undefined || id === undefined || kind === undefined || active === undefined) return undefined;
+  if (held === undefined || removedInWindow === undefined || released === undefined) return undefined;
+  if (maxRemovalPercent === undefined || windowMs === undefined || minRemovals === undefined)
+    return undefined;
+  const base = { role, id, kind, active, held, removedInWindow, released, maxRemovalPercent, windowMs };
+  return { ...base, minRemovals, ...(removed === undefined ? {} : { removed }) };
+});
 
 const readFieldError: Reader<FieldError> = (issues, o, p) => {
   const path = readString(issues, o['path'], at(p, 'path'), { required: true, maxLength: 4096 });

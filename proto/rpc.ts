@@ -157,6 +157,11 @@ export interface LinkHello {
   readonly url: string;
   readonly protocolVersion: number;
   readonly token: string;
+  /**
+   * A nonce of the sender's process (optional: older peers do not send it). Roles of one process
+   * share it, and never expire each other by lease.
+   */
+  readonly process?: string;
 }
 
 /** What a hello answers: meta tells the member its lease, a data server its own ID. */
@@ -172,8 +177,9 @@ export const decodeLinkHello: Decoder<LinkHello> = (raw) =>
     const url = readString(issues, o['url'], 'url', { maxLength: 512 }) ?? '';
     const protocolVersion = readProtocolVersion(issues, o['protocolVersion'], 'protocolVersion');
     const token = readString(issues, o['token'], 'token', { maxLength: 4096 }) ?? '';
+    const process = readString(issues, o['process'], 'process', { maxLength: 64 });
     if (role === undefined || id === undefined || protocolVersion === undefined) return undefined;
-    return { role, id, url, protocolVersion, token };
+    return { role, id, url, protocolVersion, token, ...(process === undefined ? {} : { process }) };
   });
 
 export const decodeHelloAnswer: Decoder<HelloAnswer> = (raw) =>

@@ -6,15 +6,26 @@
  *   data server calls back `collect` on them when it must rebuild slots it now leads.
  * - Followers connect to the leader's data link and call `replicate`: a snapshot of the slots, then a
  *   stream of `repl` events, one per change, stamped with the leader's clock (the lag is measured).
- * - A session whose link closes keeps its publishers for the session grace period, then they go.
+ * - A session whose link closes keeps its publishers for the session grace period (live time: a
+ *   stall of this server never shortens it), then they go, unless protection mode holds them. A
+ *   session of this very process has no grace to run out: it lives as long as the process.
  */
 import type { Member, OwnedPublisher } from '../../proto/cluster-records.js';
 import { DATA_LINK, DATA_LINK_PATH } from '../../proto/data-link.js';
 import { REPLICATION_LINK, type ReplicationOp } from '../../proto/replication-link.js';
 import type { Logger } from '../../proto/runtime/log.js';
+import { liveTimeout, loopMonitor } from '../../proto/runtime/loop-monitor.js';
 import { CLUSTER_PROTOCOL_VERSION, type LinkHello } from '../../proto/rpc.js';
 import { MetaMember, type MemberLinkOptions } from '../link/meta-member.js';
 import type { SlotTable } from '../../proto/slot-table.js';
+import { isLocal } from '../link/local-process.js';
+import type { ProtectionOptions } from '../link/protection.js';
+import {
+  protectionRoutes,
+  roleProtection,
+  withProtection,
+  type RoleProtection,
+} from '../link/protection-ops.js';
 import { RoleServer, type RoleServerOptions } from '../link/role-server.js';
 import type { RpcPeer } from '../link/rpc-peer.js';
 import { dataAdminRoutes, registerDataMetrics, tracedPublish } from './data-ops.js';
@@ -38,6 +49,8 @@ export interface DataNodeOptions extends RoleServerOptions, MemberLinkOptions {
   readonly logger: Logger;
   /** Called once a drain asked by meta is complete: this server leads and follows no slot. */
   readonly onDrained?: () => void;
+  /** Protection mode of session-grace drops (default: 15 % in 60 s, at least 1). */
+  readonly protection?: ProtectionOptions;
 }
 
 interface SessionPeer {
@@ -51,7 +64,9 @@ export class DataNode {
   readonly #role: RoleServer;
   readonly #log: Logger;
   readonly #sessions = new Map<string, SessionPeer>();
-  readonly #sessionGrace = new Map<string, NodeJS.Timeout>();
+  /** Sessions whose link closed, with the cancel of their grace timer. */
+  readonly #sessionGrace = new Map<string, () => void>();
+  readonly #protection: RoleProtection;
   /** Follower peers and the slots each replicates from us. */
   readonly #followers = new Map<RpcPeer, Set<number>>();
   /** Our links to the leaders we follow. */
@@ -87,6 +102,10 @@ export class DataNode {
       hello: () => this.#hello(this.url),
       logger: this.#log,
     });
+    const self = { role: 'data', kind: 'sessions', id: () => opts.id } as const;
+    this.#protection = roleProtection(self, opts.protection, this.#log, (id) => {
+      this.#dropSession(id);
+    });
     this.#role = new RoleServer('data', opts, this.#log, () => this.health()).link(
       DATA_LINK_PATH,
       (peer, hello) => {
@@ -94,7 +113,10 @@ export class DataNode {
         return { id: opts.id };
       },
     );
-    this.#role.ops(dataAdminRoutes(this.server, () => this.health()));
+    this.#role.ops([
+      ...dataAdminRoutes(this.server, () => this.health()),
+      ...protectionRoutes(this.#protection),
+    ]);
     this.#unregisterMetrics = registerDataMetrics(this.server, () => ({
       sessions: this.#sessions.size,
       publishes: this.#publishes,
@@ -105,8 +127,9 @@ export class DataNode {
     return this.#role.url(DATA_LINK_PATH);
   }
 
+  /** What `/health` says; degraded while protection mode holds session drops. */
   health(): Record<string, unknown> {
-    return {
+    const base = {
       dataId: this.#opts.id,
       draining: this.#draining !== 'no',
       metaConnected: this.#meta?.connected === true,
@@ -114,9 +137,11 @@ export class DataNode {
       ...this.server.stats(),
       replicationLagMs: this.#follower.lag(),
     };
+    return withProtection(base, this.#protection);
   }
 
   async start(): Promise<void> {
+    loopMonitor.start();
     await this.#role.listen();
     const url = `ws://${this.#opts.advertiseHost !== '' ? `${this.#opts.advertiseHost}:${this.#role.address.split(':').pop() ?? ''}` : this.#role.address}${DATA_LINK_PATH}`;
     this.#meta = new MetaMember(
@@ -143,9 +168,12 @@ export class DataNode {
 
   async stop(): Promise<void> {
     this.#unregisterMetrics();
+    this.#protection.unregister();
     this.#meta?.stop();
     this.#follower.stop();
-    for (const t of this.#sessionGrace.values()) clearTimeout(t);
+    for (const cancel of this.#sessionGrace.values()) cancel();
+    this.#sessionGrace.clear();
+    loopMonitor.stop();
     this.server.close();
     await this.#role.close();
   }
@@ -163,14 +191,15 @@ export class DataNode {
   // ---- peers that connect to us -----------------------------------------------------------------
 
   #accept(peer: RpcPeer, hello: LinkHello): void {
-    if (hello.role === 'session') this.#acceptSession(peer, hello.id);
+    if (hello.role === 'session') this.#acceptSession(peer, hello.id, isLocal(hello));
     else this.#acceptFollower(peer);
   }
 
-  #acceptSession(peer: RpcPeer, sessionId: string): void {
+  #acceptSession(peer: RpcPeer, sessionId: string, local: boolean): void {
     const s = this.server;
-    clearTimeout(this.#sessionGrace.get(sessionId));
+    this.#sessionGrace.get(sessionId)?.();
     this.#sessionGrace.delete(sessionId);
+    this.#protection.protection.recovered(sessionId);
     this.#sessions.get(sessionId)?.peer.terminate();
     this.#sessions.set(sessionId, { peer, id: sessionId });
     const watch = s.watch(sessionId, {
@@ -200,16 +229,28 @@ export class DataNode {
       watch.close();
       if (this.#sessions.get(sessionId)?.peer !== peer) return;
       this.#sessions.delete(sessionId);
+      if (local) return;
       // The session may come back (a restart, a network blip); its agents may also re-register
       // elsewhere. What neither brought back within the grace period is gone.
-      const timer = setTimeout(() => {
-        this.#sessionGrace.delete(sessionId);
-        this.#log.info('session did not come back; dropping its publishers', { sessionId });
-        s.dropSession(sessionId);
+      const cancel = liveTimeout(() => {
+        this.#graceOver(sessionId);
       }, this.#opts.sessionGraceMs);
-      timer.unref();
-      this.#sessionGrace.set(sessionId, timer);
+      this.#sessionGrace.set(sessionId, cancel);
     });
+  }
+
+  /** A session's grace ran out: its publishers go, unless too many sessions went at once. */
+  #graceOver(sessionId: string): void {
+    this.#sessionGrace.delete(sessionId);
+    const p = this.#protection.protection;
+    const population = this.#sessions.size + this.#sessionGrace.size + p.status().held.length + 1;
+    if (p.admit(sessionId, population)) this.#dropSession(sessionId);
+    else this.#log.warn('session did not come back; publishers held (protection mode)', { sessionId });
+  }
+
+  #dropSession(sessionId: string): void {
+    this.#log.info('session did not come back; dropping its publishers', { sessionId });
+    this.server.dropSession(sessionId);
   }
 
   #acceptFollower(peer: RpcPeer): void {

@@ -14,6 +14,7 @@ import type { LinkSocket } from '../../proto/runtime/link-socket.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { HELLO_METHOD, type LinkHello } from '../../proto/rpc.js';
 import { RpcPeer } from './rpc-peer.js';
+import { PROCESS_NONCE } from './local-process.js';
 
 /** Reconnect delays: the first after a failure and the cap; each failure doubles it, half of it jittered. */
 export interface LinkRetry {
@@ -182,7 +183,7 @@ export class LinkClient {
   }
 
   #sayHello(peer: RpcPeer): void {
-    const said = peer.call(HELLO_METHOD, this.#opts.hello);
+    const said = peer.call(HELLO_METHOD, { ...this.#opts.hello, process: PROCESS_NONCE });
     said.then(
       () => {
         if (this.#peer === peer && this.#state === 'hello') this.#to('open', 'hello accepted');

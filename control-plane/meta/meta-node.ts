@@ -14,9 +14,18 @@ import { META_LINK, META_LINK_PATH, type MembersEvent } from '../../proto/meta-l
 import type { HelloAnswer, LinkHello } from '../../proto/rpc.js';
 import { MeshregError } from '../../proto/errors.js';
 import type { Logger } from '../../proto/runtime/log.js';
+import { loopMonitor } from '../../proto/runtime/loop-monitor.js';
 import { meter } from '../../proto/runtime/telemetry.js';
 import type { SlotTable } from '../../proto/slot-table.js';
 import { VersionClock } from '../../proto/version.js';
+import { isLocal } from '../link/local-process.js';
+import type { ProtectionOptions } from '../link/protection.js';
+import {
+  protectionRoutes,
+  roleProtection,
+  withProtection,
+  type RoleProtection,
+} from '../link/protection-ops.js';
 import { RoleServer, type RoleServerOptions } from '../link/role-server.js';
 import type { RpcPeer } from '../link/rpc-peer.js';
 import { httpBase, metaAdminRoutes, registerMetaMetrics, type MemberView } from './meta-ops.js';
@@ -34,13 +43,18 @@ export interface MetaNodeOptions extends RoleServerOptions {
   readonly logger: Logger;
   /** Builds the store once the meta knows its own URL. */
   readonly store: (metaUrl: string) => MetaStore;
+  /** Protection mode of member expiry (default: 15 % in 60 s, at least 1). */
+  readonly protection?: ProtectionOptions;
 }
 
 interface MemberRecord {
   readonly role: MemberRole;
   readonly url: string;
   peer: RpcPeer | undefined;
+  /** In live time ({@link loopMonitor}): a stall of this meta never shortens a lease. */
   expiresAt: number;
+  /** A role of this very process: it lives as long as the process, and has no lease to lose. */
+  readonly local: boolean;
 }
 
 export class MetaNode {
@@ -65,26 +79,40 @@ export class MetaNode {
   #arranging = false;
   #timer: NodeJS.Timeout | undefined;
   #warmTimer: NodeJS.Timeout | undefined;
+  /** Holds member expiries when too many leases run out at once. */
+  readonly #protection: RoleProtection;
+  #expirations = 0;
 
   constructor(opts: MetaNodeOptions) {
     this.#opts = opts;
     this.#log = opts.logger.child({ role: 'meta' });
-    this.#server = new RoleServer('meta', opts, this.#log, () => this.health()).link(
-      META_LINK_PATH,
-      (peer, hello) => this.#join(peer, hello),
+    this.#protection = roleProtection(
+      { role: 'meta', kind: 'members', id: () => this.url },
+      opts.protection,
+      this.#log,
+      (id) => {
+        this.#expire(id);
+      },
     );
+    this.#server = new RoleServer('meta', opts, this.#log, () =>
+      withProtection(this.health(), this.#protection),
+    ).link(META_LINK_PATH, (peer, hello) => this.#join(peer, hello));
     this.switches = new SwitchBoard((state) => {
       this.#log.info('switches changed', { ...state });
       for (const m of this.#members.values())
         if (m.role === 'session') m.peer?.emit(META_LINK.switches, state);
     });
-    this.#server.ops(metaAdminRoutes(this));
-    this.#unregisterMetrics = registerMetaMetrics(() => ({ members: this.members(), table: this.#table }));
+    this.#server.ops([...metaAdminRoutes(this), ...protectionRoutes(this.#protection)]);
+    this.#unregisterMetrics = registerMetaMetrics(() => ({
+      members: this.members(),
+      table: this.#table,
+      expirations: this.#expirations,
+    }));
   }
 
   /** Members with their lease and link state (the admin API). */
   members(): MemberView[] {
-    const now = Date.now();
+    const now = loopMonitor.liveNow();
     return [...this.#shared].map(([id, m]) => {
       const local = this.#members.get(id);
       return {
@@ -93,7 +121,8 @@ export class MetaNode {
         url: m.url,
         http: httpBase(m.url),
         connected: local?.peer?.isOpen === true,
-        leaseLeftMs: local === undefined ? 0 : Math.max(0, local.expiresAt - now),
+        leaseLeftMs:
+          local === undefined ? 0 : local.local ? this.#opts.leaseMs : Math.max(0, local.expiresAt - now),
         draining: m.draining || this.#draining.has(id),
       };
     });
@@ -161,6 +190,7 @@ export class MetaNode {
   }
 
   async start(): Promise<void> {
+    loopMonitor.start();
     await this.#server.listen();
     const store = this.#opts.store(this.url);
     this.#store = store;
@@ -194,6 +224,8 @@ export class MetaNode {
 
   async stop(): Promise<void> {
     this.#unregisterMetrics();
+    this.#protection.unregister();
+    loopMonitor.stop();
     clearTimeout(this.#warmTimer);
     clearInterval(this.#timer);
     await this.#store?.close();
@@ -207,8 +239,10 @@ export class MetaNode {
       role: hello.role,
       url: hello.url,
       peer,
-      expiresAt: Date.now() + this.#opts.leaseMs,
+      expiresAt: loopMonitor.liveNow() + this.#opts.leaseMs,
+      local: isLocal(hello),
     };
+    this.#protection.protection.recovered(hello.id);
     this.#members.set(hello.id, rec);
     this.#store?.putMember(hello.id, {
       role: hello.role,
@@ -216,14 +250,16 @@ export class MetaNode {
       draining: this.#draining.has(hello.id),
     });
     peer.handle(META_LINK.heartbeat, () => {
-      if (this.#members.get(hello.id) === rec) rec.expiresAt = Date.now() + this.#opts.leaseMs;
+      if (this.#members.get(hello.id) !== rec) return { epoch: this.#table?.epoch ?? 0 };
+      rec.expiresAt = loopMonitor.liveNow() + this.#opts.leaseMs;
+      this.#protection.protection.recovered(hello.id);
       return { epoch: this.#table?.epoch ?? 0 };
     });
     void peer.closed.then(() => {
       if (rec.peer === peer) rec.peer = undefined;
     });
     if (old === undefined)
-      this.#log.info('member joined', { id: hello.id, role: hello.role, url: hello.url });
+      this.#log.info('member joined', { id: hello.id, role: hello.role, url: hello.url, local: rec.local });
     setImmediate(() => {
       if (this.#table !== undefined) peer.emit(META_LINK.table, this.#table);
       if (hello.role === 'session') peer.emit(META_LINK.switches, this.switches.state);
@@ -235,19 +271,34 @@ export class MetaNode {
   }
 
   #tick(): void {
-    const now = Date.now();
     // With the store unreachable nothing is decided: a member that looks silent may be fine.
-    if (this.#store?.healthy === true) {
-      for (const [id, m] of this.#members) {
-        if (m.expiresAt > now) continue;
-        this.#members.delete(id);
-        this.#draining.delete(id);
-        m.peer?.terminate();
-        this.#store.deleteMember(id);
-        this.#log.warn('member lease expired; removed', { id, role: m.role });
-      }
-    }
+    if (this.#store?.healthy === true) this.#expireSilent();
     if (this.#arranging && this.#store?.leader === true && this.#store.healthy) void this.#arrange();
+  }
+
+  /**
+   * Removes members whose lease ran out in live time (a stall of this meta extends every lease by
+   * its length). A member of this process is never expired; protection mode may hold the rest.
+   */
+  #expireSilent(): void {
+    const now = loopMonitor.liveNow();
+    const protection = this.#protection.protection;
+    for (const [id, m] of this.#members) {
+      if (m.local || m.expiresAt > now || protection.isHeld(id)) continue;
+      if (protection.admit(id, this.#members.size)) this.#expire(id);
+    }
+  }
+
+  /** Removes a member whose lease ran out. */
+  #expire(id: string): void {
+    const m = this.#members.get(id);
+    if (m === undefined) return;
+    this.#members.delete(id);
+    this.#draining.delete(id);
+    m.peer?.terminate();
+    this.#store?.deleteMember(id);
+    this.#expirations++;
+    this.#log.warn('member lease expired; removed', { id, role: m.role });
   }
 
   async #arrange(): Promise<void> {

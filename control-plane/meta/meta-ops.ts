@@ -128,7 +128,7 @@ function replicas(host: MetaAdminHost, service: string): AdminServiceReplicas {
 
 /** Registers meta's gauges; returns their unregistration. */
 export function registerMetaMetrics(
-  read: () => { members: readonly MemberView[]; table: SlotTable | undefined },
+  read: () => { members: readonly MemberView[]; table: SlotTable | undefined; expirations: number },
 ): () => void {
   return observeGauges(
     [
@@ -145,6 +145,12 @@ export function registerMetaMetrics(
           }
           for (const c of counts.values()) o(c.n, { member_role: c.role, connected: String(c.connected) });
         },
+      },
+      {
+        name: 'meshreg.meta.member_expirations',
+        description: 'Members removed because their lease ran out (protection mode may hold more)',
+        counter: true,
+        read: (o) => o(read().expirations),
       },
       {
         name: 'meshreg.slot_table.epoch',

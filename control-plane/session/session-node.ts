@@ -7,8 +7,16 @@ import { AGENT_LINK_PATH } from '../../proto/agent-link.js';
 import type { Member } from '../../proto/cluster-records.js';
 import { META_LINK_PATH } from '../../proto/meta-link.js';
 import type { Logger } from '../../proto/runtime/log.js';
+import { loopMonitor } from '../../proto/runtime/loop-monitor.js';
 import { CLUSTER_PROTOCOL_VERSION } from '../../proto/rpc.js';
 import { MetaMember, type MemberLinkOptions } from '../link/meta-member.js';
+import type { ProtectionOptions } from '../link/protection.js';
+import {
+  protectionRoutes,
+  roleProtection,
+  withProtection,
+  type RoleProtection,
+} from '../link/protection-ops.js';
 import { RoleServer, type RoleServerOptions } from '../link/role-server.js';
 import { DataRouter } from './data-router.js';
 import { RemoteDataClient } from './remote-data.js';
@@ -22,6 +30,8 @@ export interface SessionNodeOptions
   readonly clusterToken: string;
   /** Called once a drain asked by meta is complete: no agent is connected any more. */
   readonly onDrained?: () => void;
+  /** Protection mode of connection-grace drops (default: 15 % in 60 s, at least 1). */
+  readonly protection?: ProtectionOptions;
 }
 
 export class SessionNode {
@@ -33,23 +43,30 @@ export class SessionNode {
   readonly #log: Logger;
   #peers: string[] = [];
   #meta: MetaMember | undefined;
+  readonly #protection: RoleProtection;
 
   constructor(opts: SessionNodeOptions) {
     this.#opts = opts;
     this.#log = opts.session.logger.child({ role: 'session', sessionId: opts.session.id });
-    const agents = opts.session;
+    // The write path removes what a release hands back: it holds the connections in grace.
+    this.#protection = roleProtection(
+      { role: 'session', kind: 'connections', id: () => opts.session.id },
+      opts.protection,
+      this.#log,
+    );
+    const agents = { ...opts.session, protection: this.#protection.protection };
     this.server = new SessionServer(agents, this.#router);
     this.server.setPeers(() => this.#peers);
     this.#role = new RoleServer(
       'session',
       { ...opts, host: agents.host, port: agents.port, token: opts.clusterToken },
       this.#log,
-      () => this.#health(),
+      () => withProtection(this.#health(), this.#protection),
     )
       .socket(AGENT_LINK_PATH, agents, (ws, req) => {
         this.server.accept(ws, req);
       })
-      .ops(sessionAdminRoutes(this.server));
+      .ops([...sessionAdminRoutes(this.server), ...protectionRoutes(this.#protection)]);
   }
 
   get url(): string {
@@ -57,6 +74,7 @@ export class SessionNode {
   }
 
   async start(): Promise<void> {
+    loopMonitor.start();
     await this.#role.listen();
     const advertised = this.#opts.session.advertiseUrl;
     this.server.listening(advertised !== '' ? advertised : this.#role.url(AGENT_LINK_PATH));
@@ -95,6 +113,8 @@ export class SessionNode {
   }
 
   async stop(): Promise<void> {
+    this.#protection.unregister();
+    loopMonitor.stop();
     this.#meta?.stop();
     for (const d of this.#data.values()) d.stop();
     this.server.close();

@@ -23,6 +23,7 @@ import type { CollectParams } from '../../proto/data-link.js';
 import type { Switches } from '../../proto/switches.js';
 import { contextFrom, traceparentOfSpan, tracer } from '../../proto/runtime/telemetry.js';
 import { tokensEqual } from '../link/auth.js';
+import type { Protection } from '../link/protection.js';
 import { AgentConnection, type ConnectionHost, type ConnectionLimits } from './agent-connection.js';
 import { wsTransport } from './agent-transport.js';
 import type { DataRouter } from './data-router.js';
@@ -57,6 +58,8 @@ export interface SessionOptions {
   /** Items per second this session writes to data servers, and the burst (the write path's pacing). */
   readonly writeRatePerSec?: number;
   readonly writeBurst?: number;
+  /** Holds grace drops when too many connections go at once (protection mode). */
+  readonly protection?: Protection;
   readonly logger: Logger;
 }
 
@@ -101,6 +104,7 @@ export class SessionServer implements ConnectionHost {
       ...(opts.writeRatePerSec === undefined ? {} : { writeRatePerSec: opts.writeRatePerSec }),
       ...(opts.writeBurst === undefined ? {} : { writeBurst: opts.writeBurst }),
       maxCallBytes: Math.floor(opts.linkMaxFrameBytes / 2),
+      protection: opts.protection,
       logger: this.logger,
       confirm: (connId, frame) => {
         this.#conns.get(connId)?.send(JSON.stringify(frame));

@@ -8,7 +8,7 @@
  * stale epoch after a failover, a link down) is kept and retried when the table changes, when a
  * data server connects, and on a timer; the agent's confirmation is sent when it lands. When a
  * connection closes, its publishers stay for the grace period and are then dropped from the data
- * servers, unless re-sent meanwhile.
+ * servers, unless re-sent meanwhile or held by protection mode ({@link ConnectionGrace}).
  */
 import type { Confirm, ConfirmResult, Registration, Withdrawal } from '../../proto/agent-link.js';
 import type { OwnedPublisher, PublishItem } from '../../proto/cluster-records.js';
@@ -20,6 +20,8 @@ import { fail, type Result } from '../../proto/result.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { slotOf } from '../../proto/slot-table.js';
 import type { DataApi } from '../link/data-api.js';
+import type { Protection } from '../link/protection.js';
+import { ConnectionGrace } from './connection-grace.js';
 import type { DataRouter } from './data-router.js';
 import { TokenBucket } from './rate-limit.js';
 import {
@@ -84,6 +86,10 @@ export interface WritePathOptions {
   readonly pool?: InstancePool;
   /** Sends a late confirmation to a connection (if it is still open). */
   readonly confirm: (connId: string, frame: Confirm) => void;
+  /** Holds grace drops when too many connections go at once (none: every drop goes through). */
+  readonly protection?: Protection | undefined;
+  /** The grace timer (live time by default); injectable for tests. */
+  readonly graceTimer?: (fn: () => void, ms: number) => () => void;
 }
 
 export class WritePath {
@@ -91,7 +97,7 @@ export class WritePath {
   readonly #opts: WritePathOptions;
   readonly #pool: InstancePool;
   readonly #conns = new Map<string, ConnRecord>();
-  readonly #grace = new Map<string, { rec: ConnRecord; timer: NodeJS.Timeout }>();
+  readonly #grace: ConnectionGrace<ConnRecord>;
   /** Writes waiting for a slot leader that can take them, by {@link pendingKey}. */
   readonly #pending = new Map<string, Write>();
   readonly #timer: NodeJS.Timeout;
@@ -106,6 +112,17 @@ export class WritePath {
     this.#router = router;
     this.#opts = opts;
     this.#pool = opts.pool ?? sharedInstancePool();
+    this.#grace = new ConnectionGrace({
+      ...opts,
+      open: () => this.#conns.size,
+      drop: (connId) => {
+        for (const server of this.#router.servers()) {
+          server.dropOwner(connId).catch((err: unknown) => {
+            this.#opts.logger.warn('dropping publishers failed', { conn: connId, dataId: server.id, err });
+          });
+        }
+      },
+    });
     const rate = opts.writeRatePerSec;
     this.#bucket = rate === undefined ? undefined : new TokenBucket(rate, opts.writeBurst ?? rate, opts.now);
     this.#timer = setInterval(() => {
@@ -127,6 +144,7 @@ export class WritePath {
 
   open(connId: string, nodeId: string): void {
     this.#conns.set(connId, { nodeId: this.#pool.string(nodeId), publishers: new Map() });
+    this.#grace.opened(nodeId);
   }
 
   /**
@@ -184,19 +202,7 @@ export class WritePath {
     this.#conns.delete(connId);
     for (const [k, p] of this.#pending) if (p.conn === connId) this.#pending.delete(k);
     if (rec === undefined || rec.publishers.size === 0) return;
-    const timer = setTimeout(
-      () => {
-        this.#grace.delete(connId);
-        for (const server of this.#router.servers()) {
-          server.dropOwner(connId).catch((err: unknown) => {
-            this.#opts.logger.warn('dropping publishers failed', { conn: connId, dataId: server.id, err });
-          });
-        }
-      },
-      dropNow ? 0 : this.#opts.graceMs,
-    );
-    timer.unref();
-    this.#grace.set(connId, { rec, timer });
+    this.#grace.closed(connId, rec, dropNow);
   }
 
   /** Publishers of this session in `slots` (open connections and those still in grace). */
@@ -210,7 +216,7 @@ export class WritePath {
       }
     };
     for (const [id, rec] of this.#conns) add(id, rec);
-    for (const [id, g] of this.#grace) add(id, g.rec);
+    for (const [id, g] of this.#grace.entries()) add(id, g.rec);
     return out;
   }
 
@@ -249,8 +255,7 @@ export class WritePath {
   close(): void {
     clearInterval(this.#timer);
     clearTimeout(this.#paced);
-    for (const g of this.#grace.values()) clearTimeout(g.timer);
-    this.#grace.clear();
+    this.#grace.close();
   }
 
   /**

@@ -10,6 +10,7 @@ import { MeshregError } from '../../proto/errors.js';
 import { silentLogger } from '../../proto/runtime/log.js';
 import { readControlPlaneConfig } from '../../control-plane/config.js';
 import { LinkClient, type LinkClientState } from '../../control-plane/link/link-client.js';
+import { PROCESS_NONCE } from '../../control-plane/link/local-process.js';
 import { RpcPeer } from '../../control-plane/link/rpc-peer.js';
 import { socketPair, type MemorySocket } from '../support/socket-pair.js';
 
@@ -95,8 +96,8 @@ test('link client - idle, connecting, hello, open over a good hello', async (t) 
   const said = asFrames(h.servers[0]?.peer).filter((f) => f.t === 'req');
   assert.deepEqual(
     said.map((f) => [f.method, f.params]),
-    [['hello', HELLO]],
-    'one hello, the first request',
+    [['hello', { ...HELLO, process: PROCESS_NONCE }]],
+    'one hello, the first request, with this process nonce',
   );
 });
 

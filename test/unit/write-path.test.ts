@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { DataRouter } from '../../control-plane/session/data-router.js';
 import { WritePath } from '../../control-plane/session/write-path.js';
+import { Protection } from '../../control-plane/link/protection.js';
 import type { ConfirmResult, Registration, Withdrawal } from '../../proto/agent-link.js';
 import { MeshregError } from '../../proto/errors.js';
 import { registrationId, type Instance } from '../../proto/instance.js';
@@ -30,7 +31,18 @@ interface Harness {
   tick(ms: number): Promise<void>;
 }
 
-function harness(t: TestContext, opts: { maxCallBytes?: number; table?: boolean } = {}): Harness {
+/** A grace timer in wall time, so the mocked `setTimeout` drives it. */
+function wallTimeout(fn: () => void, ms: number): () => void {
+  const timer = setTimeout(fn, ms);
+  return () => {
+    clearTimeout(timer);
+  };
+}
+
+function harness(
+  t: TestContext,
+  opts: { maxCallBytes?: number; table?: boolean; protection?: Protection } = {},
+): Harness {
   t.mock.timers.enable({ apis: ['setInterval', 'setTimeout'] });
   const router = new DataRouter();
   const d1 = new FakeData('d1');
@@ -56,6 +68,8 @@ function harness(t: TestContext, opts: { maxCallBytes?: number; table?: boolean 
     maxCallBytes: opts.maxCallBytes ?? 1_000_000,
     logger,
     confirm: (conn, frame) => confirms.push({ conn, results: frame.results }),
+    graceTimer: wallTimeout,
+    protection: opts.protection,
   });
   t.after(() => {
     writes.close();
@@ -391,4 +405,75 @@ test('write path - writes over the session rate wait, then go out in one call pe
     ['web-4', 'web-5', 'web-6', 'web-7', 'web-8', 'web-9'],
   );
   assert.equal(writes.stats().pendingWrites, 0);
+});
+
+/** Six agents of their own node, each with one instance on d1; returns the connection IDs. */
+async function sixAgents(h: Harness): Promise<string[]> {
+  const conns = ['c1', 'c2', 'c3', 'c4', 'c5', 'c6'];
+  for (const [i, c] of conns.entries()) {
+    const node = `node-${i}`;
+    if (c !== 'c1') h.writes.open(c, node);
+    const nodeId = c === 'c1' ? NODE : node;
+    await h.writes.publish(c, [reg(web(i, { id: `web-${i}`, nodeId }))]);
+  }
+  return conns;
+}
+
+const held = (h: Harness): string[] =>
+  [...h.d1.held.values()].map((x) => x.owner).sort((a, b) => a.localeCompare(b));
+
+test('write path - protection: when a third of the connections go at once, one is dropped and the rest held until released', async (t) => {
+  const protection = new Protection(
+    'connections',
+    { maxRemovalPercent: 15, windowMs: 60_000, minRemovals: 1 },
+    createLogger('error', {}, () => undefined),
+  );
+  const h = harness(t, { protection });
+  await sixAgents(h);
+  h.writes.closed('c5');
+  h.writes.closed('c6');
+  await h.tick(GRACE_MS);
+  assert.deepEqual(
+    h.d1
+      .callsOf('dropOwner')
+      .map((c) => c.owner)
+      .sort(),
+    ['c5'],
+    'the floor lets one go',
+  );
+  assert.deepEqual(protection.status().held, ['c6'], 'the second is held');
+  assert.equal(h.writes.stats().connectionsInGrace, 1, 'its publishers are kept');
+  assert.deepEqual(held(h), ['c1', 'c2', 'c3', 'c4', 'c6']);
+  await h.tick(10 * GRACE_MS);
+  assert.deepEqual(protection.status().held, ['c6'], 'held until recovery or release, not for a time');
+  assert.deepEqual(protection.release(), ['c6']);
+  await h.tick(0);
+  assert.deepEqual(held(h), ['c1', 'c2', 'c3', 'c4'], 'the release removes exactly what was held');
+  assert.equal(protection.active, false);
+});
+
+test('write path - protection: a held connection whose agent comes back ends the mode; a switched-off client is never held', async (t) => {
+  const protection = new Protection(
+    'connections',
+    { maxRemovalPercent: 15, windowMs: 60_000, minRemovals: 0 },
+    createLogger('error', {}, () => undefined),
+  );
+  const h = harness(t, { protection });
+  await sixAgents(h);
+  h.writes.closed('c6');
+  await h.tick(GRACE_MS);
+  assert.deepEqual(protection.status().held, ['c6']);
+  h.writes.open('c7', 'node-5');
+  assert.equal(protection.active, false, 'the agent of the held connection is back');
+  await h.writes.publish('c7', [reg(web(5, { id: 'web-5', nodeId: 'node-5' }))]);
+  await h.tick(GRACE_MS);
+  assert.deepEqual(
+    held(h),
+    ['c1', 'c2', 'c3', 'c4', 'c5', 'c7'],
+    'the replaced connection ends after its grace',
+  );
+  h.writes.closed('c4', true);
+  await h.tick(0);
+  assert.ok(!held(h).includes('c4'), 'a switched-off client is dropped although nothing may be removed');
+  assert.equal(protection.active, false);
 });
