@@ -26,7 +26,7 @@ interface MetaHealth {
   status: string;
   leader: boolean;
   epoch: number;
-  members: { id: string; role: string }[];
+  members: { id: string; role: string; connected: boolean }[];
   slotTable?: { slots: { leader: string }[] };
 }
 
@@ -165,12 +165,15 @@ describe('meta fencing', () => {
 
   test('fencing - etcd frozen 10 s then resumed: one leader at a time, one writer per token order', async () => {
     const start = Date.now();
+    const tokenBefore = writes.at(-1)?.token ?? 0n;
     etcd.pause();
     await sleep(10_000);
     etcd.resume();
     await startMember('data', { MESHREG_DATA_ID: 'data-3' });
     await waitFor('data-3 leads slots', () => tableUses('data-3'), 20_000);
     await sleep(2000);
+    // Every lease ran out during the pause: the table was written under a new leadership.
+    assert.ok((writes.at(-1)?.token ?? 0n) > tokenBefore, 'a new fencing token wrote after the pause');
     assertSingleLeader(start, 'pause');
     assertFencedWrites();
     const after = leaderRoundsAfter(Date.now() - 1000);
@@ -197,6 +200,12 @@ describe('meta fencing', () => {
   test('fencing - one meta cut off from etcd: its members re-join another meta and none expires', async () => {
     const ids = ['data-1', 'data-2', 'data-3', 'data-4'];
     const checks: string[] = [];
+    const connectedAt = async (m: Started): Promise<string[]> =>
+      ((await health(m))?.members ?? []).filter((x) => x.role === 'data' && x.connected).map((x) => x.id);
+    assert.ok(
+      (await connectedAt(metas[2] as Started)).length > 0,
+      'data servers joined the meta to be cut off',
+    );
     proxy.blackhole('both');
     const until = Date.now() + 4 * TTL_S * 1000;
     try {
@@ -215,6 +224,11 @@ describe('meta fencing', () => {
       const cut = await health(metas[2] as Started);
       assert.equal(cut?.status, 'degraded', 'the cut-off meta says so');
       assert.equal(cut.leader, false, 'a cut-off meta does not claim leadership');
+      const moved = [
+        ...(await connectedAt(metas[0] as Started)),
+        ...(await connectedAt(metas[1] as Started)),
+      ];
+      assert.deepEqual(moved.sort(), ids, 'every data server re-joined a meta that reaches etcd');
     } finally {
       proxy.heal();
     }
