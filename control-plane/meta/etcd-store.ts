@@ -7,6 +7,10 @@
  *   members/<id>           {role, url, draining} of each data/session server, put by the meta it is
  *                          connected to under that meta's member lease (TTL twice the election's), so
  *                          a member that moves to another meta is re-put before the first lease runs out.
+ *   withdrawn/<id>         '' under the same member lease, put in the transaction that deletes
+ *                          members/<id> when the member's heartbeats stopped: it left on purpose. A
+ *                          member key that vanishes without it (a meta's lease ran out) is kept in the
+ *                          member list for a grace of twice the TTL while the member re-joins.
  *   slot-table             the current table (JSON, with `writer: {url, token}` of the meta that wrote
  *                          it); written only in a transaction that requires the writer's election key to
  *                          have the create revision of its token AND the slot-table key to still have the
@@ -27,6 +31,7 @@ import { decodeSlotTable } from '../../proto/meta-link.js';
 import type { SlotTable } from '../../proto/slot-table.js';
 import { isRecord } from '../../proto/validate.js';
 import { EtcdElection, type Leadership } from './etcd-election.js';
+import { MemberGrace } from './member-grace.js';
 import type { MetaStore, MetaStoreEvents, SaveOutcome, SharedMember } from './meta-store.js';
 
 export interface EtcdStoreOptions {
@@ -52,6 +57,9 @@ export class EtcdStore implements MetaStore {
   /** Members this meta announced and whose keys are (as far as it knows) under its lease. */
   readonly #own = new Map<string, SharedMember>();
   readonly #watchers: Watcher[] = [];
+  /** Members whose key ran out with their meta's lease, kept while they re-join another meta. */
+  readonly #grace: MemberGrace;
+  #graceTimer: NodeJS.Timeout | undefined;
   #events: MetaStoreEvents | undefined;
   #lease: Lease | undefined;
   #leaseId: string | undefined;
@@ -62,6 +70,7 @@ export class EtcdStore implements MetaStore {
   constructor(opts: EtcdStoreOptions) {
     this.#opts = opts;
     this.#client = new Etcd3({ hosts: [...opts.endpoints], dialTimeout: 2000 });
+    this.#grace = new MemberGrace(opts.leaseTtlS * 2 * 1000);
     this.#election = new EtcdElection({
       client: this.#client,
       prefix: this.#key('meta-leader/'),
@@ -103,27 +112,36 @@ export class EtcdStore implements MetaStore {
 
   putMember(id: string, member: SharedMember): void {
     this.#own.set(id, member);
-    this.#lease
-      ?.put(this.#key(`members/${id}`))
-      .value(JSON.stringify(member))
-      .exec()
-      .catch((err: unknown) => {
-        this.#opts.logger.warn('could not store a member in etcd; will retry with the next lease', {
-          id,
-          err,
-        });
+    const lease = this.#lease;
+    if (lease === undefined) return;
+    Promise.all([
+      this.#client
+        .delete()
+        .key(this.#key(`withdrawn/${id}`))
+        .exec(),
+      lease
+        .put(this.#key(`members/${id}`))
+        .value(JSON.stringify(member))
+        .exec(),
+    ]).catch((err: unknown) => {
+      this.#opts.logger.warn('could not store a member in etcd; will retry with the next lease', {
+        id,
+        err,
       });
+    });
   }
 
   deleteMember(id: string): void {
     this.#own.delete(id);
     const key = this.#key(`members/${id}`);
     const leaseId = this.#leaseId;
-    if (leaseId === undefined) return;
-    // Only while the key is ours: a member that moved to another meta is that meta's.
+    const lease = this.#lease;
+    if (leaseId === undefined || lease === undefined) return;
+    // Only while the key is ours: a member that moved to another meta is that meta's. The marker
+    // tells every meta it left on purpose (no grace); it runs out with the member lease.
     this.#client
       .if(key, 'Lease', '==', leaseId)
-      .then(this.#client.delete().key(key))
+      .then(this.#client.delete().key(key), lease.put(this.#key(`withdrawn/${id}`)).value(''))
       .commit()
       .catch((err: unknown) => {
         this.#opts.logger.warn('could not withdraw a member from etcd', { id, err });
@@ -159,6 +177,7 @@ export class EtcdStore implements MetaStore {
     this.#closed = true;
     loopMonitor.stop();
     clearInterval(this.#probe);
+    clearTimeout(this.#graceTimer);
     for (const w of this.#watchers) await w.cancel().catch(() => undefined);
     await this.#election.close();
     await this.#lease?.revoke().catch(() => undefined);
@@ -221,6 +240,7 @@ export class EtcdStore implements MetaStore {
   async #refreshMembers(): Promise<void> {
     try {
       const res = await this.#client.getAll().prefix(this.#key('members/')).exec();
+      const withdrawn = await this.#client.getAll().prefix(this.#key('withdrawn/')).keys();
       const out = new Map<string, SharedMember>();
       let missing = false;
       for (const kv of res.kvs) {
@@ -231,11 +251,22 @@ export class EtcdStore implements MetaStore {
         if (this.#leaseId !== undefined && kv.lease !== this.#leaseId) this.#own.delete(id);
       }
       for (const id of this.#own.keys()) if (!out.has(id)) missing = true;
-      this.#events?.members(out);
+      const gone = new Set(withdrawn.map((k) => k.slice(this.#key('withdrawn/').length)));
+      this.#events?.members(this.#grace.update(out, gone));
+      this.#armGrace();
       if (missing) await this.#reannounce();
     } catch (err) {
       this.#opts.logger.warn('could not read members from etcd', { err });
     }
+  }
+
+  /** Reads the members again when the first kept member's grace ends. */
+  #armGrace(): void {
+    clearTimeout(this.#graceTimer);
+    const ms = this.#grace.nextExpiryMs();
+    if (ms === undefined || this.#closed) return;
+    this.#graceTimer = setTimeout(() => void this.#refreshMembers(), ms + 10);
+    this.#graceTimer.unref();
   }
 
   async #refreshTable(): Promise<void> {
