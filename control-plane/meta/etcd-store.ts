@@ -148,6 +148,10 @@ export class EtcdStore implements MetaStore {
       });
   }
 
+  releaseMember(id: string): void {
+    this.#own.delete(id);
+  }
+
   async saveTable(table: SlotTable, basedOn: string): Promise<SaveOutcome> {
     const lead = this.#election.current();
     if (lead === undefined) return 'not_leader';

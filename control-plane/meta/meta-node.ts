@@ -191,7 +191,12 @@ export class MetaNode {
         if (healthy) return;
         // Cut off from etcd, this meta cannot keep its members' keys alive: they re-join another meta
         // (the next listed URL) before their keys' lease runs out.
-        for (const m of this.#members.values()) m.peer?.close('unavailable', 'meta cut off from its store');
+        // They are no longer this meta's to expire: a withdrawal would cost them their grace.
+        for (const [id, m] of this.#members) {
+          m.peer?.close('unavailable', 'meta cut off from its store');
+          this.#members.delete(id);
+          store.releaseMember(id);
+        }
       },
     });
     this.#timer = setInterval(() => {

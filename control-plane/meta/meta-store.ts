@@ -38,6 +38,11 @@ export interface MetaStore {
   /** Withdraws a member whose lease this meta saw run out. */
   deleteMember(id: string): void;
   /**
+   * Stops keeping a member this meta sent away (cut off from the store): its key is neither withdrawn
+   * nor announced again by this meta; it stays until its lease runs out or the member re-joins a meta.
+   */
+  releaseMember(id: string): void;
+  /**
    * Stores a table arranged from the stored table at revision `basedOn`. Only a verified leader may,
    * and the write is fenced: it fails (`fenced`) when leadership was lost or the stored table changed
    * since `basedOn`.
@@ -72,6 +77,10 @@ export class EmbeddedStore implements MetaStore {
 
   deleteMember(id: string): void {
     if (this.#members.delete(id)) this.#events?.members(this.#members);
+  }
+
+  releaseMember(): void {
+    // One process: never cut off from itself, so it never sends members away.
   }
 
   saveTable(table: SlotTable, basedOn: string): Promise<SaveOutcome> {

@@ -40,6 +40,7 @@ interface Write {
   readonly epoch: number;
   readonly url: string;
   readonly token: bigint;
+  readonly leaders: ReadonlySet<string>;
 }
 
 const healthUrl = (ws: string): string => ws.replace('ws://', 'http://').replace(/\/v1\/.*$/, '/health');
@@ -128,12 +129,17 @@ describe('meta fencing', () => {
     const w = await watchClient.watch().key('/meshreg/slot-table').create();
     tableWatch = w;
     w.on('put', (kv) => {
-      const t = JSON.parse(kv.value.toString()) as { epoch: number; writer?: { url: string; token: string } };
+      const t = JSON.parse(kv.value.toString()) as {
+        epoch: number;
+        slots: { leader: string }[];
+        writer?: { url: string; token: string };
+      };
       writes.push({
         rev: BigInt(kv.mod_revision),
         epoch: t.epoch,
         url: t.writer?.url ?? '?',
         token: BigInt(t.writer?.token ?? '0'),
+        leaders: new Set(t.slots.map((sl) => sl.leader)),
       });
     });
     poller = (async () => {
@@ -174,6 +180,12 @@ describe('meta fencing', () => {
     await sleep(2000);
     // Every lease ran out during the pause: the table was written under a new leadership.
     assert.ok((writes.at(-1)?.token ?? 0n) > tokenBefore, 'a new fencing token wrote after the pause');
+    // Every member key ran out during the pause; none lost its slots for it.
+    for (const w of writes.filter((x) => x.token > tokenBefore))
+      assert.ok(
+        w.leaders.has('data-1') && w.leaders.has('data-2'),
+        `epoch ${String(w.epoch)} dropped a live data server`,
+      );
     assertSingleLeader(start, 'pause');
     assertFencedWrites();
     const after = leaderRoundsAfter(Date.now() - 1000);
