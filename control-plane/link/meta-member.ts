@@ -2,6 +2,10 @@
  * A data or session server's membership of meta: one link to a meta (trying the listed URLs in turn),
  * the heartbeat that keeps the lease, and the validated events meta pushes (table, members, switches,
  * drain). Both member roles use it, so joining meta works the same for each.
+ *
+ * A meta cut off from its store (etcd) closes this link with 1013 (`unavailable`) and refuses the
+ * hello; the link then moves on to the next listed URL, whose meta re-puts this member's key before
+ * the first meta's lease on it runs out.
  */
 import { META_LINK, type MembersEvent } from '../../proto/meta-link.js';
 import type { LinkHello } from '../../proto/rpc.js';

@@ -69,6 +69,8 @@ export class MetaNode {
   readonly #clock = new VersionClock();
   readonly #log: Logger;
   #table: SlotTable | undefined;
+  /** The store's revision of the table last read: what the next arrangement is fenced on. */
+  #tableRevision = '0';
   /** Members being drained: left out of slot arrangement and of the session list agents get. */
   readonly #draining = new Set<string>();
   readonly switches: SwitchBoard;
@@ -199,8 +201,10 @@ export class MetaNode {
         this.#shared = new Map(m);
         this.#broadcastMembers();
       },
-      table: (t) => {
-        this.#applyTable(t);
+      table: (t, revision) => {
+        // Adopted even when older than ours: the leader has seen what is stored and may replace it.
+        this.#tableRevision = revision;
+        if (t !== undefined) this.#applyTable(t);
       },
       leadership: (leader) => {
         clearTimeout(this.#warmTimer);
@@ -213,7 +217,17 @@ export class MetaNode {
         }, this.#opts.warmupMs);
         this.#warmTimer.unref();
       },
-      health: () => undefined,
+      health: (healthy) => {
+        if (healthy) return;
+        // Cut off from etcd, this meta cannot keep its members' keys alive: they re-join another meta
+        // (the next listed URL) before their keys' lease runs out.
+        // They are no longer this meta's to expire: a withdrawal would cost them their grace.
+        for (const [id, m] of this.#members) {
+          m.peer?.close('unavailable', 'meta cut off from its store');
+          this.#members.delete(id);
+          store.releaseMember(id);
+        }
+      },
     });
     this.#timer = setInterval(() => {
       this.#tick();
@@ -233,6 +247,8 @@ export class MetaNode {
   }
 
   #join(peer: RpcPeer, hello: LinkHello): HelloAnswer {
+    if (this.#store?.healthy === false)
+      throw new MeshregError('unavailable', 'meta is cut off from its store');
     const old = this.#members.get(hello.id);
     if (old?.peer !== undefined && old.peer !== peer) old.peer.terminate();
     const rec: MemberRecord = {
@@ -316,8 +332,9 @@ export class MetaNode {
     this.#saving = true;
     try {
       // The store announces the saved table to every meta, this one included.
-      if (!(await this.#store?.saveTable(next)))
-        this.#log.warn('slot table not saved (leadership lost?)', { epoch: next.epoch });
+      const outcome = await this.#store?.saveTable(next, this.#tableRevision);
+      if (outcome !== 'saved')
+        this.#log.warn('slot table not saved', { epoch: next.epoch, outcome, basedOn: this.#tableRevision });
     } finally {
       this.#saving = false;
     }

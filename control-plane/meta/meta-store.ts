@@ -15,13 +15,20 @@ export interface SharedMember {
 export interface MetaStoreEvents {
   /** The cluster-wide member list changed (members of every meta). */
   members(members: ReadonlyMap<string, SharedMember>): void;
-  /** A new slot table was stored (by the leader, possibly another meta). */
-  table(table: SlotTable): void;
+  /**
+   * The stored slot table as read (by the leader, possibly another meta, wrote it), `undefined` when
+   * none is stored, with the store's revision of it: what a leader passes to
+   * {@link MetaStore.saveTable} as the revision it arranged from.
+   */
+  table(table: SlotTable | undefined, revision: string): void;
   /** This meta became, or stopped being, the one that assigns slots. */
   leadership(leader: boolean): void;
   /** The store became reachable or unreachable. */
   health(healthy: boolean): void;
 }
+
+/** How a table write ended: an expected failure is a value, not an exception. */
+export type SaveOutcome = 'saved' | 'not_leader' | 'fenced' | 'unreachable';
 
 export interface MetaStore {
   readonly kind: 'embedded' | 'etcd';
@@ -30,8 +37,18 @@ export interface MetaStore {
   putMember(id: string, member: SharedMember): void;
   /** Withdraws a member whose lease this meta saw run out. */
   deleteMember(id: string): void;
-  /** Stores a table; only the leader may, and a lost leadership makes it fail (returns false). */
-  saveTable(table: SlotTable): Promise<boolean>;
+  /**
+   * Stops keeping a member this meta sent away (cut off from the store): its key is neither withdrawn
+   * nor announced again by this meta; it stays until its lease runs out or the member re-joins a meta.
+   */
+  releaseMember(id: string): void;
+  /**
+   * Stores a table arranged from the stored table at revision `basedOn`. Only a verified leader may,
+   * and the write is fenced: it fails (`fenced`) when leadership was lost or the stored table changed
+   * since `basedOn`.
+   */
+  saveTable(table: SlotTable, basedOn: string): Promise<SaveOutcome>;
+  /** True only while this meta's leadership is verified. */
   readonly leader: boolean;
   readonly healthy: boolean;
   close(): Promise<void>;
@@ -44,6 +61,8 @@ export class EmbeddedStore implements MetaStore {
   readonly healthy = true;
   readonly #members = new Map<string, SharedMember>();
   #events: MetaStoreEvents | undefined;
+  /** Counts the tables saved: the same fencing as etcd's mod revision, in one process. */
+  #revision = 0;
 
   start(events: MetaStoreEvents): Promise<void> {
     this.#events = events;
@@ -60,9 +79,15 @@ export class EmbeddedStore implements MetaStore {
     if (this.#members.delete(id)) this.#events?.members(this.#members);
   }
 
-  saveTable(table: SlotTable): Promise<boolean> {
-    this.#events?.table(table);
-    return Promise.resolve(true);
+  releaseMember(): void {
+    // One process: never cut off from itself, so it never sends members away.
+  }
+
+  saveTable(table: SlotTable, basedOn: string): Promise<SaveOutcome> {
+    if (basedOn !== String(this.#revision)) return Promise.resolve('fenced');
+    this.#revision++;
+    this.#events?.table(table, String(this.#revision));
+    return Promise.resolve('saved');
   }
 
   close(): Promise<void> {

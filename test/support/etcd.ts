@@ -2,7 +2,7 @@
  * A real etcd for tests: started on free loopback ports with a temporary data folder, removed after.
  * The binary comes from Debian's `etcd-server` (installed by .ci/run); a missing binary fails loudly.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'undici';
 import { freePort } from './ports.js';
 import { tempDir } from './process.js';
@@ -12,6 +12,10 @@ export interface TestEtcd {
   /** Freezes etcd (SIGSTOP) to simulate it being unreachable; `resume` thaws it. */
   pause(): void;
   resume(): void;
+  /** kill -9 of etcd; its data folder and ports stay for `restart`. */
+  kill(): Promise<void>;
+  /** Starts etcd again on the same data folder and ports, after `kill`. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -19,6 +23,35 @@ export async function startEtcd(): Promise<TestEtcd> {
   const { dir, cleanup } = await tempDir('meshreg-etcd-');
   const endpoint = `http://127.0.0.1:${await freePort()}`;
   const peer = `http://127.0.0.1:${await freePort()}`;
+  let child = await spawnEtcd(dir, endpoint, peer);
+  return {
+    endpoint,
+    pause: () => child.process.kill('SIGSTOP'),
+    resume: () => child.process.kill('SIGCONT'),
+    kill: async () => {
+      child.process.kill('SIGCONT');
+      child.process.kill('SIGKILL');
+      await child.exited;
+    },
+    restart: async () => {
+      child = await spawnEtcd(dir, endpoint, peer);
+    },
+    stop: async () => {
+      child.process.kill('SIGCONT');
+      child.process.kill('SIGKILL');
+      await child.exited;
+      await cleanup();
+    },
+  };
+}
+
+interface EtcdChild {
+  readonly process: ChildProcess;
+  readonly exited: Promise<void>;
+}
+
+/** Starts etcd on `dir` and the given URLs and waits until it reports healthy. */
+async function spawnEtcd(dir: string, endpoint: string, peer: string): Promise<EtcdChild> {
   const child = spawn(
     'etcd',
     [
@@ -57,15 +90,5 @@ export async function startEtcd(): Promise<TestEtcd> {
       throw new Error(`etcd not healthy within 15 s: ${stderr}`);
     }
   }
-  return {
-    endpoint,
-    pause: () => child.kill('SIGSTOP'),
-    resume: () => child.kill('SIGCONT'),
-    stop: async () => {
-      child.kill('SIGCONT');
-      child.kill('SIGKILL');
-      await exited;
-      await cleanup();
-    },
-  };
+  return { process: child, exited };
 }
