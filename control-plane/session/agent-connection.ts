@@ -11,11 +11,18 @@
  *
  * Bad input is contained here: an invalid frame closes this connection with a code and a reason
  * and touches nothing else.
+ *
+ * A slow reader is contained too: the bytes queued for it (the socket's `bufferedAmount` plus the
+ * writes it sent that wait in the queue above) are checked after every send, and past
+ * `maxQueuedBytes` the connection is closed with `slow_consumer` (4014). Silence is judged in live
+ * time (the loop monitor's `liveNow`): while this process stalled, the agent's pings sat unread in
+ * our buffers, which is not the agent's silence.
  */
 import {
   AGENT_LINK_NAME,
   DELTA_PROTOCOL_VERSION,
   PROTOCOL_VERSION,
+  SLOW_DOWN_PROTOCOL_VERSION,
   SUPPORTED_PROTOCOL_VERSIONS,
   decodeAgentFrame,
   parseJsonFrame,
@@ -23,6 +30,7 @@ import {
   type Confirm,
   type Hello,
   type Publish,
+  type SlowDown,
   type Unpublish,
   type Welcome,
 } from '../../proto/agent-link.js';
@@ -31,6 +39,7 @@ import { protocolMismatch } from '../../proto/rpc.js';
 import { describe } from '../../proto/validate.js';
 import { frameText, type RawFrame } from '../../proto/runtime/link-socket.js';
 import type { Logger } from '../../proto/runtime/log.js';
+import { loopMonitor } from '../../proto/runtime/loop-monitor.js';
 import { LogBudget } from '../link/log-budget.js';
 import type { AgentTransport } from './agent-transport.js';
 import type { PushTarget } from './push-dispatcher.js';
@@ -42,7 +51,12 @@ export interface ConnectionLimits {
   readonly pingIntervalMs: number;
   readonly maxFramesPerSec: number;
   readonly frameBurst: number;
+  /** Bytes that may wait for a reader before it is closed as a slow consumer; 64 MiB when absent. */
+  readonly maxQueuedBytes?: number;
 }
+
+/** Default of {@link ConnectionLimits.maxQueuedBytes}. */
+export const DEFAULT_MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 
 /** What a connection needs from its session server. */
 export interface ConnectionHost {
@@ -90,7 +104,12 @@ export class AgentConnection implements PushTarget {
   readonly #log: LogBudget;
   /** The hello was accepted (the connection was ready at some point). */
   #welcomed = false;
-  #lastSeen = performance.now();
+  /** Why this connection was failed (its close code's name), once it was. */
+  #failedWith: ErrorCode | undefined;
+  /** Live time (see the file comment) of the last frame received. */
+  #lastSeen = loopMonitor.liveNow();
+  /** Bytes of the writes waiting in {@link AgentConnection.#writes}. */
+  #queuedWriteBytes = 0;
   readonly #timer: NodeJS.Timeout;
   /** Publishes and unpublishes are handled one at a time, in order, each awaiting the data layer. */
   #writes: Promise<void> = Promise.resolve();
@@ -149,17 +168,54 @@ export class AgentConnection implements PushTarget {
     return (this.#hello?.protocolVersion ?? 0) >= DELTA_PROTOCOL_VERSION;
   }
 
+  /** Why this connection was closed by the session, if it was. */
+  get failedWith(): ErrorCode | undefined {
+    return this.#failedWith;
+  }
+
+  /** Bytes waiting for this agent: unsent frames plus its writes waiting in the queue. */
+  get queuedBytes(): number {
+    return this.#transport.socket.bufferedAmount + this.#queuedWriteBytes;
+  }
+
   /** Sends a text frame (a string, or one pre-encoded as UTF-8 to be shared by many connections). */
   send(frame: string | Buffer, written?: () => void): void {
     if (this.#state !== 'ready') return;
     if (typeof frame === 'string') this.#transport.socket.send(frame, written);
     else this.#transport.sendEncoded(frame, written);
+    this.#checkQueued();
+  }
+
+  /**
+   * Asks the agent to hold its non-urgent sends for `retryAfterMs` (protocol 3 and later; older
+   * agents would close on the frame). Returns whether the frame was sent.
+   */
+  slowDown(retryAfterMs: number, reason: string): boolean {
+    if (this.#state !== 'ready' || (this.protocolVersion ?? 0) < SLOW_DOWN_PROTOCOL_VERSION) return false;
+    const frame: SlowDown = { type: 'slow_down', retryAfterMs, reason };
+    this.#reply(frame);
+    return true;
+  }
+
+  /** Sends a frame of the session's own (a confirm, a pong, a welcome) and checks the queue. */
+  #reply(frame: object): void {
+    this.#transport.socket.send(JSON.stringify(frame));
+    this.#checkQueued();
+  }
+
+  /** Closes a connection whose reader fell behind by more than the limit. */
+  #checkQueued(): void {
+    const max = this.#host.limits.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
+    const queued = this.queuedBytes;
+    if (queued > max && this.#state === 'ready')
+      this.fail('slow_consumer', `${queued} bytes queued, over the limit of ${max}`);
   }
 
   /** Closes this connection with the close code of `code`; later frames are dropped unread. */
   fail(code: ErrorCode, reason: string): void {
     if (this.#state === 'closing' || this.#state === 'closed') return;
     this.#to('closing');
+    this.#failedWith = code;
     this.#log.info('closing agent connection', { code, reason });
     const socket = this.#transport.socket;
     socket.close(ERROR_TABLE[code].ws, closeReason(`${code}: ${reason}`));
@@ -171,10 +227,12 @@ export class AgentConnection implements PushTarget {
 
   /** Closes a connection that sends no hello in time, or goes silent once ready. */
   #startTimeouts(limits: ConnectionLimits): NodeJS.Timeout {
-    const started = performance.now();
+    const started = loopMonitor.liveNow();
     const timer = setInterval(
       () => {
-        const now = performance.now();
+        const now = loopMonitor.liveNow();
+        // A connection that queued past the limit with nothing sent since is caught here.
+        if (this.#state === 'ready') this.#checkQueued();
         if (this.#state === 'handshake' && now - started > limits.helloTimeoutMs) {
           this.fail('handshake_timeout', 'no hello received in time');
         } else if (this.#state === 'ready' && now - this.#lastSeen > limits.idleTimeoutMs) {
@@ -189,7 +247,7 @@ export class AgentConnection implements PushTarget {
 
   #onMessage(data: RawFrame, isBinary: boolean): void {
     if (this.#state === 'closing' || this.#state === 'closed') return;
-    this.#lastSeen = performance.now();
+    this.#lastSeen = loopMonitor.liveNow();
     if (!this.#bucket.take()) {
       this.fail('rate_limited', `more than ${this.#host.limits.maxFramesPerSec} frames/s`);
       return;
@@ -198,7 +256,8 @@ export class AgentConnection implements PushTarget {
       this.fail('invalid_frame', 'binary frames are not part of the protocol');
       return;
     }
-    const raw = parseJsonFrame(frameText(data));
+    const text = frameText(data);
+    const raw = parseJsonFrame(text);
     if (raw === undefined) {
       this.fail('invalid_frame', 'frame is not valid JSON');
       return;
@@ -215,7 +274,8 @@ export class AgentConnection implements PushTarget {
       return;
     }
     if (frame.type === 'publish' || frame.type === 'unpublish') {
-      this.#queueWrite(frame);
+      // Its length in characters stands for its bytes (exact for the ASCII of nearly every frame).
+      this.#queueWrite(frame, text.length);
       return;
     }
     try {
@@ -225,7 +285,9 @@ export class AgentConnection implements PushTarget {
     }
   }
 
-  #queueWrite(frame: Publish | Unpublish): void {
+  #queueWrite(frame: Publish | Unpublish, bytes: number): void {
+    this.#queuedWriteBytes += bytes;
+    this.#checkQueued();
     this.#writes = this.#writes
       .then(async () => {
         if (this.#state !== 'ready') return;
@@ -233,7 +295,10 @@ export class AgentConnection implements PushTarget {
           frame.type === 'publish'
             ? await this.#host.publish(this, frame)
             : await this.#host.unpublish(this, frame);
-        this.#transport.socket.send(JSON.stringify(confirm));
+        this.#reply(confirm);
+      })
+      .finally(() => {
+        this.#queuedWriteBytes -= bytes;
       })
       .catch((err: unknown) => {
         this.#failInternal(frame.type, err);
@@ -272,7 +337,7 @@ export class AgentConnection implements PushTarget {
         for (const a of frame.acks) this.#host.ack(this, a.service, a.version);
         return;
       case 'ping':
-        this.#transport.socket.send(JSON.stringify({ type: 'pong', sentAt: frame.sentAt }));
+        this.#reply({ type: 'pong', sentAt: frame.sentAt });
         return;
       default: {
         const never: never = frame;
@@ -312,7 +377,7 @@ export class AgentConnection implements PushTarget {
       sessions: this.#host.sessions(),
       pingIntervalMs: this.#host.limits.pingIntervalMs,
     };
-    this.#transport.socket.send(JSON.stringify(welcome));
+    this.#reply(welcome);
     this.#log.info('agent connected', { nodeId: hello.nodeId, nodeName: hello.nodeName });
   }
 
