@@ -37,6 +37,11 @@ export class LocalBatch {
     return this.#now() < this.#deferUntilMs;
   }
 
+  /** The wall time sends are held until (0, or a past time, when they are not held). */
+  get deferredUntilMs(): number {
+    return this.#deferUntilMs;
+  }
+
   /** Adds a change; a newer change of the same registration replaces the older. */
   add(change: LocalChange): void {
     if (change.kind === 'upsert') {

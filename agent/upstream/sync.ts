@@ -255,6 +255,11 @@ export class AgentSync implements LinkHandler {
     return this.#batch.deferring;
   }
 
+  /** The wall time non-urgent sends are held until (0, or a past time, when they are not held). */
+  get deferredUntilMs(): number {
+    return this.#batch.deferredUntilMs;
+  }
+
   // ---- internals ------------------------------------------------------------------------------
 
   #onLocalFlush(batch: LocalBatchFlush): void {
