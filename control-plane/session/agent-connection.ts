@@ -13,8 +13,9 @@
  * and touches nothing else.
  *
  * A slow reader is contained too: the bytes queued for it (the socket's `bufferedAmount` plus the
- * writes it sent that wait in the queue above) are checked after every send, and past
- * `maxQueuedBytes` the connection is closed with `slow_consumer` (4014). Silence is judged in live
+ * writes it sent that wait in the queue above) are checked after every send, and once more than
+ * `maxQueuedBytes` wait ahead of the newest frame the connection is closed with `slow_consumer`
+ * (4014). A reader that stops reading thus holds at most the limit plus one frame. Silence is judged in live
  * time (the loop monitor's `liveNow`): while this process stalled, the agent's pings sat unread in
  * our buffers, which is not the agent's silence.
  */
@@ -183,13 +184,10 @@ export class AgentConnection implements PushTarget {
     if (this.#state !== 'ready') return;
     if (typeof frame === 'string') this.#transport.socket.send(frame, written);
     else this.#transport.sendEncoded(frame, written);
-    this.#checkQueued();
+    this.#checkQueued(frame.length);
   }
 
-  /**
-   * Asks the agent to hold its non-urgent sends for `retryAfterMs` (protocol 3 and later; older
-   * agents would close on the frame). Returns whether the frame was sent.
-   */
+  /** Sends `slow_down` to an agent of protocol 3 or later (older ones would close on it); whether sent. */
   slowDown(retryAfterMs: number, reason: string): boolean {
     if (this.#state !== 'ready' || (this.protocolVersion ?? 0) < SLOW_DOWN_PROTOCOL_VERSION) return false;
     const frame: SlowDown = { type: 'slow_down', retryAfterMs, reason };
@@ -199,16 +197,17 @@ export class AgentConnection implements PushTarget {
 
   /** Sends a frame of the session's own (a confirm, a pong, a welcome) and checks the queue. */
   #reply(frame: object): void {
-    this.#transport.socket.send(JSON.stringify(frame));
-    this.#checkQueued();
+    const text = JSON.stringify(frame);
+    this.#transport.socket.send(text);
+    this.#checkQueued(text.length);
   }
 
-  /** Closes a connection whose reader fell behind by more than the limit. */
-  #checkQueued(): void {
+  /** Closes a reader more than the limit behind, not counting the frame just queued (`latest`). */
+  #checkQueued(latest: number): void {
     const max = this.#host.limits.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
-    const queued = this.queuedBytes;
-    if (queued > max && this.#state === 'ready')
-      this.fail('slow_consumer', `${queued} bytes queued, over the limit of ${max}`);
+    const behind = this.queuedBytes - latest;
+    if (behind > max && this.#state === 'ready')
+      this.fail('slow_consumer', `${behind} bytes queued, over the limit of ${max}`);
   }
 
   /** Closes this connection with the close code of `code`; later frames are dropped unread. */
@@ -231,8 +230,6 @@ export class AgentConnection implements PushTarget {
     const timer = setInterval(
       () => {
         const now = loopMonitor.liveNow();
-        // A connection that queued past the limit with nothing sent since is caught here.
-        if (this.#state === 'ready') this.#checkQueued();
         if (this.#state === 'handshake' && now - started > limits.helloTimeoutMs) {
           this.fail('handshake_timeout', 'no hello received in time');
         } else if (this.#state === 'ready' && now - this.#lastSeen > limits.idleTimeoutMs) {
@@ -287,7 +284,7 @@ export class AgentConnection implements PushTarget {
 
   #queueWrite(frame: Publish | Unpublish, bytes: number): void {
     this.#queuedWriteBytes += bytes;
-    this.#checkQueued();
+    this.#checkQueued(bytes);
     this.#writes = this.#writes
       .then(async () => {
         if (this.#state !== 'ready') return;
