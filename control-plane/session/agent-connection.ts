@@ -287,15 +287,14 @@ export class AgentConnection implements PushTarget {
     this.#checkQueued(bytes);
     this.#writes = this.#writes
       .then(async () => {
+        // Taken up: no longer waiting (the one in progress is not the reader's backlog).
+        this.#queuedWriteBytes -= bytes;
         if (this.#state !== 'ready') return;
         const confirm =
           frame.type === 'publish'
             ? await this.#host.publish(this, frame)
             : await this.#host.unpublish(this, frame);
         this.#reply(confirm);
-      })
-      .finally(() => {
-        this.#queuedWriteBytes -= bytes;
       })
       .catch((err: unknown) => {
         this.#failInternal(frame.type, err);
