@@ -2,7 +2,9 @@
  * When a session is overloaded, and what it does about it: backpressure instead of timeouts.
  *
  * The session samples its own event-loop lag (how late its check timer fires, and the loop
- * monitor's current lateness) and its queues: writes waiting for data servers (a slow data server
+ * monitor's current lateness, averaged over the last few checks so that one pause such as the
+ * start-up's module loading is not an overload, while a long stall or a loop late at every turn
+ * is) and its queues: writes waiting for data servers (a slow data server
  * shows here, as answers that come back slowly), pushes sent and not yet acknowledged, and the
  * bytes queued for agents. Past any threshold it is overloaded: it tells agents to slow down (a
  * `slow_down` frame, at most once per half pause), `/health` says `degraded` with the reason, and
@@ -83,6 +85,8 @@ export class OverloadGuard {
   readonly #timer: NodeJS.Timeout;
   #lastTick = performance.now();
   #last: OverloadSample = { lagMs: 0, pendingWrites: 0, pushPending: 0, queuedBytes: 0 };
+  /** Moving average of the lateness of the checks (weight 1/4 for each new one). */
+  #lagAverage = 0;
   #reason: string | undefined;
   /** The state holds until then (performance time), one pause after the last sample over a threshold. */
   #holdUntil = 0;
@@ -127,12 +131,13 @@ export class OverloadGuard {
 
   /** Samples and acts; the timer calls it, tests may too. */
   check(now = performance.now()): void {
-    const late = Math.max(0, now - this.#lastTick - this.#checkMs);
+    const late = Math.max(0, now - this.#lastTick - this.#checkMs, loopMonitor.delay().currentMs);
+    this.#lagAverage += (late - this.#lagAverage) / 4;
     this.#lastTick = now;
     let queuedBytes = 0;
     for (const c of this.#host.connections()) queuedBytes += c.queuedBytes;
     const sample: OverloadSample = {
-      lagMs: Math.max(late, loopMonitor.delay().currentMs),
+      lagMs: this.#lagAverage,
       pendingWrites: this.#host.pendingWrites(),
       pushPending: this.#host.pushPending(),
       queuedBytes,

@@ -40,6 +40,7 @@ function def(id: string): ServiceDefinition {
 interface Linked {
   readonly sync: AgentSync;
   readonly local: LocalServices;
+  readonly view: ServiceView;
   readonly host: FakeConnectionHost;
   /** The session's end of each connection the agent opened, in order. */
   readonly conns: AgentConnection[];
@@ -86,7 +87,7 @@ function linked(t: TestContext, host = new FakeConnectionHost(), random = (): nu
     for (const c of conns) c.fail('shutting_down', 'test over');
     await settle();
   });
-  return { sync, local, host, conns, sockets };
+  return { sync, local, view, host, conns, sockets };
 }
 
 const publishes = (host: FakeConnectionHost): number =>
@@ -118,24 +119,32 @@ test('backpressure - slow_down round trip: the agent keeps the link and holds it
   assert.equal(l.conns.length, 1, 'no reconnect');
 });
 
-test('backpressure - acks and subscriptions are not held while told to slow down', async (t) => {
+/** A linked agent that was told to slow down for a minute. */
+async function slowedDown(t: TestContext): Promise<Linked> {
   const l = linked(t);
   l.sync.start();
   await waitFor('the link to open', () => l.sync.state === 'open');
   l.conns[0]?.slowDown(60_000, 'test');
   await waitFor('the slow_down to arrive', () => l.sync.deferring);
+  return l;
+}
+
+test('backpressure - acks and subscriptions are not held while told to slow down', async (t) => {
+  const l = await slowedDown(t);
+  l.view.ensure('web');
   l.sync.subscribe('web');
   await waitFor('the subscription to reach the session', () =>
     l.host.calls.some((c) => c.startsWith('subscribe web')),
   );
+  l.sockets[0]?.send(
+    JSON.stringify({ type: 'push', service: 'web', version: 7, complete: true, instances: [] }),
+  );
+  await waitFor('the ack to reach the session', () => l.host.calls.includes('ack web@7'));
+  assert.equal(l.sync.deferring, true, 'still told to slow down');
 });
 
 test('backpressure - a new connection is not held by the slow_down of the previous one', async (t) => {
-  const l = linked(t);
-  l.sync.start();
-  await waitFor('the link to open', () => l.sync.state === 'open');
-  l.conns[0]?.slowDown(60_000, 'test');
-  await waitFor('the slow_down to arrive', () => l.sync.deferring);
+  const l = await slowedDown(t);
   l.conns[0]?.fail('shutting_down', 'session stopping');
   await waitFor('a second connection', () => l.conns.length === 2 && l.sync.state === 'open');
   assert.equal(l.sync.deferring, false);
