@@ -15,9 +15,9 @@
  * A slow reader is contained too: the bytes queued for it (the socket's `bufferedAmount` plus the
  * writes it sent that wait in the queue above) are checked after every send, and once more than
  * `maxQueuedBytes` wait ahead of the newest frame the connection is closed with `slow_consumer`
- * (4014). A reader that stops reading thus holds at most the limit plus one frame. Silence is judged in live
- * time (the loop monitor's `liveNow`): while this process stalled, the agent's pings sat unread in
- * our buffers, which is not the agent's silence.
+ * (4014): a reader that stops reading holds at most the limit plus one frame. Silence is judged in
+ * live time (the loop monitor's `liveNow`, started by each connection while it lives): while this
+ * process stalled, the agent's pings sat unread in our buffers, which is not the agent's silence.
  */
 import {
   AGENT_LINK_NAME,
@@ -107,8 +107,8 @@ export class AgentConnection implements PushTarget {
   #welcomed = false;
   /** Why this connection was failed (its close code's name), once it was. */
   #failedWith: ErrorCode | undefined;
-  /** Live time (see the file comment) of the last frame received. */
-  #lastSeen = loopMonitor.liveNow();
+  /** Live time (see the file comment) of the last frame received; set in the constructor. */
+  #lastSeen: number;
   /** Bytes of the writes waiting in {@link AgentConnection.#writes}. */
   #queuedWriteBytes = 0;
   readonly #timer: NodeJS.Timeout;
@@ -134,6 +134,8 @@ export class AgentConnection implements PushTarget {
       this.#to('closing');
     });
     this.#bucket = new TokenBucket(host.limits.maxFramesPerSec, host.limits.frameBurst);
+    loopMonitor.start();
+    this.#lastSeen = loopMonitor.liveNow();
     this.#timer = this.#startTimeouts(host.limits);
     const socket = transport.socket;
     socket.on('message', (data, isBinary) => {
@@ -378,7 +380,9 @@ export class AgentConnection implements PushTarget {
   }
 
   #onClose(code: number, reason: string): void {
+    if (this.#state === 'closed') return;
     clearInterval(this.#timer);
+    loopMonitor.stop();
     this.#to('closed');
     if (this.#welcomed) this.#log.info('agent disconnected', { code, reason });
     this.#log.flush();

@@ -264,3 +264,43 @@ test('backpressure - liveness is extended by a slow_down, and still fires after 
   assert.equal(events.length >= 1, true);
   assert.match(events[0] ?? '', /^disconnect@1400: nothing heard for 1400 ms$/);
 });
+
+const sleep = (ms: number): Promise<void> =>
+  new Promise((r) => {
+    setTimeout(r, ms);
+  });
+
+/** Blocks this process's event loop for `ms` (a stall: GC, a long task, SIGSTOP). */
+function stall(ms: number): void {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    // Busy: nothing else runs, as in a stalled session.
+  }
+}
+
+test('backpressure - a session stalled past its idle timeout does not close an agent whose pings sat unread', async (t) => {
+  const host = new FakeConnectionHost('secret', { idleTimeoutMs: 500, pingIntervalMs: 50 });
+  const b = await bare(t, PROTOCOL_VERSION, host);
+  const pinger = setInterval(() => {
+    b.agent.send(JSON.stringify({ type: 'ping', sentAt: Date.now() }));
+  }, 50);
+  t.after(() => {
+    clearInterval(pinger);
+  });
+  await sleep(200);
+  // The session stalls for 1.5 s; the agent's pings pile up unread and are read only after the
+  // session's idle check has run again (by wall time, 1.6 s of silence; by live time, far less).
+  b.agent.hold();
+  stall(1500);
+  await sleep(150);
+  b.agent.release();
+  await sleep(300);
+  assert.equal(b.conn.state, 'ready', `failed with ${String(b.conn.failedWith)}`);
+});
+
+test('backpressure - an agent that really goes silent is still closed after the idle timeout', async (t) => {
+  const host = new FakeConnectionHost('secret', { idleTimeoutMs: 300, pingIntervalMs: 50 });
+  const b = await bare(t, PROTOCOL_VERSION, host);
+  await waitFor('the idle timeout', () => b.conn.failedWith, 2000);
+  assert.equal(b.conn.failedWith, 'liveness_timeout');
+});
