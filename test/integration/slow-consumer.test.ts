@@ -156,9 +156,10 @@ test('slow consumer - a reader that stops reading is closed with 4014, the sessi
     );
     assert.ok(closes >= 1);
     assert.match(server.logs(), /"code":"slow_consumer"/);
-    // Within the limit plus one delta frame (20 instances of ~16 KiB). Without the limit the same
-    // stream left ~33 MB queued for the watcher (and RSS after GC grew ~107 MB instead of ~55 MB).
-    assert.ok(maxQueued <= MAX_QUEUED_BYTES + 512 * 1024, `queued at most ${maxQueued} bytes`);
+    // Within the limit plus one frame: a delta may merge several batches when the machine is busy,
+    // at most the whole datum (~3.2 MiB). Without the limit the same stream left ~33 MB queued for
+    // the watcher (and RSS after GC grew ~107 MB instead of ~55 MB).
+    assert.ok(maxQueued <= MAX_QUEUED_BYTES + 4 * MiB, `queued at most ${maxQueued} bytes`);
     const afterStream = await measureAfterGc(server);
     const grew = afterStream.heapBytes - before.heapBytes;
     assert.ok(grew < HEAP_BOUND_BYTES, `session heap grew ${(grew / MiB).toFixed(1)} MiB over the stream`);
