@@ -4,6 +4,7 @@
  * pushes did, and the results of the health checks attached to local registrations.
  */
 import { HEALTH_STATES } from '../proto/instance.js';
+import { registerLoopDelayMetric } from '../proto/runtime/loop-metrics.js';
 import { observeGauges, type GaugeDef } from '../proto/runtime/telemetry.js';
 import type { LocalServices } from './local/local-services.js';
 import type { AgentSync } from './upstream/sync.js';
@@ -17,6 +18,7 @@ const SYNC_COUNTERS = [
   ['pushesIgnored', 'meshreg.agent.pushes_ignored', 'Pushes older than the view (ignored)'],
   ['confirms', 'meshreg.agent.confirms', 'Changes confirmed by the control plane'],
   ['refusals', 'meshreg.agent.refusals', 'Changes refused by the control plane'],
+  ['slowDowns', 'meshreg.agent.slow_downs', 'slow_down frames received from an overloaded session'],
 ] as const;
 
 /** Registers the agent's gauges and counters; returns their unregistration. */
@@ -30,7 +32,8 @@ export function registerAgentMetrics(
     counter: true,
     read: (o) => o(pick()),
   });
-  return observeGauges(
+  const releaseLoopMetric = registerLoopDelayMetric();
+  const unregister = observeGauges(
     [
       {
         name: 'meshreg.agent.local_services',
@@ -75,4 +78,8 @@ export function registerAgentMetrics(
     ],
     { role: 'agent', node },
   );
+  return () => {
+    unregister();
+    releaseLoopMetric();
+  };
 }

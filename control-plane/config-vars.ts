@@ -142,6 +142,36 @@ export const CONTROL_PLANE_VARS: readonly VarDoc[] = [
     doc: 'Instances a session may write at once before MESHREG_SESSION_WRITE_RATE paces them (1..10000000).',
   },
   {
+    name: 'MESHREG_SESSION_MAX_QUEUED_BYTES',
+    default: '67108864',
+    doc: 'Bytes that may wait for one agent that does not read (65536..1073741824); past it the connection closes with 4014 slow_consumer.',
+  },
+  {
+    name: 'MESHREG_SESSION_OVERLOAD_LAG_MS',
+    default: '500',
+    doc: 'Event-loop lag past which a session is overloaded and sends agents slow_down (10..60000).',
+  },
+  {
+    name: 'MESHREG_SESSION_OVERLOAD_PENDING_WRITES',
+    default: '50000',
+    doc: 'Writes waiting for data servers past which a session is overloaded (1..10000000).',
+  },
+  {
+    name: 'MESHREG_SESSION_OVERLOAD_PUSH_PENDING',
+    default: '50000',
+    doc: 'Pushes sent and not yet acknowledged past which a session is overloaded (1..10000000).',
+  },
+  {
+    name: 'MESHREG_SESSION_OVERLOAD_QUEUED_BYTES',
+    default: '268435456',
+    doc: 'Bytes queued for all agents past which a session is overloaded (65536..17179869184).',
+  },
+  {
+    name: 'MESHREG_SESSION_OVERLOAD_RETRY_AFTER_MS',
+    default: '2000',
+    doc: 'Pause asked of agents in each slow_down frame (100..60000); agents add up to 50 % jitter.',
+  },
+  {
     name: 'MESHREG_SESSION_CLIENT_GRACE_MS',
     default: '5000',
     doc: "How long a closed connection's instances are kept before removal.",

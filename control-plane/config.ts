@@ -56,6 +56,16 @@ export interface ControlPlaneConfig {
     readonly maxSubscriptionsPerAgent: number;
     readonly writeRatePerSec: number;
     readonly writeBurst: number;
+    /** Bytes that may wait for one agent before it is closed as a slow consumer (4014). */
+    readonly maxQueuedBytes: number;
+    /** Past any of these the session is overloaded and asks agents to slow down. */
+    readonly overload: {
+      readonly lagMs: number;
+      readonly pendingWrites: number;
+      readonly pushPending: number;
+      readonly queuedBytes: number;
+      readonly retryAfterMs: number;
+    };
   };
   readonly data: {
     readonly id: string;
@@ -200,6 +210,15 @@ export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: bool
       ),
       writeRatePerSec: int('MESHREG_SESSION_WRITE_RATE', 100_000, 1, 10_000_000),
       writeBurst: int('MESHREG_SESSION_WRITE_BURST', 100_000, 1, 10_000_000),
+      maxQueuedBytes: int('MESHREG_SESSION_MAX_QUEUED_BYTES', 64 * MIB, 64 * 1024, 1024 * MIB),
+      overload: Object.freeze({
+        lagMs: int('MESHREG_SESSION_OVERLOAD_LAG_MS', 500, 10, 60_000),
+        pendingWrites: int('MESHREG_SESSION_OVERLOAD_PENDING_WRITES', 50_000, 1, 10_000_000),
+        pushPending: int('MESHREG_SESSION_OVERLOAD_PUSH_PENDING', 50_000, 1, 10_000_000),
+        queuedBytes: int('MESHREG_SESSION_OVERLOAD_QUEUED_BYTES', 256 * MIB, 64 * 1024, 16 * 1024 * MIB),
+        // At most what an agent honours (MAX_SLOW_DOWN_MS in the protocol).
+        retryAfterMs: int('MESHREG_SESSION_OVERLOAD_RETRY_AFTER_MS', 2000, 100, 60_000),
+      }),
     }),
     data: Object.freeze({
       id: e.get('MESHREG_DATA_ID').default(`data-${host}-${process.pid}`).asString(),

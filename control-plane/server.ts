@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../proto/runtime/log.js';
+import { registerLoopDelayMetric } from '../proto/runtime/loop-metrics.js';
 import type { Scrape } from './admin/ops-http.js';
 import type { ControlPlaneConfig } from './config.js';
 import { DataNode } from './data/data-node.js';
@@ -25,6 +26,7 @@ export class ControlPlane {
   readonly #config: ControlPlaneConfig;
   readonly #log: Logger;
   readonly #hooks: ControlPlaneHooks;
+  #releaseLoopMetric: (() => void) | undefined;
 
   constructor(config: ControlPlaneConfig, logger: Logger, hooks: ControlPlaneHooks = {}) {
     this.#config = config;
@@ -42,6 +44,7 @@ export class ControlPlane {
   }
 
   async start(): Promise<void> {
+    this.#releaseLoopMetric ??= registerLoopDelayMetric();
     const c = this.#config;
     const link = {
       callTimeoutMs: c.link.callTimeoutMs,
@@ -126,6 +129,7 @@ export class ControlPlane {
             pingIntervalMs: s.pingIntervalMs,
             maxFramesPerSec: s.maxFramesPerSec,
             frameBurst: s.frameBurst,
+            maxQueuedBytes: s.maxQueuedBytes,
           },
           clientGraceMs: s.clientGraceMs,
           coalesceMs: s.pushCoalesceMs,
@@ -135,6 +139,7 @@ export class ControlPlane {
           maxSubscriptionsPerAgent: s.maxSubscriptionsPerAgent,
           writeRatePerSec: s.writeRatePerSec,
           writeBurst: s.writeBurst,
+          overload: s.overload,
           linkMaxFrameBytes: c.link.maxFrameBytes,
           logger: this.#log,
         },
@@ -153,5 +158,6 @@ export class ControlPlane {
     await this.session?.stop();
     await this.data?.stop();
     await this.meta?.stop();
+    this.#releaseLoopMetric?.();
   }
 }

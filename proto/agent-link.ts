@@ -11,7 +11,9 @@
  * otherwise (an agent refused that way may try the previous version). Version 1 is the above.
  * Version 2 adds, session → agent, `delta` (the changes since the version the agent holds; a whole
  * `push` when its base is unknown, too old, or the delta would not be smaller) and, agent → session,
- * `acks` (the pushes of one event-loop turn acknowledged in one frame).
+ * `acks` (the pushes of one event-loop turn acknowledged in one frame). Version 3 adds, session →
+ * agent, `slow_down` (the session is overloaded: defer non-urgent sends for `retryAfterMs` and do
+ * not count its slowness as death); a session sends it only to agents that spoke version 3.
  *
  * The frames live in two files, one per direction: `agent-frames.ts` (agent → session) and
  * `session-frames.ts` (session → agent). This file is the protocol's one entry point and re-exports them.
@@ -37,6 +39,7 @@ export {
 } from './agent-frames.js';
 export {
   MAX_PUSH_INSTANCES,
+  MAX_SLOW_DOWN_MS,
   decodeSessionFrame,
   type Catalog,
   type Confirm,
@@ -46,15 +49,21 @@ export {
   type Push,
   type Refused,
   type SessionFrame,
+  type SlowDown,
   type Welcome,
 } from './session-frames.js';
 
-/** The version agents speak: bumped on any change; 2 adds `delta` and `acks` (see the file comment). */
-export const PROTOCOL_VERSION = 2;
+/**
+ * The version agents speak: bumped on any change; 2 adds `delta` and `acks`, 3 adds `slow_down`
+ * (see the file comment).
+ */
+export const PROTOCOL_VERSION = 3;
 /** The versions a session accepts; it refuses others with close code 4002. */
-export const SUPPORTED_PROTOCOL_VERSIONS: readonly number[] = Object.freeze([1, 2]);
+export const SUPPORTED_PROTOCOL_VERSIONS: readonly number[] = Object.freeze([1, 2, 3]);
 /** The first version with `delta` and `acks` frames. */
 export const DELTA_PROTOCOL_VERSION = 2;
+/** The first version with the `slow_down` frame (older agents would close on an unknown frame). */
+export const SLOW_DOWN_PROTOCOL_VERSION = 3;
 /** How close reasons and logs name this protocol. */
 export const AGENT_LINK_NAME = 'agent link';
 /** URL path of the agent link on a session server. */

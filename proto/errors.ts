@@ -25,7 +25,8 @@ export type ErrorCode =
   | 'internal'
   | 'request_timeout'
   | 'headers_too_large'
-  | 'limit_exceeded';
+  | 'limit_exceeded'
+  | 'slow_consumer';
 
 interface CodeMapping {
   readonly http: number;
@@ -56,6 +57,8 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, CodeMapping>> = Object.free
   request_timeout: { http: 408, ws: 4000 },
   headers_too_large: { http: 431, ws: 4000 },
   limit_exceeded: { http: 429, ws: 4013 },
+  // An agent that stopped reading: its queued bytes passed the session's bound.
+  slow_consumer: { http: 503, ws: 4014 },
 });
 
 /** WebSocket close codes after which reconnecting at once would only fail again. */

@@ -90,7 +90,23 @@ export interface Refused {
   readonly error: { readonly code: string; readonly message: string };
 }
 
-export type SessionFrame = Welcome | Confirm | Push | Delta | Catalog | Pong | Refused;
+/** Longest `retryAfterMs` an agent honours; a larger value in a frame is clamped to it. */
+export const MAX_SLOW_DOWN_MS = 60_000;
+
+/**
+ * Protocol 3: the session is overloaded (its event loop lags or its queues grew). The agent defers
+ * its non-urgent sends (registration batches, re-sends) for about `retryAfterMs`, keeps the link,
+ * and extends its liveness timeout by as much. `retryAfterMs` is at most {@link MAX_SLOW_DOWN_MS}
+ * once decoded, whatever the session sent.
+ */
+export interface SlowDown {
+  readonly type: 'slow_down';
+  readonly retryAfterMs: number;
+  /** Why, for logs: e.g. `loop lag 812 ms`. */
+  readonly reason: string;
+}
+
+export type SessionFrame = Welcome | Confirm | Push | Delta | Catalog | Pong | Refused | SlowDown;
 
 // ---- decoding -----------------------------------------------------------------------------------
 
@@ -133,8 +149,13 @@ function readSessionFrame(issues: Issues, o: Record<string, unknown>): SessionFr
       if (service === undefined || error === undefined) return undefined;
       return { type: 'refused', service, error };
     }
+    case 'slow_down':
+      return readSlowDown(issues, o);
     default:
-      return issues.add('type', 'must be one of welcome, confirm, push, delta, catalog, pong, refused');
+      return issues.add(
+        'type',
+        'must be one of welcome, confirm, push, delta, catalog, pong, refused, slow_down',
+      );
   }
 }
 
@@ -169,6 +190,14 @@ function readWelcome(issues: Issues, o: Record<string, unknown>): Welcome | unde
     return undefined;
   }
   return { type: 'welcome', protocolVersion, sessionId, sessions, pingIntervalMs };
+}
+
+function readSlowDown(issues: Issues, o: Record<string, unknown>): SlowDown | undefined {
+  // Clamped, not refused: a session asking for too long a pause is still asking to slow down.
+  const asked = readInt(issues, o['retryAfterMs'], 'retryAfterMs', { required: true, min: 0 });
+  const reason = readString(issues, o['reason'], 'reason', { maxLength: 256 }) ?? '';
+  if (asked === undefined) return undefined;
+  return { type: 'slow_down', retryAfterMs: Math.min(asked, MAX_SLOW_DOWN_MS), reason };
 }
 
 /** Most instances (or removed IDs) one push or delta may carry. */

@@ -10,6 +10,10 @@
  * handshake (close 4002, an older server during a rolling upgrade) is dialled again at once with the
  * previous version, which is then used for that session URL; the version agreed is
  * {@link UpstreamLink.protocolVersion}.
+ *
+ * A `slow_down` from the session (protocol 3) is not a failure: the link stays open, its liveness
+ * timeout is extended by the pause asked (clamped by the decoder), and the owner defers its own
+ * non-urgent sends. Silence is judged in live time, so a stall of this process is not the session's.
  */
 import WebSocket from 'ws';
 import {
@@ -26,6 +30,7 @@ import { SOCKET_OPEN, frameText, type LinkSocket } from '../../proto/runtime/lin
 import type { Logger } from '../../proto/runtime/log.js';
 import { describe } from '../../proto/validate.js';
 import { Backoff, type BackoffOptions } from '../../proto/runtime/backoff.js';
+import { loopMonitor } from '../../proto/runtime/loop-monitor.js';
 import { Liveness } from './liveness.js';
 
 const UNSUPPORTED_PROTOCOL = ERROR_TABLE.unsupported_protocol.ws;
@@ -130,6 +135,8 @@ export class UpstreamLink {
   }
 
   start(): void {
+    // The liveness clock (live time) needs this process's loop monitor running.
+    loopMonitor.start();
     this.#to('connecting', 'start');
   }
 
@@ -142,7 +149,9 @@ export class UpstreamLink {
 
   /** Closes for good. */
   stop(): void {
-    if (this.#state !== 'closed') this.#to('closed', 'stopped');
+    if (this.#state === 'closed') return;
+    if (this.#state !== 'idle') loopMonitor.stop();
+    this.#to('closed', 'stopped');
   }
 
   #to(next: LinkState, reason: string, delayMs = 0): void {
@@ -219,7 +228,9 @@ export class UpstreamLink {
         this.#onWelcome(ws, frame);
         return;
       }
-      if (this.#state === 'open') this.#handler.onFrame(frame);
+      if (this.#state !== 'open') return;
+      if (frame.type === 'slow_down') this.#liveness?.extend(frame.retryAfterMs);
+      this.#handler.onFrame(frame);
     });
     ws.on('close', (code, reason) => {
       clearTimeout(welcomeTimer);

@@ -8,6 +8,11 @@
  * only onto the version it was made from: any other base means a frame was lost, and the agent
  * subscribes again with the version it holds, so the session answers from there (a delta, or the
  * whole datum). The acks of one event-loop turn go out in one `acks` frame.
+ *
+ * Backpressure (protocol 3): after a `slow_down` the agent's own non-urgent sends (batches of local
+ * changes and the periodic re-send) wait until the pause asked, stretched by a random 0–50 % so a
+ * fleet of agents does not come back in one burst. Acks, pings and subscriptions are not deferred:
+ * they are what lets the session drain its queues.
  */
 import {
   DELTA_PROTOCOL_VERSION,
@@ -21,24 +26,19 @@ import {
 } from '../../proto/agent-link.js';
 import { registrationId, type Instance } from '../../proto/instance.js';
 import type { Logger } from '../../proto/runtime/log.js';
-import { traceparentOf } from '../../proto/runtime/telemetry.js';
 import { withTraceparent } from '../../proto/trace-context.js';
-import {
-  toInstance,
-  type LocalChange,
-  type LocalRecord,
-  type Tombstone,
-  type LocalServices,
-  type NodeIdentity,
-} from '../local/local-services.js';
+import { toInstance, type LocalServices, type NodeIdentity } from '../local/local-services.js';
 import type { UpstreamStatus } from '../consul/consul-api.js';
 import type { ServiceView } from '../view/service-view.js';
+import { LocalBatch, type LocalBatchFlush } from './local-batch.js';
 import { UpstreamLink, type LinkHandler, type LinkOptions, type LinkState } from './connection.js';
 
 export interface SyncOptions {
   readonly link: Omit<LinkOptions, 'nodeId' | 'nodeName' | 'logger'>;
   readonly fullSyncIntervalMs: number;
   readonly logger: Logger;
+  /** Jitter of slow-down pauses; `Math.random` by default. */
+  readonly random?: () => number;
 }
 
 export class AgentSync implements LinkHandler {
@@ -52,15 +52,21 @@ export class AgentSync implements LinkHandler {
   #offlineSinceMs = Date.now();
   #welcome: Welcome | undefined;
   readonly #stateListeners = new Set<(s: LinkState) => void>();
-  readonly #pendingUpserts = new Map<string, LocalRecord>();
-  readonly #pendingRemovals = new Map<string, Tombstone>();
-  #pendingTrace: string | undefined;
-  #flushLocal: NodeJS.Immediate | undefined;
+  /** Local changes not sent yet (held while the session asked to slow down). */
+  readonly #batch: LocalBatch;
+  readonly #random: () => number;
   /** Acks waiting for the end of this event-loop turn (protocol 2): service → highest version. */
   readonly #pendingAcks = new Map<string, number>();
   #flushAcks: NodeJS.Immediate | undefined;
   /** `deltasRefused`: deltas whose base was not the version held (the service was asked for again). */
-  readonly counters = { pushesApplied: 0, pushesIgnored: 0, deltasRefused: 0, confirms: 0, refusals: 0 };
+  readonly counters = {
+    pushesApplied: 0,
+    pushesIgnored: 0,
+    deltasRefused: 0,
+    confirms: 0,
+    refusals: 0,
+    slowDowns: 0,
+  };
   /** Why the control plane refused a registration (by service ID) or a subscription (by name). */
   readonly #refusedRegs = new Map<string, { code: string; message: string }>();
   readonly #refusedSubs = new Map<string, { code: string; message: string }>();
@@ -74,8 +80,12 @@ export class AgentSync implements LinkHandler {
       { ...opts.link, nodeId: node.nodeId, nodeName: node.node, logger: opts.logger },
       this,
     );
+    this.#random = opts.random ?? Math.random;
+    this.#batch = new LocalBatch((b) => {
+      this.#onLocalFlush(b);
+    });
     local.onChange((c) => {
-      this.#onLocalChange(c);
+      this.#batch.add(c);
     });
     const jittered = opts.fullSyncIntervalMs * (0.75 + Math.random() * 0.5);
     this.#timer = setInterval(() => {
@@ -95,6 +105,7 @@ export class AgentSync implements LinkHandler {
   stop(): void {
     clearInterval(this.#timer);
     if (this.#flushAcks !== undefined) clearImmediate(this.#flushAcks);
+    this.#batch.clear();
     this.#link.stop();
   }
 
@@ -149,9 +160,9 @@ export class AgentSync implements LinkHandler {
   // ---- LinkHandler ------------------------------------------------------------------------------
 
   onOpen(welcome: Welcome): void {
-    // The full sync below carries every pending local change: drop the batch so nothing goes twice.
-    this.#pendingUpserts.clear();
-    this.#pendingRemovals.clear();
+    // The full sync below carries every pending local change: drop the batch so nothing goes twice
+    // (and a slow-down asked by the previous session does not hold for this one).
+    this.#batch.clear();
     // Acks of the previous connection's pushes mean nothing to this one.
     this.#pendingAcks.clear();
     this.#welcome = welcome;
@@ -216,6 +227,9 @@ export class AgentSync implements LinkHandler {
           else this.#local.confirmUnpublish(r.id, r.version);
         }
         return;
+      case 'slow_down':
+        this.#onSlowDown(frame.retryAfterMs, frame.reason);
+        return;
       case 'pong':
       case 'welcome':
         return;
@@ -236,40 +250,33 @@ export class AgentSync implements LinkHandler {
     return this.#welcome;
   }
 
+  /** Whether non-urgent sends are being held back after a `slow_down`. */
+  get deferring(): boolean {
+    return this.#batch.deferring;
+  }
+
+  /** The wall time non-urgent sends are held until (0, or a past time, when they are not held). */
+  get deferredUntilMs(): number {
+    return this.#batch.deferredUntilMs;
+  }
+
   // ---- internals ------------------------------------------------------------------------------
 
+  #onLocalFlush(batch: LocalBatchFlush): void {
+    const upserts = batch.upserts.map((r) => ({ instance: toInstance(r, this.#node), version: r.version }));
+    for (const regs of chunks(batch.removals)) this.#send({ type: 'unpublish', registrations: regs });
+    for (const regs of chunks(upserts))
+      this.#send({ type: 'publish', registrations: regs, ...withTraceparent(batch.traceparent) });
+  }
+
   /**
-   * Local changes made in one turn of the event loop go out together, in frames of up to MAX_BATCH:
-   * a definition folder or a burst of registrations costs a few frames, not one per instance. The
-   * trace of the first change (an HTTP register's span) travels with the batch.
+   * The session is overloaded: hold non-urgent sends for `retryAfterMs` (already clamped by the
+   * decoder) plus up to half as much again of jitter. A batch already waiting waits longer too.
    */
-  #onLocalChange(change: LocalChange): void {
-    if (change.kind === 'upsert') {
-      const r = change.record;
-      this.#pendingRemovals.delete(`${r.def.id}\n${r.def.name}`);
-      this.#pendingUpserts.set(r.def.id, r);
-    } else {
-      const t = change.tombstone;
-      if (this.#pendingUpserts.get(t.id)?.def.name === t.service) this.#pendingUpserts.delete(t.id);
-      this.#pendingRemovals.set(`${t.id}\n${t.service}`, t);
-    }
-    this.#pendingTrace ??= traceparentOf();
-    if (this.#flushLocal !== undefined) return;
-    this.#flushLocal = setImmediate(() => {
-      this.#flushLocal = undefined;
-      const trace = this.#pendingTrace;
-      this.#pendingTrace = undefined;
-      const removals = [...this.#pendingRemovals.values()];
-      const upserts = [...this.#pendingUpserts.values()].map((r) => ({
-        instance: toInstance(r, this.#node),
-        version: r.version,
-      }));
-      this.#pendingRemovals.clear();
-      this.#pendingUpserts.clear();
-      for (const batch of chunks(removals)) this.#send({ type: 'unpublish', registrations: batch });
-      for (const batch of chunks(upserts))
-        this.#send({ type: 'publish', registrations: batch, ...withTraceparent(trace) });
-    });
+  #onSlowDown(retryAfterMs: number, reason: string): void {
+    this.counters.slowDowns++;
+    const until = Date.now() + Math.round(retryAfterMs * (1 + this.#random() * 0.5));
+    if (this.#batch.deferUntil(until)) this.#log.info('session asked to slow down', { retryAfterMs, reason });
   }
 
   /**
@@ -325,7 +332,8 @@ export class AgentSync implements LinkHandler {
   }
 
   #resendUnconfirmed(): void {
-    if (this.#link.state !== 'open') return;
+    // Told to slow down: the next round (or the next connection's full sync) sends it.
+    if (this.#link.state !== 'open' || this.deferring) return;
     const regs = this.#local
       .list()
       .filter((r) => !r.synced)

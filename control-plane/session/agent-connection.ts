@@ -11,11 +11,19 @@
  *
  * Bad input is contained here: an invalid frame closes this connection with a code and a reason
  * and touches nothing else.
+ *
+ * A slow reader is contained too: the bytes queued for it (the socket's `bufferedAmount` plus the
+ * writes it sent that wait in the queue above) are checked after every send, and once more than
+ * `maxQueuedBytes` wait ahead of the newest frame the connection is closed with `slow_consumer`
+ * (4014): a reader that stops reading holds at most the limit plus one frame. Silence is judged in
+ * live time (the loop monitor's `liveNow`, started by each connection while it lives): while this
+ * process stalled, the agent's pings sat unread in our buffers, which is not the agent's silence.
  */
 import {
   AGENT_LINK_NAME,
   DELTA_PROTOCOL_VERSION,
   PROTOCOL_VERSION,
+  SLOW_DOWN_PROTOCOL_VERSION,
   SUPPORTED_PROTOCOL_VERSIONS,
   decodeAgentFrame,
   parseJsonFrame,
@@ -23,6 +31,7 @@ import {
   type Confirm,
   type Hello,
   type Publish,
+  type SlowDown,
   type Unpublish,
   type Welcome,
 } from '../../proto/agent-link.js';
@@ -31,6 +40,7 @@ import { protocolMismatch } from '../../proto/rpc.js';
 import { describe } from '../../proto/validate.js';
 import { frameText, type RawFrame } from '../../proto/runtime/link-socket.js';
 import type { Logger } from '../../proto/runtime/log.js';
+import { loopMonitor } from '../../proto/runtime/loop-monitor.js';
 import { LogBudget } from '../link/log-budget.js';
 import type { AgentTransport } from './agent-transport.js';
 import type { PushTarget } from './push-dispatcher.js';
@@ -42,7 +52,12 @@ export interface ConnectionLimits {
   readonly pingIntervalMs: number;
   readonly maxFramesPerSec: number;
   readonly frameBurst: number;
+  /** Bytes that may wait for a reader before it is closed as a slow consumer; 64 MiB when absent. */
+  readonly maxQueuedBytes?: number;
 }
+
+/** Default of {@link ConnectionLimits.maxQueuedBytes}. */
+export const DEFAULT_MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 
 /** What a connection needs from its session server. */
 export interface ConnectionHost {
@@ -90,7 +105,12 @@ export class AgentConnection implements PushTarget {
   readonly #log: LogBudget;
   /** The hello was accepted (the connection was ready at some point). */
   #welcomed = false;
-  #lastSeen = performance.now();
+  /** Why this connection was failed (its close code's name), once it was. */
+  #failedWith: ErrorCode | undefined;
+  /** Live time (see the file comment) of the last frame received; set in the constructor. */
+  #lastSeen: number;
+  /** Bytes of the writes waiting in {@link AgentConnection.#writes}. */
+  #queuedWriteBytes = 0;
   readonly #timer: NodeJS.Timeout;
   /** Publishes and unpublishes are handled one at a time, in order, each awaiting the data layer. */
   #writes: Promise<void> = Promise.resolve();
@@ -114,6 +134,8 @@ export class AgentConnection implements PushTarget {
       this.#to('closing');
     });
     this.#bucket = new TokenBucket(host.limits.maxFramesPerSec, host.limits.frameBurst);
+    loopMonitor.start();
+    this.#lastSeen = loopMonitor.liveNow();
     this.#timer = this.#startTimeouts(host.limits);
     const socket = transport.socket;
     socket.on('message', (data, isBinary) => {
@@ -149,17 +171,52 @@ export class AgentConnection implements PushTarget {
     return (this.#hello?.protocolVersion ?? 0) >= DELTA_PROTOCOL_VERSION;
   }
 
+  /** Why this connection was closed by the session, if it was. */
+  get failedWith(): ErrorCode | undefined {
+    return this.#failedWith;
+  }
+
+  /** Bytes waiting for this agent: unsent frames plus its writes waiting in the queue. */
+  get queuedBytes(): number {
+    return this.#transport.socket.bufferedAmount + this.#queuedWriteBytes;
+  }
+
   /** Sends a text frame (a string, or one pre-encoded as UTF-8 to be shared by many connections). */
   send(frame: string | Buffer, written?: () => void): void {
     if (this.#state !== 'ready') return;
     if (typeof frame === 'string') this.#transport.socket.send(frame, written);
     else this.#transport.sendEncoded(frame, written);
+    this.#checkQueued(frame.length);
+  }
+
+  /** Sends `slow_down` to an agent of protocol 3 or later (older ones would close on it); whether sent. */
+  slowDown(retryAfterMs: number, reason: string): boolean {
+    if (this.#state !== 'ready' || (this.protocolVersion ?? 0) < SLOW_DOWN_PROTOCOL_VERSION) return false;
+    const frame: SlowDown = { type: 'slow_down', retryAfterMs, reason };
+    this.#reply(frame);
+    return true;
+  }
+
+  /** Sends a frame of the session's own (a confirm, a pong, a welcome) and checks the queue. */
+  #reply(frame: object): void {
+    const text = JSON.stringify(frame);
+    this.#transport.socket.send(text);
+    this.#checkQueued(text.length);
+  }
+
+  /** Closes a reader more than the limit behind, not counting the frame just queued (`latest`). */
+  #checkQueued(latest: number): void {
+    const max = this.#host.limits.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
+    const behind = this.queuedBytes - latest;
+    if (behind > max && this.#state === 'ready')
+      this.fail('slow_consumer', `${behind} bytes queued, over the limit of ${max}`);
   }
 
   /** Closes this connection with the close code of `code`; later frames are dropped unread. */
   fail(code: ErrorCode, reason: string): void {
     if (this.#state === 'closing' || this.#state === 'closed') return;
     this.#to('closing');
+    this.#failedWith = code;
     this.#log.info('closing agent connection', { code, reason });
     const socket = this.#transport.socket;
     socket.close(ERROR_TABLE[code].ws, closeReason(`${code}: ${reason}`));
@@ -171,10 +228,10 @@ export class AgentConnection implements PushTarget {
 
   /** Closes a connection that sends no hello in time, or goes silent once ready. */
   #startTimeouts(limits: ConnectionLimits): NodeJS.Timeout {
-    const started = performance.now();
+    const started = loopMonitor.liveNow();
     const timer = setInterval(
       () => {
-        const now = performance.now();
+        const now = loopMonitor.liveNow();
         if (this.#state === 'handshake' && now - started > limits.helloTimeoutMs) {
           this.fail('handshake_timeout', 'no hello received in time');
         } else if (this.#state === 'ready' && now - this.#lastSeen > limits.idleTimeoutMs) {
@@ -189,7 +246,7 @@ export class AgentConnection implements PushTarget {
 
   #onMessage(data: RawFrame, isBinary: boolean): void {
     if (this.#state === 'closing' || this.#state === 'closed') return;
-    this.#lastSeen = performance.now();
+    this.#lastSeen = loopMonitor.liveNow();
     if (!this.#bucket.take()) {
       this.fail('rate_limited', `more than ${this.#host.limits.maxFramesPerSec} frames/s`);
       return;
@@ -198,7 +255,8 @@ export class AgentConnection implements PushTarget {
       this.fail('invalid_frame', 'binary frames are not part of the protocol');
       return;
     }
-    const raw = parseJsonFrame(frameText(data));
+    const text = frameText(data);
+    const raw = parseJsonFrame(text);
     if (raw === undefined) {
       this.fail('invalid_frame', 'frame is not valid JSON');
       return;
@@ -215,7 +273,8 @@ export class AgentConnection implements PushTarget {
       return;
     }
     if (frame.type === 'publish' || frame.type === 'unpublish') {
-      this.#queueWrite(frame);
+      // Its length in characters stands for its bytes (exact for the ASCII of nearly every frame).
+      this.#queueWrite(frame, text.length);
       return;
     }
     try {
@@ -225,15 +284,19 @@ export class AgentConnection implements PushTarget {
     }
   }
 
-  #queueWrite(frame: Publish | Unpublish): void {
+  #queueWrite(frame: Publish | Unpublish, bytes: number): void {
+    this.#queuedWriteBytes += bytes;
+    this.#checkQueued(bytes);
     this.#writes = this.#writes
       .then(async () => {
+        // Taken up: no longer waiting (the one in progress is not the reader's backlog).
+        this.#queuedWriteBytes -= bytes;
         if (this.#state !== 'ready') return;
         const confirm =
           frame.type === 'publish'
             ? await this.#host.publish(this, frame)
             : await this.#host.unpublish(this, frame);
-        this.#transport.socket.send(JSON.stringify(confirm));
+        this.#reply(confirm);
       })
       .catch((err: unknown) => {
         this.#failInternal(frame.type, err);
@@ -272,7 +335,7 @@ export class AgentConnection implements PushTarget {
         for (const a of frame.acks) this.#host.ack(this, a.service, a.version);
         return;
       case 'ping':
-        this.#transport.socket.send(JSON.stringify({ type: 'pong', sentAt: frame.sentAt }));
+        this.#reply({ type: 'pong', sentAt: frame.sentAt });
         return;
       default: {
         const never: never = frame;
@@ -312,12 +375,14 @@ export class AgentConnection implements PushTarget {
       sessions: this.#host.sessions(),
       pingIntervalMs: this.#host.limits.pingIntervalMs,
     };
-    this.#transport.socket.send(JSON.stringify(welcome));
+    this.#reply(welcome);
     this.#log.info('agent connected', { nodeId: hello.nodeId, nodeName: hello.nodeName });
   }
 
   #onClose(code: number, reason: string): void {
+    if (this.#state === 'closed') return;
     clearInterval(this.#timer);
+    loopMonitor.stop();
     this.#to('closed');
     if (this.#welcomed) this.#log.info('agent disconnected', { code, reason });
     this.#log.flush();

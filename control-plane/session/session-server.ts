@@ -27,6 +27,7 @@ import type { Protection } from '../link/protection.js';
 import { AgentConnection, type ConnectionHost, type ConnectionLimits } from './agent-connection.js';
 import { wsTransport } from './agent-transport.js';
 import type { DataRouter } from './data-router.js';
+import { DEFAULT_OVERLOAD, OverloadGuard, type OverloadThresholds } from './overload.js';
 import { PushDispatcher, type PushStats } from './push-dispatcher.js';
 import { registerSessionMetrics } from './session-ops.js';
 import { SessionSwitches } from './switches.js';
@@ -60,6 +61,8 @@ export interface SessionOptions {
   readonly writeBurst?: number;
   /** Holds grace drops when too many connections go at once (protection mode). */
   readonly protection?: Protection;
+  /** When the session asks agents to slow down ({@link DEFAULT_OVERLOAD} when absent). */
+  readonly overload?: OverloadThresholds;
   readonly logger: Logger;
 }
 
@@ -79,6 +82,7 @@ export class SessionServer implements ConnectionHost {
   /** Connections switched off: their publishers go at once, without the grace period. */
   readonly #dropAtClose = new Set<string>();
   readonly #unregisterMetrics: () => void;
+  readonly #overload: OverloadGuard;
   readonly #counts = { publishes: 0, refusals: 0 };
   #draining: { resolve: () => void; promise: Promise<void> } | undefined;
   #seq = 0;
@@ -120,6 +124,11 @@ export class SessionServer implements ConnectionHost {
       writes: this.#writes.stats(),
       ...this.#counts,
     }));
+    this.#overload = new OverloadGuard(opts.id, opts.overload ?? DEFAULT_OVERLOAD, this.logger, {
+      connections: () => this.#conns.values(),
+      pendingWrites: () => this.#writes.stats().pendingWrites,
+      pushPending: () => this.#push.unacknowledged,
+    });
   }
 
   /** Takes an agent's WebSocket, accepted at the agent link by the role's server. */
@@ -245,13 +254,20 @@ export class SessionServer implements ConnectionHost {
   /** Stops pushing and writing and closes every agent connection (the role's server closes the port). */
   close(): void {
     this.#unregisterMetrics();
+    this.#overload.stop();
     this.#push.close();
     this.#writes.close();
     for (const conn of this.#conns.values()) conn.fail('shutting_down', 'session server is stopping');
   }
 
+  /** What `/health` shows; `status: 'degraded'` with the reason while overloaded. */
   stats(): Record<string, unknown> {
-    return { connections: this.#byNode.size, ...this.#writes.stats(), push: { ...this.#push.stats } };
+    return {
+      connections: this.#byNode.size,
+      ...this.#writes.stats(),
+      push: { ...this.#push.stats },
+      ...this.#overload.health(),
+    };
   }
 
   // ---- ConnectionHost ---------------------------------------------------------------------------
@@ -364,6 +380,7 @@ export class SessionServer implements ConnectionHost {
   }
 
   closed(conn: AgentConnection): void {
+    if (conn.failedWith === 'slow_consumer') this.#overload.counts.slowConsumerCloses++;
     this.#push.removeTarget(conn, conn.subscriptions);
     const nodeId = conn.nodeId;
     if (nodeId !== undefined && this.#byNode.get(nodeId) === conn) this.#byNode.delete(nodeId);

@@ -190,7 +190,14 @@ test('agent link - a frame with one bad item is refused, not decoded without it'
 
 test('agent link - bad session frames of each type name their fields', () => {
   const cases: [unknown, string[]][] = [
-    [{ type: 'hello' }, ['type: must be one of welcome, confirm, push, delta, catalog, pong, refused']],
+    [
+      { type: 'hello' },
+      ['type: must be one of welcome, confirm, push, delta, catalog, pong, refused, slow_down'],
+    ],
+    [
+      { type: 'slow_down', retryAfterMs: -1, reason: 7 },
+      ['retryAfterMs: must be an integer 0..9007199254740991', 'reason: must be a string'],
+    ],
     [
       { type: 'welcome', protocolVersion: 0, sessions: ['ok', 3], pingIntervalMs: 9 },
       [

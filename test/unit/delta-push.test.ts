@@ -382,7 +382,7 @@ test('delta push - a protocol-1 agent on the same session gets whole pushes only
   assert.equal(h.dispatcher.unacknowledged, 0, 'both kinds of ack were taken');
 });
 
-test('delta push - an agent refused with 4002 dials the same session again speaking protocol 1', async (t) => {
+test('delta push - an agent refused with 4002 dials the same session again speaking the previous protocol', async (t) => {
   t.mock.timers.enable({ apis: ['setTimeout', 'setInterval'] });
   const sessions = new FakeSessions();
   const view = new ServiceView('node-1', {
@@ -416,12 +416,12 @@ test('delta push - an agent refused with 4002 dials the same session again speak
   const first = await sessions.open();
   assert.deepEqual(sentBy(first)[0], {
     type: 'hello',
-    protocolVersion: 2,
+    protocolVersion: 3,
     nodeId: 'node-1',
     nodeName: 'n',
     token: 'secret',
   });
-  await sessions.close(4002, 'unsupported_protocol: agent link protocol 2 is not supported (want 1)');
+  await sessions.close(4002, 'unsupported_protocol: agent link protocol 3 is not supported (want 2)');
   t.mock.timers.tick(0);
   await settle();
   const second = await sessions.open();
@@ -430,11 +430,11 @@ test('delta push - an agent refused with 4002 dials the same session again speak
     ['ws://old/v1/agent-link', 'ws://old/v1/agent-link'],
     'the same session, at once',
   );
-  assert.equal((sentBy(second)[0] as { protocolVersion: number }).protocolVersion, 1);
+  assert.equal((sentBy(second)[0] as { protocolVersion: number }).protocolVersion, 2);
   second.session.send(
     JSON.stringify({
       type: 'welcome',
-      protocolVersion: 1,
+      protocolVersion: 2,
       sessionId: 's',
       sessions: [],
       pingIntervalMs: 60_000,
@@ -446,5 +446,9 @@ test('delta push - an agent refused with 4002 dials the same session again speak
   );
   await settle();
   assert.equal(sync.state, 'open');
-  assert.deepEqual(sentBy(second).at(-1), { type: 'ack', service: 'web', version: 3 }, 'protocol 1 acks');
+  assert.deepEqual(
+    sentBy(second).at(-1),
+    { type: 'acks', acks: [{ service: 'web', version: 3 }] },
+    'protocol 2 acks',
+  );
 });

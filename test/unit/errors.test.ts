@@ -75,6 +75,7 @@ test('errors - every code maps to its HTTP status and WebSocket close code', () 
     request_timeout: [408, 4000],
     headers_too_large: [431, 4000],
     limit_exceeded: [429, 4013],
+    slow_consumer: [503, 4014],
   };
   assert.deepEqual(
     Object.fromEntries(Object.entries(ERROR_TABLE).map(([k, v]) => [k, [v.http, v.ws]])),
