@@ -32,6 +32,7 @@ import type { Catalog } from '../../proto/agent-link.js';
 import { MeshregError } from '../../proto/errors.js';
 import { valueOrThrow } from '../../proto/result.js';
 import type { Logger } from '../../proto/runtime/log.js';
+import { loopMonitor } from '../../proto/runtime/loop-monitor.js';
 import { contextFrom, meter, tracer } from '../../proto/runtime/telemetry.js';
 import type { ChangeListener, DataWatch, DatumChange } from '../link/data-api.js';
 import type { DataRouter } from './data-router.js';
@@ -50,6 +51,8 @@ export type { PushStats, PushTarget } from './push-subscriptions.js';
 export interface PushOptions {
   readonly coalesceMs: number;
   readonly ackTimeoutMs: number;
+  /** Clock of ack deadlines: live time by default, so a stall of the session never fails a push. */
+  readonly ackClock?: () => number;
   readonly maxRetries: number;
   readonly reconcileIntervalMs: number;
   readonly logger: Logger;
@@ -82,6 +85,7 @@ export class PushDispatcher implements ChangeListener {
   #flushTimer: NodeJS.Timeout | undefined;
   #flushImmediate: NodeJS.Immediate | undefined;
   readonly #sweepTimer: NodeJS.Timeout;
+  readonly #ackNow: () => number;
   readonly #reconcileTimer: NodeJS.Timeout;
   readonly #sessionId: string;
   readonly stats: PushStats = { pushes: 0, deltas: 0, retries: 0, failures: 0, subscriptions: 0 };
@@ -90,6 +94,7 @@ export class PushDispatcher implements ChangeListener {
     this.#sessionId = sessionId;
     this.#router = router;
     this.#opts = opts;
+    this.#ackNow = opts.ackClock ?? (() => loopMonitor.liveNow());
     this.#table = new SubscriptionTable(this.stats);
     this.#catalog = new CatalogSubscribers();
     this.#latency = meter().createHistogram('meshreg.push.latency_ms', {
@@ -345,12 +350,13 @@ export class PushDispatcher implements ChangeListener {
   #write(sub: ServiceSub, frame: Frame): void {
     sub.sentAt = undefined;
     sub.target.send(frame.data, () => {
-      if (sub.pushed === frame.version) sub.sentAt = performance.now();
+      if (sub.pushed === frame.version) sub.sentAt = this.#ackNow();
     });
   }
 
   #sweep(): void {
-    const overdue = this.#table.sweep(performance.now(), this.#opts, (key) => this.#history.has(key));
+    // In live time: an ack left unread by our own stall is not overdue (no re-send, no 4010).
+    const overdue = this.#table.sweep(this.#ackNow(), this.#opts, (key) => this.#history.has(key));
     for (const sub of overdue.failed) {
       this.#opts.logger.warn('push not acknowledged; closing the connection', {
         conn: sub.target.id,

@@ -11,7 +11,9 @@
  * The monitor samples with a timer every `sampleMs`; a sample that fires late by more than
  * `toleranceMs` adds the excess to the stalled total. `liveNow()` also counts a stall in progress
  * (the sampler has not run yet because the loop only just resumed), so the order in which timers
- * fire after a pause does not matter. One loop per process: use {@link loopMonitor}.
+ * fire after a pause does not matter. One loop per process: use {@link loopMonitor}. A monitor on the
+ * real clock starts sampling by itself on first use (its timer never keeps a process alive), so a
+ * reader that forgot `start()` does not see live time stand still.
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 
@@ -50,17 +52,23 @@ export class LoopMonitor {
   #timer: NodeJS.Timeout | undefined;
   #histogram: IntervalHistogram | undefined;
   #users = 0;
+  readonly #autoStart: boolean;
 
   constructor(opts: LoopMonitorOptions = {}) {
     this.#sampleMs = opts.sampleMs ?? 100;
     this.#toleranceMs = opts.toleranceMs ?? 50;
     this.#now = opts.now ?? Date.now;
+    this.#autoStart = opts.now === undefined;
     this.#lastSample = this.#now();
   }
 
-  /** Starts sampling (reference-counted: every `start` needs its `stop`). */
+  /** Starts sampling (reference-counted for a monitor on an injected clock). */
   start(): void {
     this.#users += 1;
+    this.#run();
+  }
+
+  #run(): void {
     if (this.#timer !== undefined) return;
     this.#lastSample = this.#now();
     this.#timer = setInterval(() => {
@@ -73,7 +81,9 @@ export class LoopMonitor {
 
   stop(): void {
     this.#users = Math.max(0, this.#users - 1);
-    if (this.#users > 0) return;
+    // On the real clock sampling runs from first use to the end of the process (unref'd, cheap):
+    // a role that stops must not blind another that still judges leases.
+    if (this.#users > 0 || this.#autoStart) return;
     clearInterval(this.#timer);
     this.#timer = undefined;
     this.#histogram?.disable();
@@ -97,12 +107,14 @@ export class LoopMonitor {
    * with other values of `liveNow`). Never goes backwards.
    */
   liveNow(): number {
+    if (this.#autoStart) this.#run();
     const t = this.#now();
     return t - this.#stalled - this.#excess(t);
   }
 
   /** True when the loop stalled within the last `withinMs` (or is stalled right now). */
   stalledRecently(withinMs: number): boolean {
+    if (this.#autoStart) this.#run();
     const t = this.#now();
     return this.#excess(t) > 0 || t - this.#lastStallEnd < withinMs;
   }

@@ -65,6 +65,7 @@ test('clock skew - a data server whose version clock jumps 30 s back and forth s
   router.addServer(server);
   router.applyTable(table(1, 'data-1'));
   const dispatcher = new PushDispatcher('session-1', router, {
+    ackClock: () => performance.now(),
     coalesceMs: COALESCE_MS,
     ackTimeoutMs: 1000,
     maxRetries: 2,

@@ -98,6 +98,7 @@ function harness(t: TestContext): Harness {
     slots: [{ id: 0, leader: 'data-1', leaderEpoch: 1, followers: [] }],
   });
   const dispatcher = new PushDispatcher('session-1', router, {
+    ackClock: () => performance.now(),
     coalesceMs: 0,
     ackTimeoutMs: ACK_TIMEOUT_MS,
     maxRetries: 3,

@@ -78,6 +78,7 @@ function harness(t: TestContext): Harness {
   router.addServer(server);
   router.applyTable(table);
   const dispatcher = new PushDispatcher('session-1', router, {
+    ackClock: () => performance.now(),
     coalesceMs: COALESCE_MS,
     ackTimeoutMs: ACK_TIMEOUT_MS,
     maxRetries: MAX_RETRIES,
