@@ -215,6 +215,8 @@ function checkNoPhantom(ctx: Context): Violation[] {
   for (const [sub, obs] of ctx.streams) {
     /** Ids this subscriber saw gone after a deregistration was confirmed, and since when. */
     const goneAfterDereg = new Map<string, number>();
+    /** Ids this subscriber answered at least once: only their absence reflects the deregistration. */
+    const seen = new Set<string>();
     for (const o of obs) {
       if (o.ids === undefined) continue;
       const now = new Set(o.ids);
@@ -238,14 +240,10 @@ function checkNoPhantom(ctx: Context): Violation[] {
       }
       for (const [id, ops] of ctx.opsById) {
         const last = ops.filter((op) => op.start <= o.time && op.ok === true).at(-1);
-        if (
-          last?.kind === 'deregister' &&
-          last.service === o.service &&
-          !now.has(id) &&
-          !goneAfterDereg.has(id)
-        )
+        if (last?.kind === 'deregister' && seen.has(id) && !now.has(id) && !goneAfterDereg.has(id))
           goneAfterDereg.set(id, o.time);
       }
+      for (const id of o.ids) seen.add(id);
     }
   }
   return out;
