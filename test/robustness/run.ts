@@ -1,0 +1,196 @@
+/**
+ * The robustness runner: `npm run robustness -- --seed N --schedules K [--duration S]`.
+ *
+ * Starts a live cluster (etcd, 3 metas, 2 data servers, 2 sessions, 4 agents, a fault proxy on every
+ * link), then plays K random fault schedules drawn from seeds N, N+1, …: each one runs the load and
+ * the recorders, injects its faults over S seconds, heals everything, waits for convergence and checks
+ * the recorded history. Prints a summary table, and for every failing seed its violations with a
+ * history excerpt; exits non-zero on any violation. Clock skew of a data server's version clock is not
+ * injected here (the data server has no test hook for it; the version-clock tests cover skew).
+ */
+import { writeFile } from 'node:fs/promises';
+import { pathToFileURL } from 'node:url';
+import { checkHistory, INVARIANTS, type Violation } from './checker.js';
+import { startCluster, type Cluster } from './cluster.js';
+import { newHistory, type History } from './history.js';
+import { describeFault, drawSchedule, healAll, playSchedule, Random } from './schedule.js';
+import { call, idsOf, localRegistrations, SERVICES, Workload } from './workload.js';
+
+/** Every subscriber must show exactly the registered set this long after the heal. */
+export const CONVERGE_BOUND_MS = 20_000;
+
+export interface RunOptions {
+  readonly seed: number;
+  readonly schedules: number;
+  /** Seconds of faults per schedule. */
+  readonly durationS: number;
+  readonly log?: (line: string) => void;
+}
+
+export interface ScheduleResult {
+  readonly seed: number;
+  readonly faults: readonly string[];
+  readonly convergedMs: number | undefined;
+  readonly violations: readonly Violation[];
+  readonly history: History;
+}
+
+/** Runs the schedules on one cluster and returns one result per schedule. */
+export async function runRobustness(opts: RunOptions): Promise<ScheduleResult[]> {
+  const log = opts.log ?? ((l: string) => void process.stdout.write(`${l}\n`));
+  const cluster = await startCluster({ metas: 3, datas: 2, sessions: 2, agents: 4 });
+  const results: ScheduleResult[] = [];
+  try {
+    await settle(cluster);
+    let seq = 0;
+    for (let k = 0; k < opts.schedules; k++) {
+      const r = await runOne(cluster, opts.seed + k, opts.durationS * 1000, seq);
+      seq = r.seq;
+      results.push(r.result);
+      log(row(r.result));
+    }
+  } finally {
+    await cluster.stop();
+  }
+  log(summary(results));
+  return results;
+}
+
+async function runOne(
+  cluster: Cluster,
+  seed: number,
+  windowMs: number,
+  seq: number,
+): Promise<{ result: ScheduleResult; seq: number }> {
+  const rng = new Random(seed);
+  const faults = drawSchedule(rng, cluster, windowMs);
+  const h = newHistory(seed, CONVERGE_BOUND_MS, cluster.sessionGraceMs);
+  const agents = cluster.members.filter((m) => m.role === 'agent');
+  const registered = await localRegistrations(agents);
+  // What the agents hold at the start counts as registered just before it.
+  for (const [id, r] of registered)
+    h.ops.push({ kind: 'register', start: h.startedAt - 1, end: h.startedAt - 1, id, ...r, ok: true });
+  const load = new Workload(cluster, h, rng, registered, seq);
+  load.start();
+  try {
+    await playSchedule(cluster, faults, h);
+    await healAll(cluster, h);
+    load.stopLoad();
+    h.healedAt = Date.now();
+    const convergedMs = await converge(cluster, h);
+    const violations = checkHistory(h, { leaderOverlapMs: (cluster.etcdTtlS * 1000) / 2 });
+    return {
+      result: { seed, faults: faults.map(describeFault), convergedMs, violations, history: h },
+      seq: load.seq,
+    };
+  } finally {
+    await load.stop();
+  }
+}
+
+/** Polls every agent for every service until each answers what the agents hold (or the bound passes). */
+async function converge(cluster: Cluster, h: History): Promise<number | undefined> {
+  const agents = cluster.members.filter((m) => m.role === 'agent');
+  for (let round = 0; Date.now() - h.healedAt < CONVERGE_BOUND_MS + 1000; round++) {
+    await new Promise((r) => setTimeout(r, round === 0 ? 0 : 250));
+    let truth;
+    try {
+      truth = await localRegistrations(agents);
+    } catch {
+      continue;
+    }
+    let all = true;
+    for (const a of agents)
+      for (const service of SERVICES) {
+        const want = [...truth]
+          .filter(([, r]) => r.service === service)
+          .map(([id]) => id)
+          .sort();
+        try {
+          const res = await call('GET', `${a.httpUrl}/v1/health/service/${service}`);
+          const ids = idsOf(res.body);
+          h.observations.push({
+            time: Date.now(),
+            subscriber: `${a.name}#${a.incarnation}/${service}/poll`,
+            agent: a.name,
+            service,
+            via: 'poll',
+            index: res.index,
+            ids,
+          });
+          if (ids.join() !== want.join()) all = false;
+        } catch {
+          all = false;
+        }
+      }
+    if (all) return Date.now() - h.healedAt;
+  }
+  return undefined;
+}
+
+/** Waits until the metas have one leader with a table, so the first schedule starts from a whole cluster. */
+async function settle(cluster: Cluster): Promise<void> {
+  const metas = cluster.members.filter((m) => m.role === 'meta');
+  for (let i = 0; i < 150; i++) {
+    const leaders = await Promise.all(
+      metas.map(async (m) => {
+        try {
+          const b = (await call('GET', `${m.httpUrl}/health`)).body as { leader?: boolean; epoch?: number };
+          return b.leader === true && (b.epoch ?? 0) > 0;
+        } catch {
+          return false;
+        }
+      }),
+    );
+    if (leaders.filter(Boolean).length === 1) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error('no single meta leader with a slot table within 30 s');
+}
+
+function row(r: ScheduleResult): string {
+  const bad = new Set(r.violations.map((v) => v.invariant));
+  const marks = INVARIANTS.map((i) => `${i}:${bad.has(i) ? 'FAIL' : 'ok'}`).join(' ');
+  const conv = r.convergedMs === undefined ? 'no' : `${(r.convergedMs / 1000).toFixed(1)}s`;
+  const h = r.history;
+  const known = h.tableWrites.filter((w) => w.writer !== 'unknown').length;
+  const size = `ops ${h.ops.length} answers ${h.observations.length} table writes ${h.tableWrites.length} (${known} attributed)`;
+  return `seed ${r.seed} | converged ${conv} | ${marks} | ${size} | ${r.faults.join(', ')}`;
+}
+
+/** The summary table, then every failing seed with its violations and excerpts. */
+export function summary(results: readonly ScheduleResult[]): string {
+  const lines = ['', `schedules: ${results.length}`, ...results.map(row)];
+  const faultKinds = new Set(
+    results.flatMap((r) => r.faults.map((f) => f.split(' ')[0]?.replace(/\(.*\)/, ''))),
+  );
+  lines.push(`faults covered: ${[...faultKinds].sort().join(', ')}`);
+  for (const i of INVARIANTS) {
+    const failing = results.filter((r) => r.violations.some((v) => v.invariant === i)).map((r) => r.seed);
+    lines.push(`${i}: ${failing.length === 0 ? 'held' : `FAILED in seeds ${failing.join(', ')}`}`);
+  }
+  for (const r of results.filter((x) => x.violations.length > 0)) {
+    lines.push('', `FAILING SEED ${r.seed} (faults: ${r.faults.join(', ')})`);
+    for (const v of r.violations.slice(0, 5))
+      lines.push(`  [${v.invariant}] ${v.message}`, ...v.excerpt.map((l) => `      ${l}`));
+    if (r.violations.length > 5) lines.push(`  … and ${r.violations.length - 5} more`);
+  }
+  return lines.join('\n');
+}
+
+function parseArgs(argv: readonly string[]): RunOptions {
+  const get = (name: string, dflt: number): number => {
+    const i = argv.indexOf(`--${name}`);
+    const v = i < 0 ? dflt : Number(argv[i + 1]);
+    if (!Number.isInteger(v) || v < 0) throw new Error(`--${name} must be a whole number`);
+    return v;
+  };
+  return { seed: get('seed', 1), schedules: get('schedules', 5), durationS: get('duration', 15) };
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const results = await runRobustness(parseArgs(process.argv.slice(2)));
+  const dump = process.env['MESHREG_ROBUSTNESS_DUMP'];
+  if (dump !== undefined) await writeFile(dump, JSON.stringify(results.map((r) => r.history)));
+  process.exit(results.some((r) => r.violations.length > 0) ? 1 : 0);
+}
