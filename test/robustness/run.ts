@@ -1,5 +1,6 @@
 /**
- * The robustness runner: `npm run robustness -- --seed N --schedules K [--duration S]`.
+ * The robustness runner: `npm run robustness -- --seed N --schedules K [--duration S] [--dump FILE]`
+ * (`--dump` writes every schedule's history as JSON).
  *
  * Starts a live cluster (etcd, 3 metas, 2 data servers, 2 sessions, 4 agents, a fault proxy on every
  * link), then plays K random fault schedules drawn from seeds N, N+1, …: each one runs the load and
@@ -190,7 +191,8 @@ function parseArgs(argv: readonly string[]): RunOptions {
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const results = await runRobustness(parseArgs(process.argv.slice(2)));
-  const dump = process.env['MESHREG_ROBUSTNESS_DUMP'];
+  const i = process.argv.indexOf('--dump');
+  const dump = i < 0 ? undefined : process.argv[i + 1];
   if (dump !== undefined) await writeFile(dump, JSON.stringify(results.map((r) => r.history)));
   process.exit(results.some((r) => r.violations.length > 0) ? 1 : 0);
 }
