@@ -90,6 +90,8 @@ export interface History {
   readonly agents: AgentEvent[];
   readonly tableWrites: TableWrite[];
   readonly leaderPolls: LeaderPoll[];
+  /** "elected meta leader" lines from the metas' logs (time of the line, which meta). */
+  readonly elections: { readonly time: number; readonly meta: string }[];
 }
 
 /** A new, empty history. */
@@ -111,6 +113,7 @@ export function newHistory(
     agents: [],
     tableWrites: [],
     leaderPolls: [],
+    elections: [],
   };
 }
 
@@ -136,6 +139,8 @@ export function historyLines(h: History): { time: number; line: string }[] {
       time: w.time,
       line: `${t(w.time)} slot table epoch ${w.epoch} rev ${w.revision} by ${w.writer}`,
     });
+  for (const e of h.elections)
+    out.push({ time: e.time, line: `${t(e.time)} ${e.meta} logged "elected meta leader" (slot table)` });
   if (Number.isFinite(h.healedAt)) out.push({ time: h.healedAt, line: `${t(h.healedAt)} healed` });
   return out.sort((a, b) => a.time - b.time);
 }

@@ -79,6 +79,7 @@ async function runOne(
     load.stopLoad();
     h.healedAt = Date.now();
     const convergedMs = await converge(cluster, h);
+    recordElections(cluster, h);
     const violations = checkHistory(h, { leaderOverlapMs: (cluster.etcdTtlS * 1000) / 2 });
     return {
       result: { seed, faults: faults.map(describeFault), convergedMs, violations, history: h },
@@ -155,8 +156,26 @@ function row(r: ScheduleResult): string {
   const conv = r.convergedMs === undefined ? 'no' : `${(r.convergedMs / 1000).toFixed(1)}s`;
   const h = r.history;
   const known = h.tableWrites.filter((w) => w.writer !== 'unknown').length;
-  const size = `ops ${h.ops.length} answers ${h.observations.length} table writes ${h.tableWrites.length} (${known} attributed)`;
+  const size = `ops ${h.ops.length} answers ${h.observations.length} table writes ${h.tableWrites.length} (${known} attributed) two-leader polls ${dualLeaderPolls(h)}`;
   return `seed ${r.seed} | converged ${conv} | ${marks} | ${size} | ${r.faults.join(', ')}`;
+}
+
+/** The metas' "elected meta leader" log lines of this schedule, into the history (for excerpts). */
+function recordElections(cluster: Cluster, h: History): void {
+  for (const m of cluster.members.filter((x) => x.role === 'meta'))
+    for (const line of m.logs().split('\n')) {
+      if (!line.includes('"elected meta leader"')) continue;
+      const time = Date.parse((JSON.parse(line) as { time: string }).time);
+      if (time >= h.startedAt) h.elections.push({ time, meta: m.name });
+    }
+}
+
+/** Meta `/health` poll rounds (250 ms apart) in which more than one meta said it leads. */
+function dualLeaderPolls(h: History): number {
+  const rounds = new Map<number, number>();
+  for (const p of h.leaderPolls)
+    if (p.leader) rounds.set(Math.floor(p.time / 250), (rounds.get(Math.floor(p.time / 250)) ?? 0) + 1);
+  return [...rounds.values()].filter((n) => n > 1).length;
 }
 
 /** The summary table, then every failing seed with its violations and excerpts. */

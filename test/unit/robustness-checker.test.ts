@@ -8,6 +8,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { checkHistory, type InvariantName } from '../robustness/checker.js';
 import { newHistory, type History, type OpEvent } from '../robustness/history.js';
+import { describeFault, drawSchedule, Random } from '../robustness/schedule.js';
 
 const T0 = 1_000_000;
 const OPTS = { leaderOverlapMs: 1000 };
@@ -188,3 +189,48 @@ function modelHistory(steps: readonly Step[], unknownLast: boolean): History {
   h.tableWrites.push({ time: T0 + 5000, epoch: 2, revision: 4, writer: 'meta-2' });
   return h;
 }
+
+describe('robustness schedules', () => {
+  const cluster = {
+    members: [
+      'etcd',
+      'meta-1',
+      'meta-2',
+      'data-1',
+      'data-2',
+      'session-1',
+      'session-2',
+      'agent-1',
+      'agent-2',
+    ].map((name) => ({ name, role: name.replace(/-\d+$/, '') })),
+    proxies: new Map(
+      ['etcd<-meta-1', 'etcd<-meta-2', 'meta-1', 'meta-2', 'data-1', 'data-2', 'session-1', 'session-2'].map(
+        (n) => [n, {}],
+      ),
+    ),
+  } as unknown as Parameters<typeof drawSchedule>[1];
+
+  test('schedule - a seed draws the same schedule every time, another seed another one', () => {
+    const a = drawSchedule(new Random(42), cluster, 15_000);
+    assert.deepEqual(drawSchedule(new Random(42), cluster, 15_000), a);
+    assert.notDeepEqual(drawSchedule(new Random(43), cluster, 15_000), a);
+  });
+
+  test('schedule - faults fit the window, hit distinct targets, never disturb both sessions or both data servers', () => {
+    fc.assert(
+      fc.property(fc.integer(), (seed) => {
+        const faults = drawSchedule(new Random(seed), cluster, 15_000);
+        assert.ok(faults.length >= 1 && faults.length <= 4);
+        assert.equal(new Set(faults.map((f) => f.target)).size, faults.length);
+        for (const f of faults) assert.ok(f.atMs >= 500 && f.atMs + f.durationMs <= 15_000, describeFault(f));
+        for (const family of ['session', 'data', 'agent']) {
+          const hit = faults.filter(
+            (f) => ['kill', 'stop', 'blackhole'].includes(f.kind) && f.target.startsWith(`${family}-`),
+          );
+          assert.ok(hit.length <= 1, `${family}: ${hit.map(describeFault).join(', ')}`);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
