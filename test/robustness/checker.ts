@@ -95,6 +95,17 @@ class Context {
     return killedAt !== undefined && killedAt + this.h.agentGraceMs <= time;
   }
 
+  /** The latest time before `time` that `id` was (re)introduced: registered, or re-sent by its restarted agent. */
+  introducedAt(id: string, time: number): number {
+    const ops = this.opsById.get(id) ?? [];
+    const agent = ops[0]?.agent;
+    let at = Number.NEGATIVE_INFINITY;
+    for (const o of ops) if (o.kind === 'register' && o.start <= time) at = Math.max(at, o.start);
+    for (const a of this.h.agents)
+      if (a.agent === agent && a.phase === 'restarted' && a.time <= time) at = Math.max(at, a.time);
+    return at;
+  }
+
   /** What must be, and what may be, in `service`'s set after everything: definite and open ids. */
   finalSet(service: string): { must: Set<string>; may: Set<string> } {
     const must = new Set<string>();
@@ -215,8 +226,8 @@ function checkNoPhantom(ctx: Context): Violation[] {
   for (const [sub, obs] of ctx.streams) {
     /** Ids this subscriber saw gone after a deregistration was confirmed, and since when. */
     const goneAfterDereg = new Map<string, number>();
-    /** Ids this subscriber answered at least once: only their absence reflects the deregistration. */
-    const seen = new Set<string>();
+    /** When this subscriber last answered each id. */
+    const seen = new Map<string, number>();
     for (const o of obs) {
       if (o.ids === undefined) continue;
       const now = new Set(o.ids);
@@ -240,10 +251,19 @@ function checkNoPhantom(ctx: Context): Violation[] {
       }
       for (const [id, ops] of ctx.opsById) {
         const last = ops.filter((op) => op.start <= o.time && op.ok === true).at(-1);
-        if (last?.kind === 'deregister' && seen.has(id) && !now.has(id) && !goneAfterDereg.has(id))
+        // The absence reflects the deregistration only if the subscriber had seen the copy it removed
+        // (answered after the latest registration or agent restart); else it may still lag behind.
+        const seenAt = seen.get(id);
+        if (
+          last?.kind === 'deregister' &&
+          seenAt !== undefined &&
+          seenAt >= ctx.introducedAt(id, last.start) &&
+          !now.has(id) &&
+          !goneAfterDereg.has(id)
+        )
           goneAfterDereg.set(id, o.time);
       }
-      for (const id of o.ids) seen.add(id);
+      for (const id of o.ids) seen.set(id, o.time);
     }
   }
   return out;

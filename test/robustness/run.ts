@@ -32,23 +32,36 @@ export interface ScheduleResult {
   readonly seed: number;
   readonly faults: readonly string[];
   readonly convergedMs: number | undefined;
+  /** When it did not converge: each agent's link and how many of its registrations are not in sync. */
+  readonly diagnosis: readonly string[];
   readonly violations: readonly Violation[];
   readonly history: History;
 }
 
-/** Runs the schedules on one cluster and returns one result per schedule. */
+/**
+ * Runs the schedules and returns one result per schedule. A schedule that breaks an invariant may
+ * leave the cluster in a state the next one would inherit, so the cluster is started afresh after it.
+ */
 export async function runRobustness(opts: RunOptions): Promise<ScheduleResult[]> {
   const log = opts.log ?? ((l: string) => void process.stdout.write(`${l}\n`));
-  const cluster = await startCluster({ metas: 3, datas: 2, sessions: 2, agents: 4 });
+  const fresh = async (): Promise<Cluster> => {
+    const c = await startCluster({ metas: 3, datas: 2, sessions: 2, agents: 4 });
+    await settle(c);
+    return c;
+  };
+  let cluster = await fresh();
   const results: ScheduleResult[] = [];
   try {
-    await settle(cluster);
     let seq = 0;
     for (let k = 0; k < opts.schedules; k++) {
       const r = await runOne(cluster, opts.seed + k, opts.durationS * 1000, seq);
       seq = r.seq;
       results.push(r.result);
       log(row(r.result));
+      if (r.result.violations.length > 0 && k + 1 < opts.schedules) {
+        await cluster.stop();
+        cluster = await fresh();
+      }
     }
   } finally {
     await cluster.stop();
@@ -80,9 +93,10 @@ async function runOne(
     h.healedAt = Date.now();
     const convergedMs = await converge(cluster, h);
     recordElections(cluster, h);
+    const diagnosis = convergedMs === undefined ? await syncDiagnosis(cluster) : [];
     const violations = checkHistory(h, { leaderOverlapMs: (cluster.etcdTtlS * 1000) / 2 });
     return {
-      result: { seed, faults: faults.map(describeFault), convergedMs, violations, history: h },
+      result: { seed, faults: faults.map(describeFault), convergedMs, diagnosis, violations, history: h },
       seq: load.seq,
     };
   } finally {
@@ -128,6 +142,27 @@ async function converge(cluster: Cluster, h: History): Promise<number | undefine
     if (all) return Date.now() - h.healedAt;
   }
   return undefined;
+}
+
+/** Each agent's view of its link: connected or not, registrations not in sync, removals pending. */
+async function syncDiagnosis(cluster: Cluster): Promise<string[]> {
+  const out: string[] = [];
+  for (const a of cluster.members.filter((m) => m.role === 'agent')) {
+    try {
+      const b = (await call('GET', `${a.httpUrl}/v1/meshreg/sync-status`)).body as {
+        connected?: boolean;
+        services?: { InSync?: boolean }[];
+        pendingRemovals?: unknown[];
+      };
+      const notInSync = (b.services ?? []).filter((x) => x.InSync !== true).length;
+      out.push(
+        `${a.name}: connected ${String(b.connected)}, ${notInSync}/${(b.services ?? []).length} registrations not in sync, ${(b.pendingRemovals ?? []).length} removals pending`,
+      );
+    } catch (err) {
+      out.push(`${a.name}: no sync-status (${String(err)})`);
+    }
+  }
+  return out;
 }
 
 /** Waits until the metas have one leader with a table, so the first schedule starts from a whole cluster. */
@@ -191,6 +226,7 @@ export function summary(results: readonly ScheduleResult[]): string {
   }
   for (const r of results.filter((x) => x.violations.length > 0)) {
     lines.push('', `FAILING SEED ${r.seed} (faults: ${r.faults.join(', ')})`);
+    for (const d of r.diagnosis) lines.push(`  sync: ${d}`);
     for (const v of r.violations.slice(0, 5))
       lines.push(`  [${v.invariant}] ${v.message}`, ...v.excerpt.map((l) => `      ${l}`));
     if (r.violations.length > 5) lines.push(`  … and ${r.violations.length - 5} more`);
