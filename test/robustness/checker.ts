@@ -16,8 +16,10 @@
  */
 import { excerpt, type History, type Observation, type OpEvent } from './history.js';
 
+/** The five invariants, by name. */
 export type InvariantName = 'monotonic' | 'converged' | 'no-shrink' | 'no-phantom' | 'one-table-writer';
 
+/** The invariants in the order they are reported. */
 export const INVARIANTS: readonly InvariantName[] = [
   'monotonic',
   'converged',
@@ -26,6 +28,7 @@ export const INVARIANTS: readonly InvariantName[] = [
   'one-table-writer',
 ];
 
+/** One broken invariant, where and why. */
 export interface Violation {
   readonly invariant: InvariantName;
   readonly time: number;
@@ -34,6 +37,7 @@ export interface Violation {
   readonly excerpt: readonly string[];
 }
 
+/** Settings of the checker that depend on the cluster's timings. */
 export interface CheckOptions {
   /** Two different metas writing the table closer than this are two leaders at once. */
   readonly leaderOverlapMs: number;

@@ -15,6 +15,7 @@ import { FaultProxy } from '../support/fault-proxy.js';
 import { freePort } from '../support/ports.js';
 import { startMeshreg, tempDir, type Started } from '../support/process.js';
 
+/** The kinds of process in the cluster. */
 export type Role = 'etcd' | 'meta' | 'data' | 'session' | 'agent';
 
 /** One process of the cluster that can be killed, restarted, stopped and continued. */
@@ -33,6 +34,7 @@ export interface Member {
   logs(): string;
 }
 
+/** How many processes of each role to start. */
 export interface ClusterOptions {
   readonly metas: number;
   readonly datas: number;
@@ -42,6 +44,7 @@ export interface ClusterOptions {
   readonly env?: Readonly<Record<string, string>>;
 }
 
+/** The running cluster: its members, its proxies by name, and the timings the checker needs. */
 export interface Cluster {
   readonly members: readonly Member[];
   readonly etcdEndpoint: string;
@@ -53,6 +56,7 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
+/** The shared token of every process of the cluster. */
 export const TOKEN = 'robustness-token';
 const ETCD_TTL_S = 2;
 const SESSION_GRACE_MS = 1000;

@@ -75,6 +75,7 @@ export interface LeaderPoll {
   readonly epoch: number;
 }
 
+/** Everything recorded during one schedule; `healedAt` is set once the faults are healed. */
 export interface History {
   readonly seed: number;
   readonly startedAt: number;

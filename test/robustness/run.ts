@@ -20,6 +20,7 @@ import { call, idsOf, localRegistrations, SERVICES, Workload } from './workload.
 /** Every subscriber must show exactly the registered set this long after the heal. */
 export const CONVERGE_BOUND_MS = 20_000;
 
+/** What to run: schedules from seeds `seed`, `seed + 1`, …, each `durationS` seconds of faults. */
 export interface RunOptions {
   readonly seed: number;
   readonly schedules: number;
@@ -28,6 +29,7 @@ export interface RunOptions {
   readonly log?: (line: string) => void;
 }
 
+/** One schedule's outcome: its faults, convergence time, violations and the whole history. */
 export interface ScheduleResult {
   readonly seed: number;
   readonly faults: readonly string[];

@@ -33,8 +33,10 @@ export class Random {
   }
 }
 
+/** What a fault does: kill -9 then restart, SIGSTOP then SIGCONT, or a proxy fault. */
 export type FaultKind = 'kill' | 'stop' | 'blackhole' | 'delay' | 'throttle' | 'cut';
 
+/** One fault of a schedule, in milliseconds from the schedule's start. */
 export interface Fault {
   readonly kind: FaultKind;
   /** A member (`kill`, `stop`) or a proxy (`etcd<-meta-1`, `meta-1`, `data-1`, `session-1`). */

@@ -10,6 +10,7 @@ import type { Cluster, Member } from './cluster.js';
 import type { History } from './history.js';
 import type { Random } from './schedule.js';
 
+/** The services the load registers and every agent watches. */
 export const SERVICES = ['web', 'api', 'db'] as const;
 const LOAD_INTERVAL_MS = 200;
 const REQUEST_TIMEOUT_MS = 4000;
