@@ -190,8 +190,9 @@ async function meshregMember(
       m.state = 'killed';
     },
     restart: async () => {
-      p = await startMeshreg(role === 'agent' ? 'agent' : 'server', env, 30_000);
+      // Counted before the start: an answer from the new process must never be labelled as the old one's.
       m.incarnation++;
+      p = await startMeshreg(role === 'agent' ? 'agent' : 'server', env, 30_000);
       m.state = 'up';
     },
     signal: (sig) => {
@@ -244,6 +245,7 @@ async function etcdMember(cleanups: (() => Promise<void>)[]): Promise<{ member: 
     incarnation: 1,
     httpUrl: endpoint,
     kill: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGCONT');
       child.kill('SIGKILL');
@@ -251,8 +253,8 @@ async function etcdMember(cleanups: (() => Promise<void>)[]): Promise<{ member: 
       member.state = 'killed';
     },
     restart: async () => {
-      await start();
       member.incarnation++;
+      await start();
       member.state = 'up';
     },
     signal: (sig) => {

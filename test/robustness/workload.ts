@@ -195,6 +195,7 @@ export class Workload {
       const incarnation = agent.incarnation;
       try {
         const res = await call('GET', `${agent.httpUrl}/v1/meshreg/sync-status`);
+        if (agent.incarnation !== incarnation) continue;
         const watched = (res.body as { watched?: { Service: string; Version: number }[] }).watched ?? [];
         for (const w of watched)
           this.#h.observations.push({
