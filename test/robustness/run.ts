@@ -24,6 +24,8 @@ export const CONVERGE_BOUND_MS = 20_000;
 export interface RunOptions {
   readonly seed: number;
   readonly schedules: number;
+  /** Exact seeds to run instead of `seed`, `seed + 1`, … (`schedules` is then ignored). */
+  readonly seeds?: readonly number[];
   /** Seconds of faults per schedule. */
   readonly durationS: number;
   readonly log?: (line: string) => void;
@@ -55,12 +57,13 @@ export async function runRobustness(opts: RunOptions): Promise<ScheduleResult[]>
   const results: ScheduleResult[] = [];
   try {
     let seq = 0;
-    for (let k = 0; k < opts.schedules; k++) {
-      const r = await runOne(cluster, opts.seed + k, opts.durationS * 1000, seq);
+    const seeds = opts.seeds ?? Array.from({ length: opts.schedules }, (_, k) => opts.seed + k);
+    for (const [k, seed] of seeds.entries()) {
+      const r = await runOne(cluster, seed, opts.durationS * 1000, seq);
       seq = r.seq;
       results.push(r.result);
       log(row(r.result));
-      if (r.result.violations.length > 0 && k + 1 < opts.schedules) {
+      if (r.result.violations.length > 0 && k + 1 < seeds.length) {
         await cluster.stop();
         cluster = await fresh();
       }
