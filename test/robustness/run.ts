@@ -94,7 +94,7 @@ async function runOne(
   try {
     await playSchedule(cluster, faults, h);
     await healAll(cluster, h);
-    load.stopLoad();
+    await load.stopLoad();
     h.healedAt = Date.now();
     const convergedMs = await converge(cluster, h);
     recordElections(cluster, h);

@@ -66,6 +66,7 @@ export class Workload {
   #seq: number;
   #stopped = false;
   #loadOn = true;
+  #inflight: Promise<void> | undefined;
 
   constructor(
     cluster: Cluster,
@@ -96,9 +97,10 @@ export class Workload {
     this.#loops.push(this.#tableWatch());
   }
 
-  /** Stops new registrations (the recorders go on). */
-  stopLoad(): void {
+  /** Stops new registrations and waits for the one in flight to be recorded (the recorders go on). */
+  async stopLoad(): Promise<void> {
     this.#loadOn = false;
+    await this.#inflight;
   }
 
   async stop(): Promise<void> {
@@ -123,8 +125,9 @@ export class Workload {
       if (victim === undefined) {
         const service = this.#rng.pick(SERVICES) ?? 'web';
         const id = `${service}-${++this.#seq}`;
-        await this.#op('register', agent, service, id);
-      } else await this.#op('deregister', agent, victim[1].service, victim[0]);
+        this.#inflight = this.#op('register', agent, service, id);
+      } else this.#inflight = this.#op('deregister', agent, victim[1].service, victim[0]);
+      await this.#inflight;
     }
   }
 
