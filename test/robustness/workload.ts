@@ -248,8 +248,10 @@ export class Workload {
       const watcher = await client.watch().key('/meshreg/slot-table').create();
       watcher.on('put', (kv) => {
         const value = kv.value.toString();
-        const epoch = (JSON.parse(value) as { epoch?: number }).epoch ?? -1;
-        const writer = bytes.attribute(value.length);
+        const stored = JSON.parse(value) as { epoch?: number; writer?: { url?: string } };
+        const epoch = stored.epoch ?? -1;
+        // A fenced table names its writer; older tables are told by the bytes on each etcd link.
+        const writer = stored.writer?.url ?? bytes.attribute(value.length);
         this.#h.tableWrites.push({ time: Date.now(), epoch, revision: Number(kv.mod_revision), writer });
       });
       while (!this.#stopped) await this.#sleep(100);
