@@ -7,6 +7,8 @@
  *   members/<id>           {role, url, draining} of each data/session server, put by the meta it is
  *                          connected to under that meta's member lease (TTL twice the election's), so
  *                          a member that moves to another meta is re-put before the first lease runs out.
+ *                          A key under an earlier lease of the same meta (the client gave that lease up
+ *                          while etcd was away) is moved to its current lease.
  *   withdrawn/<id>         '' under the same member lease, put in the transaction that deletes
  *                          members/<id> when the member's heartbeats stopped: it left on purpose. A
  *                          member key that vanishes without it (a meta's lease ran out) is kept in the
@@ -18,7 +20,10 @@
  *                          leader's write fails.
  *
  * Every meta watches members/ and slot-table and pushes what it sees to its own members, so a member
- * may connect to any meta. When etcd is unreachable nothing is decided: leadership is reported only
+ * may connect to any meta. A watch that etcd dropped is re-established within a probe interval, and
+ * until it is, every probe that reaches etcd reads both again, so no meta serves a stale view for long
+ * after etcd comes back; the leader reads both again right before it writes a table (see
+ * {@link EtcdStore.refresh}). When etcd is unreachable nothing is decided: leadership is reported only
  * while verified (see {@link EtcdElection}), no member is withdrawn, the cluster serves with the last
  * table, and meta reports itself unhealthy (its owner then sends its members to another meta). A
  * member key is withdrawn or re-announced only while it is under this meta's lease: one that moved to
@@ -29,10 +34,13 @@ import type { Logger } from '../../proto/runtime/log.js';
 import { liveTimeout, loopMonitor } from '../../proto/runtime/loop-monitor.js';
 import { decodeSlotTable } from '../../proto/meta-link.js';
 import type { SlotTable } from '../../proto/slot-table.js';
-import { isRecord } from '../../proto/validate.js';
 import { EtcdElection, type Leadership } from './etcd-election.js';
+import { parseMember, probeInterval, watchBackoff } from './etcd-support.js';
 import { MemberGrace } from './member-grace.js';
 import type { MetaStore, MetaStoreEvents, SaveOutcome, SharedMember } from './meta-store.js';
+
+/** Earlier member leases whose keys this meta still counts as its own. */
+const PAST_LEASES_KEPT = 4;
 
 export interface EtcdStoreOptions {
   readonly endpoints: readonly string[];
@@ -63,13 +71,24 @@ export class EtcdStore implements MetaStore {
   #events: MetaStoreEvents | undefined;
   #lease: Lease | undefined;
   #leaseId: string | undefined;
+  /** This meta's member leases granted before the current one: keys under them are still ours. */
+  readonly #pastLeaseIds: string[] = [];
+  /** Own members whose put failed (etcd briefly away): retried while etcd answers the probe. */
+  readonly #unsaved = new Set<string>();
+  /** Watches etcd dropped and the client has not re-established yet. */
+  readonly #watchesDown = new Set<Watcher>();
   #healthy = true;
   #closed = false;
   #probe: NodeJS.Timeout | undefined;
 
   constructor(opts: EtcdStoreOptions) {
     this.#opts = opts;
-    this.#client = new Etcd3({ hosts: [...opts.endpoints], dialTimeout: 2000 });
+    this.#client = new Etcd3({
+      hosts: [...opts.endpoints],
+      dialTimeout: 2000,
+      // The default backoff grows to 30 s over an outage: views would stay stale long after etcd is back.
+      faultHandling: { watchBackoff: watchBackoff(probeInterval(opts.leaseTtlS)) },
+    });
     this.#grace = new MemberGrace(opts.leaseTtlS * 2 * 1000);
     this.#election = new EtcdElection({
       client: this.#client,
@@ -92,26 +111,32 @@ export class EtcdStore implements MetaStore {
   async start(events: MetaStoreEvents): Promise<void> {
     this.#events = events;
     loopMonitor.start();
-    await this.#refreshMembers();
-    await this.#refreshTable();
-    const members = await this.#client.watch().prefix(this.#key('members/')).create();
-    members.on('put', () => void this.#refreshMembers());
-    members.on('delete', () => void this.#refreshMembers());
-    members.on('connected', () => void this.#refreshMembers());
-    const table = await this.#client.watch().key(this.#key('slot-table')).create();
-    table.on('put', () => void this.#refreshTable());
-    table.on('delete', () => void this.#refreshTable());
-    table.on('connected', () => void this.#refreshTable());
+    await this.refresh();
+    const members = await this.#watch(this.#client.watch().prefix(this.#key('members/')), () =>
+      this.#refreshMembers(),
+    );
+    const table = await this.#watch(this.#client.watch().key(this.#key('slot-table')), () =>
+      this.#refreshTable(),
+    );
     this.#watchers.push(members, table);
     this.#newLease();
     await this.#election.start();
-    const probeMs = Math.min(1000, Math.max(100, Math.floor((this.#opts.leaseTtlS * 1000) / 4)));
+    const probeMs = probeInterval(this.#opts.leaseTtlS);
     this.#probe = setInterval(() => void this.#checkHealth(probeMs), probeMs);
     this.#probe.unref();
   }
 
+  /**
+   * Reads the table and then the members from etcd (the members at a revision no older than the
+   * table's), reporting both as the watches would; false when etcd could not be read.
+   */
+  async refresh(): Promise<boolean> {
+    return (await this.#refreshTable()) && this.#refreshMembers();
+  }
+
   putMember(id: string, member: SharedMember): void {
     this.#own.set(id, member);
+    this.#unsaved.add(id);
     const lease = this.#lease;
     if (lease === undefined) return;
     Promise.all([
@@ -123,16 +148,19 @@ export class EtcdStore implements MetaStore {
         .put(this.#key(`members/${id}`))
         .value(JSON.stringify(member))
         .exec(),
-    ]).catch((err: unknown) => {
-      this.#opts.logger.warn('could not store a member in etcd; will retry with the next lease', {
-        id,
-        err,
-      });
-    });
+    ]).then(
+      () => {
+        if (this.#own.get(id) === member) this.#unsaved.delete(id);
+      },
+      (err: unknown) => {
+        this.#opts.logger.warn('could not store a member in etcd; will retry', { id, err });
+      },
+    );
   }
 
   deleteMember(id: string): void {
     this.#own.delete(id);
+    this.#unsaved.delete(id);
     const key = this.#key(`members/${id}`);
     const leaseId = this.#leaseId;
     const lease = this.#lease;
@@ -150,6 +178,7 @@ export class EtcdStore implements MetaStore {
 
   releaseMember(id: string): void {
     this.#own.delete(id);
+    this.#unsaved.delete(id);
   }
 
   async saveTable(table: SlotTable, basedOn: string): Promise<SaveOutcome> {
@@ -192,14 +221,28 @@ export class EtcdStore implements MetaStore {
     return `${this.#opts.prefix}${rest}`;
   }
 
+  /** Creates a watch whose every event (and every re-establishment) re-reads what it watches. */
+  async #watch(builder: { create(): Promise<Watcher> }, reread: () => Promise<boolean>): Promise<Watcher> {
+    const w = await builder.create();
+    w.on('put', () => void reread());
+    w.on('delete', () => void reread());
+    w.on('disconnected', () => this.#watchesDown.add(w));
+    w.on('connected', () => {
+      this.#watchesDown.delete(w);
+      void reread();
+    });
+    return w;
+  }
+
   async #leadershipChanged(lead: Leadership | undefined): Promise<void> {
     if (lead === undefined) {
       this.#events?.leadership(false);
       return;
     }
     this.#opts.logger.info('elected meta leader', { url: this.#opts.metaUrl, token: lead.token });
-    // The new leader arranges from the stored table (epochs keep growing from where they were).
-    await this.#refreshTable();
+    // The new leader arranges from the stored table (epochs keep growing from where they were) and
+    // the stored members, read now: its watches may still be catching up after an outage.
+    await this.refresh();
     if (this.#election.current()?.token === lead.token) this.#events?.leadership(true);
   }
 
@@ -208,6 +251,10 @@ export class EtcdStore implements MetaStore {
     if (this.#closed) return;
     const lease = this.#client.lease(this.#opts.leaseTtlS * 2);
     this.#lease = lease;
+    // A lease the client gave up may still live in etcd (a restarted etcd renews every lease),
+    // holding some of our members' keys for a while: they stay ours, to move to the new lease.
+    if (this.#leaseId !== undefined) this.#pastLeaseIds.push(this.#leaseId);
+    if (this.#pastLeaseIds.length > PAST_LEASES_KEPT) this.#pastLeaseIds.shift();
     this.#leaseId = undefined;
     lease.grant().then(
       (id) => {
@@ -225,42 +272,58 @@ export class EtcdStore implements MetaStore {
     });
   }
 
-  /** Puts each of this meta's members whose key is absent (never over another meta's key). */
+  /**
+   * Puts each of this meta's members whose key is absent or still under one of this meta's earlier
+   * leases (never over another meta's key).
+   */
   async #reannounce(): Promise<void> {
     const lease = this.#lease;
-    if (lease === undefined) return;
+    const leaseId = this.#leaseId;
+    if (lease === undefined || leaseId === undefined) return;
     for (const [id, m] of this.#own) {
       const key = this.#key(`members/${id}`);
-      await this.#client
-        .if(key, 'Create', '==', 0)
-        .then(lease.put(key).value(JSON.stringify(m)))
-        .commit()
-        .catch((err: unknown) => {
-          this.#opts.logger.warn('could not re-announce a member in etcd', { id, err });
-        });
+      try {
+        const kv = (await this.#client.get(key).exec()).kvs[0];
+        if (kv?.lease === leaseId) this.#unsaved.delete(id);
+        if (kv !== undefined && !this.#pastLeaseIds.includes(kv.lease)) continue;
+        const res = await this.#client
+          .if(key, 'Mod', '==', kv?.mod_revision ?? '0')
+          .then(lease.put(key).value(JSON.stringify(m)))
+          .commit();
+        if (res.succeeded) this.#unsaved.delete(id);
+      } catch (err) {
+        this.#opts.logger.warn('could not re-announce a member in etcd', { id, err });
+      }
     }
   }
 
-  async #refreshMembers(): Promise<void> {
+  /** Reads the members; true when etcd answered. */
+  async #refreshMembers(): Promise<boolean> {
     try {
       const res = await this.#client.getAll().prefix(this.#key('members/')).exec();
       const withdrawn = await this.#client.getAll().prefix(this.#key('withdrawn/')).keys();
       const out = new Map<string, SharedMember>();
-      let missing = false;
+      let missing = this.#unsaved.size > 0;
       for (const kv of res.kvs) {
         const id = kv.key.toString().slice(this.#key('members/').length);
         const m = parseMember(kv.value.toString());
         if (m !== undefined) out.set(id, m);
-        // Under another lease: the member now belongs to another meta.
-        if (this.#leaseId !== undefined && kv.lease !== this.#leaseId) this.#own.delete(id);
+        if (this.#leaseId === undefined || kv.lease === this.#leaseId || !this.#own.has(id)) continue;
+        // Under an earlier lease of ours: to move to the current one.
+        if (this.#pastLeaseIds.includes(kv.lease)) missing = true;
+        // Under another lease after our put landed: the member now belongs to another meta. (Before
+        // it landed, the key is the one its previous meta put; ours goes in when that one runs out.)
+        else if (!this.#unsaved.has(id)) this.#own.delete(id);
       }
       for (const id of this.#own.keys()) if (!out.has(id)) missing = true;
       const gone = new Set(withdrawn.map((k) => k.slice(this.#key('withdrawn/').length)));
       this.#events?.members(this.#grace.update(out, gone));
       this.#armGrace();
       if (missing) await this.#reannounce();
+      return true;
     } catch (err) {
       this.#opts.logger.warn('could not read members from etcd', { err });
+      return false;
     }
   }
 
@@ -273,19 +336,22 @@ export class EtcdStore implements MetaStore {
     this.#graceTimer.unref();
   }
 
-  async #refreshTable(): Promise<void> {
+  /** Reads the slot table; true when etcd answered. */
+  async #refreshTable(): Promise<boolean> {
     try {
       const res = await this.#client.get(this.#key('slot-table')).exec();
       const kv = res.kvs[0];
       if (kv === undefined) {
         this.#events?.table(undefined, '0');
-        return;
+        return true;
       }
       const t = decodeSlotTable(JSON.parse(kv.value.toString()) as unknown);
       if (t.ok) this.#events?.table(t.value, kv.mod_revision);
       else this.#opts.logger.error('the slot table in etcd does not decode; ignored', { errors: t.errors });
+      return true;
     } catch (err) {
       this.#opts.logger.warn('could not read the slot table from etcd', { err });
+      return false;
     }
   }
 
@@ -306,29 +372,18 @@ export class EtcdStore implements MetaStore {
     } finally {
       cancel();
     }
-    if (ok === this.#healthy || this.#closed) return;
+    if (this.#closed) return;
+    if (ok === this.#healthy) {
+      // A watch still down, or a member put that failed: read (and re-announce) now, not when the
+      // client next reconnects its watch.
+      if (ok && (this.#watchesDown.size > 0 || this.#unsaved.size > 0)) await this.refresh();
+      return;
+    }
     this.#healthy = ok;
     this.#opts.logger[ok ? 'info' : 'error'](
       ok ? 'etcd reachable again' : 'etcd unreachable: coordination paused, serving with the last table',
     );
     this.#events?.health(ok);
-    if (ok) {
-      await this.#refreshMembers();
-      await this.#refreshTable();
-      await this.#reannounce();
-    }
-  }
-}
-
-function parseMember(text: string): SharedMember | undefined {
-  try {
-    const o = JSON.parse(text) as unknown;
-    if (!isRecord(o)) return undefined;
-    const role = o['role'];
-    const url = o['url'];
-    if ((role !== 'data' && role !== 'session') || typeof url !== 'string') return undefined;
-    return { role, url, draining: o['draining'] === true };
-  } catch {
-    return undefined;
+    if (ok && (await this.refresh())) await this.#reannounce();
   }
 }

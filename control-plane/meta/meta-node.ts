@@ -318,7 +318,25 @@ export class MetaNode {
   }
 
   async #arrange(): Promise<void> {
-    if (this.#saving) return;
+    if (this.#saving || this.#nextTable() === undefined) return;
+    this.#saving = true;
+    try {
+      // Arranged from what the store holds now: after an outage the watches may lag, and a member
+      // list read before a data server joined would take its slots away while it is alive.
+      if (this.#store === undefined || !(await this.#store.refresh())) return;
+      const next = this.#nextTable();
+      if (next === undefined) return;
+      // The store announces the saved table to every meta, this one included.
+      const outcome = await this.#store.saveTable(next, this.#tableRevision);
+      if (outcome !== 'saved')
+        this.#log.warn('slot table not saved', { epoch: next.epoch, outcome, basedOn: this.#tableRevision });
+    } finally {
+      this.#saving = false;
+    }
+  }
+
+  /** The table arranged over the live data servers, when it differs from the current one. */
+  #nextTable(): SlotTable | undefined {
     const live = [...this.#shared]
       .filter(([id, m]) => m.role === 'data' && !m.draining && !this.#draining.has(id))
       .map(([id]) => id);
@@ -328,16 +346,7 @@ export class MetaNode {
       maxLeaderMoves: this.#table === undefined ? this.#opts.slotCount : this.#opts.maxLeaderMoves,
       nextEpoch: (prev) => this.#clock.next(prev),
     });
-    if (next === undefined || next === this.#table) return;
-    this.#saving = true;
-    try {
-      // The store announces the saved table to every meta, this one included.
-      const outcome = await this.#store?.saveTable(next, this.#tableRevision);
-      if (outcome !== 'saved')
-        this.#log.warn('slot table not saved', { epoch: next.epoch, outcome, basedOn: this.#tableRevision });
-    } finally {
-      this.#saving = false;
-    }
+    return next === this.#table ? undefined : next;
   }
 
   #applyTable(next: SlotTable): void {

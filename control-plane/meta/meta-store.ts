@@ -48,6 +48,12 @@ export interface MetaStore {
    * since `basedOn`.
    */
   saveTable(table: SlotTable, basedOn: string): Promise<SaveOutcome>;
+  /**
+   * Reads the stored table and then the members again (reported through the events as usual): what
+   * a leader does right before it arranges, so it never arranges from a view a watch left behind.
+   * False when the store could not be read.
+   */
+  refresh(): Promise<boolean>;
   /** True only while this meta's leadership is verified. */
   readonly leader: boolean;
   readonly healthy: boolean;
@@ -88,6 +94,11 @@ export class EmbeddedStore implements MetaStore {
     this.#revision++;
     this.#events?.table(table, String(this.#revision));
     return Promise.resolve('saved');
+  }
+
+  refresh(): Promise<boolean> {
+    // Nothing to catch up with: every change is reported as it is made.
+    return Promise.resolve(true);
   }
 
   close(): Promise<void> {

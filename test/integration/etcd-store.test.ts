@@ -1,7 +1,9 @@
 /**
  * The etcd store in this process against a real etcd: two stores campaign, exactly one leads, and the
  * table write is a fenced transaction: refused to the follower, refused when arranged from an old
- * revision, and refused to a leader whose election key vanished before it noticed.
+ * revision, and refused to a leader whose election key vanished before it noticed. After etcd is
+ * killed and restarted, a store's view (its watches dropped) catches up within a second of etcd
+ * answering again, and a refresh reads what is stored (it fails while etcd is away).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -9,7 +11,7 @@ import { Etcd3 } from 'etcd3';
 import { silentLogger } from '../../proto/runtime/log.js';
 import type { SlotTable } from '../../proto/slot-table.js';
 import { EtcdStore } from '../../control-plane/meta/etcd-store.js';
-import type { MetaStoreEvents } from '../../control-plane/meta/meta-store.js';
+import type { MetaStoreEvents, SharedMember } from '../../control-plane/meta/meta-store.js';
 import { startEtcd, type TestEtcd } from '../support/etcd.js';
 import { waitFor } from '../support/wait.js';
 
@@ -23,6 +25,7 @@ interface Seen {
   store: EtcdStore;
   revision: string;
   leadership: boolean[];
+  members: ReadonlyMap<string, SharedMember>;
 }
 
 describe('etcd store', () => {
@@ -38,9 +41,9 @@ describe('etcd store', () => {
       leaseTtlS: 2,
       logger: silentLogger,
     });
-    const s: Seen = { store, revision: '0', leadership: [] };
+    const s: Seen = { store, revision: '0', leadership: [], members: new Map() };
     const events: MetaStoreEvents = {
-      members: () => undefined,
+      members: (m) => (s.members = new Map(m)),
       table: (_t, revision) => (s.revision = revision),
       leadership: (l) => s.leadership.push(l),
       health: () => undefined,
@@ -92,5 +95,23 @@ describe('etcd store', () => {
     // Both campaign again; exactly one leads afterwards.
     await waitFor('a leader again', () => a.store.leader !== b.store.leader, 10_000);
     assert.deepEqual(leader.leadership.slice(0, 2), [true, false], 'the deposed leader stepped down');
+  });
+
+  test('etcd store - after etcd is killed and restarted, every view catches up within a second', async () => {
+    const a = await open('ws://c');
+    const b = await open('ws://d');
+    await etcd.kill();
+    assert.equal(await a.store.refresh(), false, 'a refresh fails while etcd is away');
+    // Past every lease's TTL: the client gives the leases up and its watches back off.
+    await new Promise((r) => setTimeout(r, 5000));
+    await etcd.restart();
+    await waitFor('both stores reach etcd again', () => a.store.healthy && b.store.healthy, 15_000);
+    const member: SharedMember = { role: 'data', url: 'ws://data-9', draining: false };
+    a.store.putMember('data-9', member);
+    const putAt = Date.now();
+    await waitFor('the other store sees the new member', () => b.members.has('data-9'), 1500, 50);
+    assert.ok(Date.now() - putAt < 1500);
+    assert.equal(await b.store.refresh(), true, 'a refresh reads etcd again');
+    assert.deepEqual(b.members.get('data-9'), member);
   });
 });
