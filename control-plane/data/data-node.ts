@@ -78,6 +78,7 @@ export class DataNode {
   readonly #inFlight = new Set<number>();
   readonly #unregisterMetrics: () => void;
   #publishes = 0;
+  #membersKnown = false;
   #draining: 'no' | 'draining' | 'drained' = 'no';
 
   constructor(opts: DataNodeOptions) {
@@ -87,6 +88,8 @@ export class DataNode {
       id: opts.id,
       slotCount: opts.slotCount,
       warmupMs: opts.warmupMs,
+      // Complete only once every session meta lists has reconnected (and gone quiet re-sending).
+      warmupReady: () => this.#sessionsBack(),
       ...(opts.warmupQuietMs === undefined ? {} : { warmupQuietMs: opts.warmupQuietMs }),
       ...(opts.warmupMaxMs === undefined ? {} : { warmupMaxMs: opts.warmupMaxMs }),
       ...(opts.warmupNotifyMs === undefined ? {} : { warmupNotifyMs: opts.warmupNotifyMs }),
@@ -153,6 +156,7 @@ export class DataNode {
         members: (m) => {
           this.#dataMembers = m.data;
           this.#sessionMembers = m.sessions;
+          this.#membersKnown = true;
         },
         drain: () => {
           if (this.#draining !== 'no') return;
@@ -176,6 +180,11 @@ export class DataNode {
     loopMonitor.stop();
     this.server.close();
     await this.#role.close();
+  }
+
+  /** Meta has told us the sessions, and each of them is connected here. */
+  #sessionsBack(): boolean {
+    return this.#membersKnown && this.#sessionMembers.every((m) => this.#sessions.has(m.id));
   }
 
   #hello(url: string): LinkHello {
@@ -202,6 +211,7 @@ export class DataNode {
     this.#protection.protection.recovered(sessionId);
     this.#sessions.get(sessionId)?.peer.terminate();
     this.#sessions.set(sessionId, { peer, id: sessionId });
+    s.noteSessionConnected();
     const watch = s.watch(sessionId, {
       onChange: (changes) => peer.emit(DATA_LINK.changes, { changes }),
       onCatalogChange: (version) => peer.emit(DATA_LINK.catalog, { version }),

@@ -20,7 +20,7 @@ import type { PublishOutcome, UnpublishOutcome } from '../../proto/write-outcome
 import { DatumStore, type StoreOutcome } from './datum-store.js';
 import { liveTombstones, type LiveTombstoneOptions } from './tombstones.js';
 import { DataCatalog } from './data-catalog.js';
-import { Warmup } from './warmup.js';
+import { Warmup, type WarmupOptions } from './warmup.js';
 import type {
   CatalogView,
   ChangeListener,
@@ -33,21 +33,16 @@ import type {
   UnpublishItem,
 } from '../link/data-api.js';
 
-export interface DataServerOptions extends LiveTombstoneOptions {
+/** Warm-up ({@link WarmupOptions}): least length, quiet period, longest, what it waits for. */
+export interface DataServerOptions extends LiveTombstoneOptions, WarmupOptions {
   readonly id: string;
   readonly slotCount: number;
-  /** Warm-up (see {@link Warmup}): its least length, quiet period and longest length. */
-  readonly warmupMs: number;
-  readonly warmupQuietMs?: number;
-  readonly warmupMaxMs?: number;
   /** During warm-up, changes are notified at most this often (0: each turn). */
   readonly warmupNotifyMs?: number;
   /** How long catalog changes are gathered before one catalog notification. */
   readonly catalogDebounceMs: number;
   readonly logger: Logger;
   readonly clock?: VersionClock;
-  /** Monotonic milliseconds (warm-up timing); injectable for tests. */
-  readonly now?: () => number;
 }
 
 export type SlotState = 'migrating' | 'ready' | 'follower';
@@ -113,6 +108,11 @@ export class DataServer implements DataApi {
 
   get warming(): boolean {
     return this.#warmup.on;
+  }
+
+  /** A session connected and is about to re-send: the warm-up's quiet period starts again. */
+  noteSessionConnected(): void {
+    this.#warmup.noteWrite();
   }
 
   get epoch(): number {

@@ -1,6 +1,7 @@
 /**
- * A data server's warm-up after it starts: at least `warmupMs`, then on until no publish arrived
- * for `quietMs` (agents still re-sending after a restart), at most `maxMs`. What the server serves
+ * A data server's warm-up after it starts: at least `warmupMs`, then on until every session meta
+ * lists has reconnected and no publish arrived for `quietMs` (sessions still re-sending after a
+ * restart), at most `maxMs`. What the server serves
  * meanwhile is incomplete.
  */
 export interface WarmupOptions {
@@ -11,6 +12,11 @@ export interface WarmupOptions {
   readonly warmupMaxMs?: number;
   /** Monotonic milliseconds (`performance.now` by default). */
   readonly now?: () => number;
+  /**
+   * Whether everyone who must re-send has come back (every session meta lists is connected); the
+   * warm-up does not end before, except at `maxMs`. Always ready when absent.
+   */
+  readonly warmupReady?: () => boolean;
 }
 
 export class Warmup {
@@ -18,6 +24,7 @@ export class Warmup {
   readonly #quietMs: number;
   readonly #maxMs: number;
   readonly #startedAt: number;
+  readonly #ready: () => boolean;
   #lastWriteAt = 0;
   #timer: NodeJS.Timeout | undefined;
   #on: boolean;
@@ -31,6 +38,7 @@ export class Warmup {
     this.#quietMs = opts.warmupQuietMs ?? 0;
     this.#maxMs = Math.max(opts.warmupMs, opts.warmupMaxMs ?? 0);
     this.#startedAt = this.#now();
+    this.#ready = opts.warmupReady ?? ((): boolean => true);
     this.#on = opts.warmupMs > 0;
     if (this.#on) this.#checkIn(opts.warmupMs);
   }
@@ -59,8 +67,12 @@ export class Warmup {
     const now = this.#now();
     const quietFor = now - this.#lastWriteAt;
     const left = this.#startedAt + this.#maxMs - now;
-    if (quietFor < this.#quietMs && left > 0) {
-      this.#checkIn(Math.max(1, Math.min(this.#quietMs - quietFor, left)));
+    // A data server that restarted empty must not call itself complete before the sessions that
+    // hold the publishers have reconnected and re-sent them: what it served would shrink lists.
+    const ready = this.#ready();
+    if ((quietFor < this.#quietMs || !ready) && left > 0) {
+      const wait = ready ? this.#quietMs - quietFor : Math.max(this.#quietMs, 50);
+      this.#checkIn(Math.max(1, Math.min(wait, left)));
       return;
     }
     this.#on = false;

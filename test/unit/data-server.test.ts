@@ -304,6 +304,42 @@ test('data server - warm-up lasts while agents keep re-sending and ends once pub
   assert.equal(d.instances.length, 5);
 });
 
+test('data server - a restarted data server stays warming until every listed session is back, then quiet', async (t) => {
+  let sessionsBack = false;
+  const server = start(t, 100, {
+    warmupQuietMs: 60,
+    warmupMaxMs: 10_000,
+    now: () => Date.now(),
+    warmupReady: () => sessionsBack,
+  });
+  // Nothing arrives: without the readiness check it would call itself complete at 100 ms.
+  t.mock.timers.tick(2000);
+  assert.equal(server.warming, true, 'a session meta lists has not reconnected yet');
+  sessionsBack = true;
+  server.noteSessionConnected();
+  t.mock.timers.tick(40);
+  assert.equal(server.warming, true, 'the session just connected: its re-send is due');
+  await server.publish('s2:1', [item(makeInstance({ id: 'web-1', service: 'web' }))], 1);
+  t.mock.timers.tick(40);
+  assert.equal(server.warming, true, 're-sending');
+  t.mock.timers.tick(100);
+  assert.equal(server.warming, false, 'every session back and quiet: over');
+  assert.equal((await server.fetch('web')).complete, true);
+});
+
+test('data server - a session that never comes back holds the warm-up only until its longest', (t) => {
+  const server = start(t, 100, {
+    warmupQuietMs: 60,
+    warmupMaxMs: 1000,
+    now: () => Date.now(),
+    warmupReady: () => false,
+  });
+  t.mock.timers.tick(900);
+  assert.equal(server.warming, true);
+  t.mock.timers.tick(200);
+  assert.equal(server.warming, false, 'bounded by the longest warm-up');
+});
+
 test('data server - warm-up ends at its longest even while publishes keep arriving', async (t) => {
   const server = startWarming(t, 60, 300);
   let n = 0;
