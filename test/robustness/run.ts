@@ -1,6 +1,7 @@
 /**
- * The robustness runner: `npm run robustness -- --seed N --schedules K [--duration S] [--dump FILE]`
- * (`--dump` writes every schedule's history as JSON).
+ * The robustness runner: `npm run robustness -- --seed N --schedules K [--duration S] [--dump FILE]
+ * [--logs DIR]` (`--dump` writes every schedule's history as JSON, `--logs` the processes' logs of
+ * each failing schedule).
  *
  * Starts a live cluster (etcd, 3 metas, 2 data servers, 2 sessions, 4 agents, a fault proxy on every
  * link), then plays K random fault schedules drawn from seeds N, N+1, …: each one runs the load and
@@ -9,7 +10,9 @@
  * history excerpt; exits non-zero on any violation. Clock skew of a data server's version clock is not
  * injected here (the data server has no test hook for it; the version-clock tests cover skew).
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { checkHistory, INVARIANTS, type Violation } from './checker.js';
 import { startCluster, type Cluster } from './cluster.js';
@@ -29,6 +32,8 @@ export interface RunOptions {
   /** Seconds of faults per schedule. */
   readonly durationS: number;
   readonly log?: (line: string) => void;
+  /** Where to write every process's log of a failing schedule (`--logs DIR`). */
+  readonly logsDir?: string;
 }
 
 /** One schedule's outcome: its faults, convergence time, violations and the whole history. */
@@ -63,6 +68,8 @@ export async function runRobustness(opts: RunOptions): Promise<ScheduleResult[]>
       seq = r.seq;
       results.push(r.result);
       log(row(r.result));
+      if (r.result.violations.length > 0 && opts.logsDir !== undefined)
+        writeLogs(cluster, opts.logsDir, seed);
       if (r.result.violations.length > 0 && k + 1 < seeds.length) {
         await cluster.stop();
         cluster = await fresh();
@@ -73,6 +80,12 @@ export async function runRobustness(opts: RunOptions): Promise<ScheduleResult[]>
   }
   log(summary(results));
   return results;
+}
+
+/** Every process's log lines of a failing schedule, one file per process (`--logs DIR`). */
+function writeLogs(cluster: Cluster, dir: string, seed: number): void {
+  mkdirSync(dir, { recursive: true });
+  for (const m of cluster.members) writeFileSync(path.join(dir, `seed-${seed}-${m.name}.log`), m.logs());
 }
 
 async function runOne(
@@ -246,7 +259,14 @@ function parseArgs(argv: readonly string[]): RunOptions {
     if (!Number.isInteger(v) || v < 0) throw new Error(`--${name} must be a whole number`);
     return v;
   };
-  return { seed: get('seed', 1), schedules: get('schedules', 5), durationS: get('duration', 15) };
+  const logs = argv.indexOf('--logs');
+  const logsDir = logs < 0 ? undefined : argv[logs + 1];
+  return {
+    seed: get('seed', 1),
+    schedules: get('schedules', 5),
+    durationS: get('duration', 15),
+    ...(logsDir === undefined ? {} : { logsDir }),
+  };
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
