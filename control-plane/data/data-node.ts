@@ -33,6 +33,8 @@ import { DataServer } from './data-server.js';
 import { ReplicaFollower, replicaItems } from './replica-follower.js';
 import { tombstoneMsFor } from './tombstones.js';
 
+const MAX_DROPPED_SESSIONS = 1024;
+
 export interface DataNodeOptions extends RoleServerOptions, MemberLinkOptions {
   readonly id: string;
   readonly advertiseHost: string;
@@ -78,6 +80,8 @@ export class DataNode {
   readonly #inFlight = new Set<number>();
   readonly #unregisterMetrics: () => void;
   #publishes = 0;
+  /** Sessions whose publishers went after their grace (bounded), restored if they come back. */
+  readonly #dropped = new Set<string>();
   #membersKnown = false;
   #draining: 'no' | 'draining' | 'drained' = 'no';
 
@@ -212,6 +216,7 @@ export class DataNode {
     this.#sessions.get(sessionId)?.peer.terminate();
     this.#sessions.set(sessionId, { peer, id: sessionId });
     s.noteSessionConnected();
+    if (this.#dropped.delete(sessionId)) void this.#restoreFrom(sessionId, peer);
     const watch = s.watch(sessionId, {
       onChange: (changes) => peer.emit(DATA_LINK.changes, { changes }),
       onCatalogChange: (version) => peer.emit(DATA_LINK.catalog, { version }),
@@ -261,6 +266,27 @@ export class DataNode {
   #dropSession(sessionId: string): void {
     this.#log.info('session did not come back; dropping its publishers', { sessionId });
     this.server.dropSession(sessionId);
+    this.#dropped.add(sessionId);
+    for (const old of this.#dropped) if (this.#dropped.size > MAX_DROPPED_SESSIONS) this.#dropped.delete(old);
+  }
+
+  /**
+   * A session whose publishers we dropped came back after all (a partition longer than the grace, a
+   * meta that misled it about us): it still holds them and will not re-send what it thinks landed,
+   * so we collect them from it, as a new slot leader would.
+   */
+  async #restoreFrom(id: string, peer: RpcPeer): Promise<void> {
+    const slots = [...Array(this.#opts.slotCount).keys()].filter((s) => this.server.slotState(s) === 'ready');
+    try {
+      const items = await peer.callPaged(DATA_LINK.collect, { slots, slotCount: this.#opts.slotCount });
+      this.server.restore(items);
+      this.#log.info('a dropped session came back; its publishers restored', {
+        sessionId: id,
+        count: items.length,
+      });
+    } catch (err) {
+      this.#log.warn('could not collect from a returning session', { sessionId: id, err });
+    }
   }
 
   #acceptFollower(peer: RpcPeer): void {

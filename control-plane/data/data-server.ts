@@ -208,6 +208,12 @@ export class DataServer implements DataApi {
     this.#log.info('slots migrated', { slots: wanted.size, collected: collected.length });
   }
 
+  /** Re-applies the publishers of a session that came back after they were dropped (ready slots). */
+  restore(collected: readonly OwnedPublisher[]): void {
+    for (const p of collected)
+      if (this.#states.get(this.store.slotOf(p.instance.service)) === 'ready') this.#applyPublish(p);
+  }
+
   /** Loads a leader's copy of slots this server follows (their datums and tombstones). */
   loadReplica(slots: readonly ReplicaSlot[]): void {
     for (const s of slots)

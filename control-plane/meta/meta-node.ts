@@ -65,6 +65,7 @@ export class MetaNode {
   /** Members of the whole cluster, as the store holds them. */
   #shared: ReadonlyMap<string, SharedMember> = new Map();
   #store: MetaStore | undefined;
+  #storeReady = false;
   #saving = false;
   readonly #clock = new VersionClock();
   readonly #log: Logger;
@@ -229,6 +230,7 @@ export class MetaNode {
         }
       },
     });
+    this.#storeReady = true;
     this.#timer = setInterval(() => {
       this.#tick();
     }, this.#opts.arrangeIntervalMs);
@@ -247,6 +249,10 @@ export class MetaNode {
   }
 
   #join(peer: RpcPeer, hello: LinkHello): HelloAnswer {
+    // Before its store answered, this meta knows no member: the empty list it would push would make
+    // sessions drop every data link (and data servers, after their grace, those sessions' publishers).
+    if (!this.#storeReady)
+      throw new MeshregError('unavailable', 'meta is starting: its store has not answered');
     if (this.#store?.healthy === false)
       throw new MeshregError('unavailable', 'meta is cut off from its store');
     const old = this.#members.get(hello.id);
