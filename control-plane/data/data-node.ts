@@ -82,6 +82,7 @@ export class DataNode {
   #publishes = 0;
   /** Sessions whose publishers went after their grace (bounded), restored if they come back. */
   readonly #dropped = new Set<string>();
+  #stopped = false;
   #membersKnown = false;
   #draining: 'no' | 'draining' | 'drained' = 'no';
 
@@ -175,6 +176,7 @@ export class DataNode {
   }
 
   async stop(): Promise<void> {
+    this.#stopped = true;
     this.#unregisterMetrics();
     this.#protection.unregister();
     this.#meta?.stop();
@@ -342,9 +344,13 @@ export class DataNode {
     const started = Date.now();
     let warned = false;
     const collected: OwnedPublisher[] = [];
+    // Which sessions to wait for is meta's member list: a table may arrive before it does (a data
+    // server restarted within its lease), and "no session known" must not mean "nothing to collect".
+    while (!this.#membersKnown && !this.#stopped) await new Promise((r) => setTimeout(r, 50));
     const pending = new Set([...this.#sessionMembers.map((m) => m.id), ...this.#sessions.keys()]);
     try {
       while (pending.size > 0) {
+        if (this.#stopped) return;
         slots = slots.filter((s) => this.server.slotState(s) === 'migrating');
         if (slots.length === 0) return;
         await Promise.all([...pending].map((id) => this.#collectFrom(id, slots, collected, pending)));
