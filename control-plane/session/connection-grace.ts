@@ -31,7 +31,7 @@ export interface GraceRecord {
 export class ConnectionGrace<R extends GraceRecord> {
   readonly #opts: ConnectionGraceOptions;
   readonly #timer: (fn: () => void, ms: number) => () => void;
-  readonly #grace = new Map<string, { rec: R; cancel: () => void }>();
+  readonly #grace = new Map<string, { rec: R; cancel: () => void; held?: boolean }>();
   /** Live time needs the loop monitor running (reference-counted: the session starts it too). */
   readonly #monitored: boolean;
 
@@ -49,9 +49,14 @@ export class ConnectionGrace<R extends GraceRecord> {
     return this.#grace.size;
   }
 
-  /** Closed connections still kept (in grace or held), with their records. */
-  entries(): IterableIterator<[string, { readonly rec: R }]> {
-    return this.#grace.entries();
+  /**
+   * Closed connections still in their grace period, with their records: what a slot's new leader
+   * collects. Held connections are left out: their agent may have re-registered through another
+   * session and deregistered since, and a stale copy handed to a leader that lost its tombstones
+   * would bring the instance back (robustness seed 2018). What is held stays where it is.
+   */
+  *inGrace(): IterableIterator<[string, { readonly rec: R }]> {
+    for (const [id, g] of this.#grace) if (g.held !== true) yield [id, g];
   }
 
   /** A connection closed: keep `rec` for the grace period (`dropNow`: a switched-off client). */
@@ -92,7 +97,10 @@ export class ConnectionGrace<R extends GraceRecord> {
       return;
     }
     const g = this.#grace.get(connId);
-    if (g !== undefined) g.cancel = () => undefined;
+    if (g !== undefined) {
+      g.cancel = () => undefined;
+      g.held = true;
+    }
     this.#opts.logger.warn('connection did not come back; publishers held (protection mode)', {
       conn: connId,
       nodeId: g?.rec.nodeId,

@@ -205,7 +205,7 @@ export class WritePath {
     this.#grace.closed(connId, rec, dropNow);
   }
 
-  /** Publishers of this session in `slots` (open connections and those still in grace). */
+  /** Publishers of this session in `slots` (open connections and those still in grace, not held). */
   collect(p: CollectParams): OwnedPublisher[] {
     const wanted = new Set(p.slots);
     const out: OwnedPublisher[] = [];
@@ -216,7 +216,7 @@ export class WritePath {
       }
     };
     for (const [id, rec] of this.#conns) add(id, rec);
-    for (const [id, g] of this.#grace.entries()) add(id, g.rec);
+    for (const [id, g] of this.#grace.inGrace()) add(id, g.rec);
     return out;
   }
 

@@ -16,10 +16,12 @@ import { runRobustness, summary } from '../robustness/run.js';
 const SEEDS = [1, 2, 3, 12, 23];
 /**
  * Seeds of the long run that found bugs, at the long run's schedule length: 2014 (a restarted data
- * server called itself complete before a slow session was back) and 2027 (a meta restarted while
- * etcd was stopped pushed an empty member list; a data server dropped a live session's publishers).
+ * server called itself complete before a slow session was back), 2018 (a session handed a restarted
+ * leader the stale publishers of connections it held in protection mode, whose agents had moved to
+ * another session and deregistered since) and 2027 (a meta restarted while etcd was stopped pushed
+ * an empty member list; a data server dropped a live session's publishers).
  */
-const FOUND_BUGS = [2014, 2027];
+const FOUND_BUGS = [2014, 2018, 2027];
 const DURATION_S = 10;
 
 async function holdEveryInvariant(seeds: readonly number[], durationS: number): Promise<void> {
