@@ -77,6 +77,10 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     MESHREG_SESSION_CLIENT_GRACE_MS: String(SESSION_GRACE_MS),
     MESHREG_DATA_SESSION_GRACE_MS: '3000',
     MESHREG_LOG_LEVEL: 'info',
+    // Protection mode is tested on its own (protection.test.ts). With 2 data servers and 2 sessions its
+    // default floor (1 removal per 60 s) would hold the second member a schedule kills for good, and
+    // a held dead session stalls the slot rebuilds that wait for it (a known limit, in the README).
+    MESHREG_PROTECTION_MIN_REMOVALS: '8',
     ...opts.env,
   };
   const metaUrls: string[] = [];
