@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../proto/runtime/log.js';
 import { registerLoopDelayMetric } from '../proto/runtime/loop-metrics.js';
-import type { Scrape } from './admin/ops-http.js';
+import { sharedAdminToken, type Scrape } from './admin/ops-http.js';
 import type { ControlPlaneConfig } from './config.js';
 import { DataNode } from './data/data-node.js';
 import { EtcdStore } from './meta/etcd-store.js';
@@ -54,7 +54,11 @@ export class ControlPlane {
       retry: c.link.retry,
       heartbeatMs: c.link.heartbeatMs,
     };
-    const ops = { adminToken: c.admin.token, adminRemote: c.admin.remote, scrape: this.#hooks.scrape };
+    const ops = {
+      adminAuth: sharedAdminToken(c.admin.token),
+      adminRemote: c.admin.remote,
+      scrape: this.#hooks.scrape,
+    };
     if (c.roles.includes('meta')) {
       this.meta = new MetaNode({
         host: c.meta.host,

@@ -24,6 +24,8 @@ export interface JsonRequest {
   readonly headers: http.IncomingHttpHeaders;
   /** Aborted when the client goes away (ends blocking queries early). */
   readonly signal: AbortSignal;
+  /** What the server's edge learned of the caller before routing (the admin API's caller); opaque here. */
+  readonly context?: unknown;
 }
 
 export interface JsonAnswer {
@@ -59,6 +61,8 @@ export interface ServeOptions {
   readonly signal: AbortSignal;
   /** Runs once a route took the request, before its body is read (a throw is the answer). */
   readonly admitted?: (match: RouteMatch) => void;
+  /** Handed to the handler as {@link JsonRequest.context}. */
+  readonly context?: unknown;
 }
 
 interface Route {
@@ -135,7 +139,13 @@ export class JsonRouter {
     opts: ServeOptions,
   ): Promise<void> {
     const method = req.method ?? 'GET';
-    const request = { method, ...target, headers: req.headers, signal: opts.signal };
+    const request = {
+      method,
+      ...target,
+      headers: req.headers,
+      signal: opts.signal,
+      ...(opts.context === undefined ? {} : { context: opts.context }),
+    };
     try {
       const answer = await this.#run(request, () => readJsonBody(req, opts.body), opts.admitted);
       if (!res.destroyed) writeAnswer(res, answer, method === 'HEAD');
