@@ -1,6 +1,7 @@
 /**
  * Agent configuration, read once from `MESHREG_*` environment variables into a frozen object.
  */
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import envVar from 'env-var';
@@ -84,6 +85,11 @@ export const AGENT_VARS: readonly VarDoc[] = [
     doc: 'Session servers, comma-separated (`host:port` or `ws://` URLs).',
   },
   { name: 'MESHREG_TOKEN', default: '(required)', doc: 'Token presented to the session server.' },
+  {
+    name: 'MESHREG_TOKEN_FILE',
+    default: '(none)',
+    doc: 'File holding the token presented to the session server (trimmed; instead of MESHREG_TOKEN).',
+  },
   { name: 'MESHREG_NODE_NAME', default: '(hostname)', doc: 'Node name shown in Consul responses.' },
   {
     name: 'MESHREG_NODE_ADDRESS',
@@ -154,6 +160,21 @@ export function normaliseUpstream(entry: string): string {
   return `ws://${t}${AGENT_LINK_PATH}`;
 }
 
+/** The agent's token: `MESHREG_TOKEN`, or the trimmed content of `MESHREG_TOKEN_FILE` (not both). */
+function agentToken(env: NodeJS.ProcessEnv): string {
+  const file = (env['MESHREG_TOKEN_FILE'] ?? '').trim();
+  if (file === '') return env['MESHREG_TOKEN'] ?? '';
+  if ((env['MESHREG_TOKEN'] ?? '') !== '')
+    throw new Error('set MESHREG_TOKEN or MESHREG_TOKEN_FILE, not both');
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new Error(
+      `MESHREG_TOKEN_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
+  }
+}
+
 export function readAgentConfig(
   env: NodeJS.ProcessEnv,
   overrides: { token?: string; upstream?: readonly string[] } = {},
@@ -161,9 +182,11 @@ export function readAgentConfig(
   const e = envVar.from(env);
   const int = (name: string, def: number, min: number, max = MAX_SETTING_MS): number =>
     boundedInt(env, name, def, min, max);
-  const token = overrides.token ?? e.get('MESHREG_TOKEN').default('').asString();
+  const token = overrides.token ?? agentToken(env);
   if (token === '')
-    throw new Error('MESHREG_TOKEN is required: the agent authenticates to the session server with it');
+    throw new Error(
+      'MESHREG_TOKEN (or MESHREG_TOKEN_FILE) is required: the agent authenticates to the session server with it',
+    );
   const port = int('MESHREG_AGENT_PORT', 8500, 0, 65535);
   const upstream =
     overrides.upstream ??

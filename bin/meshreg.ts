@@ -11,6 +11,7 @@ import { Agent } from '../agent/agent.js';
 import { AGENT_VARS, readAgentConfig } from '../agent/config.js';
 import { CONTROL_PLANE_VARS, readControlPlaneConfig } from '../control-plane/config.js';
 import { ControlPlane } from '../control-plane/server.js';
+import { devTokens } from '../control-plane/auth/dev-tokens.js';
 import { createLogger, type Logger } from '../proto/runtime/log.js';
 import { runCtl } from './ctl.js';
 import { startTelemetry } from './telemetry.js';
@@ -77,8 +78,16 @@ function ready(what: string, addresses: Record<string, string>): void {
 }
 
 async function startDev(): Promise<Running> {
-  const cp = readControlPlaneConfig(process.env, { dev: true });
+  const tokens = devTokens(process.env, readControlPlaneConfig(process.env, { dev: true }));
+  const cp = tokens.config;
   const logger = createLogger(cp.logLevel, { pid: process.pid });
+  if (tokens.notice !== '') {
+    process.stdout.write(`${tokens.notice}\n`);
+    logger.info('dev tokens written', {
+      agentTokenFile: tokens.agentTokenFile,
+      adminTokenFile: tokens.adminTokenFile,
+    });
+  }
   // The SDK starts before any module exists: instruments bind to the meter provider when created.
   const telemetry = startTelemetry('meshreg-dev', process.env, logger);
   const plane = new ControlPlane({ ...cp, roles: ['meta', 'data', 'session'] }, logger, {
@@ -87,7 +96,7 @@ async function startDev(): Promise<Running> {
   await plane.start();
   const session = plane.session?.url ?? '';
   const agent = await Agent.start(
-    readAgentConfig(process.env, { token: cp.token, upstream: [session] }),
+    readAgentConfig(process.env, { ...(cp.token === '' ? {} : { token: cp.token }), upstream: [session] }),
     logger,
     { scrape: telemetry.scrape },
   );
@@ -103,6 +112,7 @@ async function startDev(): Promise<Running> {
       await agent.stop();
       await plane.stop();
       await telemetry.shutdown();
+      tokens.remove();
     },
   };
 }

@@ -23,6 +23,31 @@ export const CONTROL_PLANE_VARS: readonly VarDoc[] = [
     doc: 'Bearer token of the admin API (/admin/... on every role port) and of `meshreg ctl`.',
   },
   {
+    name: 'MESHREG_TOKEN_FILE',
+    default: '(none)',
+    doc: 'File holding the shared agent token (trimmed; instead of MESHREG_TOKEN); reloaded on SIGHUP and change.',
+  },
+  {
+    name: 'MESHREG_TOKEN_POLICY_FILE',
+    default: '(none)',
+    doc: 'JSON token policy: named agent tokens bound to nodes and service prefixes, admin and admin-read tokens (README "Tokens"); reloaded on SIGHUP and change.',
+  },
+  {
+    name: 'MESHREG_ADMIN_TOKEN_FILE',
+    default: '(none)',
+    doc: 'File holding the admin token (trimmed; instead of MESHREG_ADMIN_TOKEN); reloaded on SIGHUP and change.',
+  },
+  {
+    name: 'MESHREG_CLUSTER_TOKEN_FILE',
+    default: '(none)',
+    doc: 'File holding the cluster token (trimmed; instead of MESHREG_CLUSTER_TOKEN); read at start.',
+  },
+  {
+    name: 'MESHREG_TOKEN_RELOAD_DEBOUNCE_MS',
+    default: '200',
+    doc: 'Quiet time after a token file changed before the tokens are reloaded (0..60000).',
+  },
+  {
     name: 'MESHREG_ADMIN_REMOTE',
     default: 'false',
     doc: 'Accept admin requests from non-loopback clients (they are refused with 403 otherwise).',

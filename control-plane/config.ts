@@ -1,13 +1,13 @@
 /**
  * Control-plane configuration, read once from `MESHREG_*` environment variables into a frozen object.
  */
-import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import envVar from 'env-var';
 import { MAX_SETTING_MS, MIB, boundedInt } from '../proto/runtime/env-bounds.js';
 import { LOG_LEVELS, type LogLevel } from '../proto/runtime/log.js';
 import { isPowerOfTwo } from '../proto/slot-table.js';
 import type { ProtectionOptions } from './link/protection.js';
+import { readTokenSettings, type TokenFiles } from './auth/token-config.js';
 
 export type Role = 'meta' | 'data' | 'session';
 export const ROLES: readonly Role[] = ['meta', 'data', 'session'];
@@ -21,8 +21,11 @@ export interface ControlPlaneConfig {
     readonly remote: boolean;
   };
   readonly roles: readonly Role[];
+  /** The shared agent token (`MESHREG_TOKEN`); '' when agent tokens come from files only. */
   readonly token: string;
   readonly clusterToken: string;
+  /** The token files: policy, shared agent token, admin token (reloaded on SIGHUP and change). */
+  readonly tokens: TokenFiles;
   readonly link: {
     readonly callTimeoutMs: number;
     readonly maxFrameBytes: number;
@@ -110,11 +113,7 @@ export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: bool
   const e = envVar.from(env);
   const int = (name: string, def: number, min = 0, max = MAX_SETTING_MS): number =>
     boundedInt(env, name, def, min, max);
-  let token = e.get('MESHREG_TOKEN').default('').asString();
-  if (token === '') {
-    if (!opts.dev) throw new Error('MESHREG_TOKEN is required: agents authenticate with it');
-    token = randomUUID();
-  }
+  const secrets = readTokenSettings(env, opts);
   const slotCount = int('MESHREG_SLOT_COUNT', 256, 1, 65_536);
   if (!isPowerOfTwo(slotCount)) throw new Error('MESHREG_SLOT_COUNT must be a power of two');
   const level = e
@@ -171,12 +170,13 @@ export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: bool
   return Object.freeze({
     logLevel: level,
     admin: Object.freeze({
-      token: e.get('MESHREG_ADMIN_TOKEN').default('').asString(),
+      token: secrets.adminToken,
       remote: e.get('MESHREG_ADMIN_REMOTE').default('false').asBool(),
     }),
     roles: Object.freeze(roles as Role[]),
-    token,
-    clusterToken: e.get('MESHREG_CLUSTER_TOKEN').default(token).asString(),
+    token: secrets.token,
+    clusterToken: secrets.clusterToken,
+    tokens: secrets.files,
     link: Object.freeze({
       callTimeoutMs: int('MESHREG_LINK_CALL_TIMEOUT_MS', 5000, 10),
       maxFrameBytes: int('MESHREG_LINK_MAX_FRAME_BYTES', 64 * MIB, 1024, 1024 * MIB),

@@ -5,7 +5,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../proto/runtime/log.js';
 import { registerLoopDelayMetric } from '../proto/runtime/loop-metrics.js';
-import { sharedAdminToken, type Scrape } from './admin/ops-http.js';
+import { describe } from '../proto/validate.js';
+import { type Scrape } from './admin/ops-http.js';
+import { TokenStore } from './auth/token-store.js';
 import type { ControlPlaneConfig } from './config.js';
 import { DataNode } from './data/data-node.js';
 import { EtcdStore } from './meta/etcd-store.js';
@@ -27,6 +29,10 @@ export class ControlPlane {
   readonly #log: Logger;
   readonly #hooks: ControlPlaneHooks;
   #releaseLoopMetric: (() => void) | undefined;
+  #tokens: TokenStore | undefined;
+  readonly #onHangup = (): void => {
+    this.reloadTokens('SIGHUP');
+  };
 
   constructor(config: ControlPlaneConfig, logger: Logger, hooks: ControlPlaneHooks = {}) {
     this.#config = config;
@@ -54,8 +60,9 @@ export class ControlPlane {
       retry: c.link.retry,
       heartbeatMs: c.link.heartbeatMs,
     };
+    const tokens = this.#openTokens();
     const ops = {
-      adminAuth: sharedAdminToken(c.admin.token),
+      adminAuth: tokens.adminAuth(),
       adminRemote: c.admin.remote,
       scrape: this.#hooks.scrape,
     };
@@ -125,6 +132,7 @@ export class ControlPlane {
           port: s.port,
           advertiseUrl: s.advertiseUrl,
           token: c.token,
+          authenticator: tokens,
           maxFrameBytes: s.maxFrameBytes,
           maxHelloBytes: s.maxHelloBytes,
           limits: {
@@ -158,7 +166,37 @@ export class ControlPlane {
     }
   }
 
+  /** Re-reads the token policy and token files (SIGHUP does this); false keeps the old tokens. */
+  reloadTokens(why: string): boolean {
+    return this.#tokens?.reload(why) ?? false;
+  }
+
+  /** Loads the tokens (a bad policy refuses the start), watches their files and answers SIGHUP. */
+  #openTokens(): TokenStore {
+    if (this.#tokens !== undefined) return this.#tokens;
+    const c = this.#config;
+    const opened = TokenStore.open(
+      {
+        policyFile: c.tokens.policyFile,
+        token: c.token,
+        tokenFile: c.tokens.tokenFile,
+        adminToken: c.admin.token,
+        adminTokenFile: c.tokens.adminTokenFile,
+      },
+      { logger: this.#log, debounceMs: c.tokens.reloadDebounceMs },
+    );
+    if (!opened.ok) throw new Error(`tokens: ${describe(opened.errors)}`);
+    const tokens = opened.value;
+    tokens.onReload(() => this.session?.server.tokensReloaded());
+    tokens.watch();
+    process.on('SIGHUP', this.#onHangup);
+    this.#tokens = tokens;
+    return tokens;
+  }
+
   async stop(): Promise<void> {
+    process.off('SIGHUP', this.#onHangup);
+    this.#tokens?.close();
     await this.session?.stop();
     await this.data?.stop();
     await this.meta?.stop();

@@ -2,6 +2,7 @@
  * What every control-plane HTTP port serves besides its links and `/health`: `GET /metrics`
  * (Prometheus text, unauthenticated, as scrapers expect) and the admin API under `/admin/`.
  *
+ * A token is never taken from the URL: `?token=` is refused (400 `invalid_argument` naming `token`).
  * The admin API is off unless an admin token is configured (403 `forbidden`), answers only loopback
  * clients unless remote access is allowed (403), and wants `Authorization: Bearer <token>` on every
  * request (401 `unauthorized`; the scheme is case-insensitive, RFC 7235 §2.1). A token gives its
@@ -143,6 +144,7 @@ async function serveAdmin(
   res: http.ServerResponse,
   target: RequestTarget,
 ): Promise<void> {
+  refuseTokenInUrl(target.query);
   const loopback = LOOPBACK.test(req.socket.remoteAddress ?? '');
   if (!opts.adminRemote && !loopback)
     throw new MeshregError(
@@ -163,13 +165,28 @@ async function serveAdmin(
 function admit(auth: AdminAuth, given: string, access: AdminAccess, loopback: boolean): AdminCaller {
   if (given === '' && access === 'loopback-read' && loopback) return ANONYMOUS_CALLER;
   if (!auth.enabled())
-    throw new MeshregError('forbidden', 'the admin API is off: set MESHREG_ADMIN_TOKEN to turn it on');
+    throw new MeshregError(
+      'forbidden',
+      'the admin API is off: set MESHREG_ADMIN_TOKEN (or an admin token in MESHREG_TOKEN_POLICY_FILE) to turn it on',
+    );
   const caller = given === '' ? undefined : auth.authenticate(given);
   if (caller === undefined)
     throw new MeshregError('unauthorized', given === '' ? 'missing bearer token' : 'wrong admin token');
   if (access === 'write' && caller.access !== 'write')
     throw new MeshregError('forbidden', `the token "${caller.name}" is read-only`);
   return caller;
+}
+
+/**
+ * A token in the query string is refused (400 naming the parameter) whether or not it is right:
+ * URLs end up in access logs, proxies and browser history (Consul refuses `?token=` too).
+ */
+function refuseTokenInUrl(query: URLSearchParams): void {
+  for (const key of query.keys())
+    if (/^(access_)?token$/i.test(key))
+      throw new MeshregError('invalid_argument', `${key}: a token is never accepted in a URL`, {
+        fields: [{ path: key, message: 'never in a URL: send Authorization: Bearer <token>' }],
+      });
 }
 
 /** The token of `Authorization: Bearer <token>`, the scheme in any case (RFC 7235 §2.1); '' if none. */

@@ -66,7 +66,8 @@ export interface ConnectionHost {
   readonly limits: ConnectionLimits;
   /** Largest frame once the hello is accepted (before it, the server's small hello limit applies). */
   readonly maxFrameBytes: number;
-  tokenMatches(token: string): boolean;
+  /** Checks the hello's token and the node name it may connect as; a refusal closes the connection. */
+  authenticate(conn: AgentConnection, hello: Hello): ReturnType<ConnectionHost['admit']>;
   sessions(): string[];
   /** Checked after the token: a refusal (draining, switched off) closes the connection with its code. */
   admit(conn: AgentConnection): { code: ErrorCode; reason: string } | undefined;
@@ -353,12 +354,8 @@ export class AgentConnection implements PushTarget {
       this.fail(mismatch.code, mismatch.message);
       return;
     }
-    if (!this.#host.tokenMatches(hello.token)) {
-      this.fail('unauthorized', hello.token === '' ? 'missing token' : 'wrong token');
-      return;
-    }
     this.#hello = hello;
-    const refusal = this.#host.admit(this);
+    const refusal = this.#host.authenticate(this, hello) ?? this.#host.admit(this);
     if (refusal !== undefined) {
       this.fail(refusal.code, refusal.reason);
       return;

@@ -10,7 +10,7 @@ import type WebSocket from 'ws';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import {
   type Confirm,
-  type ConfirmResult,
+  type Hello,
   type Publish,
   type Refused,
   type Unpublish,
@@ -22,7 +22,8 @@ import type { OwnedPublisher } from '../../proto/cluster-records.js';
 import type { CollectParams } from '../../proto/data-link.js';
 import type { Switches } from '../../proto/switches.js';
 import { contextFrom, traceparentOfSpan, tracer } from '../../proto/runtime/telemetry.js';
-import { tokensEqual } from '../link/auth.js';
+import { AgentGrants, splitPublish } from '../auth/agent-grants.js';
+import { sharedAgentToken, type AgentAuthenticator } from '../auth/token-store.js';
 import type { Protection } from '../link/protection.js';
 import { AgentConnection, type ConnectionHost, type ConnectionLimits } from './agent-connection.js';
 import { wsTransport } from './agent-transport.js';
@@ -39,8 +40,10 @@ export interface SessionOptions {
   readonly port: number;
   /** The URL agents should use to reach this server; derived from host and port when empty. */
   readonly advertiseUrl: string;
-  /** The token agents present in their hello. */
+  /** The token agents present in their hello (the shared token, used when no authenticator is given). */
   readonly token: string;
+  /** The agent tokens (a token policy): who may connect as which node, publish and watch what. */
+  readonly authenticator?: AgentAuthenticator;
   /** Largest frame from an agent once its hello is accepted. */
   readonly maxFrameBytes: number;
   /** Frame limit of the links to data servers: a publish call to one stays within half of it. */
@@ -83,6 +86,7 @@ export class SessionServer implements ConnectionHost {
   readonly #dropAtClose = new Set<string>();
   readonly #unregisterMetrics: () => void;
   readonly #overload: OverloadGuard;
+  readonly #grants: AgentGrants;
   readonly #counts = { publishes: 0, refusals: 0 };
   #draining: { resolve: () => void; promise: Promise<void> } | undefined;
   #seq = 0;
@@ -94,6 +98,7 @@ export class SessionServer implements ConnectionHost {
     this.sessionId = opts.id;
     this.logger = opts.logger.child({ role: 'session', sessionId: opts.id });
     this.limits = opts.limits;
+    this.#grants = new AgentGrants(opts.authenticator ?? sharedAgentToken(opts.token));
 
     this.#push = new PushDispatcher(opts.id, router, {
       coalesceMs: opts.coalesceMs,
@@ -276,8 +281,13 @@ export class SessionServer implements ConnectionHost {
     return this.#opts.maxFrameBytes;
   }
 
-  tokenMatches(token: string): boolean {
-    return tokensEqual(this.#opts.token, token);
+  authenticate(conn: AgentConnection, hello: Hello): ReturnType<AgentGrants['admit']> {
+    return this.#grants.admit(conn.id, hello.token, hello.nodeName);
+  }
+
+  /** Re-checks the live connections after the tokens were reloaded (see {@link AgentGrants}). */
+  tokensReloaded(): void {
+    for (const [id, r] of this.#grants.recheck()) this.#conns.get(id)?.fail(r.code, r.reason);
   }
 
   sessions(): string[] {
@@ -302,17 +312,11 @@ export class SessionServer implements ConnectionHost {
   }
 
   async publish(conn: AgentConnection, frame: Publish): Promise<Confirm> {
-    const refused: ConfirmResult[] = [];
-    const allowed = frame.registrations.filter((r) => {
-      if (!this.#switches.publishRefused(r.instance.service)) return true;
-      refused.push({
-        op: 'publish',
-        id: r.instance.id,
-        version: r.version,
-        error: { code: 'forbidden', message: `publishing "${r.instance.service}" is blacklisted` },
-      });
-      return false;
-    });
+    const { allowed, refused } = splitPublish(frame.registrations, (service) =>
+      this.#switches.publishRefused(service)
+        ? `publishing "${service}" is blacklisted`
+        : this.#grants.publishRefusal(conn.id, service),
+    );
     this.#counts.refusals += refused.length;
     this.#counts.publishes += allowed.length;
     const span = tracer().startSpan(
@@ -340,8 +344,11 @@ export class SessionServer implements ConnectionHost {
   }
 
   subscribe(conn: AgentConnection, key: string, knownVersion: number | undefined): boolean {
-    if (this.#switches.subscribeRefused(key)) {
-      this.#refuse(conn, key, 'forbidden', `subscribing to "${key}" is blacklisted`);
+    const denied = this.#switches.subscribeRefused(key)
+      ? `subscribing to "${key}" is blacklisted`
+      : this.#grants.subscribeRefusal(conn.id, key);
+    if (denied !== undefined) {
+      this.#refuse(conn, key, 'forbidden', denied);
       return false;
     }
     // One connection cannot grow the session (and the data servers' interest) without bound. The
@@ -385,6 +392,7 @@ export class SessionServer implements ConnectionHost {
     const nodeId = conn.nodeId;
     if (nodeId !== undefined && this.#byNode.get(nodeId) === conn) this.#byNode.delete(nodeId);
     this.#conns.delete(conn.id);
+    this.#grants.forget(conn.id);
     this.#writes.closed(conn.id, this.#dropAtClose.delete(conn.id));
     this.#checkDrained();
   }

@@ -52,8 +52,9 @@ export class FakeConnectionHost implements ConnectionHost {
     this.limits = { ...TEST_LIMITS, ...limits };
   }
 
-  tokenMatches(token: string): boolean {
-    return token === this.token;
+  authenticate(_conn: unknown, hello: { token: string }): { code: ErrorCode; reason: string } | undefined {
+    if (hello.token === this.token) return undefined;
+    return { code: 'unauthorized', reason: hello.token === '' ? 'missing token' : 'wrong token' };
   }
 
   sessions(): string[] {
