@@ -50,9 +50,14 @@ const ADMIN_GRANT: TokenGrant = Object.freeze({
   services: ALL_SERVICES,
 });
 
+/** Watched directories and, in each, the file names that matter. */
+type Watched = Map<string, { watcher: FSWatcher; names: Set<string> }>;
+
 interface Entry {
   readonly grant: TokenGrant;
   readonly digest: Buffer;
+  /** The file the secret was read from (watched for changes), if any. */
+  readonly file?: string;
 }
 
 /** One shared agent token (no policy): what a session uses when it is given no authenticator. */
@@ -114,18 +119,23 @@ function readPolicy(file: string, errors: FieldError[]): TokenPolicyFile | undef
 export function loadTokens(sources: TokenSources): Decoded<readonly Entry[]> {
   const errors: FieldError[] = [];
   const table: Entry[] = [];
-  const add = (grant: TokenGrant, secret: string | undefined): void => {
-    if (secret !== undefined) table.push({ grant, digest: secretDigest(secret) });
+  const add = (grant: TokenGrant, secret: string | undefined, file = ''): void => {
+    if (secret !== undefined)
+      table.push({
+        grant,
+        digest: secretDigest(secret),
+        ...(file === '' ? {} : { file: path.resolve(file) }),
+      });
   };
   if (sources.policyFile !== '') {
     const policy = readPolicy(sources.policyFile, errors);
     const dir = path.dirname(sources.policyFile);
     for (const [i, t] of (policy?.tokens ?? []).entries()) {
-      const secret =
-        'secret' in t.source
-          ? t.source.secret
-          : readSecretFile(path.resolve(dir, t.source.secretFile), `tokens[${i}].secretFile`, errors);
-      add(t.grant, secret);
+      if ('secret' in t.source) add(t.grant, t.source.secret);
+      else {
+        const file = path.resolve(dir, t.source.secretFile);
+        add(t.grant, readSecretFile(file, `tokens[${i}].secretFile`, errors), file);
+      }
     }
   }
   if (sources.tokenFile !== '')
@@ -161,7 +171,8 @@ export class TokenStore implements AgentAuthenticator {
   readonly #log: Logger;
   readonly #debounceMs: number;
   readonly #listeners: (() => void)[] = [];
-  readonly #watchers: FSWatcher[] = [];
+  /** The watched directories and the names in each that matter; undefined until {@link watch}. */
+  #watched: Watched | undefined;
   #table: readonly Entry[];
   #timer: NodeJS.Timeout | undefined;
 
@@ -226,30 +237,58 @@ export class TokenStore implements AgentAuthenticator {
     }
     this.#table = loaded.value;
     this.#log.info('tokens reloaded', { why, tokens: this.names() });
+    this.#syncWatches();
     for (const l of this.#listeners) l();
     return true;
   }
 
-  /** Watches the files the tokens come from, reloading after {@link TokenStoreOptions.debounceMs}. */
+  /**
+   * Watches the files the tokens come from (the policy, the token files and the policy's secret
+   * files), reloading {@link TokenStoreOptions.debounceMs} after the last change.
+   */
   watch(): void {
-    const files = [this.#sources.policyFile, this.#sources.tokenFile, this.#sources.adminTokenFile]
+    this.#watched ??= new Map();
+    this.#syncWatches();
+  }
+
+  /** Watches the directories of the current files and stops watching the others. */
+  #syncWatches(): void {
+    const watched = this.#watched;
+    if (watched === undefined) return;
+    const s = this.#sources;
+    const files = [s.policyFile, s.tokenFile, s.adminTokenFile]
       .filter((f) => f !== '')
-      .map((f) => path.resolve(f));
-    const byDir = new Map<string, Set<string>>();
+      .map((f) => path.resolve(f))
+      .concat(this.#table.flatMap((e) => (e.file === undefined ? [] : [e.file])));
+    const wanted = new Map<string, Set<string>>();
     for (const f of files)
-      byDir.set(path.dirname(f), (byDir.get(path.dirname(f)) ?? new Set()).add(path.basename(f)));
-    // Directories, not files: an editor or a Kubernetes secret volume replaces a file by renaming
-    // another over it, and a watch on the old file would see nothing more.
-    for (const [dir, names] of byDir) {
-      try {
-        const w = watch(dir, { persistent: false }, (_event, name) => {
-          if (name === null || names.has(name)) this.#schedule();
-        });
-        w.on('error', (err) => this.#log.warn('token file watch failed; SIGHUP still reloads', { dir, err }));
-        this.#watchers.push(w);
-      } catch (err) {
-        this.#log.warn('cannot watch token files; SIGHUP still reloads', { dir, err });
+      wanted.set(path.dirname(f), (wanted.get(path.dirname(f)) ?? new Set()).add(path.basename(f)));
+    for (const [dir, w] of watched)
+      if (!wanted.has(dir)) {
+        w.watcher.close();
+        watched.delete(dir);
       }
+    for (const [dir, names] of wanted) {
+      const current = watched.get(dir);
+      if (current !== undefined) current.names = names;
+      else this.#watchDir(watched, dir, names);
+    }
+  }
+
+  // Directories, not files: an editor or a Kubernetes secret volume replaces a file by renaming
+  // another over it, and a watch on the old file would see nothing more.
+  #watchDir(watched: Watched, dir: string, names: Set<string>): void {
+    try {
+      const entry = { watcher: watch(dir, { persistent: false }), names };
+      entry.watcher.on('change', (_event, name) => {
+        if (typeof name !== 'string' || entry.names.has(name)) this.#schedule();
+      });
+      entry.watcher.on('error', (err) => {
+        this.#log.warn('token file watch failed; SIGHUP still reloads', { dir, err });
+      });
+      watched.set(dir, entry);
+    } catch (err) {
+      this.#log.warn('cannot watch token files; SIGHUP still reloads', { dir, err });
     }
   }
 
@@ -265,6 +304,7 @@ export class TokenStore implements AgentAuthenticator {
   /** Stops watching. */
   close(): void {
     clearTimeout(this.#timer);
-    for (const w of this.#watchers.splice(0)) w.close();
+    for (const w of this.#watched?.values() ?? []) w.watcher.close();
+    this.#watched = undefined;
   }
 }
