@@ -14,7 +14,7 @@ const RUNS = { numRuns: 500 };
 
 const cidrOf = (text: string): Cidr => {
   const c = parseCidr(text);
-  assert.ok(typeof c !== 'string', `${text}: ${String(c)}`);
+  assert.ok(typeof c !== 'string', `${text}: ${typeof c === 'string' ? c : ''}`);
   return c;
 };
 
