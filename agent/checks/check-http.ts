@@ -58,6 +58,9 @@ export async function probeHttp(
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
         signal,
+        // A fresh connection per probe, as Consul's checks do (no keep-alive): each probe tests
+        // connecting, and each connection goes through the policy's lookup again.
+        reset: true,
         dispatcher: dispatcherFor(t, net.targets),
       });
       const location = res.headers['location'];

@@ -35,16 +35,34 @@ export function hostAddresses(): Cidr[] {
   return out;
 }
 
+/** Resolves a name to all its addresses (`dns.lookup` with `all: true`; injected in tests). */
+export type Resolver = (
+  hostname: string,
+  options: LookupAllOptions,
+  callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void,
+) => void;
+
+const systemResolver: Resolver = (hostname, options, callback) => {
+  dns.lookup(hostname, options, callback);
+};
+
 /** Where checks may connect: anywhere (no allow list), or loopback, this host and the allowed CIDRs. */
 export class TargetPolicy {
   readonly #ranges: readonly Cidr[] | undefined;
+  readonly #resolve: Resolver;
 
   /**
    * @param allow the `MESHREG_CHECK_ALLOW` CIDRs; `undefined` leaves targets unrestricted
    * @param own this host's addresses (always allowed when a list is set)
+   * @param resolve how names are resolved, at registration and at each connect
    */
-  constructor(allow: readonly Cidr[] | undefined, own: readonly Cidr[] = hostAddresses()) {
+  constructor(
+    allow: readonly Cidr[] | undefined,
+    own: readonly Cidr[] = hostAddresses(),
+    resolve: Resolver = systemResolver,
+  ) {
     this.#ranges = allow === undefined ? undefined : [...LOOPBACK, ...own, ...allow];
+    this.#resolve = resolve;
   }
 
   get restricted(): boolean {
@@ -66,13 +84,14 @@ export class TargetPolicy {
     if (this.#ranges === undefined) return undefined;
     const bare = unbracket(host);
     if (net.isIP(bare) !== 0) return this.#addressRefusal(bare);
-    let addresses: LookupAddress[];
-    try {
-      addresses = await dns.promises.lookup(bare, { all: true });
-    } catch (err) {
-      return `${JSON.stringify(bare)} does not resolve (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
-    }
-    for (const a of addresses) {
+    const resolved = await new Promise<LookupAddress[] | NodeJS.ErrnoException>((resolve) => {
+      this.#resolve(bare, { all: true }, (err, addresses) => {
+        resolve(err ?? addresses);
+      });
+    });
+    if (!Array.isArray(resolved))
+      return `${JSON.stringify(bare)} does not resolve (${resolved.code ?? 'error'})`;
+    for (const a of resolved) {
       const why = this.#addressRefusal(a.address);
       if (why !== undefined) return `${JSON.stringify(bare)} resolves to ${a.address}: ${why}`;
     }
@@ -102,7 +121,7 @@ export class TargetPolicy {
     callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void,
   ): void => {
     const all: LookupAllOptions = { ...options, all: true };
-    dns.lookup(hostname, all, (err, addresses) => {
+    this.#resolve(hostname, all, (err, addresses) => {
       if (err !== null) {
         callback(err, '');
         return;

@@ -79,10 +79,7 @@ export function readCheck(
   const kinds = (['http', 'tcp', 'ttl'] as const).filter((k) => given(src.f.get(k)));
   for (const k of EXEC_KINDS)
     if (src.f.get(k) !== undefined)
-      issues.add(
-        at(path, k),
-        'checks that run commands do not exist in meshreg (use HTTP, TCP or TTL)',
-      );
+      issues.add(at(path, k), 'checks that run commands do not exist in meshreg (use HTTP, TCP or TTL)');
   for (const k of UNSUPPORTED)
     if (src.f.get(k) !== undefined)
       issues.add(at(path, k), 'this check type is not supported (use HTTP, TCP or TTL)');
