@@ -1,7 +1,7 @@
 /**
  * Attack suite, paths (the lesson of Nacos #4701, whose auth fix was bypassed through URL path
  * tricks, and of CVE-2020-7955, where a few Consul routes skipped the ACL check). Against a real
- * `meshreg dev` with an admin token and a local agent token: every path trick on every role's admin
+ * `meshreg server` with an admin token and a `meshreg agent` with a local token: every path trick on every role's admin
  * API and on the agent's API is either refused (4xx JSON) or meets exactly the authorization of its
  * canonical path — never served without the token. And the admin route table is enumerated: every
  * route has an access level, and a request without a token is refused on all of them except
@@ -21,6 +21,7 @@ import { rawRequest, type RawAnswer } from '../support/raw-http.js';
 
 const ADMIN_TOKEN = 'paths-admin-token-for-tests';
 const LOCAL_TOKEN = 'paths-local-token-for-tests';
+const CLUSTER_TOKEN = 'paths-cluster-token-for-tests';
 const BEARER = { authorization: `Bearer ${ADMIN_TOKEN}` };
 
 /** Variants of `canonical` (`/a/b`) that a lenient router might map to it. */
@@ -77,21 +78,27 @@ function sameOrRefused(r: RawAnswer, canonical: RawAnswer): boolean {
 }
 
 describe('security - paths', () => {
-  let dev: Started;
+  let server: Started;
+  let agentProcess: Started;
   let agent = '';
   const roles: Record<string, string> = {};
   const cleanups: (() => Promise<void>)[] = [];
 
   before(async () => {
+    server = await startMeshreg('server', {
+      MESHREG_TOKEN: CLUSTER_TOKEN,
+      MESHREG_ADMIN_TOKEN: ADMIN_TOKEN,
+    });
     const tmp = await tempDir();
     cleanups.push(tmp.cleanup);
-    dev = await startMeshreg('dev', {
+    agentProcess = await startMeshreg('agent', {
+      MESHREG_TOKEN: CLUSTER_TOKEN,
+      MESHREG_AGENT_UPSTREAM: server.addresses['session'] ?? '',
       MESHREG_AGENT_DATA_DIR: tmp.dir,
-      MESHREG_ADMIN_TOKEN: ADMIN_TOKEN,
       MESHREG_AGENT_LOCAL_TOKEN: LOCAL_TOKEN,
     });
-    agent = dev.addresses['agent'] ?? '';
-    for (const role of ['meta', 'data', 'session']) roles[role] = httpBase(dev.addresses[role] ?? '');
+    agent = agentProcess.addresses['agent'] ?? '';
+    for (const role of ['meta', 'data', 'session']) roles[role] = httpBase(server.addresses[role] ?? '');
     const r = await http(
       'PUT',
       `${agent}/v1/agent/service/register`,
@@ -104,7 +111,8 @@ describe('security - paths', () => {
   });
 
   after(async () => {
-    await dev?.stop();
+    await agentProcess?.stop();
+    await server?.stop();
     for (const c of cleanups) await c();
   });
 
@@ -177,7 +185,7 @@ describe('security - paths', () => {
       }
     }
     assert.deepEqual(await services(), before);
-    assert.equal(dev.child.exitCode, null, 'the agent did not leave');
+    assert.equal(agentProcess.child.exitCode, null, 'the agent did not leave');
   });
 
   test('admin route table - every route has an access level; without a token only loopback-read answers', async (t) => {
