@@ -44,17 +44,15 @@ export async function probeHttp(
   for (const [k, v] of Object.entries(t.headers)) headers[k] = v.join(', ');
   const signal = AbortSignal.timeout(timeoutMs);
   const mode = t.disableRedirects ? 'none' : net.redirects;
-  let url = new URL(t.url);
-  let method = t.method;
-  let body: string | null = t.body === '' ? null : t.body;
+  let hop: Hop = { url: new URL(t.url), method: t.method, body: t.body === '' ? null : t.body };
   try {
     for (let followed = 0; ; followed++) {
-      const literal = net.targets.literalRefusal(url.hostname);
+      const literal = net.targets.literalRefusal(hop.url.hostname);
       if (literal !== undefined) return critical(t, `connection refused by policy: ${literal}`);
-      const res = await request(url, {
-        method: method as 'GET',
+      const res = await request(hop.url, {
+        method: hop.method as 'GET',
         headers,
-        body,
+        body: hop.body,
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
         signal,
@@ -66,17 +64,9 @@ export async function probeHttp(
       const location = res.headers['location'];
       if (REDIRECT_STATUSES.has(res.statusCode) && typeof location === 'string') {
         await res.body.dump({ limit: net.maxBodyBytes }).catch(() => undefined);
-        const step = redirectStep(url, location, mode, followed);
+        const step = redirectStep(hop.url, location, mode, followed);
         if ('stop' in step) return critical(t, `${res.statusCode}: ${step.stop}`);
-        // As Go's client (Consul's) does: 303, and 301/302 after a POST, continue as a GET without a body.
-        if (
-          res.statusCode === 303 ||
-          ((res.statusCode === 301 || res.statusCode === 302) && method === 'POST')
-        ) {
-          method = 'GET';
-          body = null;
-        }
-        url = step.follow;
+        hop = nextHop(hop, res.statusCode, step.follow);
         continue;
       }
       const text = (await readCapped(res.body, net.maxBodyBytes)).slice(0, outputMaxSize);
@@ -84,14 +74,29 @@ export async function probeHttp(
       return { status: verdict(res.statusCode), output: line };
     }
   } catch (err) {
-    const reason =
-      err instanceof Error
-        ? err.name === 'TimeoutError' || err.name === 'AbortError'
-          ? `timed out after ${timeoutMs} ms`
-          : ((err as Error & { cause?: Error }).cause?.message ?? '') || err.message
-        : String(err);
-    return critical(t, reason);
+    return critical(t, failureReason(err, timeoutMs));
   }
+}
+
+/** One request of a probe: the first, or one after a followed redirect. */
+interface Hop {
+  readonly url: URL;
+  readonly method: string;
+  readonly body: string | null;
+}
+
+/** As Go's client (Consul's) does: after 303, and 301/302 to a POST, continue as a GET without a body. */
+function nextHop(hop: Hop, status: number, url: URL): Hop {
+  const toGet = status === 303 || ((status === 301 || status === 302) && hop.method === 'POST');
+  return toGet ? { url, method: 'GET', body: null } : { ...hop, url };
+}
+
+function failureReason(err: unknown, timeoutMs: number): string {
+  if (!(err instanceof Error)) return String(err);
+  if (err.name === 'TimeoutError' || err.name === 'AbortError') return `timed out after ${timeoutMs} ms`;
+  // undici wraps the connect error (a refused lookup among them): its cause says what happened.
+  const cause = (err as Error & { cause?: unknown }).cause;
+  return cause instanceof Error && cause.message !== '' ? cause.message : err.message;
 }
 
 function verdict(status: number): Health {

@@ -1,9 +1,9 @@
 /**
  * Attack suite, paths (the lesson of Nacos #4701, whose auth fix was bypassed through URL path
  * tricks, and of CVE-2020-7955, where a few Consul routes skipped the ACL check). Against a real
- * `meshreg server` with an admin token and a `meshreg agent` with a local token: every path trick on every role's admin
- * API and on the agent's API is either refused (4xx JSON) or meets exactly the authorization of its
- * canonical path — never served without the token. And the admin route table is enumerated: every
+ * `meshreg server` with an admin token and a `meshreg agent` with a local token: every path trick
+ * on every role's admin API and on the agent's API is either refused (4xx JSON) or meets exactly
+ * the authorization of its canonical path — never served without the token. And the admin route table is enumerated: every
  * route has an access level, and a request without a token is refused on all of them except
  * `loopback-read` routes from loopback.
  */
