@@ -20,6 +20,9 @@ export type RedirectMode = 'same-origin' | 'none';
 /** Most same-origin redirects one probe follows (Consul's Go client follows 10). */
 export const MAX_CHECK_REDIRECTS = 3;
 
+/** Longest a registration waits to resolve a check's host name. */
+const REGISTRATION_LOOKUP_MS = 5000;
+
 const LOOPBACK: readonly Cidr[] = ['127.0.0.0/8', '::1/128', '0.0.0.0/32', '::/128'].map(
   (c) => parseCidr(c) as Cidr,
 );
@@ -85,7 +88,12 @@ export class TargetPolicy {
     const bare = unbracket(host);
     if (net.isIP(bare) !== 0) return this.#addressRefusal(bare);
     const resolved = await new Promise<LookupAddress[] | NodeJS.ErrnoException>((resolve) => {
+      // A registration never waits on a slow resolver for long: no answer in time is a refusal.
+      const timer = setTimeout(() => {
+        resolve(Object.assign(new Error('resolution timed out'), { code: 'ETIMEOUT' }));
+      }, REGISTRATION_LOOKUP_MS);
       this.#resolve(bare, { all: true }, (err, addresses) => {
+        clearTimeout(timer);
         resolve(err ?? addresses);
       });
     });
