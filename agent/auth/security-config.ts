@@ -39,7 +39,7 @@ export const SECURITY_VARS = [
   {
     name: 'MESHREG_CHECK_ALLOW',
     default: '',
-    doc: 'CIDRs, comma-separated: when set, HTTP and TCP check targets must resolve into loopback, the host's own addresses or these (400 at registration, refused again at each connect).',
+    doc: 'CIDRs, comma-separated: when set, HTTP and TCP check targets must resolve into loopback, the addresses of this host or these (400 at registration, refused again at each connect).',
   },
   {
     name: 'MESHREG_CHECK_REDIRECTS',
