@@ -30,6 +30,8 @@ import { startXdsServer, type XdsServerHandle } from './eds/grpc-server.js';
 import { existingXdsView } from './eds/xds-view.js';
 import { EDS_REST_PATH, handleDiscoveryRest } from './eds/rest-gateway.js';
 import { ServiceView } from './view/service-view.js';
+import { assertMayLeave } from './auth/local-token.js';
+import { checkNetPolicy } from './auth/security-config.js';
 
 const VIEW_CACHE_FILE = 'view-cache.jsonl';
 const NODE_ID_FILE = 'node-id';
@@ -80,6 +82,7 @@ export class Agent implements ConsulBackend {
       minIntervalMs: config.checkMinIntervalMs,
       minDeregisterMs: config.checkMinDeregisterMs,
       reapIntervalMs: config.checkReapIntervalMs,
+      net: checkNetPolicy(config.security.checkNet),
       logger,
       deregister: (id) => this.deregister(id),
     });
@@ -173,7 +176,8 @@ export class Agent implements ConsulBackend {
       status: 200,
       body: healthView(this.#sync, this.local, this.view),
     }));
-    router.add('PUT', '/v1/agent/leave', async () => {
+    router.add('PUT', '/v1/agent/leave', async (req) => {
+      assertMayLeave(req.context);
       await this.leave();
       return { status: 200, body: null };
     });
@@ -204,6 +208,7 @@ export class Agent implements ConsulBackend {
       maxBodyBytes: config.maxBodyBytes,
       logger,
       limits: config.http,
+      localToken: config.security.localToken,
     });
   }
 

@@ -8,6 +8,7 @@ import envVar from 'env-var';
 import { AGENT_LINK_PATH } from '../proto/agent-link.js';
 import { MAX_SETTING_MS, MIB, boundedInt } from '../proto/runtime/env-bounds.js';
 import { LOG_LEVELS, type LogLevel } from '../proto/runtime/log.js';
+import { SECURITY_VARS, readSecuritySettings, type SecuritySettings } from './auth/security-config.js';
 
 export interface AgentConfig {
   readonly logLevel: LogLevel;
@@ -44,6 +45,8 @@ export interface AgentConfig {
   readonly maxWatches: number;
   /** Bounds of the agent's HTTP server. */
   readonly http: AgentHttpLimits;
+  /** The local API's token and the health checks' network policy. */
+  readonly security: SecuritySettings;
 }
 
 /** Bounds of the agent's HTTP server (see the README's Limits table). */
@@ -141,6 +144,7 @@ export const AGENT_VARS: readonly VarDoc[] = [
     default: '10000',
     doc: 'Most services watched at once (1..1000000); a new one evicts the least recently read idle watch, or gets 429.',
   },
+  ...SECURITY_VARS,
 ];
 
 /** Bounds (inclusive) of the watch-table settings: no value can make a timer or table unbounded. */
@@ -236,6 +240,7 @@ export function readAgentConfig(
     checkReapIntervalMs: int('MESHREG_CHECK_REAP_INTERVAL_MS', 30_000, 100, 3_600_000),
     xdsPort: readXdsPort(e.get('MESHREG_XDS_PORT').default('8502').asInt()),
     http: readHttpLimits(env),
+    security: readSecuritySettings(env),
     watchIdleMs: int(
       'MESHREG_AGENT_WATCH_IDLE_MS',
       600_000,

@@ -30,8 +30,13 @@ export class AgentChecks {
 
   constructor(local: LocalServices, opts: AgentChecksOptions) {
     this.#local = local;
-    this.#rules = { minIntervalMs: opts.minIntervalMs, minDeregisterMs: opts.minDeregisterMs };
+    this.#rules = {
+      minIntervalMs: opts.minIntervalMs,
+      minDeregisterMs: opts.minDeregisterMs,
+      ...(opts.net === undefined ? {} : { net: opts.net }),
+    };
     this.#runner = new CheckRunner({
+      ...(opts.net === undefined ? {} : { net: opts.net }),
       reapIntervalMs: opts.reapIntervalMs,
       logger: opts.logger,
       onChange: (serviceId) => {

@@ -4,6 +4,7 @@
  * (`agent/consul/consul-check.ts`) builds one, so the runner trusts it and switches on `kind`.
  */
 import type { Health } from '../../proto/instance.js';
+import type { CheckNetPolicy } from './check-net-policy.js';
 
 export type CheckKind = CheckSpec['kind'];
 
@@ -69,6 +70,8 @@ export interface CheckRules {
   readonly minIntervalMs: number;
   /** Shorter DeregisterCriticalServiceAfter values are raised to this (Consul: 1 min). */
   readonly minDeregisterMs: number;
+  /** Where checks may connect (refused at decoding for a literal address); unrestricted when absent. */
+  readonly net?: CheckNetPolicy;
 }
 
 /** Consul's own rules, for decoders called without the agent's configuration. */

@@ -13,6 +13,7 @@ import type { CheckState, Health } from '../../proto/instance.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import type { CheckSpec, ProbedCheckSpec, TtlCheckSpec } from './check-definition.js';
 import { probeHttp, type ProbeResult } from './check-http.js';
+import { OPEN_NET_POLICY, type CheckNetPolicy } from './check-net-policy.js';
 import { probeTcp } from './check-tcp.js';
 import { StatusHandler } from './status-handler.js';
 
@@ -21,6 +22,8 @@ export interface CheckRunnerOptions {
   readonly logger: Logger;
   readonly onChange: (serviceId: string) => void;
   readonly onReap: (serviceId: string) => void;
+  /** Where probes may connect, which redirects they follow, how much body they read. */
+  readonly net?: CheckNetPolicy;
 }
 
 export interface CheckStatus {
@@ -154,7 +157,7 @@ export class CheckRunner {
   async #probe(r: Running, def: ProbedCheckSpec): Promise<void> {
     let result: ProbeResult;
     try {
-      result = await probe(def);
+      result = await probe(def, this.#opts.net ?? OPEN_NET_POLICY);
     } catch (err) {
       // A probe must never take the agent down: whatever went wrong is the check's result.
       result = {
@@ -219,12 +222,12 @@ export class CheckRunner {
 }
 
 /** One probe of a check that has one. */
-function probe(def: ProbedCheckSpec): Promise<ProbeResult> {
+function probe(def: ProbedCheckSpec, net: CheckNetPolicy): Promise<ProbeResult> {
   switch (def.kind) {
     case 'http':
-      return probeHttp(def.http, def.timeoutMs, def.outputMaxSize);
+      return probeHttp(def.http, def.timeoutMs, def.outputMaxSize, net);
     case 'tcp':
-      return probeTcp(def.tcp, def.timeoutMs);
+      return probeTcp(def.tcp, def.timeoutMs, net.targets);
     default: {
       const never: never = def;
       throw new Error(`unknown probe kind: ${JSON.stringify(never)}`);

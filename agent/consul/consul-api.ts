@@ -15,6 +15,7 @@ import {
 } from '../local/local-services.js';
 import type { ServiceView, WatchedService } from '../view/service-view.js';
 import { parseBlocking, parseFlag } from '../http/blocking.js';
+import { checkTargetIssues } from './consul-check.js';
 import { decodeServiceDefinition, type RegisterRequest } from './consul-register.js';
 import { agentServiceJson, catalogEntry, healthEntry } from './consul-encode.js';
 import type { JsonAnswer, JsonRequest, JsonRouter } from '../../proto/runtime/json-router.js';
@@ -75,6 +76,11 @@ async function register(b: ConsulBackend, req: JsonRequest): Promise<JsonAnswer>
       fields: decoded.errors,
     });
   }
+  const refused = await checkTargetIssues(decoded.value.checks, b.checkRules);
+  if (refused.length > 0)
+    throw new MeshregError('invalid_argument', `Invalid service definition: ${describe(refused)}`, {
+      fields: refused,
+    });
   await b.register(decoded.value, parseFlag(req.query, 'replace-existing-checks'));
   return { status: 200 };
 }

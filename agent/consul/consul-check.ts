@@ -5,6 +5,7 @@
  * rather than silently ignored. Every problem is reported with its path; nothing throws.
  */
 import { HEALTH_STATES } from '../../proto/instance.js';
+import type { FieldError } from '../../proto/validate.js';
 import {
   Issues,
   at,
@@ -50,17 +51,10 @@ export const CHECK_DURATION_BOUNDS: Readonly<
 /** A probe's timeout when the definition gives none (Consul's default). */
 const DEFAULT_TIMEOUT_MS = 10_000;
 
-const UNSUPPORTED = [
-  'script',
-  'args',
-  'grpc',
-  'dockercontainerid',
-  'aliasservice',
-  'aliasnode',
-  'h2ping',
-  'udp',
-  'osservice',
-];
+/** Checks that run a command: never supported (Consul's script checks were remote code execution). */
+const EXEC_KINDS = ['script', 'args', 'dockercontainerid', 'shell'];
+
+const UNSUPPORTED = ['grpc', 'aliasservice', 'aliasnode', 'h2ping', 'udp', 'osservice'];
 
 const given = (v: unknown): boolean => v !== undefined && v !== null && v !== '';
 
@@ -83,6 +77,9 @@ export function readCheck(
   const before = issues.list.length;
   const src: Source = { issues, f: foldKeys(raw), path };
   const kinds = (['http', 'tcp', 'ttl'] as const).filter((k) => given(src.f.get(k)));
+  for (const k of EXEC_KINDS)
+    if (src.f.get(k) !== undefined)
+      issues.add(at(path, k), 'checks that run commands do not exist in meshreg (use HTTP, TCP or TTL)');
   for (const k of UNSUPPORTED)
     if (src.f.get(k) !== undefined)
       issues.add(at(path, k), 'this check type is not supported (use HTTP, TCP or TTL)');
@@ -100,6 +97,8 @@ export function readCheck(
   let spec: CheckSpec | undefined;
   if (kind === 'http') {
     const http = readHttp(src);
+    if (http !== undefined && URL.canParse(http.url))
+      targetAllowed(src, 'HTTP', new URL(http.url).hostname, rules);
     spec = base && http && { ...base, ...timing, kind, http };
   } else if (kind === 'tcp') {
     const tcp = readString(issues, src.f.get('tcp'), at(path, 'TCP'), {
@@ -107,12 +106,19 @@ export function readCheck(
       pattern: /^.+:\d+$/,
       patternHint: 'must be host:port',
     });
+    if (tcp !== undefined) targetAllowed(src, 'TCP', tcp.slice(0, tcp.lastIndexOf(':')), rules);
     spec = base && tcp !== undefined ? { ...base, ...timing, kind, tcp } : undefined;
   } else {
     const ttlMs = duration(src, 'ttl', 'TTL', CHECK_DURATION_BOUNDS.ttl);
     spec = base && ttlMs !== undefined ? { ...base, kind, ttlMs } : undefined;
   }
   return issues.list.length > before ? undefined : spec;
+}
+
+/** Notes a literal target address outside `MESHREG_CHECK_ALLOW` (names are resolved later, at registration). */
+function targetAllowed(src: Source, label: string, host: string, rules: CheckRules): void {
+  const why = rules.net?.targets.literalRefusal(host);
+  if (why !== undefined) src.issues.add(at(src.path, label), `check target refused: ${why}`);
 }
 
 /** A duration field within its bounds; `undefined` when absent or bad (the latter noted). */
@@ -258,4 +264,35 @@ export function readServiceChecks(
     const spec = readCheck(issues, raw, path, ctx, rules);
     return spec === undefined ? [] : [spec];
   });
+}
+
+/** The host a probed check connects to ('' for a TTL check). */
+function targetHost(spec: CheckSpec): string {
+  if (spec.kind === 'http') return new URL(spec.http.url).hostname;
+  if (spec.kind === 'tcp') return spec.tcp.slice(0, spec.tcp.lastIndexOf(':'));
+  return '';
+}
+
+/**
+ * The decoded checks whose target name resolves outside `MESHREG_CHECK_ALLOW` (resolved now, at
+ * registration; each probe checks again after its own lookup), each with the path the decoder
+ * would give it (`Check`, `Checks[i]`, or `prefix` for a standalone check).
+ */
+export async function checkTargetIssues(
+  specs: readonly CheckSpec[],
+  rules: CheckRules,
+  prefix?: string,
+): Promise<FieldError[]> {
+  const targets = rules.net?.targets;
+  if (targets?.restricted !== true) return [];
+  const out: FieldError[] = [];
+  for (const [i, spec] of specs.entries()) {
+    const host = targetHost(spec);
+    if (host === '') continue;
+    const why = await targets.refusal(host);
+    const base = prefix ?? (specs.length === 1 ? 'Check' : `Checks[${String(i)}]`);
+    const label = spec.kind === 'http' ? 'HTTP' : 'TCP';
+    if (why !== undefined) out.push({ path: at(base, label), message: `check target refused: ${why}` });
+  }
+  return out;
 }

@@ -8,7 +8,7 @@ import { HEALTH_STATES, type Health } from '../../proto/instance.js';
 import { Issues, describe, readOneOf, readString, setOwn } from '../../proto/validate.js';
 import type { AgentChecks } from '../checks/agent-checks.js';
 import type { CheckSpec } from '../checks/check-definition.js';
-import { readCheck } from './consul-check.js';
+import { checkTargetIssues, readCheck } from './consul-check.js';
 import { formatDurationMs } from './duration.js';
 import type { LocalServices, NodeIdentity } from '../local/local-services.js';
 import { foldIfRecord } from './consul-fields.js';
@@ -33,7 +33,13 @@ export function addCheckRoutes(router: JsonRouter, b: CheckBackend): void {
   router
     .add('GET', '/v1/agent/checks', () => ({ status: 200, body: listChecks(b) }))
     .add('PUT', '/v1/agent/check/register', async (req) => {
-      if (!b.checks.registerCheck(decodeCheckRegistration(b, req.body)))
+      const def = decodeCheckRegistration(b, req.body);
+      const refused = await checkTargetIssues([def], b.checks.rules, '');
+      if (refused.length > 0)
+        throw new MeshregError('invalid_argument', `Invalid check definition: ${describe(refused)}`, {
+          fields: refused,
+        });
+      if (!b.checks.registerCheck(def))
         throw new MeshregError('not_found', "the check's service no longer exists");
       await b.persist();
       return { status: 200 };

@@ -6,7 +6,8 @@
  *
  * It also bounds what clients can hold (see the README's Limits table): open connections, blocking
  * queries per client address, the time to send headers and body, idle keep-alive; and it refuses
- * writes whose `Host` is not loopback or allowed (DNS rebinding).
+ * writes whose `Host` is not loopback or allowed (DNS rebinding). The local token check
+ * ({@link LocalAuth}) runs before routing; what it learned of the caller is the handlers' context.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -19,7 +20,9 @@ import {
 } from '../../proto/runtime/http-edge.js';
 import type { JsonRouter } from '../../proto/runtime/json-router.js';
 import type { Logger } from '../../proto/runtime/log.js';
+import { LocalAuth } from '../auth/local-token.js';
 import type { AgentHttpLimits } from '../config.js';
+import { EDS_REST_PATH } from '../eds/rest-gateway.js';
 import { BlockingQuota, HostPolicy, isBlockingQuery } from './http-limits.js';
 
 export interface HttpServerOptions {
@@ -28,6 +31,8 @@ export interface HttpServerOptions {
   readonly maxBodyBytes: number;
   readonly logger: Logger;
   readonly limits: AgentHttpLimits;
+  /** `MESHREG_AGENT_LOCAL_TOKEN`: '' leaves local writes open. */
+  readonly localToken?: string;
 }
 
 /** How often Node checks the headers timeout (its default of 30 s would stretch a 10 s timeout to 40 s). */
@@ -39,6 +44,7 @@ export class HttpServer {
   readonly #opts: HttpServerOptions;
   readonly #hosts: HostPolicy;
   readonly #blocking: BlockingQuota;
+  readonly #auth: LocalAuth;
   #dropped = 0;
 
   constructor(router: JsonRouter, opts: HttpServerOptions) {
@@ -46,6 +52,8 @@ export class HttpServer {
     this.#opts = opts;
     this.#hosts = new HostPolicy(opts.host, opts.limits.allowedHosts);
     this.#blocking = new BlockingQuota(opts.limits.maxBlockingPerClient);
+    // A REST EDS request is a POST that only reads: open like the GETs.
+    this.#auth = new LocalAuth(opts.localToken ?? '', [EDS_REST_PATH]);
     this.#server = http.createServer(
       // Host is checked here, for writes only, with a JSON answer (Node's own check is a bare 400).
       { connectionsCheckingInterval: CONNECTIONS_CHECK_MS, requireHostHeader: false },
@@ -107,13 +115,16 @@ export class HttpServer {
       // nothing to stop, and an abort would allocate an exception per request.
       if (!res.writableFinished) abort.abort();
     });
-    // A bad target or Host throws its 400/403, which the safe listener answers.
+    res.setHeader('x-consul-default-acl-policy', this.#auth.defaultPolicy);
+    // A bad target, token or Host throws its 400/401/403, which the safe listener answers.
     const target = targetOf(req);
+    const caller = this.#auth.admit(method, target.path, req.headers, target.query, req.socket.remoteAddress);
     // An absolute-form target's authority replaces Host (RFC 9112 §3.2.2), so check that one.
     this.#hosts.check(method, target.authority ?? req.headers.host);
     await this.#router.serve(req, res, target, {
       body: { maxBytes: this.#opts.maxBodyBytes, timeoutMs: this.#opts.limits.bodyTimeoutMs },
       signal: abort.signal,
+      context: caller,
       admitted: () => {
         this.#admit(req, res, method, target.query);
       },
