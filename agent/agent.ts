@@ -8,8 +8,10 @@ import path from 'node:path';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { Instance } from '../proto/instance.js';
 import type { Logger } from '../proto/runtime/log.js';
+import { ShutdownPhases } from '../proto/runtime/shutdown.js';
 import { tracer } from '../proto/runtime/telemetry.js';
 import { registerAgentMetrics } from './agent-metrics.js';
+import { stopAgent } from './agent-shutdown.js';
 import { healthView, syncStatusView } from './agent-status.js';
 import { VersionClock } from '../proto/version.js';
 import type { AgentConfig } from './config.js';
@@ -253,17 +255,43 @@ export class Agent implements ConsulBackend {
     return this.#http.port;
   }
 
-  async stop(): Promise<void> {
-    for (const t of this.#drains) clearTimeout(t);
-    clearInterval(this.#evictTimer);
-    this.#unregisterMetrics();
-    this.#files?.stop();
-    this.checks.close();
-    this.#sync.stop();
-    await this.#xds?.close();
-    await this.#http.close();
-    await this.#store.close();
-    await this.#cache.flush();
+  /**
+   * Stops gracefully within `phases`' deadline (by default `MESHREG_SHUTDOWN_TIMEOUT_MS` from now):
+   * see {@link stopAgent} for the steps and the modes of `MESHREG_AGENT_SHUTDOWN`.
+   */
+  async stop(phases = new ShutdownPhases(this.#log, this.#config.shutdownTimeoutMs)): Promise<void> {
+    await stopAgent(
+      {
+        mode: this.#config.shutdownMode,
+        drainMs: this.#config.drainMs,
+        log: this.#log,
+        local: this.local,
+        linkOpen: () => this.#sync.state === 'open',
+        stopServing: async (waitMs) => {
+          await this.#xds?.close();
+          return this.#http.drain(waitMs);
+        },
+        quiesce: () => {
+          for (const t of this.#drains) clearTimeout(t);
+          clearInterval(this.#evictTimer);
+          this.#files?.stop();
+          this.checks.close();
+        },
+        flush: async () => {
+          await this.#store.flush();
+          await this.#cache.flush();
+        },
+        closeStore: () => this.#store.close(),
+        withdrawAll: () => this.#withdrawAll(),
+        closeLink: async () => {
+          this.#unregisterMetrics();
+          this.#sync.stop();
+          await this.#store.close();
+          await this.#cache.flush();
+        },
+      },
+      phases,
+    );
   }
 
   // ---- ConsulBackend ----------------------------------------------------------------------------
@@ -305,17 +333,22 @@ export class Agent implements ConsulBackend {
    * answers once the session confirmed (or after {@link LEAVE_CONFIRM_MS}), then the process stops.
    */
   async leave(): Promise<void> {
-    for (const r of this.local.list()) {
-      this.checks.removeService(r.def.id);
-      this.local.deregister(r.def.id);
-    }
-    await this.#store.flush();
+    await this.#withdrawAll();
     const deadline = performance.now() + LEAVE_CONFIRM_MS;
     while (this.local.tombstones().length > 0 && this.#sync.state === 'open' && performance.now() < deadline)
       await new Promise((r) => setTimeout(r, 5));
     this.#log.info('left: registrations withdrawn', { unconfirmed: this.local.tombstones().length });
     // After the answer is written: the stop closes the HTTP server.
     setImmediate(() => this.#left?.('agent left'));
+  }
+
+  /** Withdraws every registration of this host in one batch, and writes it to disk. */
+  async #withdrawAll(): Promise<void> {
+    for (const r of this.local.list()) {
+      this.checks.removeService(r.def.id);
+      this.local.deregister(r.def.id);
+    }
+    await this.#store.flush();
   }
 
   async deregister(id: string): Promise<void> {
