@@ -161,6 +161,13 @@ describe('lifecycle', () => {
       assert.equal((await register(publisher, 'moving', `m-${i}`, 9000 + i)).status, 200);
     await waitFor('the watcher sees all 20', async () => (await ids(watcher, 'moving')).size === 20, 10_000);
 
+    const counters = async (): Promise<{ pushesApplied: number }> =>
+      (
+        (await http('GET', `${watcher.addresses['agent'] ?? ''}/v1/meshreg/sync-status`)).body as {
+          counters: { pushesApplied: number };
+        }
+      ).counters;
+    const pushesBefore = (await counters()).pushesApplied;
     // The watcher's list, read continuously through the hand-over.
     const sizes: number[] = [];
     let watching = true;
@@ -183,6 +190,8 @@ describe('lifecycle', () => {
     watching = false;
     await watch;
     assert.ok(sizes.length > 10, `${sizes.length} reads`);
+    // Resumed by version on the new session: nothing unchanged was pushed again.
+    assert.equal((await counters()).pushesApplied, pushesBefore);
     assert.ok(
       sizes.every((n) => n === 20),
       `the list changed: ${[...new Set(sizes)].join(',')}`,
