@@ -7,8 +7,8 @@
  * - `keep` (default): the agent is the source of truth and comes back; its registrations stay
  *   registered (the session keeps them for its client grace), once every acknowledged one reached it;
  * - `drain`: every registration is published as draining (EDS `DRAINING`, Consul critical) so
- *   traffic moves away, for `MESHREG_AGENT_DRAIN_MS`; on disk they stay as they were, so a restart
- *   publishes them again;
+ *   traffic moves away, for `MESHREG_AGENT_DRAIN_MS`; then, with the link closed, they are written
+ *   back undrained with a newer version, so a restarted agent publishes them again;
  * - `deregister`: everything is withdrawn, as `PUT /v1/agent/leave` does, and confirmed before exit.
  */
 import type { Logger } from '../proto/runtime/log.js';
@@ -38,8 +38,8 @@ export interface ShutdownParts {
   quiesce(): void;
   /** Writes registrations and cached views to disk. */
   flush(): Promise<void>;
-  /** Closes the registrations file: later changes stay in memory. */
-  closeStore(): Promise<void>;
+  /** Closes the link to the session: later changes are not sent. */
+  leaveLink(): void;
   /** Withdraws every registration (the graceful leave's withdrawal) and writes it to disk. */
   withdrawAll(): Promise<void>;
   /** Closes the link to the session and the rest of the agent's resources. */
@@ -61,6 +61,24 @@ export async function stopAgent(p: ShutdownParts, phases: ShutdownPhases): Promi
   }
 }
 
+async function drain(
+  p: ShutdownParts,
+  phases: ShutdownPhases,
+  confirm: () => Promise<boolean>,
+): Promise<void> {
+  // Those already draining (a deregistration in progress) stay deregistered.
+  const marked = p.local.list().filter((r) => p.local.markDraining(r.def.id));
+  await confirm();
+  const waitMs = phases.budgetMs(p.drainMs, SHUTDOWN_RESERVE_MS);
+  if (waitMs < p.drainMs) p.log.warn('drain cut short by the shutdown timeout', { waitMs });
+  await new Promise((r) => setTimeout(r, waitMs));
+  // The control plane keeps them draining until its client grace ends; the disk gets them back
+  // undrained with a newer version (the draining one would win over the older one at a restart).
+  p.leaveLink();
+  for (const r of marked) p.local.register(r.def, r.checks, r.checkDefinitions);
+  await p.flush();
+}
+
 async function applyMode(p: ShutdownParts, phases: ShutdownPhases): Promise<void> {
   const confirmed = (): boolean =>
     !p.linkOpen() || (p.local.tombstones().length === 0 && p.local.list().every((r) => r.synced));
@@ -71,16 +89,9 @@ async function applyMode(p: ShutdownParts, phases: ShutdownPhases): Promise<void
       // Every acknowledged registration reaches the session before the link closes.
       await confirm();
       break;
-    case 'drain': {
-      // Closed first: the file keeps them undrained, so a restarted agent publishes them again.
-      await p.closeStore();
-      for (const r of p.local.list()) p.local.markDraining(r.def.id);
-      await confirm();
-      const waitMs = phases.budgetMs(p.drainMs, SHUTDOWN_RESERVE_MS);
-      if (waitMs < p.drainMs) p.log.warn('drain cut short by the shutdown timeout', { waitMs });
-      await new Promise((r) => setTimeout(r, waitMs));
+    case 'drain':
+      await drain(p, phases, confirm);
       break;
-    }
     case 'deregister':
       await p.withdrawAll();
       await confirm();

@@ -281,7 +281,9 @@ export class Agent implements ConsulBackend {
           await this.#store.flush();
           await this.#cache.flush();
         },
-        closeStore: () => this.#store.close(),
+        leaveLink: () => {
+          this.#sync.stop();
+        },
         withdrawAll: () => this.#withdrawAll(),
         closeLink: async () => {
           this.#unregisterMetrics();

@@ -29,8 +29,6 @@ export class LocalStore {
   readonly #local: LocalServices;
   readonly #nodePart: () => NodePart;
   readonly #logger: Logger;
-  /** Closed: later changes are not written (a drain at shutdown marks records only upstream). */
-  #closed = false;
 
   constructor(dir: string, local: LocalServices, nodePart: () => NodePart, logger: Logger) {
     this.#dir = dir;
@@ -44,7 +42,6 @@ export class LocalStore {
       },
     });
     local.onChange((c) => {
-      if (this.#closed) return;
       if (c.kind === 'upsert') {
         this.#log.put(`s/${c.record.def.id}`, c.record);
         return;
@@ -66,10 +63,7 @@ export class LocalStore {
     return this.#log.flush();
   }
 
-  /** Writes what is pending and closes; changes made after it stay in memory only. */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
     this.#log.put(NODE_KEY, this.#nodePart());
     await this.#log.close();
   }

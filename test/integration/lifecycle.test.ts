@@ -138,6 +138,36 @@ describe('lifecycle', () => {
     await waitFor('the watcher sees none', async () => (await ids(watcher, 'gone')).size === 0, 3_000);
   });
 
+  test('lifecycle - an agent in drain mode publishes its registrations as draining, then restarts with them', async (t) => {
+    const server = await start(t, 'server', { MESHREG_SESSION_CLIENT_GRACE_MS: '60000' });
+    const session = server.addresses['session'] ?? '';
+    const drainMs = 1_500;
+    const { agent: draining, dir } = await startAgent(t, 'draining-host', session, {
+      MESHREG_AGENT_SHUTDOWN: 'drain',
+      MESHREG_AGENT_DRAIN_MS: String(drainMs),
+    });
+    const { agent: watcher } = await startAgent(t, 'watching-host', session);
+    const passing = async (): Promise<number> =>
+      (
+        (await http('GET', `${watcher.addresses['agent'] ?? ''}/v1/health/service/drained?passing`))
+          .body as unknown[]
+      ).length;
+    for (let i = 0; i < 10; i++)
+      assert.equal((await register(draining, 'drained', `d-${i}`, 9000 + i)).status, 200);
+    await waitFor('the watcher sees 10 passing', async () => (await passing()) === 10, 10_000);
+
+    const stopping = terminate(draining);
+    // While it drains: still listed, none passing, so traffic moves away.
+    await waitFor('none passing at the watcher', async () => (await passing()) === 0, drainMs);
+    assert.equal((await ids(watcher, 'drained')).size, 10);
+    const { code, ms } = await stopping;
+    assert.equal(code, 0, draining.logs());
+    assert.ok(ms >= drainMs && ms < SHUTDOWN_MS, `exited after ${ms} ms`);
+    // The disk kept them undrained: the restarted agent publishes them again.
+    await startAgent(t, 'draining-host', session, { MESHREG_AGENT_SHUTDOWN: 'drain' }, dir);
+    await waitFor('10 passing again after the restart', async () => (await passing()) === 10, 10_000);
+  });
+
   test('lifecycle - SIGTERM to one of two sessions moves its agents, no watcher list shrinks', async (t) => {
     const core = await start(t, 'server', { MESHREG_ROLES: 'meta,data' });
     const metaUrl = core.addresses['meta'] ?? '';
