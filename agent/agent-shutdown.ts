@@ -40,7 +40,7 @@ export interface ShutdownParts {
   flush(): Promise<void>;
   /** Closes the link to the session: later changes are not sent. */
   leaveLink(): void;
-  /** Withdraws every registration (the graceful leave's withdrawal) and writes it to disk. */
+  /** Withdraws every registration and writes it to disk (the graceful leave, which awaits confirmation). */
   withdrawAll(): Promise<void>;
   /** Closes the link to the session and the rest of the agent's resources. */
   closeLink(): Promise<void>;

@@ -255,10 +255,7 @@ export class Agent implements ConsulBackend {
     return this.#http.port;
   }
 
-  /**
-   * Stops gracefully within `phases`' deadline (by default `MESHREG_SHUTDOWN_TIMEOUT_MS` from now):
-   * see {@link stopAgent} for the steps and the modes of `MESHREG_AGENT_SHUTDOWN`.
-   */
+  /** Stops gracefully within `phases`' deadline (default `MESHREG_SHUTDOWN_TIMEOUT_MS`): {@link stopAgent}. */
   async stop(phases = new ShutdownPhases(this.#log, this.#config.shutdownTimeoutMs)): Promise<void> {
     await stopAgent(
       {
@@ -277,14 +274,12 @@ export class Agent implements ConsulBackend {
           this.#files?.stop();
           this.checks.close();
         },
-        flush: async () => {
-          await this.#store.flush();
-          await this.#cache.flush();
-        },
+        flush: () => this.#store.flush().then(() => this.#cache.flush()),
         leaveLink: () => {
           this.#sync.stop();
         },
-        withdrawAll: () => this.#withdrawAll(),
+        // The graceful leave: withdrawn in one batch, confirmed (bounded) before it returns.
+        withdrawAll: () => this.leave(),
         closeLink: async () => {
           this.#unregisterMetrics();
           this.#sync.stop();
@@ -335,22 +330,17 @@ export class Agent implements ConsulBackend {
    * answers once the session confirmed (or after {@link LEAVE_CONFIRM_MS}), then the process stops.
    */
   async leave(): Promise<void> {
-    await this.#withdrawAll();
+    for (const r of this.local.list()) {
+      this.checks.removeService(r.def.id);
+      this.local.deregister(r.def.id);
+    }
+    await this.#store.flush();
     const deadline = performance.now() + LEAVE_CONFIRM_MS;
     while (this.local.tombstones().length > 0 && this.#sync.state === 'open' && performance.now() < deadline)
       await new Promise((r) => setTimeout(r, 5));
     this.#log.info('left: registrations withdrawn', { unconfirmed: this.local.tombstones().length });
     // After the answer is written: the stop closes the HTTP server.
     setImmediate(() => this.#left?.('agent left'));
-  }
-
-  /** Withdraws every registration of this host in one batch, and writes it to disk. */
-  async #withdrawAll(): Promise<void> {
-    for (const r of this.local.list()) {
-      this.checks.removeService(r.def.id);
-      this.local.deregister(r.def.id);
-    }
-    await this.#store.flush();
   }
 
   async deregister(id: string): Promise<void> {
