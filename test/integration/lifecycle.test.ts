@@ -6,7 +6,7 @@
  * MESHREG_SHUTDOWN_TIMEOUT_MS. Every stopped process exits within its bound.
  */
 import assert from 'node:assert/strict';
-import { describe, test, type TestContext } from 'node:test';
+import { after, before, describe, test, type TestContext } from 'node:test';
 import { admin, httpBase } from '../support/admin.js';
 import { http } from '../support/http.js';
 import { startMeshreg, tempDir, type Started } from '../support/process.js';
@@ -84,13 +84,36 @@ function registerUntilGone(agent: Started, service: string, clients: number): Pr
   return Promise.all(Array.from({ length: clients }, loop)).then(() => acked);
 }
 
-describe('lifecycle', () => {
+describe('lifecycle - agents', () => {
+  // One server and one watching agent for the agent tests; a long client grace keeps a stopped
+  // agent's registrations while it is away.
+  let session = '';
+  let watcher: Started;
+  const cleanups: (() => Promise<unknown>)[] = [];
+  before(async () => {
+    const server = await startMeshreg('server', {
+      MESHREG_TOKEN: TOKEN,
+      ...BOUND_ENV,
+      MESHREG_SESSION_CLIENT_GRACE_MS: '60000',
+    });
+    cleanups.push(() => server.stop('SIGKILL'));
+    session = server.addresses['session'] ?? '';
+    const tmp = await tempDir();
+    cleanups.push(tmp.cleanup);
+    watcher = await startMeshreg('agent', {
+      MESHREG_TOKEN: TOKEN,
+      MESHREG_NODE_NAME: 'watching-host',
+      MESHREG_AGENT_UPSTREAM: session,
+      MESHREG_AGENT_DATA_DIR: tmp.dir,
+    });
+    cleanups.unshift(() => watcher.stop('SIGKILL'));
+  });
+  after(async () => {
+    for (const c of cleanups) await c();
+  });
+
   test('lifecycle - SIGTERM to an agent under load keeps every acknowledged registration', async (t) => {
-    // A long client grace: the stopped agent's registrations stay while it is away.
-    const server = await start(t, 'server', { MESHREG_SESSION_CLIENT_GRACE_MS: '60000' });
-    const session = server.addresses['session'] ?? '';
     const { agent: loaded, dir } = await startAgent(t, 'loaded-host', session);
-    const { agent: watcher } = await startAgent(t, 'watching-host', session);
 
     const acked = registerUntilGone(loaded, 'load', 4);
     await waitFor('some registrations acknowledged', async () => (await ids(loaded, 'load')).size >= 40);
@@ -121,12 +144,9 @@ describe('lifecycle', () => {
   });
 
   test('lifecycle - an agent in deregister mode withdraws its registrations on SIGTERM', async (t) => {
-    const server = await start(t, 'server', { MESHREG_SESSION_CLIENT_GRACE_MS: '60000' });
-    const session = server.addresses['session'] ?? '';
     const { agent: leaving } = await startAgent(t, 'leaving-host', session, {
       MESHREG_AGENT_SHUTDOWN: 'deregister',
     });
-    const { agent: watcher } = await startAgent(t, 'watching-host', session);
     for (let i = 0; i < 20; i++)
       assert.equal((await register(leaving, 'gone', `gone-${i}`, 9000 + i)).status, 200);
     await waitFor('the watcher sees all 20', async () => (await ids(watcher, 'gone')).size === 20, 10_000);
@@ -139,14 +159,11 @@ describe('lifecycle', () => {
   });
 
   test('lifecycle - an agent in drain mode publishes its registrations as draining, then restarts with them', async (t) => {
-    const server = await start(t, 'server', { MESHREG_SESSION_CLIENT_GRACE_MS: '60000' });
-    const session = server.addresses['session'] ?? '';
     const drainMs = 1_500;
     const { agent: draining, dir } = await startAgent(t, 'draining-host', session, {
       MESHREG_AGENT_SHUTDOWN: 'drain',
       MESHREG_AGENT_DRAIN_MS: String(drainMs),
     });
-    const { agent: watcher } = await startAgent(t, 'watching-host', session);
     const passing = async (): Promise<number> =>
       (
         (await http('GET', `${watcher.addresses['agent'] ?? ''}/v1/health/service/drained?passing`))
@@ -167,7 +184,9 @@ describe('lifecycle', () => {
     await startAgent(t, 'draining-host', session, { MESHREG_AGENT_SHUTDOWN: 'drain' }, dir);
     await waitFor('10 passing again after the restart', async () => (await passing()) === 10, 10_000);
   });
+});
 
+describe('lifecycle - servers', () => {
   test('lifecycle - SIGTERM to one of two sessions moves its agents, no watcher list shrinks', async (t) => {
     const core = await start(t, 'server', { MESHREG_ROLES: 'meta,data' });
     const metaUrl = core.addresses['meta'] ?? '';
