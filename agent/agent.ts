@@ -8,8 +8,10 @@ import path from 'node:path';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { Instance } from '../proto/instance.js';
 import type { Logger } from '../proto/runtime/log.js';
+import { ShutdownPhases } from '../proto/runtime/shutdown.js';
 import { tracer } from '../proto/runtime/telemetry.js';
 import { registerAgentMetrics } from './agent-metrics.js';
+import { stopAgent } from './agent-shutdown.js';
 import { healthView, syncStatusView } from './agent-status.js';
 import { VersionClock } from '../proto/version.js';
 import type { AgentConfig } from './config.js';
@@ -258,17 +260,40 @@ export class Agent implements ConsulBackend {
     return this.#http.port;
   }
 
-  async stop(): Promise<void> {
-    for (const t of this.#drains) clearTimeout(t);
-    clearInterval(this.#evictTimer);
-    this.#unregisterMetrics();
-    this.#files?.stop();
-    this.checks.close();
-    this.#sync.stop();
-    await this.#xds?.close();
-    await this.#http.close();
-    await this.#store.close();
-    await this.#cache.flush();
+  /** Stops gracefully within `phases`' deadline (default `MESHREG_SHUTDOWN_TIMEOUT_MS`): {@link stopAgent}. */
+  async stop(phases = new ShutdownPhases(this.#log, this.#config.shutdownTimeoutMs)): Promise<void> {
+    await stopAgent(
+      {
+        mode: this.#config.shutdownMode,
+        drainMs: this.#config.drainMs,
+        log: this.#log,
+        local: this.local,
+        linkOpen: () => this.#sync.state === 'open',
+        stopServing: async (waitMs) => {
+          await this.#xds?.close();
+          return this.#http.drain(waitMs);
+        },
+        quiesce: () => {
+          for (const t of this.#drains) clearTimeout(t);
+          clearInterval(this.#evictTimer);
+          this.#files?.stop();
+          this.checks.close();
+        },
+        flush: () => this.#store.flush().then(() => this.#cache.flush()),
+        leaveLink: () => {
+          this.#sync.stop();
+        },
+        // The graceful leave: withdrawn in one batch, confirmed (bounded) before it returns.
+        withdrawAll: () => this.leave(),
+        closeLink: async () => {
+          this.#unregisterMetrics();
+          this.#sync.stop();
+          await this.#store.close();
+          await this.#cache.flush();
+        },
+      },
+      phases,
+    );
   }
 
   // ---- ConsulBackend ----------------------------------------------------------------------------

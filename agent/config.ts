@@ -7,8 +7,10 @@ import path from 'node:path';
 import envVar from 'env-var';
 import { AGENT_LINK_PATH } from '../proto/agent-link.js';
 import { MAX_SETTING_MS, MIB, boundedInt } from '../proto/runtime/env-bounds.js';
+import { SHUTDOWN_TIMEOUT_VAR, readShutdownTimeoutMs } from '../proto/runtime/shutdown.js';
 import { LOG_LEVELS, type LogLevel } from '../proto/runtime/log.js';
 import { SECURITY_VARS, readSecuritySettings, type SecuritySettings } from './auth/security-config.js';
+import { AGENT_SHUTDOWN_MODES, type AgentShutdownMode } from './agent-shutdown.js';
 
 export interface AgentConfig {
   readonly logLevel: LogLevel;
@@ -34,6 +36,10 @@ export interface AgentConfig {
   readonly configReloadMs: number;
   /** How long a deregistered service stays published as draining (0: removed at once, as in Consul). */
   readonly drainMs: number;
+  /** What SIGTERM does to this host's registrations: keep them, drain them, or deregister them. */
+  readonly shutdownMode: AgentShutdownMode;
+  /** The whole graceful stop's bound: past it the process exits non-zero. */
+  readonly shutdownTimeoutMs: number;
   readonly checkMinIntervalMs: number;
   readonly checkMinDeregisterMs: number;
   readonly checkReapIntervalMs: number;
@@ -133,6 +139,12 @@ export const AGENT_VARS: readonly VarDoc[] = [
     default: '60000',
     doc: 'Period (jittered) of re-sending unconfirmed changes.',
   },
+  {
+    name: 'MESHREG_AGENT_SHUTDOWN',
+    default: 'keep',
+    doc: 'On SIGTERM: keep (registrations stay; the agent comes back), drain (published as draining for MESHREG_AGENT_DRAIN_MS) or deregister.',
+  },
+  SHUTDOWN_TIMEOUT_VAR,
   ...httpLimitVars(),
   {
     name: 'MESHREG_AGENT_WATCH_IDLE_MS',
@@ -235,6 +247,11 @@ export function readAgentConfig(
     configDir: e.get('MESHREG_AGENT_CONFIG_DIR').default('').asString(),
     configReloadMs: int('MESHREG_AGENT_CONFIG_RELOAD_MS', 1000, 10, 3_600_000),
     drainMs: int('MESHREG_AGENT_DRAIN_MS', 0, 0, 3_600_000),
+    shutdownMode: e
+      .get('MESHREG_AGENT_SHUTDOWN')
+      .default('keep')
+      .asEnum([...AGENT_SHUTDOWN_MODES]),
+    shutdownTimeoutMs: readShutdownTimeoutMs(env),
     checkMinIntervalMs: int('MESHREG_CHECK_MIN_INTERVAL_MS', 1000, 1, 3_600_000),
     checkMinDeregisterMs: int('MESHREG_CHECK_MIN_DEREGISTER_MS', 60_000, 1),
     checkReapIntervalMs: int('MESHREG_CHECK_REAP_INTERVAL_MS', 30_000, 100, 3_600_000),

@@ -13,13 +13,18 @@ import { CONTROL_PLANE_VARS, readControlPlaneConfig } from '../control-plane/con
 import { ControlPlane } from '../control-plane/server.js';
 import { devTokens } from '../control-plane/auth/dev-tokens.js';
 import { createLogger, type Logger } from '../proto/runtime/log.js';
+import { ShutdownPhases } from '../proto/runtime/shutdown.js';
 import { runCtl } from './ctl.js';
 import { startTelemetry } from './telemetry.js';
 
-/** A started process: how to stop it, and (for a drained server) a promise that asks it to stop. */
+/**
+ * A started process: how to stop it within the phases' deadline (`MESHREG_SHUTDOWN_TIMEOUT_MS`),
+ * and (for a drained server or a left agent) a promise that asks it to stop.
+ */
 interface Running {
   readonly logger: Logger;
-  stop(): Promise<void>;
+  readonly shutdownTimeoutMs: number;
+  stop(phases: ShutdownPhases): Promise<void>;
   readonly finished?: Promise<string>;
 }
 
@@ -107,11 +112,13 @@ async function startDev(): Promise<Running> {
   });
   return {
     logger,
+    shutdownTimeoutMs: cp.shutdownTimeoutMs,
     finished: agent.left,
-    stop: async () => {
-      await agent.stop();
-      await plane.stop();
-      await telemetry.shutdown();
+    // In order agent → session → data → meta: each hands over to what still runs.
+    stop: async (phases) => {
+      await phases.run('agent', () => agent.stop(phases));
+      await plane.stop(phases);
+      await phases.run('telemetry', () => telemetry.shutdown());
       tokens.remove();
     },
   };
@@ -136,10 +143,11 @@ async function startServer(): Promise<Running> {
   ready('server', plane.addresses());
   return {
     logger,
+    shutdownTimeoutMs: cp.shutdownTimeoutMs,
     finished,
-    stop: async () => {
-      await plane.stop();
-      await telemetry.shutdown();
+    stop: async (phases) => {
+      await plane.stop(phases);
+      await phases.run('telemetry', () => telemetry.shutdown());
     },
   };
 }
@@ -152,15 +160,20 @@ async function startAgent(): Promise<Running> {
   ready('agent', { agent: agent.address, ...(agent.xdsAddress === '' ? {} : { xds: agent.xdsAddress }) });
   return {
     logger,
+    shutdownTimeoutMs: config.shutdownTimeoutMs,
     finished: agent.left,
-    stop: async () => {
-      await agent.stop();
-      await telemetry.shutdown();
+    stop: async (phases) => {
+      await agent.stop(phases);
+      await phases.run('telemetry', () => telemetry.shutdown());
     },
   };
 }
 
-/** Waits for SIGINT/SIGTERM (or a drain), then stops cleanly (a second signal exits at once). */
+/**
+ * Waits for SIGINT/SIGTERM (or a drain, or a leave), then stops gracefully within
+ * `MESHREG_SHUTDOWN_TIMEOUT_MS`: past it the process logs the phases still pending and exits 1; a
+ * second signal exits at once.
+ */
 function run(proc: Running): Promise<number> {
   return new Promise((resolve) => {
     let stopping = false;
@@ -169,12 +182,25 @@ function run(proc: Running): Promise<number> {
         process.exit(130);
       }
       stopping = true;
-      proc.logger.info('stopping', { signal });
-      proc.stop().then(
+      const timeoutMs = proc.shutdownTimeoutMs;
+      const started = performance.now();
+      proc.logger.info('stopping', { signal, timeoutMs });
+      const phases = new ShutdownPhases(proc.logger, timeoutMs);
+      const bound = setTimeout(() => {
+        proc.logger.error('shutdown timed out; exiting with work pending', {
+          timeoutMs,
+          pending: phases.pending(),
+        });
+        process.exit(1);
+      }, timeoutMs);
+      proc.stop(phases).then(
         () => {
+          clearTimeout(bound);
+          proc.logger.info('stopped', { durationMs: Math.round(performance.now() - started) });
           resolve(0);
         },
         (err: unknown) => {
+          clearTimeout(bound);
           proc.logger.error('error while stopping', { err });
           resolve(1);
         },
@@ -182,7 +208,10 @@ function run(proc: Running): Promise<number> {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    void proc.finished?.then(onSignal);
+    // A drain or leave that completes during a stop is part of it, not a second signal.
+    void proc.finished?.then((why) => {
+      if (!stopping) onSignal(why);
+    });
   });
 }
 

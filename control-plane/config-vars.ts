@@ -3,6 +3,8 @@
  * `readControlPlaneConfig` (config.ts) reads, with its default and what it does.
  */
 
+import { SHUTDOWN_TIMEOUT_VAR } from '../proto/runtime/shutdown.js';
+
 /** One documented variable: the README's table is generated from the same list. */
 export interface VarDoc {
   readonly name: string;
@@ -201,6 +203,7 @@ export const CONTROL_PLANE_VARS: readonly VarDoc[] = [
     default: '5000',
     doc: "How long a closed connection's instances are kept before removal.",
   },
+  SHUTDOWN_TIMEOUT_VAR,
   {
     name: 'MESHREG_PUSH_COALESCE_MS',
     default: '2',

@@ -5,6 +5,7 @@ import os from 'node:os';
 import envVar from 'env-var';
 import { MAX_SETTING_MS, MIB, boundedInt } from '../proto/runtime/env-bounds.js';
 import { LOG_LEVELS, type LogLevel } from '../proto/runtime/log.js';
+import { readShutdownTimeoutMs } from '../proto/runtime/shutdown.js';
 import { isPowerOfTwo } from '../proto/slot-table.js';
 import type { ProtectionOptions } from './link/protection.js';
 import { readTokenSettings, type TokenFiles } from './auth/token-config.js';
@@ -14,6 +15,8 @@ export const ROLES: readonly Role[] = ['meta', 'data', 'session'];
 
 export interface ControlPlaneConfig {
   readonly logLevel: LogLevel;
+  /** The whole graceful stop's bound (`MESHREG_SHUTDOWN_TIMEOUT_MS`): past it the process exits 1. */
+  readonly shutdownTimeoutMs: number;
   readonly admin: {
     /** Bearer token of the admin API; '' turns it off. */
     readonly token: string;
@@ -169,6 +172,7 @@ export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: bool
   }
   return Object.freeze({
     logLevel: level,
+    shutdownTimeoutMs: readShutdownTimeoutMs(env),
     admin: Object.freeze({
       token: secrets.adminToken,
       remote: e.get('MESHREG_ADMIN_REMOTE').default('false').asBool(),

@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../proto/runtime/log.js';
+import type { ShutdownPhases } from '../proto/runtime/shutdown.js';
 import { registerLoopDelayMetric } from '../proto/runtime/loop-metrics.js';
 import { describe } from '../proto/validate.js';
 import { type Scrape } from './admin/ops-http.js';
@@ -194,12 +195,22 @@ export class ControlPlane {
     return tokens;
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops session, then data, then meta. With `phases` (a graceful stop, e.g. SIGTERM) the session
+   * first hands its agents to the other sessions and the data server its slots to the other data
+   * servers (both through meta's drain), each within the phases' deadline; meta then resigns.
+   */
+  async stop(phases?: ShutdownPhases): Promise<void> {
     process.off('SIGHUP', this.#onHangup);
     this.#tokens?.close();
-    await this.session?.stop();
-    await this.data?.stop();
-    await this.meta?.stop();
+    const session = this.session;
+    const data = this.data;
+    const meta = this.meta;
+    if (session !== undefined)
+      await (phases?.run('session: close', () => session.stop(phases)) ?? session.stop());
+    if (data !== undefined) await (phases?.run('data: close', () => data.stop(phases)) ?? data.stop());
+    // etcd: the election's lease is revoked, so another meta leads without waiting for it to expire.
+    if (meta !== undefined) await (phases?.run('meta: resign and close', () => meta.stop()) ?? meta.stop());
     this.#releaseLoopMetric?.();
   }
 }

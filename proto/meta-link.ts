@@ -3,10 +3,10 @@
  * heartbeats, and receives the slot table, the member lists, the operator switches and a drain.
  */
 import { readMembers, type Member } from './cluster-records.js';
-import { HELLO_METHOD, rpcEvent, rpcMethod, type Decoder } from './rpc.js';
+import { HELLO_METHOD, decodeNoParams, rpcEvent, rpcMethod, type Decoder } from './rpc.js';
 import { decodeSlotTableInto, type SlotTable } from './slot-table.js';
 import { decodeDrain, decodeSwitches } from './switches.js';
-import { decodeField, decodeObject, readInt, readString, type Decoded } from './validate.js';
+import { decodeField, decodeObject, readBool, readInt, readString, type Decoded } from './validate.js';
 
 export const META_LINK_PATH = '/v1/meta-link';
 
@@ -25,6 +25,15 @@ export interface HeartbeatAnswer {
   readonly epoch: number;
 }
 
+/**
+ * Meta's answer to a member that asks to be drained (before it stops): `draining` when meta took the
+ * drain (its drain event follows), else why not (e.g. it is the last server of its role).
+ */
+export interface DrainSelfAnswer {
+  readonly draining: boolean;
+  readonly reason: string;
+}
+
 export const decodeMembers = (raw: unknown): Decoded<MembersEvent> =>
   decodeObject(raw, (issues, o) => ({
     data: readMembers(issues, o['data'], 'data'),
@@ -41,6 +50,12 @@ const decodeHeartbeatAnswer: Decoder<HeartbeatAnswer> = decodeField('epoch', (is
   readInt(issues, raw, path, { required: true }),
 );
 
+const decodeDrainSelfAnswer: Decoder<DrainSelfAnswer> = (raw) =>
+  decodeObject(raw, (issues, o) => ({
+    draining: readBool(issues, o['draining'], 'draining', true) ?? false,
+    reason: readString(issues, o['reason'], 'reason', { maxLength: 1024 }) ?? '',
+  }));
+
 /** The contract of the meta link: methods members call on meta, events meta sends to members. */
 export const META_LINK = Object.freeze({
   hello: HELLO_METHOD,
@@ -51,6 +66,8 @@ export const META_LINK = Object.freeze({
   members: rpcEvent('members', decodeMembers),
   /** The operator switches (sessions only). */
   switches: rpcEvent('switches', decodeSwitches),
+  /** A member asks meta to drain it (the caller itself, named by its hello), e.g. as it stops. */
+  drainSelf: rpcMethod('drain-self', decodeNoParams, decodeDrainSelfAnswer),
   /** Meta asks this member to drain. */
   drain: rpcEvent('drain', decodeDrain),
 });

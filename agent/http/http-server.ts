@@ -46,6 +46,9 @@ export class HttpServer {
   readonly #blocking: BlockingQuota;
   readonly #auth: LocalAuth;
   #dropped = 0;
+  /** The abort of every request not answered yet: a drain ends them early (blocking queries answer now). */
+  readonly #inFlight = new Set<AbortController>();
+  #draining = false;
 
   constructor(router: JsonRouter, opts: HttpServerOptions) {
     this.#router = router;
@@ -99,6 +102,25 @@ export class HttpServer {
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
 
+  /**
+   * A graceful close: stops accepting connections, ends blocking queries early with their current
+   * answer, waits (at most `waitMs`) until every request in flight was answered, then closes every
+   * connection. Resolves with the number of requests still unanswered at the close.
+   */
+  async drain(waitMs: number): Promise<number> {
+    this.#draining = true;
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeIdleConnections();
+    for (const abort of this.#inFlight) abort.abort();
+    const deadline = performance.now() + waitMs;
+    while (this.#inFlight.size > 0 && performance.now() < deadline)
+      await new Promise((r) => setTimeout(r, 5));
+    const unanswered = this.#inFlight.size;
+    this.#server.closeAllConnections();
+    await closed;
+    return unanswered;
+  }
+
   /** Takes a blocking-query slot when the request is one; it is freed when the response closes. */
   #admit(req: http.IncomingMessage, res: http.ServerResponse, method: string, query: URLSearchParams): void {
     if (!isBlockingQuery(method, query)) return;
@@ -110,12 +132,19 @@ export class HttpServer {
   async #serve(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const method = req.method ?? 'GET';
     const abort = new AbortController();
+    this.#inFlight.add(abort);
     res.on('close', () => {
+      this.#inFlight.delete(abort);
       // Only a client that left before its answer aborts the handler; after a sent answer there is
       // nothing to stop, and an abort would allocate an exception per request.
       if (!res.writableFinished) abort.abort();
     });
     res.setHeader('x-consul-default-acl-policy', this.#auth.defaultPolicy);
+    if (this.#draining) {
+      // A request that arrived on an open connection during a drain: answered now, then the socket goes.
+      res.setHeader('connection', 'close');
+      abort.abort();
+    }
     // A bad target, token or Host throws its 400/401/403, which the safe listener answers.
     const target = targetOf(req);
     const caller = this.#auth.admit(method, target.path, req.headers, target.query, req.socket.remoteAddress);

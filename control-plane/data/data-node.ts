@@ -15,6 +15,7 @@ import { DATA_LINK, DATA_LINK_PATH } from '../../proto/data-link.js';
 import { REPLICATION_LINK, type ReplicationOp } from '../../proto/replication-link.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { liveTimeout, loopMonitor } from '../../proto/runtime/loop-monitor.js';
+import type { ShutdownPhases } from '../../proto/runtime/shutdown.js';
 import { CLUSTER_PROTOCOL_VERSION, type LinkHello } from '../../proto/rpc.js';
 import { MetaMember, type MemberLinkOptions } from '../link/meta-member.js';
 import type { SlotTable } from '../../proto/slot-table.js';
@@ -175,7 +176,10 @@ export class DataNode {
     this.#log.info('data listening', { url: this.url });
   }
 
-  async stop(): Promise<void> {
+  /** Stops; with `phases` (a graceful stop) meta first moves every slot away, within their deadline. */
+  async stop(phases?: ShutdownPhases): Promise<void> {
+    const drained = (): boolean => this.#draining === 'drained';
+    if (phases !== undefined) await this.#meta?.handOverBeforeStop(phases, 'data: hand slots over', drained);
     this.#stopped = true;
     this.#unregisterMetrics();
     this.#protection.unregister();

@@ -7,9 +7,10 @@
  * hello; the link then moves on to the next listed URL, whose meta re-puts this member's key before
  * the first meta's lease on it runs out.
  */
-import { META_LINK, type MembersEvent } from '../../proto/meta-link.js';
+import { META_LINK, type DrainSelfAnswer, type MembersEvent } from '../../proto/meta-link.js';
 import type { LinkHello } from '../../proto/rpc.js';
 import type { Logger } from '../../proto/runtime/log.js';
+import { SHUTDOWN_RESERVE_MS, waitUntil, type ShutdownPhases } from '../../proto/runtime/shutdown.js';
 import type { SlotTable } from '../../proto/slot-table.js';
 import type { Switches } from '../../proto/switches.js';
 import { LinkClient, type LinkRetry } from './link-client.js';
@@ -36,6 +37,9 @@ export interface MetaMemberEvents {
   switches?(switches: Switches): void;
   drain?(): void;
 }
+
+/** How a hand-over before stopping went: `refused` when meta had no one to take over. */
+export type HandOverOutcome = 'drained' | 'refused' | 'no-meta' | 'timed-out';
 
 export class MetaMember {
   readonly #client: LinkClient;
@@ -75,6 +79,42 @@ export class MetaMember {
       this.#client.peer?.call(META_LINK.heartbeat, { id: this.#opts.hello.id }).catch(() => undefined);
     }, this.#opts.heartbeatMs);
     this.#heartbeat.unref();
+  }
+
+  /**
+   * Asks meta to drain this member (as it stops); meta's drain event follows when it agrees.
+   * `undefined` when no meta is connected or it did not answer in time (an older meta, or none).
+   */
+  async drainSelf(timeoutMs: number): Promise<DrainSelfAnswer | undefined> {
+    const peer = this.#client.peer;
+    if (peer === undefined) return undefined;
+    return peer.call(META_LINK.drainSelf, {}, timeoutMs).catch(() => undefined);
+  }
+
+  /**
+   * Hands this member's work over before it stops: asks meta to drain it, then waits until
+   * `drained()` holds, all within `waitMs`. Never rejects; the outcome says what happened.
+   */
+  async handOver(drained: () => boolean, waitMs: number): Promise<HandOverOutcome> {
+    if (drained()) return 'drained';
+    const started = performance.now();
+    const answer = await this.drainSelf(Math.min(waitMs, this.#opts.callTimeoutMs));
+    if (answer === undefined) return 'no-meta';
+    if (!answer.draining) {
+      this.#opts.logger.info('meta did not drain this member', { reason: answer.reason });
+      return 'refused';
+    }
+    return (await waitUntil(drained, waitMs - (performance.now() - started))) ? 'drained' : 'timed-out';
+  }
+
+  /**
+   * A member's first step of a graceful stop: phase `phase` asks meta to drain it and waits until
+   * `drained()` holds, leaving the later steps their reserve of the deadline; the outcome is logged.
+   */
+  async handOverBeforeStop(phases: ShutdownPhases, phase: string, drained: () => boolean): Promise<void> {
+    const wait = phases.budgetMs(Number.POSITIVE_INFINITY, SHUTDOWN_RESERVE_MS);
+    const outcome = await phases.run(phase, () => this.handOver(drained, wait));
+    this.#opts.logger.info('hand-over before stopping', { phase, outcome });
   }
 
   stop(): void {

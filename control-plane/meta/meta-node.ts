@@ -10,7 +10,7 @@
  * one assigns slots; every meta serves members and pushes them what the store holds.
  */
 import type { Member, MemberRole } from '../../proto/cluster-records.js';
-import { META_LINK, META_LINK_PATH, type MembersEvent } from '../../proto/meta-link.js';
+import { META_LINK, META_LINK_PATH, type DrainSelfAnswer, type MembersEvent } from '../../proto/meta-link.js';
 import type { HelloAnswer, LinkHello } from '../../proto/rpc.js';
 import { MeshregError } from '../../proto/errors.js';
 import type { Logger } from '../../proto/runtime/log.js';
@@ -277,6 +277,7 @@ export class MetaNode {
       this.#protection.protection.recovered(hello.id);
       return { epoch: this.#table?.epoch ?? 0 };
     });
+    peer.handle(META_LINK.drainSelf, () => this.#drainSelf(hello.id));
     void peer.closed.then(() => {
       if (rec.peer === peer) rec.peer = undefined;
     });
@@ -290,6 +291,18 @@ export class MetaNode {
       if (hello.role === 'data') this.#tick();
     });
     return { leaseMs: this.#opts.leaseMs };
+  }
+
+  /** A member stopping asks to be drained: the same drain as the admin API's, as a value. */
+  #drainSelf(id: string): DrainSelfAnswer {
+    if (this.#draining.has(id)) return { draining: true, reason: 'already draining' };
+    try {
+      this.drain(id);
+      return { draining: true, reason: '' };
+    } catch (err) {
+      if (err instanceof MeshregError) return { draining: false, reason: err.message };
+      throw err;
+    }
   }
 
   #tick(): void {

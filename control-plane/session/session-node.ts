@@ -8,6 +8,7 @@ import type { Member } from '../../proto/cluster-records.js';
 import { META_LINK_PATH } from '../../proto/meta-link.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { loopMonitor } from '../../proto/runtime/loop-monitor.js';
+import type { ShutdownPhases } from '../../proto/runtime/shutdown.js';
 import { CLUSTER_PROTOCOL_VERSION } from '../../proto/rpc.js';
 import { MetaMember, type MemberLinkOptions } from '../link/meta-member.js';
 import type { ProtectionOptions } from '../link/protection.js';
@@ -44,6 +45,8 @@ export class SessionNode {
   #peers: string[] = [];
   #meta: MetaMember | undefined;
   readonly #protection: RoleProtection;
+  /** A drain asked by meta completed: no agent is connected any more. */
+  #drained = false;
 
   constructor(opts: SessionNodeOptions) {
     this.#opts = opts;
@@ -105,14 +108,25 @@ export class SessionNode {
           this.server.applySwitches(sw);
         },
         drain: () => {
-          void this.server.drain().then(() => this.#opts.onDrained?.());
+          void this.server.drain().then(() => {
+            this.#drained = true;
+            this.#opts.onDrained?.();
+          });
         },
       },
     );
     this.#meta.start();
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops. With `phases` (a graceful stop) meta first drains this session, so its agents move to the
+   * other sessions, within their deadline; the last session closes its agents with `shutting_down`
+   * (1001, going away), which they answer by reconnecting after a jittered backoff.
+   */
+  async stop(phases?: ShutdownPhases): Promise<void> {
+    const drained = (): boolean => this.#drained;
+    if (phases !== undefined)
+      await this.#meta?.handOverBeforeStop(phases, 'session: hand agents over', drained);
     this.#protection.unregister();
     loopMonitor.stop();
     this.#meta?.stop();
