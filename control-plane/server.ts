@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../proto/runtime/log.js';
 import { registerLoopDelayMetric } from '../proto/runtime/loop-metrics.js';
+import { TlsSource } from '../proto/runtime/tls.js';
 import { sharedAdminToken, type Scrape } from './admin/ops-http.js';
 import type { ControlPlaneConfig } from './config.js';
 import { DataNode } from './data/data-node.js';
@@ -27,6 +28,7 @@ export class ControlPlane {
   readonly #log: Logger;
   readonly #hooks: ControlPlaneHooks;
   #releaseLoopMetric: (() => void) | undefined;
+  #tls: TlsSource | undefined;
 
   constructor(config: ControlPlaneConfig, logger: Logger, hooks: ControlPlaneHooks = {}) {
     this.#config = config;
@@ -46,7 +48,14 @@ export class ControlPlane {
   async start(): Promise<void> {
     this.#releaseLoopMetric ??= registerLoopDelayMetric();
     const c = this.#config;
+    // Unusable TLS files stop the start here, naming the variables.
+    const tls = TlsSource.load(c.tls);
+    if (!tls.ok) throw tls.error;
+    this.#tls = tls.value;
+    this.#tls?.watch(this.#log);
     const link = {
+      tls: this.#tls,
+      connLimits: c.connLimits,
       callTimeoutMs: c.link.callTimeoutMs,
       maxFrameBytes: c.link.maxFrameBytes,
       maxHelloBytes: c.link.maxHelloBytes,
@@ -162,6 +171,7 @@ export class ControlPlane {
     await this.session?.stop();
     await this.data?.stop();
     await this.meta?.stop();
+    this.#tls?.close();
     this.#releaseLoopMetric?.();
   }
 }

@@ -10,6 +10,7 @@
 import { META_LINK, type MembersEvent } from '../../proto/meta-link.js';
 import type { LinkHello } from '../../proto/rpc.js';
 import type { Logger } from '../../proto/runtime/log.js';
+import type { TlsSource } from '../../proto/runtime/tls.js';
 import type { SlotTable } from '../../proto/slot-table.js';
 import type { Switches } from '../../proto/switches.js';
 import { LinkClient, type LinkRetry } from './link-client.js';
@@ -23,6 +24,8 @@ export interface MemberLinkOptions {
   readonly maxFrameBytes: number;
   /** Reconnect delays of every link the member dials. */
   readonly retry: LinkRetry;
+  /** TLS of every link the member dials (none: plain). */
+  readonly tls?: TlsSource | undefined;
 }
 
 export interface MetaMemberOptions extends MemberLinkOptions {
@@ -52,6 +55,7 @@ export class MetaMember {
         callTimeoutMs: opts.callTimeoutMs,
         maxFrameBytes: opts.maxFrameBytes,
         retry: opts.retry,
+        tls: opts.tls,
         logger: log,
       },
       {
