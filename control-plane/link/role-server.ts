@@ -23,6 +23,7 @@ import {
 } from '../../proto/runtime/http-edge.js';
 import { opsEndpoints, type AdminRoute, type HttpExtension, type OpsOptions } from '../admin/ops-http.js';
 import type { Logger } from '../../proto/runtime/log.js';
+import { isLoopbackAddress } from '../../proto/runtime/tls-config.js';
 import type { TlsSource } from '../../proto/runtime/tls.js';
 import {
   CLUSTER_PROTOCOL_VERSION,
@@ -209,7 +210,7 @@ export class RoleServer {
   async listen(): Promise<void> {
     const a = await listenOn(this.#http, this.#opts.port, this.#opts.host);
     this.#address = `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
-    if (this.scheme === 'ws' && !isLoopback(a.address))
+    if (this.scheme === 'ws' && !isLoopbackAddress(a.address))
       this.#logger.warn(
         'listening on a non-loopback address without TLS: tokens and registrations cross the network in plain text (set MESHREG_TLS_CERT_FILE and MESHREG_TLS_KEY_FILE)',
         { role: this.#role, address: this.#address },
@@ -299,12 +300,6 @@ function refuseUnverifiedClients(server: https.Server, tls: TlsSource, role: str
     else log.warn('TLS handshake failed', fields);
     socket.destroy();
   });
-}
-
-/** True for 127.0.0.0/8 and ::1 (also IPv4-mapped): addresses no other host can reach. */
-function isLoopback(address: string): boolean {
-  const a = address.replace(/^::ffff:/i, '');
-  return a === '::1' || a.startsWith('127.');
 }
 
 /**

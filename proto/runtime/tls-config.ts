@@ -100,3 +100,12 @@ export function plaintextRefusal(c: TlsConfig, url: string, variable: string): s
   if (!tlsConfigured(c) || !/^(ws|http):\/\//i.test(url.trim())) return undefined;
   return `${variable}: ${url} is plain text while TLS is configured (${TLS_ENV.cert}/${TLS_ENV.ca}); use wss:// or https://`;
 }
+
+/**
+ * True for an address no other host can reach (127.0.0.0/8, ::1, also IPv4-mapped): a server bound
+ * elsewhere without TLS is warned about at start.
+ */
+export function isLoopbackAddress(address: string): boolean {
+  const a = address.replace(/^::ffff:/i, '');
+  return a === '::1' || a.startsWith('127.');
+}

@@ -99,6 +99,7 @@ describe('conn-limits', () => {
       assert.equal(other, 200, 'another address is served meanwhile');
     }
     assert.match(server.logs(), /"msg":"connection refused".*"reason":"per_ip"/);
+    assert.doesNotMatch(server.logs(), /without TLS/, 'no plain-text warning on loopback');
     // The place is given back when a socket closes.
     mine[0]?.socket.destroy();
     await waitFor('127.0.0.1 served again', async () => (await healthFrom(port, '127.0.0.1')) === 200);

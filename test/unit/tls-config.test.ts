@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import { readAgentConfig } from '../../agent/config.js';
 import { readControlPlaneConfig } from '../../control-plane/config.js';
 import {
+  isLoopbackAddress,
   plaintextRefusal,
   readTlsConfig,
   tlsConfigured,
@@ -97,4 +98,11 @@ test('tls-config - the control plane finds meta over wss:// under TLS and refuse
     () => readControlPlaneConfig({ MESHREG_MAX_CONNECTIONS_PER_IP: '0' }, { dev: true }),
     /MESHREG_MAX_CONNECTIONS_PER_IP must be 1\.\.65536/,
   );
+});
+
+test('tls-config - only loopback addresses count as loopback for the plain-text warning', () => {
+  for (const a of ['127.0.0.1', '127.1.2.3', '::1', '::ffff:127.0.0.1'])
+    assert.equal(isLoopbackAddress(a), true, a);
+  for (const a of ['0.0.0.0', '::', '10.0.0.5', '::ffff:10.0.0.5', '128.0.0.1', 'fe80::1'])
+    assert.equal(isLoopbackAddress(a), false, a);
 });
