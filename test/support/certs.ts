@@ -52,18 +52,23 @@ async function openssl(args: readonly string[]): Promise<void> {
   await run('openssl', [...args], { timeout: 20_000 });
 }
 
+/** `openssl req` arguments that make a new unencrypted EC P-256 key in `file`. */
+const newKey = (file: string): string[] => [
+  '-newkey',
+  'ec',
+  '-pkeyopt',
+  'ec_paramgen_curve:P-256',
+  '-nodes',
+  '-keyout',
+  file,
+];
+
 async function makeCa(dir: string, name: string): Promise<CertPair> {
   const pair = { cert: path.join(dir, `${name}.pem`), key: path.join(dir, `${name}.key`) };
   await openssl([
     'req',
     '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    pair.key,
+    ...newKey(pair.key),
     '-out',
     pair.cert,
     '-subj',
@@ -93,20 +98,7 @@ async function makeLeaf(dir: string, leaf: Leaf): Promise<CertPair> {
   const pair = { cert: path.join(dir, `${leaf.name}.pem`), key: path.join(dir, `${leaf.name}.key`) };
   const csr = path.join(dir, `${leaf.name}.csr`);
   const ext = path.join(dir, `${leaf.name}.ext`);
-  await openssl([
-    'req',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    pair.key,
-    '-out',
-    csr,
-    '-subj',
-    `/CN=${leaf.name}`,
-  ]);
+  await openssl(['req', ...newKey(pair.key), '-out', csr, '-subj', `/CN=${leaf.name}`]);
   const lines = ['basicConstraints=CA:FALSE', `extendedKeyUsage=${leaf.usage}`];
   if (leaf.san !== undefined) lines.push(`subjectAltName=${leaf.san}`);
   await writeFile(ext, `${lines.join('\n')}\n`);
