@@ -182,7 +182,8 @@ export function guardConnections(server: net.Server, opts: GuardOptions): ConnGu
     done(req.socket);
   };
   server.on('connection', onConnection);
-  server.on('request', onRequest);
+  // First, so that a request's own handler (a /metrics scrape) already sees its socket as served.
+  server.prependListener('request', onRequest);
   const unregister = observeGauges(
     [
       {

@@ -4,6 +4,10 @@
  * request must be an authenticated `hello` of the right protocol version, and socket endpoints (the
  * agent link) handed to their owner. Malformed requests, bad upgrade targets and unknown paths are
  * answered here, once for every role; every socket starts with the small pre-hello frame limit.
+ *
+ * With TLS settings the port serves TLS only (a plaintext client fails the handshake) and, with a
+ * CA, refuses clients without a certificate it signed. Every socket is counted against the
+ * per-address and pending-handshake bounds (`conn-limits.ts`) before anything is read from it.
  */
 import http from 'node:http';
 import https from 'node:https';

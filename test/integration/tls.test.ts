@@ -16,6 +16,7 @@ import WebSocket from 'ws';
 import { createLogger } from '../../proto/runtime/log.js';
 import { readTlsConfig } from '../../proto/runtime/tls-config.js';
 import { TlsSource } from '../../proto/runtime/tls.js';
+import { parseMetrics, value } from '../support/admin.js';
 import { makeTestCerts, opensslAvailable, tlsEnv, type CertPair, type TestCerts } from '../support/certs.js';
 import { ctl } from '../support/ctl.js';
 import { http } from '../support/http.js';
@@ -126,6 +127,15 @@ describe('tls', async () => {
       10_000,
     );
     assert.equal(seen[0]?.Service.ID, 'tls-web-1');
+    // Every TLS connection of the session port is past its handshake: the two agents and this scrape.
+    const metrics = await httpsGet(
+      `${httpsBase(server.addresses['session'] ?? '')}/metrics`,
+      await clientTls(certs.ca, certs.agent),
+    );
+    assert.ok('body' in metrics, JSON.stringify(metrics));
+    const m = parseMetrics(metrics.body);
+    assert.equal(value(m, 'meshreg_link_handshakes_pending', { role: 'session' }), 0);
+    assert.ok((value(m, 'meshreg_link_connections', { role: 'session' }) ?? 0) >= 3);
   });
 
   test('tls - a plaintext client on a TLS port is refused (HTTP and WebSocket)', async (t) => {
