@@ -138,6 +138,17 @@ describe('tls', async () => {
     assert.ok((value(m, 'meshreg_link_connections', { role: 'session' }) ?? 0) >= 3);
   });
 
+  test('tls - meshreg dev runs every link over TLS, its own agent included', async (t) => {
+    if (!haveOpenssl) return t.diagnostic('openssl is not on PATH: skipped meshreg dev over TLS');
+    const { dir, cleanup } = await tempDir();
+    cleanups.push(cleanup);
+    const dev = await startMeshreg('dev', { MESHREG_AGENT_DATA_DIR: dir, ...tlsEnv(certs.node, certs.ca) });
+    t.after(() => dev.stop());
+    for (const role of ['meta', 'data', 'session']) assert.match(dev.addresses[role] ?? '', /^wss:\/\//);
+    await waitFor('the dev agent linked over wss', async () => (await upstreamOf(dev)).state === 'open');
+    assert.doesNotMatch(dev.logs(), /cannot connect|link could not connect|TLS client refused/);
+  });
+
   test('tls - a plaintext client on a TLS port is refused (HTTP and WebSocket)', async (t) => {
     if (!haveOpenssl) return t.diagnostic('openssl is not on PATH: skipped the plaintext refusal');
     const base = httpsBase(server.addresses['meta'] ?? '');
