@@ -138,6 +138,7 @@ export class Agent implements ConsulBackend {
       link: {
         urls: config.upstream,
         token: config.token,
+        tls: config.tls,
         connectTimeoutMs: config.connectTimeoutMs,
         maxFrameBytes: config.maxFrameBytes,
         backoff: {

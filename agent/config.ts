@@ -11,6 +11,12 @@ import { SHUTDOWN_TIMEOUT_VAR, readShutdownTimeoutMs } from '../proto/runtime/sh
 import { LOG_LEVELS, type LogLevel } from '../proto/runtime/log.js';
 import { SECURITY_VARS, readSecuritySettings, type SecuritySettings } from './auth/security-config.js';
 import { AGENT_SHUTDOWN_MODES, type AgentShutdownMode } from './agent-shutdown.js';
+import {
+  plaintextRefusal,
+  readTlsConfig,
+  tlsConfigured,
+  type TlsConfig,
+} from '../proto/runtime/tls-config.js';
 
 export interface AgentConfig {
   readonly logLevel: LogLevel;
@@ -53,6 +59,8 @@ export interface AgentConfig {
   readonly http: AgentHttpLimits;
   /** The local API's token and the health checks' network policy. */
   readonly security: SecuritySettings;
+  /** TLS of the link to the sessions (`wss://`): CA to verify them, certificate for mTLS. */
+  readonly tls: TlsConfig;
 }
 
 /** Bounds of the agent's HTTP server (see the README's Limits table). */
@@ -157,6 +165,7 @@ export const AGENT_VARS: readonly VarDoc[] = [
     doc: 'Most services watched at once (1..1000000); a new one evicts the least recently read idle watch, or gets 429.',
   },
   ...SECURITY_VARS,
+  ...agentTlsVars(),
 ];
 
 /** Bounds (inclusive) of the watch-table settings: no value can make a timer or table unbounded. */
@@ -166,14 +175,14 @@ export const WATCH_BOUNDS = {
 } as const;
 
 /** Accepts `host:port` or a `ws(s)://` URL; a bare host:port gets the agent-link path. */
-export function normaliseUpstream(entry: string): string {
+export function normaliseUpstream(entry: string, scheme: 'ws' | 'wss' = 'ws'): string {
   const t = entry.trim();
   if (/^wss?:\/\//.test(t)) {
     // URL.canParse is Node 20.9+, which package.json requires: a bad entry is a config error, not a crash.
     if (!URL.canParse(t)) throw new Error(`MESHREG_AGENT_UPSTREAM: ${JSON.stringify(t)} is not a valid URL`);
     return new URL(t).pathname === '/' ? `${t.replace(/\/$/, '')}${AGENT_LINK_PATH}` : t;
   }
-  return `ws://${t}${AGENT_LINK_PATH}`;
+  return `${scheme}://${t}${AGENT_LINK_PATH}`;
 }
 
 /** The agent's token: `MESHREG_TOKEN`, or the trimmed content of `MESHREG_TOKEN_FILE` (not both). */
@@ -204,15 +213,21 @@ export function readAgentConfig(
       'MESHREG_TOKEN (or MESHREG_TOKEN_FILE) is required: the agent authenticates to the session server with it',
     );
   const port = int('MESHREG_AGENT_PORT', 8500, 0, 65535);
+  const tls = readTlsConfig(env, { server: false });
+  const scheme = tlsConfigured(tls) ? 'wss' : 'ws';
   const upstream =
     overrides.upstream ??
     e
       .get('MESHREG_AGENT_UPSTREAM')
-      .default(`ws://127.0.0.1:9600${AGENT_LINK_PATH}`)
+      .default(`${scheme}://127.0.0.1:9600${AGENT_LINK_PATH}`)
       .asArray(',')
       .filter((u) => u.trim() !== '')
-      .map(normaliseUpstream);
+      .map((u) => normaliseUpstream(u, scheme));
   if (upstream.length === 0) throw new Error('MESHREG_AGENT_UPSTREAM must name at least one session server');
+  for (const u of upstream) {
+    const refused = plaintextRefusal(tls, u, 'MESHREG_AGENT_UPSTREAM');
+    if (refused !== undefined) throw new Error(refused);
+  }
   const backoffInitialMs = int('MESHREG_AGENT_BACKOFF_INITIAL_MS', 100, 1, 600_000);
   const backoffMaxMs = int('MESHREG_AGENT_BACKOFF_MAX_MS', 5000, 1, 3_600_000);
   if (backoffMaxMs < backoffInitialMs) {
@@ -258,6 +273,7 @@ export function readAgentConfig(
     xdsPort: readXdsPort(e.get('MESHREG_XDS_PORT').default('8502').asInt()),
     http: readHttpLimits(env),
     security: readSecuritySettings(env),
+    tls,
     watchIdleMs: int(
       'MESHREG_AGENT_WATCH_IDLE_MS',
       600_000,
@@ -340,4 +356,26 @@ export function readHttpLimits(env: NodeJS.ProcessEnv): AgentHttpLimits {
     keepAliveTimeoutMs: int('MESHREG_AGENT_KEEPALIVE_TIMEOUT_MS'),
     allowedHosts: Object.freeze(allowedHosts),
   });
+}
+
+/** The TLS variables as the agent reads them (the link to the sessions is its only TLS client). */
+function agentTlsVars(): VarDoc[] {
+  return [
+    {
+      name: 'MESHREG_TLS_CERT_FILE',
+      default: '',
+      doc: 'PEM certificate the agent presents to sessions (mTLS); with MESHREG_TLS_KEY_FILE.',
+    },
+    { name: 'MESHREG_TLS_KEY_FILE', default: '', doc: 'PEM private key of MESHREG_TLS_CERT_FILE.' },
+    {
+      name: 'MESHREG_TLS_CA_FILE',
+      default: '(system CAs)',
+      doc: 'PEM CA bundle the sessions are verified against; any TLS file makes the upstream wss:// only.',
+    },
+    {
+      name: 'MESHREG_TLS_SERVER_NAME',
+      default: '(URL host)',
+      doc: "Name checked in the session's certificate instead of the URL's host.",
+    },
+  ];
 }

@@ -3,7 +3,7 @@
  * scripts. Meta is the entry point; for a service's replicas and for session connections the
  * command follows the member addresses meta returns, with the same token.
  */
-import { request } from 'undici';
+import { Agent as HttpsAgent, request, type Dispatcher } from 'undici';
 import {
   decodeAdminConnections,
   decodeAdminDatum,
@@ -21,6 +21,8 @@ import {
 } from '../proto/admin-api.js';
 import type { ErrorCode } from '../proto/errors.js';
 import { describe, type Decoded } from '../proto/validate.js';
+import { plaintextRefusal, readTlsConfig } from '../proto/runtime/tls-config.js';
+import { TlsSource } from '../proto/runtime/tls.js';
 import { renderTable } from './ctl-table.js';
 
 const USAGE = `meshreg ctl — operate a meshreg cluster through meta's admin API
@@ -54,6 +56,8 @@ interface Ctx {
   readonly token: string;
   readonly json: boolean;
   readonly out: (s: string) => void;
+  /** https with the process's CA and certificate (MESHREG_TLS_*); none: the default client. */
+  readonly dispatcher?: Dispatcher | undefined;
 }
 
 /** A command that failed: the line for stderr and the exit code (1 failed, 2 usage). */
@@ -86,8 +90,14 @@ export async function runCtl(argv: readonly string[], env: NodeJS.ProcessEnv): P
   }
   const json = args.includes('--json');
   if (json) args.splice(args.indexOf('--json'), 1);
+  const tls = ctlTls(env);
+  if (typeof tls === 'string') {
+    process.stderr.write(`meshreg ctl: ${tls}\n`);
+    return 1;
+  }
   const ctx: Ctx = {
-    meta: toHttp(opt('--meta') ?? env['MESHREG_CTL_META'] ?? 'http://127.0.0.1:9610'),
+    dispatcher: tls.dispatcher,
+    meta: toHttp(opt('--meta') ?? env['MESHREG_CTL_META'] ?? tls.defaultMeta),
     token: opt('--token') ?? env['MESHREG_ADMIN_TOKEN'] ?? '',
     json,
     out: (s) => process.stdout.write(s.endsWith('\n') ? s : `${s}\n`),
@@ -98,6 +108,25 @@ export async function runCtl(argv: readonly string[], env: NodeJS.ProcessEnv): P
   } catch (err) {
     process.stderr.write(`meshreg ctl: ${err instanceof Error ? err.message : String(err)}\n`);
     return err instanceof CtlError ? err.exitCode : 1;
+  }
+}
+
+/** The https client and default meta address under MESHREG_TLS_*, or why the files cannot be used. */
+function ctlTls(env: NodeJS.ProcessEnv): { dispatcher?: Dispatcher; defaultMeta: string } | string {
+  try {
+    const config = readTlsConfig(env, { server: false });
+    const tls = TlsSource.load(config);
+    if (!tls.ok) return tls.error.message;
+    if (tls.value === undefined) return { defaultMeta: 'http://127.0.0.1:9610' };
+    const meta = env['MESHREG_CTL_META'] ?? '';
+    const refused = plaintextRefusal(config, meta, 'MESHREG_CTL_META');
+    if (refused !== undefined) return refused;
+    return {
+      dispatcher: new HttpsAgent({ connect: tls.value.clientOptions() }),
+      defaultMeta: 'https://127.0.0.1:9610',
+    };
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
   }
 }
 
@@ -136,6 +165,7 @@ async function ask<T>(
       method,
       headers: { authorization: `Bearer ${ctx.token}`, 'content-type': 'application/json' },
       body: body === undefined ? null : JSON.stringify(body),
+      ...(ctx.dispatcher === undefined ? {} : { dispatcher: ctx.dispatcher }),
     });
     status = res.statusCode;
     text = await res.body.text();

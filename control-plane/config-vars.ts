@@ -288,4 +288,40 @@ export const CONTROL_PLANE_VARS: readonly VarDoc[] = [
     default: '65536',
     doc: 'Largest frame an agent may send before its hello is accepted (1 KiB..1 MiB); larger closes with 1009.',
   },
+  {
+    name: 'MESHREG_TLS_CERT_FILE',
+    default: '(none: plain)',
+    doc: 'PEM certificate (chain) of every role port (wss://, https://), also presented by links it dials; with MESHREG_TLS_KEY_FILE.',
+  },
+  { name: 'MESHREG_TLS_KEY_FILE', default: '(none)', doc: 'PEM private key of MESHREG_TLS_CERT_FILE.' },
+  {
+    name: 'MESHREG_TLS_CA_FILE',
+    default: '(none)',
+    doc: 'PEM CA bundle: role ports require client certificates signed by it (mTLS); links verify servers against it.',
+  },
+  {
+    name: 'MESHREG_TLS_SERVER_NAME',
+    default: '(URL host)',
+    doc: "Name links check in the server's certificate instead of the URL's host.",
+  },
+  {
+    name: 'MESHREG_TLS_MIN_VERSION',
+    default: 'TLSv1.2',
+    doc: 'Oldest TLS version offered: TLSv1.2 or TLSv1.3.',
+  },
+  {
+    name: 'MESHREG_TLS_RELOAD_MS',
+    default: '10000',
+    doc: 'How often the TLS files are checked for a change and reloaded (0..3600000; 0: only on SIGHUP).',
+  },
+  {
+    name: 'MESHREG_MAX_CONNECTIONS_PER_IP',
+    default: '512',
+    doc: 'Open sockets one client address may hold on a role port, loopback included (1..65536); more are closed at once.',
+  },
+  {
+    name: 'MESHREG_MAX_PENDING_HANDSHAKES',
+    default: '256',
+    doc: 'Sockets of a role port still in their handshake, no accepted hello yet (1..65536); more are closed at once.',
+  },
 ];

@@ -6,6 +6,12 @@ import envVar from 'env-var';
 import { MAX_SETTING_MS, MIB, boundedInt } from '../proto/runtime/env-bounds.js';
 import { LOG_LEVELS, type LogLevel } from '../proto/runtime/log.js';
 import { readShutdownTimeoutMs } from '../proto/runtime/shutdown.js';
+import {
+  plaintextRefusal,
+  readTlsConfig,
+  tlsConfigured,
+  type TlsConfig,
+} from '../proto/runtime/tls-config.js';
 import { isPowerOfTwo } from '../proto/slot-table.js';
 import type { ProtectionOptions } from './link/protection.js';
 import { readTokenSettings, type TokenFiles } from './auth/token-config.js';
@@ -105,12 +111,22 @@ export interface ControlPlaneConfig {
   };
   /** Protection mode of every role: how many removals by silence a window allows. */
   readonly protection: ProtectionOptions;
+  /** TLS of every role port and every link between servers (none set: plain). */
+  readonly tls: TlsConfig;
+  /** Per role port: sockets per client address, and handshakes under way at once. */
+  readonly connLimits: { readonly maxPerIp: number; readonly maxPending: number };
 }
 
 export { CONTROL_PLANE_VARS, type VarDoc } from './config-vars.js';
 
 /** Bounds of the variables that size per-connection state (min..max, inclusive). */
 export const SESSION_MAX_SUBSCRIPTIONS_BOUNDS = { min: 1, max: 1_000_000 } as const;
+
+/** `[default, min, max]` of the connection bounds of every role port. */
+export const CONN_LIMIT_BOUNDS = {
+  MESHREG_MAX_CONNECTIONS_PER_IP: [512, 1, 65_536],
+  MESHREG_MAX_PENDING_HANDSHAKES: [256, 1, 65_536],
+} as const;
 
 export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: boolean }): ControlPlaneConfig {
   const e = envVar.from(env);
@@ -155,9 +171,10 @@ export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: bool
   if (retry.maxMs < retry.initialMs)
     throw new Error('MESHREG_LINK_RETRY_MAX_MS must not be below MESHREG_LINK_RETRY_INITIAL_MS');
   const metaPort = e.get('MESHREG_META_PORT').default('9610').asPortNumber();
+  const tls = readTlsConfig(env, { server: true });
   const metaUrls = e
     .get('MESHREG_META_URL')
-    .default(`ws://127.0.0.1:${metaPort}/v1/meta-link`)
+    .default(`${tlsConfigured(tls) ? 'wss' : 'ws'}://127.0.0.1:${metaPort}/v1/meta-link`)
     .asArray(',')
     .map((u) => u.trim())
     .filter((u) => u !== '');
@@ -167,6 +184,17 @@ export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: bool
     .asArray(',')
     .map((u) => u.trim())
     .filter((u) => u !== '');
+  for (const [name, url] of [
+    ...metaUrls.map((u) => ['MESHREG_META_URL', u] as const),
+    ['MESHREG_SESSION_ADVERTISE_URL', e.get('MESHREG_SESSION_ADVERTISE_URL').default('').asString()] as const,
+  ]) {
+    const refused = plaintextRefusal(tls, url, name);
+    if (refused !== undefined) throw new Error(refused);
+  }
+  const connLimit = (name: keyof typeof CONN_LIMIT_BOUNDS): number => {
+    const [def, min, max] = CONN_LIMIT_BOUNDS[name];
+    return int(name, def, min, max);
+  };
   if (e.get('MESHREG_META_STORE').asString() === 'etcd' && etcdEndpoints.length === 0) {
     throw new Error('MESHREG_META_STORE=etcd needs MESHREG_ETCD_ENDPOINTS (e.g. http://127.0.0.1:2379)');
   }
@@ -257,6 +285,11 @@ export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: bool
       maxRemovalPercent: int('MESHREG_PROTECTION_MAX_REMOVAL_PERCENT', 15, 0, 100),
       windowMs: int('MESHREG_PROTECTION_WINDOW_MS', 60_000, 100),
       minRemovals: int('MESHREG_PROTECTION_MIN_REMOVALS', 1, 0, 1_000_000),
+    }),
+    tls,
+    connLimits: Object.freeze({
+      maxPerIp: connLimit('MESHREG_MAX_CONNECTIONS_PER_IP'),
+      maxPending: connLimit('MESHREG_MAX_PENDING_HANDSHAKES'),
     }),
   });
 }

@@ -9,6 +9,7 @@ import { registerLoopDelayMetric } from '../proto/runtime/loop-metrics.js';
 import { describe } from '../proto/validate.js';
 import { type Scrape } from './admin/ops-http.js';
 import { TokenStore } from './auth/token-store.js';
+import { TlsSource } from '../proto/runtime/tls.js';
 import type { ControlPlaneConfig } from './config.js';
 import { DataNode } from './data/data-node.js';
 import { EtcdStore } from './meta/etcd-store.js';
@@ -34,6 +35,7 @@ export class ControlPlane {
   readonly #onHangup = (): void => {
     this.reloadTokens('SIGHUP');
   };
+  #tls: TlsSource | undefined;
 
   constructor(config: ControlPlaneConfig, logger: Logger, hooks: ControlPlaneHooks = {}) {
     this.#config = config;
@@ -53,7 +55,14 @@ export class ControlPlane {
   async start(): Promise<void> {
     this.#releaseLoopMetric ??= registerLoopDelayMetric();
     const c = this.#config;
+    // Unusable TLS files stop the start here, naming the variables.
+    const tls = TlsSource.load(c.tls);
+    if (!tls.ok) throw tls.error;
+    this.#tls = tls.value;
+    this.#tls?.watch(this.#log);
     const link = {
+      tls: this.#tls,
+      connLimits: c.connLimits,
       callTimeoutMs: c.link.callTimeoutMs,
       maxFrameBytes: c.link.maxFrameBytes,
       maxHelloBytes: c.link.maxHelloBytes,
@@ -211,6 +220,7 @@ export class ControlPlane {
     if (data !== undefined) await (phases?.run('data: close', () => data.stop(phases)) ?? data.stop());
     // etcd: the election's lease is revoked, so another meta leads without waiting for it to expire.
     if (meta !== undefined) await (phases?.run('meta: resign and close', () => meta.stop()) ?? meta.stop());
+    this.#tls?.close();
     this.#releaseLoopMetric?.();
   }
 }

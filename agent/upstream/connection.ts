@@ -14,6 +14,10 @@
  * A `slow_down` from the session (protocol 3) is not a failure: the link stays open, its liveness
  * timeout is extended by the pause asked (clamped by the decoder), and the owner defers its own
  * non-urgent sends. Silence is judged in live time, so a stall of this process is not the session's.
+ *
+ * With TLS settings the link is `wss://` only: the session's certificate is verified (CA and host
+ * name) and the agent's own is presented for mTLS; a `ws://` URL is refused, never dialled in plain
+ * text. Why a connection fails (a certificate refused either way) is logged once per cause.
  */
 import WebSocket from 'ws';
 import {
@@ -31,6 +35,8 @@ import type { Logger } from '../../proto/runtime/log.js';
 import { describe } from '../../proto/validate.js';
 import { Backoff, type BackoffOptions } from '../../proto/runtime/backoff.js';
 import { loopMonitor } from '../../proto/runtime/loop-monitor.js';
+import { TLS_ENV, type TlsConfig } from '../../proto/runtime/tls-config.js';
+import { TlsSource } from '../../proto/runtime/tls.js';
 import { Liveness } from './liveness.js';
 
 const UNSUPPORTED_PROTOCOL = ERROR_TABLE.unsupported_protocol.ws;
@@ -66,6 +72,26 @@ export const wsSocketFactory: SocketFactory = (url, opts) =>
     perMessageDeflate: false,
   });
 
+/**
+ * The {@link SocketFactory} of an agent with TLS settings: `wss://` with its CA, certificate and
+ * server-name check, read at each dial so a rotated certificate is used at the next reconnect. A
+ * plaintext URL throws: the link logs why and retries like any failed connection.
+ */
+export function tlsSocketFactory(tls: TlsSource): SocketFactory {
+  return (url, opts) => {
+    if (!/^wss:\/\//i.test(url))
+      throw new Error(
+        `refusing plain-text session URL ${url}: TLS is configured (${TLS_ENV.cert}, ${TLS_ENV.ca})`,
+      );
+    return new WebSocket(url, {
+      ...tls.clientOptions(),
+      handshakeTimeout: opts.handshakeTimeoutMs,
+      maxPayload: opts.maxFrameBytes,
+      perMessageDeflate: false,
+    });
+  };
+}
+
 export interface LinkOptions {
   readonly urls: readonly string[];
   readonly nodeId: string;
@@ -79,6 +105,8 @@ export interface LinkOptions {
   readonly connect?: SocketFactory;
   /** The backoff's random source (jitter); `Math.random` by default. */
   readonly random?: () => number;
+  /** TLS settings of the agent (`agent/config.ts`); none: plain `ws://`. Used when `connect` is not given. */
+  readonly tls?: TlsConfig | undefined;
 }
 
 /** What the link reports to its owner. */
@@ -106,10 +134,19 @@ export class UpstreamLink {
   readonly #opts: LinkOptions;
   readonly #handler: LinkHandler;
   readonly #log: Logger;
+  readonly #tls: TlsSource | undefined;
+  readonly #dial: SocketFactory;
+  /** The last connection error logged: a repeat is not logged again until the link opens. */
+  #lastError = '';
 
+  /** Throws, naming the variables, when the TLS files cannot be used (the agent does not start). */
   constructor(opts: LinkOptions, handler: LinkHandler) {
     if (opts.urls.length === 0) throw new Error('the upstream link needs at least one session URL');
     this.#opts = opts;
+    const tls = opts.tls === undefined ? undefined : TlsSource.load(opts.tls);
+    if (tls?.ok === false) throw tls.error;
+    this.#tls = tls?.value;
+    this.#dial = opts.connect ?? (this.#tls === undefined ? wsSocketFactory : tlsSocketFactory(this.#tls));
     this.#handler = handler;
     this.#urls = [...opts.urls];
     this.#backoff = new Backoff(opts.backoff, opts.random);
@@ -137,6 +174,7 @@ export class UpstreamLink {
   start(): void {
     // The liveness clock (live time) needs this process's loop monitor running.
     loopMonitor.start();
+    this.#tls?.watch(this.#log);
     this.#to('connecting', 'start');
   }
 
@@ -151,6 +189,7 @@ export class UpstreamLink {
   stop(): void {
     if (this.#state === 'closed') return;
     if (this.#state !== 'idle') loopMonitor.stop();
+    this.#tls?.close();
     this.#to('closed', 'stopped');
   }
 
@@ -167,6 +206,7 @@ export class UpstreamLink {
         break;
       case 'open':
         this.#backoff.reset();
+        this.#lastError = '';
         break;
       case 'backoff':
         this.#teardown();
@@ -191,10 +231,22 @@ export class UpstreamLink {
   #connect(): void {
     const url = this.#urls[this.#next % this.#urls.length] ?? '';
     this.#next++;
-    const ws = (this.#opts.connect ?? wsSocketFactory)(url, {
-      handshakeTimeoutMs: this.#opts.connectTimeoutMs,
-      maxFrameBytes: this.#opts.maxFrameBytes,
-    });
+    let ws: LinkSocket;
+    try {
+      ws = this.#dial(url, {
+        handshakeTimeoutMs: this.#opts.connectTimeoutMs,
+        maxFrameBytes: this.#opts.maxFrameBytes,
+      });
+    } catch (err) {
+      // A URL that cannot be dialled (malformed, or plain text under TLS) fails like a refused connection.
+      this.#connectError(url, err);
+      // After this transition has been reported: the owner sees connecting, then backoff.
+      queueMicrotask(() => {
+        if (this.#state === 'connecting' && this.#ws === undefined)
+          this.#to('backoff', 'socket not opened', this.#backoff.next());
+      });
+      return;
+    }
     this.#ws = ws;
     const protocolVersion = this.#fallback.get(url) ?? PROTOCOL_VERSION;
     this.#protocol = protocolVersion;
@@ -238,8 +290,24 @@ export class UpstreamLink {
       this.#onClosed(code, reason.toString(), url);
     });
     ws.on('error', (err) => {
-      this.#log.debug('upstream socket error', { url, err });
+      if (this.#state === 'connecting') this.#connectError(url, err);
+      else this.#log.debug('upstream socket error', { url, err });
     });
+  }
+
+  /** Logs why a dial failed (a certificate refused, a wrong host name), once per cause in a row. */
+  #connectError(url: string, err: unknown): void {
+    const message = err instanceof Error ? err.message : String(err);
+    if (message === this.#lastError) return;
+    this.#lastError = message;
+    // A TLS server that refuses the client's certificate may just close: say where to look.
+    const hint =
+      this.#tls !== undefined && message === 'socket hang up'
+        ? {
+            hint: "the session closed the TLS connection: see its log for why it refused this agent's certificate",
+          }
+        : {};
+    this.#log.warn('cannot connect to session', { url, err: message, ...hint });
   }
 
   #onWelcome(ws: LinkSocket, welcome: Welcome): void {

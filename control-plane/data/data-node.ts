@@ -152,7 +152,7 @@ export class DataNode {
   async start(): Promise<void> {
     loopMonitor.start();
     await this.#role.listen();
-    const url = `ws://${this.#opts.advertiseHost !== '' ? `${this.#opts.advertiseHost}:${this.#role.address.split(':').pop() ?? ''}` : this.#role.address}${DATA_LINK_PATH}`;
+    const url = `${this.#role.scheme}://${this.#opts.advertiseHost !== '' ? `${this.#opts.advertiseHost}:${this.#role.address.split(':').pop() ?? ''}` : this.#role.address}${DATA_LINK_PATH}`;
     this.#meta = new MetaMember(
       { ...this.#opts, hello: this.#hello(url), logger: this.#log },
       {

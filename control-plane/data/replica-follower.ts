@@ -14,6 +14,7 @@ import {
 } from '../../proto/replication-link.js';
 import type { LinkHello } from '../../proto/rpc.js';
 import type { Logger } from '../../proto/runtime/log.js';
+import type { TlsSource } from '../../proto/runtime/tls.js';
 import { LinkClient, type LinkRetry } from '../link/link-client.js';
 import type { DataServer } from './data-server.js';
 
@@ -24,6 +25,8 @@ export interface ReplicaFollowerOptions {
   readonly maxFrameBytes: number;
   /** Reconnect delays of the link. */
   readonly retry: LinkRetry;
+  /** TLS of the links to the leaders (none: plain). */
+  readonly tls?: TlsSource | undefined;
   readonly logger: Logger;
 }
 
@@ -82,6 +85,7 @@ export class ReplicaFollower {
         callTimeoutMs: this.#opts.callTimeoutMs,
         maxFrameBytes: this.#opts.maxFrameBytes,
         retry: this.#opts.retry,
+        tls: this.#opts.tls,
         logger: this.#opts.logger,
       },
       {

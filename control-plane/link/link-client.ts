@@ -6,12 +6,17 @@
  * through {@link LinkClient.#to}, which checks the from-state, logs `A -> B` at debug level and runs
  * the entry action. A failure moves on to the next URL of the list after a delay that grows per
  * failure; the delay resets only once a hello was accepted.
+ *
+ * With TLS configured, every link is `wss://` and verifies the server (CA and host name) while
+ * presenting this process's certificate; a `ws://` URL is refused, never dialled in plain text.
  */
 import WebSocket from 'ws';
 import { FATAL_CLOSE_CODES } from '../../proto/errors.js';
 import { Backoff } from '../../proto/runtime/backoff.js';
 import type { LinkSocket } from '../../proto/runtime/link-socket.js';
 import type { Logger } from '../../proto/runtime/log.js';
+import { TLS_ENV } from '../../proto/runtime/tls-config.js';
+import type { TlsSource } from '../../proto/runtime/tls.js';
 import { HELLO_METHOD, type LinkHello } from '../../proto/rpc.js';
 import { RpcPeer } from './rpc-peer.js';
 import { PROCESS_NONCE } from './local-process.js';
@@ -37,6 +42,18 @@ export type LinkSocketFactory = (url: string, opts: LinkSocketOptions) => LinkSo
 export const wsSocket: LinkSocketFactory = (url, opts) =>
   new WebSocket(url, { ...opts, perMessageDeflate: false });
 
+/**
+ * The factory of a process with TLS settings: `wss://` with its CA, certificate and server-name
+ * check; a plaintext URL throws (the link retries it like any failed connection, and logs why).
+ */
+export function tlsSocket(tls: TlsSource): LinkSocketFactory {
+  return (url, opts) => {
+    if (!/^wss:\/\//i.test(url))
+      throw new Error(`refusing plain-text link ${url}: TLS is configured (${TLS_ENV.cert}, ${TLS_ENV.ca})`);
+    return new WebSocket(url, { ...opts, ...tls.clientOptions(), perMessageDeflate: false });
+  };
+}
+
 export interface LinkClientOptions {
   /** One URL, or several comma-separated: each failed connection moves on to the next. */
   readonly url: string;
@@ -45,8 +62,10 @@ export interface LinkClientOptions {
   readonly maxFrameBytes: number;
   readonly retry: LinkRetry;
   readonly logger: Logger;
-  /** Opens the sockets (default {@link wsSocket}); tests pass an in-memory pair. */
+  /** Opens the sockets (default {@link wsSocket}, or {@link tlsSocket} with `tls`); tests pass an in-memory pair. */
   readonly connect?: LinkSocketFactory;
+  /** The process's TLS settings, used when `connect` is not given. */
+  readonly tls?: TlsSource | undefined;
   /** Random source of the backoff's jitter (default `Math.random`). */
   readonly random?: () => number;
 }
@@ -82,6 +101,8 @@ export class LinkClient {
   #peer: RpcPeer | undefined;
   #next = 0;
   #timer: NodeJS.Timeout | undefined;
+  /** The last connection error logged: a repeat is not logged again until the link opens. */
+  #lastError = '';
 
   constructor(opts: LinkClientOptions, cb: LinkCallbacks) {
     this.#opts = opts;
@@ -130,6 +151,7 @@ export class LinkClient {
         break;
       case 'open':
         this.#backoff.reset();
+        this.#lastError = '';
         if (this.#peer !== undefined) this.#cb.ready?.(this.#peer);
         break;
       case 'backoff':
@@ -154,7 +176,9 @@ export class LinkClient {
     const url = this.#urls[this.#next++ % this.#urls.length] ?? '';
     let socket: LinkSocket;
     try {
-      socket = (this.#opts.connect ?? wsSocket)(url, {
+      const tls = this.#opts.tls;
+      const factory = this.#opts.connect ?? (tls === undefined ? wsSocket : tlsSocket(tls));
+      socket = factory(url, {
         maxPayload: this.#opts.maxFrameBytes,
         handshakeTimeout: this.#opts.callTimeoutMs,
       });
@@ -173,6 +197,12 @@ export class LinkClient {
     });
     this.#peer = peer;
     this.#cb.setup(peer);
+    socket.on('error', (err) => {
+      // Says why a link does not come up (a refused certificate, a wrong host name), once per cause.
+      if (this.#state === 'open' || err.message === this.#lastError) return;
+      this.#lastError = err.message;
+      this.#opts.logger.warn('link could not connect', { url, err: err.message });
+    });
     socket.once('open', () => {
       if (this.#peer === peer && this.#state === 'connecting') this.#to('hello', `connected to ${url}`);
     });

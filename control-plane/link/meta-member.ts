@@ -11,6 +11,7 @@ import { META_LINK, type DrainSelfAnswer, type MembersEvent } from '../../proto/
 import type { LinkHello } from '../../proto/rpc.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { SHUTDOWN_RESERVE_MS, waitUntil, type ShutdownPhases } from '../../proto/runtime/shutdown.js';
+import type { TlsSource } from '../../proto/runtime/tls.js';
 import type { SlotTable } from '../../proto/slot-table.js';
 import type { Switches } from '../../proto/switches.js';
 import { LinkClient, type LinkRetry } from './link-client.js';
@@ -24,6 +25,8 @@ export interface MemberLinkOptions {
   readonly maxFrameBytes: number;
   /** Reconnect delays of every link the member dials. */
   readonly retry: LinkRetry;
+  /** TLS of every link the member dials (none: plain). */
+  readonly tls?: TlsSource | undefined;
 }
 
 export interface MetaMemberOptions extends MemberLinkOptions {
@@ -56,6 +59,7 @@ export class MetaMember {
         callTimeoutMs: opts.callTimeoutMs,
         maxFrameBytes: opts.maxFrameBytes,
         retry: opts.retry,
+        tls: opts.tls,
         logger: log,
       },
       {

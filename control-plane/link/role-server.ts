@@ -4,8 +4,14 @@
  * request must be an authenticated `hello` of the right protocol version, and socket endpoints (the
  * agent link) handed to their owner. Malformed requests, bad upgrade targets and unknown paths are
  * answered here, once for every role; every socket starts with the small pre-hello frame limit.
+ *
+ * With TLS settings the port serves TLS only (a plaintext client fails the handshake) and, with a
+ * CA, refuses clients without a certificate it signed. Every socket is counted against the
+ * per-address and pending-handshake bounds (`conn-limits.ts`) before anything is read from it.
  */
 import http from 'node:http';
+import https from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import { MeshregError } from '../../proto/errors.js';
@@ -17,9 +23,12 @@ import {
   targetOf,
   writeRawError,
   listenOn,
+  rateLimitedLog,
 } from '../../proto/runtime/http-edge.js';
 import { opsEndpoints, type AdminRoute, type HttpExtension, type OpsOptions } from '../admin/ops-http.js';
 import type { Logger } from '../../proto/runtime/log.js';
+import { isLoopbackAddress } from '../../proto/runtime/tls-config.js';
+import type { TlsSource } from '../../proto/runtime/tls.js';
 import {
   CLUSTER_PROTOCOL_VERSION,
   HELLO_METHOD,
@@ -28,6 +37,7 @@ import {
   type LinkHello,
 } from '../../proto/rpc.js';
 import { tokensEqual } from './auth.js';
+import { guardConnections, type ConnGuard, type ConnLimitOptions } from './conn-limits.js';
 import { RpcPeer } from './rpc-peer.js';
 import { closeOversizedWithReason, setMaxPayload } from './ws-limits.js';
 
@@ -46,6 +56,10 @@ export interface RoleServerOptions {
   readonly helloTimeoutMs: number;
   /** `/metrics` and the admin API on the role's port. */
   readonly ops: Omit<OpsOptions, 'logger'>;
+  /** With a certificate, the port serves TLS only (`wss://`, `https://`); with a CA, clients need certificates. */
+  readonly tls?: TlsSource | undefined;
+  /** Sockets per client address and handshakes under way; none: unbounded (tests of other things). */
+  readonly connLimits?: ConnLimitOptions | undefined;
 }
 
 /** Frame limits of a socket endpoint: small until its owner accepts the hello, then the full size. */
@@ -80,6 +94,8 @@ export class RoleServer {
   readonly #sockets = new Map<string, SocketEndpoint>();
   #address = '';
   #extension: HttpExtension | undefined;
+  readonly #guard: ConnGuard | undefined;
+  readonly #unserveTls: () => void;
 
   /** `health` adds to the `/health` body; a `status: 'degraded'` in it answers 503. */
   constructor(
@@ -93,11 +109,32 @@ export class RoleServer {
     this.#logger = logger;
     this.#health = health;
     this.#wss = preHelloServer(opts);
-    this.#http = http.createServer(
-      safeListener(logger, (req, res) => {
-        this.#onHttp(req, res);
-      }),
-    );
+    const listener = safeListener(logger, (req, res) => {
+      this.#onHttp(req, res);
+    });
+    const tls = opts.tls?.serving === true ? opts.tls : undefined;
+    if (tls === undefined) {
+      this.#http = http.createServer(listener);
+      this.#unserveTls = () => undefined;
+    } else {
+      // The TLS handshake gets the hello's time: a socket that never finishes it is cut then.
+      const server = https.createServer(
+        { ...tls.serverOptions(), handshakeTimeout: opts.helloTimeoutMs },
+        listener,
+      );
+      this.#http = server;
+      this.#unserveTls = tls.serve(server);
+      refuseUnverifiedClients(server, tls, role, logger);
+    }
+    this.#guard =
+      opts.connLimits === undefined
+        ? undefined
+        : guardConnections(this.#http, {
+            ...opts.connLimits,
+            role,
+            logger,
+            handshakeTimeoutMs: opts.helloTimeoutMs,
+          });
     this.#http.on('clientError', clientErrorHandler(logger));
     this.#http.on('upgrade', safeUpgrade(logger, this.#onUpgrade.bind(this)));
   }
@@ -122,6 +159,8 @@ export class RoleServer {
     const endpoint = this.#sockets.get(path);
     if (endpoint !== undefined) {
       endpoint.wss.handleUpgrade(req, socket, head, (ws) => {
+        // The owner answers the hello at once (welcome or close): its first frame ends the handshake.
+        ws.once('message', () => this.#guard?.handshakeDone(socket));
         endpoint.accepted(ws, req);
       });
       return;
@@ -132,7 +171,7 @@ export class RoleServer {
       return;
     }
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
-      this.#accept(ws, accepted);
+      this.#accept(ws, accepted, () => this.#guard?.handshakeDone(socket));
     });
   }
 
@@ -163,24 +202,36 @@ export class RoleServer {
     return this.#address;
   }
 
+  /** `wss` when the port serves TLS, else `ws` (its HTTP endpoints: `https`, `http`). */
+  get scheme(): 'ws' | 'wss' {
+    return this.#http instanceof https.Server ? 'wss' : 'ws';
+  }
+
   url(path: string): string {
-    return `ws://${this.#address}${path}`;
+    return `${this.scheme}://${this.#address}${path}`;
   }
 
   async listen(): Promise<void> {
     const a = await listenOn(this.#http, this.#opts.port, this.#opts.host);
     this.#address = `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+    if (this.scheme === 'ws' && !isLoopbackAddress(a.address))
+      this.#logger.warn(
+        'listening on a non-loopback address without TLS: tokens and registrations cross the network in plain text (set MESHREG_TLS_CERT_FILE and MESHREG_TLS_KEY_FILE)',
+        { role: this.#role, address: this.#address },
+      );
   }
 
   async close(): Promise<void> {
     for (const p of this.#peers) p.close('shutting_down', `${this.#role} stopping`);
     this.#wss.close();
     for (const e of this.#sockets.values()) e.wss.close();
+    this.#guard?.stop();
+    this.#unserveTls();
     this.#http.closeAllConnections();
     await new Promise<void>((resolve) => this.#http.close(() => resolve()));
   }
 
-  #accept(ws: WebSocket, accepted: PeerAccepted): void {
+  #accept(ws: WebSocket, accepted: PeerAccepted, handshakeDone: () => void): void {
     const peer = new RpcPeer(ws, {
       callTimeoutMs: this.#opts.callTimeoutMs,
       logger: this.#logger,
@@ -206,6 +257,7 @@ export class RoleServer {
       clearTimeout(timer);
       const hello = this.#checkHello(peer, asked);
       setMaxPayload(ws, this.#opts.maxFrameBytes);
+      handshakeDone();
       peer.authenticated();
       return accepted(peer, hello);
     });
@@ -226,6 +278,32 @@ export class RoleServer {
     });
     return err;
   }
+}
+
+/**
+ * Logs why a TLS peer was refused, which only the server knows. A client certificate is checked
+ * here rather than by OpenSSL's `rejectUnauthorized`, which closes without saying why: this
+ * listener runs first on every secure connection and destroys an unverified one before any of its
+ * bytes are read.
+ */
+function refuseUnverifiedClients(server: https.Server, tls: TlsSource, role: string, logger: Logger): void {
+  const log = rateLimitedLog(logger);
+  server.prependListener('secureConnection', (socket: TLSSocket) => {
+    if (!tls.verifiesClients || socket.authorized) return;
+    log.warn('TLS client refused', {
+      role,
+      ip: socket.remoteAddress,
+      err: String(socket.authorizationError),
+    });
+    socket.destroy();
+  });
+  server.on('tlsClientError', (err: NodeJS.ErrnoException, socket) => {
+    // A client that gave up (it refused our certificate) resets; its alert, when sent, is the message.
+    const fields = { role, ip: socket.remoteAddress, code: err.code, err: err.message };
+    if (err.code === 'ECONNRESET') log.debug('TLS handshake failed', fields);
+    else log.warn('TLS handshake failed', fields);
+    socket.destroy();
+  });
 }
 
 /**

@@ -6,6 +6,7 @@
 import type { Member, OwnedPublisher } from '../../proto/cluster-records.js';
 import { DATA_LINK, type CollectParams } from '../../proto/data-link.js';
 import type { Logger } from '../../proto/runtime/log.js';
+import type { TlsSource } from '../../proto/runtime/tls.js';
 import { CLUSTER_PROTOCOL_VERSION } from '../../proto/rpc.js';
 import { attempt, type Result } from '../../proto/result.js';
 import { withTraceparent } from '../../proto/trace-context.js';
@@ -33,6 +34,8 @@ export interface RemoteDataOptions {
   readonly maxFrameBytes: number;
   /** Reconnect delays of the link. */
   readonly retry: LinkRetry;
+  /** TLS of the link (none: plain). */
+  readonly tls?: TlsSource | undefined;
   readonly logger: Logger;
   /** Answers a migrating data server: this session's publishers in `slots`. */
   readonly collect: (p: CollectParams) => OwnedPublisher[];
@@ -64,6 +67,7 @@ export class RemoteDataClient implements DataApi {
         callTimeoutMs: opts.callTimeoutMs,
         maxFrameBytes: opts.maxFrameBytes,
         retry: opts.retry,
+        tls: opts.tls,
         logger: opts.logger.child({ dataId: member.id }),
       },
       {

@@ -164,6 +164,7 @@ export class SessionNode {
         callTimeoutMs: this.#opts.callTimeoutMs,
         maxFrameBytes: this.#opts.maxFrameBytes,
         retry: this.#opts.retry,
+        tls: this.#opts.tls,
         logger: this.#log,
         collect: (p) => this.server.collect(p),
         onConnected: () => {
