@@ -7,6 +7,7 @@ import envVar from 'env-var';
 import { AGENT_LINK_PATH } from '../proto/agent-link.js';
 import { MAX_SETTING_MS, MIB, boundedInt } from '../proto/runtime/env-bounds.js';
 import { LOG_LEVELS, type LogLevel } from '../proto/runtime/log.js';
+import { topologyFromEnv } from './topology.js';
 
 export interface AgentConfig {
   readonly logLevel: LogLevel;
@@ -93,6 +94,7 @@ export const AGENT_VARS: readonly VarDoc[] = [
   { name: 'MESHREG_DATACENTER', default: 'dc1', doc: 'Datacenter name in Consul responses.' },
   { name: 'MESHREG_ZONE', default: '', doc: 'Zone of this node (EDS locality).' },
   { name: 'MESHREG_REGION', default: '', doc: 'Region of this node (EDS locality).' },
+  ...topologyVars(),
   {
     name: 'MESHREG_AGENT_DATA_DIR',
     default: '.meshreg-data/agent-<port>',
@@ -191,8 +193,7 @@ export function readAgentConfig(
     nodeName: e.get('MESHREG_NODE_NAME').default(os.hostname()).asString(),
     nodeAddress: e.get('MESHREG_NODE_ADDRESS').default('127.0.0.1').asString(),
     datacenter: e.get('MESHREG_DATACENTER').default('dc1').asString(),
-    zone: e.get('MESHREG_ZONE').default('').asString(),
-    region: e.get('MESHREG_REGION').default('').asString(),
+    ...topologyFromEnv(env),
     dataDir: e
       .get('MESHREG_AGENT_DATA_DIR')
       .default(path.join('.meshreg-data', `agent-${port}`))
@@ -226,6 +227,32 @@ export function readAgentConfig(
       WATCH_BOUNDS.maxWatches.max,
     ),
   });
+}
+
+/** The topology file and `meshreg topology` (the Kubernetes init step that writes it). */
+function topologyVars(): VarDoc[] {
+  return [
+    {
+      name: 'MESHREG_TOPOLOGY_FILE',
+      default: '',
+      doc: 'JSON file `{"zone","region"}` read at start instead of MESHREG_ZONE/MESHREG_REGION; `meshreg topology` writes it.',
+    },
+    {
+      name: 'MESHREG_KUBERNETES_API',
+      default: '(https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT)',
+      doc: '`meshreg topology`: the Kubernetes API server it reads the Node object from.',
+    },
+    {
+      name: 'MESHREG_KUBERNETES_SA_DIR',
+      default: '/var/run/secrets/kubernetes.io/serviceaccount',
+      doc: '`meshreg topology`: folder with the service-account `token` and `ca.crt`.',
+    },
+    {
+      name: 'MESHREG_TOPOLOGY_TIMEOUT_MS',
+      default: '30000',
+      doc: '`meshreg topology`: how long it retries an unreachable API server (100..600000).',
+    },
+  ];
 }
 
 function readXdsPort(port: number): number {

@@ -9,6 +9,7 @@
  */
 import { Agent } from '../agent/agent.js';
 import { AGENT_VARS, readAgentConfig } from '../agent/config.js';
+import { readTopologyInitConfig, runTopologyInit } from '../agent/topology-kubernetes.js';
 import { CONTROL_PLANE_VARS, readControlPlaneConfig } from '../control-plane/config.js';
 import { ControlPlane } from '../control-plane/server.js';
 import { createLogger, type Logger } from '../proto/runtime/log.js';
@@ -33,6 +34,8 @@ Commands:
             and a GET /health.
   agent     Start a sidecar agent connected to the session servers in MESHREG_AGENT_UPSTREAM.
   ctl       Operate a cluster through meta's admin API (meshreg ctl --help).
+  topology  Kubernetes init step: write this node's zone and region (Node labels) to
+            MESHREG_TOPOLOGY_FILE for the agent.
   help      Show this text (also --help).
 
 Metrics are served in Prometheus text at GET /metrics on every role port (the agent:
@@ -60,6 +63,8 @@ async function main(argv: readonly string[]): Promise<number> {
       return run(await startAgent());
     case 'ctl':
       return runCtl(argv.slice(1), process.env);
+    case 'topology':
+      return runTopologyInit(readTopologyInitConfig(process.env), createLogger('info', { pid: process.pid }));
     case 'help':
     case '--help':
     case '-h':
