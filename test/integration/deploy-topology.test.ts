@@ -122,7 +122,10 @@ test('topology - an API server answering 503 is retried until it answers', async
     api.requests.map((r) => r.status),
     [503, 503, 200],
   );
-  assert.equal(JSON.parse(await readFile(file, 'utf8')).zone, 'zone-a');
+  assert.deepEqual(JSON.parse(await readFile(file, 'utf8')) as unknown, {
+    zone: 'zone-a',
+    region: 'region-1',
+  });
 });
 
 test('topology - a server certificate from another CA is refused within the time bound', async (t) => {

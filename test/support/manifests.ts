@@ -62,7 +62,7 @@ export async function render(dir: string): Promise<K8sObject[]> {
       { maxBuffer: 16 * 1024 * 1024, env: { ...process.env, KUBECONFIG: '/dev/null' } },
       (err, stdout) => {
         if (err === null) resolve(stdout);
-        else reject(err);
+        else reject(new Error(`kubectl annotate --local: ${err.message}`));
       },
     );
     child.stdin?.end(yaml);
