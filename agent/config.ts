@@ -128,6 +128,16 @@ export const AGENT_VARS: readonly VarDoc[] = [
   },
   ...httpLimitVars(),
   {
+    name: 'MESHREG_XDS_PORT',
+    default: '8502',
+    doc: 'Port of the gRPC xDS server (ADS/EDS); -1 turns it off.',
+  },
+  {
+    name: 'MESHREG_AGENT_CONFIG_DIR',
+    default: '',
+    doc: 'A folder of JSON service definitions (Consul format), loaded at start and reloaded on change.',
+  },
+  {
     name: 'MESHREG_AGENT_WATCH_IDLE_MS',
     default: '600000',
     doc: 'A watched service not read for this long, with no blocking query or xDS subscriber, is unwatched (100..86400000).',

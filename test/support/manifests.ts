@@ -173,12 +173,14 @@ function mapValue(
 
 /**
  * Creates a folder per volume of `spec` under `root`: a secret's files are random tokens (named by
- * the file variables that point into it), a ConfigMap's are its data; others start empty.
+ * the file variables that point into it; the same key holds the same token in every secret, as the
+ * deploy instructions create them, kept in `tokens`), a ConfigMap's are its data; others start empty.
  */
 export async function volumeStandIns(
   spec: PodSpec,
   objects: readonly K8sObject[],
   root: string,
+  tokens: Map<string, string>,
 ): Promise<Map<string, string>> {
   const dirs = new Map<string, string>();
   const containers = [...(spec.initContainers ?? []), ...spec.containers];
@@ -196,11 +198,11 @@ export async function volumeStandIns(
       const mount = c.volumeMounts?.find((m) => m.name === v.name);
       if (mount === undefined) continue;
       for (const e of c.env ?? []) {
-        if (e.name.endsWith('_FILE') && e.value?.startsWith(mount.mountPath + '/') === true)
-          await writeFile(
-            path.join(dir, e.value.slice(mount.mountPath.length + 1)),
-            randomBytes(24).toString('hex'),
-          );
+        if (!e.name.endsWith('_FILE') || e.value?.startsWith(mount.mountPath + '/') !== true) continue;
+        const key = e.value.slice(mount.mountPath.length + 1);
+        const token = tokens.get(key) ?? randomBytes(24).toString('hex');
+        tokens.set(key, token);
+        await writeFile(path.join(dir, key), token);
       }
     }
   }
