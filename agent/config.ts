@@ -94,7 +94,11 @@ export const AGENT_VARS: readonly VarDoc[] = [
   { name: 'MESHREG_DATACENTER', default: 'dc1', doc: 'Datacenter name in Consul responses.' },
   { name: 'MESHREG_ZONE', default: '', doc: 'Zone of this node (EDS locality).' },
   { name: 'MESHREG_REGION', default: '', doc: 'Region of this node (EDS locality).' },
-  ...topologyVars(),
+  {
+    name: 'MESHREG_TOPOLOGY_FILE',
+    default: '',
+    doc: 'JSON file `{"zone","region"}` read at start instead of MESHREG_ZONE/MESHREG_REGION; `meshreg topology` writes it.',
+  },
   {
     name: 'MESHREG_AGENT_DATA_DIR',
     default: '.meshreg-data/agent-<port>',
@@ -237,32 +241,6 @@ export function readAgentConfig(
       WATCH_BOUNDS.maxWatches.max,
     ),
   });
-}
-
-/** The topology file and `meshreg topology` (the Kubernetes init step that writes it). */
-function topologyVars(): VarDoc[] {
-  return [
-    {
-      name: 'MESHREG_TOPOLOGY_FILE',
-      default: '',
-      doc: 'JSON file `{"zone","region"}` read at start instead of MESHREG_ZONE/MESHREG_REGION; `meshreg topology` writes it.',
-    },
-    {
-      name: 'MESHREG_KUBERNETES_API',
-      default: '(https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT)',
-      doc: '`meshreg topology`: the Kubernetes API server it reads the Node object from.',
-    },
-    {
-      name: 'MESHREG_KUBERNETES_SA_DIR',
-      default: '/var/run/secrets/kubernetes.io/serviceaccount',
-      doc: '`meshreg topology`: folder with the service-account `token` and `ca.crt`.',
-    },
-    {
-      name: 'MESHREG_TOPOLOGY_TIMEOUT_MS',
-      default: '30000',
-      doc: '`meshreg topology`: how long it retries an unreachable API server (100..600000).',
-    },
-  ];
 }
 
 function readXdsPort(port: number): number {

@@ -11,6 +11,7 @@ import path from 'node:path';
 import envVar from 'env-var';
 import { type Result, fail, ok } from '../proto/result.js';
 import { boundedInt } from '../proto/runtime/env-bounds.js';
+import type { VarDoc } from './config.js';
 import type { Logger } from '../proto/runtime/log.js';
 import { describe } from '../proto/validate.js';
 import { decodeNodeTopology, writeTopologyFile, type Topology } from './topology.js';
@@ -30,6 +31,25 @@ export interface KubernetesApi {
   /** PEM of the CA that signed the API server's certificate. */
   readonly ca: string;
 }
+
+/** The variables only `meshreg topology` reads (with MESHREG_NODE_NAME and MESHREG_TOPOLOGY_FILE). */
+export const TOPOLOGY_VARS: readonly VarDoc[] = [
+  {
+    name: 'MESHREG_KUBERNETES_API',
+    default: '(https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT)',
+    doc: '`meshreg topology`: the Kubernetes API server it reads the Node object from.',
+  },
+  {
+    name: 'MESHREG_KUBERNETES_SA_DIR',
+    default: '/var/run/secrets/kubernetes.io/serviceaccount',
+    doc: '`meshreg topology`: folder with the service-account `token` and `ca.crt`.',
+  },
+  {
+    name: 'MESHREG_TOPOLOGY_TIMEOUT_MS',
+    default: '30000',
+    doc: '`meshreg topology`: how long it retries an unreachable API server (100..600000).',
+  },
+];
 
 /** Settings of `meshreg topology`, read once from the environment. */
 export interface TopologyInitConfig {

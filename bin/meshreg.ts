@@ -9,7 +9,7 @@
  */
 import { Agent } from '../agent/agent.js';
 import { AGENT_VARS, readAgentConfig } from '../agent/config.js';
-import { readTopologyInitConfig, runTopologyInit } from '../agent/topology-kubernetes.js';
+import { TOPOLOGY_VARS, readTopologyInitConfig, runTopologyInit } from '../agent/topology-kubernetes.js';
 import { CONTROL_PLANE_VARS, readControlPlaneConfig } from '../control-plane/config.js';
 import { ControlPlane } from '../control-plane/server.js';
 import { createLogger, type Logger } from '../proto/runtime/log.js';
@@ -42,7 +42,7 @@ Metrics are served in Prometheus text at GET /metrics on every role port (the ag
 GET /v1/meshreg/metrics); OTLP export and traces follow the standard OTEL_* variables.
 
 Every setting is an environment variable:
-${[...CONTROL_PLANE_VARS, ...AGENT_VARS]
+${[...CONTROL_PLANE_VARS, ...AGENT_VARS, ...TOPOLOGY_VARS]
   .filter((v, i, all) => all.findIndex((w) => w.name === v.name) === i)
   .map((v) => `  ${v.name.padEnd(38)} ${v.doc} [${v.default}]`)
   .join('\n')}

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { decodeNodeTopology, decodeTopology, topologyFromEnv } from '../../agent/topology.js';
+import { TOPOLOGY_VARS, readTopologyInitConfig } from '../../agent/topology-kubernetes.js';
 
 test('topology - node labels become zone and region; missing labels are empty', () => {
   const node = {
@@ -55,5 +56,38 @@ test('topology - the file replaces MESHREG_ZONE and MESHREG_REGION, and both at 
   assert.throws(
     () => topologyFromEnv({ MESHREG_TOPOLOGY_FILE: path.join(dir, 'missing.json') }),
     /MESHREG_TOPOLOGY_FILE: cannot read/,
+  );
+});
+
+test('topology - the init step refuses missing or unbounded settings, naming the variable', () => {
+  const env = {
+    MESHREG_NODE_NAME: 'n1',
+    MESHREG_TOPOLOGY_FILE: '/tmp/t.json',
+    MESHREG_KUBERNETES_API: 'https://10.0.0.1',
+  };
+  assert.equal(readTopologyInitConfig(env).timeoutMs, 30_000);
+  for (const name of TOPOLOGY_VARS.filter((v) => /^\d+$/.test(v.default)).map((v) => v.name))
+    for (const bad of ['99999999999', '-5'])
+      assert.throws(
+        () => readTopologyInitConfig({ ...env, [name]: bad }),
+        new RegExp(name),
+        `${name}=${bad}`,
+      );
+  assert.throws(
+    () => readTopologyInitConfig({ ...env, MESHREG_NODE_NAME: '' }),
+    /MESHREG_NODE_NAME is required/,
+  );
+  assert.throws(
+    () => readTopologyInitConfig({ ...env, MESHREG_KUBERNETES_API: 'http://x' }),
+    /not an https:\/\/ URL/,
+  );
+  assert.equal(
+    readTopologyInitConfig({
+      ...env,
+      MESHREG_KUBERNETES_API: undefined,
+      KUBERNETES_SERVICE_HOST: 'fd00::1',
+      KUBERNETES_SERVICE_PORT: '6443',
+    }).apiUrl,
+    'https://[fd00::1]:6443',
   );
 });
