@@ -12,6 +12,7 @@ import { ShutdownPhases } from '../proto/runtime/shutdown.js';
 import { tracer } from '../proto/runtime/telemetry.js';
 import { registerAgentMetrics } from './agent-metrics.js';
 import { stopAgent } from './agent-shutdown.js';
+import { addProbeRoutes } from './agent-probes.js';
 import { healthView, syncStatusView } from './agent-status.js';
 import { VersionClock } from '../proto/version.js';
 import type { AgentConfig } from './config.js';
@@ -73,6 +74,8 @@ export class Agent implements ConsulBackend {
   readonly #unregisterMetrics: () => void;
   /** The link's status while it is open (constant until the state changes); every read asks. */
   #openStatus: UpstreamStatus | undefined;
+  /** Set once {@link Agent.start} restored the state and bound the API: the readiness probe's answer. */
+  #started = false;
 
   private constructor(config: AgentConfig, node: NodeIdentity, logger: Logger, hooks: AgentHooks) {
     this.node = node;
@@ -175,6 +178,7 @@ export class Agent implements ConsulBackend {
     const router = new JsonRouter();
     addConsulRoutes(router, this);
     addCheckRoutes(router, this);
+    addProbeRoutes(router, { ready: () => this.#started });
     router.add('GET', '/v1/meshreg/health', () => ({
       status: 200,
       body: healthView(this.#sync, this.local, this.view),
@@ -244,6 +248,7 @@ export class Agent implements ConsulBackend {
       });
     }
     agent.#sync.start();
+    agent.#started = true;
     log.info('agent listening', { http: agent.#http.address, upstream: config.upstream });
     return agent;
   }

@@ -17,6 +17,7 @@ import {
   tlsConfigured,
   type TlsConfig,
 } from '../proto/runtime/tls-config.js';
+import { topologyFromEnv } from './topology.js';
 
 export interface AgentConfig {
   readonly logLevel: LogLevel;
@@ -117,6 +118,11 @@ export const AGENT_VARS: readonly VarDoc[] = [
   { name: 'MESHREG_ZONE', default: '', doc: 'Zone of this node (EDS locality).' },
   { name: 'MESHREG_REGION', default: '', doc: 'Region of this node (EDS locality).' },
   {
+    name: 'MESHREG_TOPOLOGY_FILE',
+    default: '',
+    doc: 'JSON file `{"zone","region"}` read at start instead of MESHREG_ZONE/MESHREG_REGION; `meshreg topology` writes it.',
+  },
+  {
     name: 'MESHREG_AGENT_DATA_DIR',
     default: '.meshreg-data/agent-<port>',
     doc: 'Where the agent keeps its node ID and registrations.',
@@ -154,6 +160,16 @@ export const AGENT_VARS: readonly VarDoc[] = [
   },
   SHUTDOWN_TIMEOUT_VAR,
   ...httpLimitVars(),
+  {
+    name: 'MESHREG_XDS_PORT',
+    default: '8502',
+    doc: 'Port of the gRPC xDS server (ADS/EDS); -1 turns it off.',
+  },
+  {
+    name: 'MESHREG_AGENT_CONFIG_DIR',
+    default: '',
+    doc: 'A folder of JSON service definitions (Consul format), loaded at start and reloaded on change.',
+  },
   {
     name: 'MESHREG_AGENT_WATCH_IDLE_MS',
     default: '600000',
@@ -245,8 +261,7 @@ export function readAgentConfig(
     nodeName: e.get('MESHREG_NODE_NAME').default(os.hostname()).asString(),
     nodeAddress: e.get('MESHREG_NODE_ADDRESS').default('127.0.0.1').asString(),
     datacenter: e.get('MESHREG_DATACENTER').default('dc1').asString(),
-    zone: e.get('MESHREG_ZONE').default('').asString(),
-    region: e.get('MESHREG_REGION').default('').asString(),
+    ...topologyFromEnv(env),
     dataDir: e
       .get('MESHREG_AGENT_DATA_DIR')
       .default(path.join('.meshreg-data', `agent-${port}`))

@@ -9,6 +9,7 @@
  */
 import { Agent } from '../agent/agent.js';
 import { AGENT_VARS, readAgentConfig } from '../agent/config.js';
+import { TOPOLOGY_VARS, readTopologyInitConfig, runTopologyInit } from '../agent/topology-kubernetes.js';
 import { CONTROL_PLANE_VARS, readControlPlaneConfig } from '../control-plane/config.js';
 import { ControlPlane } from '../control-plane/server.js';
 import { devTokens } from '../control-plane/auth/dev-tokens.js';
@@ -39,13 +40,15 @@ Commands:
             and a GET /health.
   agent     Start a sidecar agent connected to the session servers in MESHREG_AGENT_UPSTREAM.
   ctl       Operate a cluster through meta's admin API (meshreg ctl --help).
+  topology  Kubernetes init step: write this node's zone and region (Node labels) to
+            MESHREG_TOPOLOGY_FILE for the agent.
   help      Show this text (also --help).
 
 Metrics are served in Prometheus text at GET /metrics on every role port (the agent:
 GET /v1/meshreg/metrics); OTLP export and traces follow the standard OTEL_* variables.
 
 Every setting is an environment variable:
-${[...CONTROL_PLANE_VARS, ...AGENT_VARS]
+${[...CONTROL_PLANE_VARS, ...AGENT_VARS, ...TOPOLOGY_VARS]
   .filter((v, i, all) => all.findIndex((w) => w.name === v.name) === i)
   .map((v) => `  ${v.name.padEnd(38)} ${v.doc} [${v.default}]`)
   .join('\n')}
@@ -66,6 +69,8 @@ async function main(argv: readonly string[]): Promise<number> {
       return run(await startAgent());
     case 'ctl':
       return runCtl(argv.slice(1), process.env);
+    case 'topology':
+      return runTopologyInit(readTopologyInitConfig(process.env), createLogger('info', { pid: process.pid }));
     case 'help':
     case '--help':
     case '-h':

@@ -141,6 +141,11 @@ export class RoleServer {
 
   #onHttp(req: http.IncomingMessage, res: http.ServerResponse): void {
     const path = targetOf(req).path;
+    // Liveness (the event loop answers), for orchestrators; readiness is `/health`, 503 when degraded.
+    if (req.method === 'GET' && path === '/live') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+      return;
+    }
     if (req.method === 'GET' && path === '/health') {
       const body = { status: 'ok', role: this.#role, ...this.#health() };
       // A degraded role still serves, but a load balancer or probe should know.
