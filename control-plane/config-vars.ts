@@ -315,6 +315,11 @@ export const CONTROL_PLANE_VARS: readonly VarDoc[] = [
     doc: 'How often the TLS files are checked for a change and reloaded (0..3600000; 0: only on SIGHUP).',
   },
   {
+    name: 'MESHREG_TLS_PROBES_WITHOUT_CLIENT_CERT',
+    default: 'false',
+    doc: 'With a CA: clients without a certificate may still GET /live, /health and /metrics (kubelet probes, scrapers); nothing else.',
+  },
+  {
     name: 'MESHREG_MAX_CONNECTIONS_PER_IP',
     default: '512',
     doc: 'Open sockets one client address may hold on a role port, loopback included (1..65536); more are closed at once.',

@@ -141,6 +141,12 @@ export class RoleServer {
 
   #onHttp(req: http.IncomingMessage, res: http.ServerResponse): void {
     const path = targetOf(req).path;
+    const refused = probeOnlyRefusal(req, path, false);
+    if (refused !== undefined) {
+      res.setHeader('connection', 'close');
+      sendError(res, refused);
+      return;
+    }
     // Liveness (the event loop answers), for orchestrators; readiness is `/health`, 503 when degraded.
     if (req.method === 'GET' && path === '/live') {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
@@ -161,6 +167,11 @@ export class RoleServer {
   /** A bad target throws a 400 here, which the safe edge writes on the socket before closing it. */
   #onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
     const path = targetOf(req).path;
+    const refused = probeOnlyRefusal(req, path, true);
+    if (refused !== undefined) {
+      writeRawError(socket, refused);
+      return;
+    }
     const endpoint = this.#sockets.get(path);
     if (endpoint !== undefined) {
       endpoint.wss.handleUpgrade(req, socket, head, (ws) => {
@@ -285,6 +296,26 @@ export class RoleServer {
   }
 }
 
+/** TLS sockets without a verified client certificate, kept for {@link PROBE_PATHS} only. */
+const UNVERIFIED = new WeakSet<object>();
+
+/** What a client without a certificate may still GET when the role allows it (probes, scrapers). */
+const PROBE_PATHS: ReadonlySet<string> = new Set(['/live', '/health', '/metrics']);
+
+/** The refusal of a request from a socket kept only for the probe paths; undefined when allowed. */
+function probeOnlyRefusal(
+  req: http.IncomingMessage,
+  path: string,
+  upgrade: boolean,
+): MeshregError | undefined {
+  if (!UNVERIFIED.has(req.socket)) return undefined;
+  if (!upgrade && (req.method === 'GET' || req.method === 'HEAD') && PROBE_PATHS.has(path)) return undefined;
+  return new MeshregError(
+    'forbidden',
+    'a client certificate is required (only /live, /health and /metrics are open without one)',
+  );
+}
+
 /**
  * Logs why a TLS peer was refused, which only the server knows. A client certificate is checked
  * here rather than by OpenSSL's `rejectUnauthorized`, which closes without saying why: this
@@ -295,6 +326,11 @@ function refuseUnverifiedClients(server: https.Server, tls: TlsSource, role: str
   const log = rateLimitedLog(logger);
   server.prependListener('secureConnection', (socket: TLSSocket) => {
     if (!tls.verifiesClients || socket.authorized) return;
+    if (tls.probesWithoutClientCert) {
+      // Kept for the probe paths only: `#onHttp` and `#onUpgrade` refuse it everything else.
+      UNVERIFIED.add(socket);
+      return;
+    }
     log.warn('TLS client refused', {
       role,
       ip: socket.remoteAddress,

@@ -23,6 +23,7 @@ export const TLS_ENV = Object.freeze({
   serverName: 'MESHREG_TLS_SERVER_NAME',
   minVersion: 'MESHREG_TLS_MIN_VERSION',
   reloadMs: 'MESHREG_TLS_RELOAD_MS',
+  probesWithoutCert: 'MESHREG_TLS_PROBES_WITHOUT_CLIENT_CERT',
 });
 
 /** Bounds of `MESHREG_TLS_RELOAD_MS` (0 turns the file check off; SIGHUP still reloads). */
@@ -40,6 +41,11 @@ export interface TlsConfig {
   readonly minVersion: TlsMinVersion;
   /** How often the files are checked for a change (0: only on SIGHUP). */
   readonly reloadMs: number;
+  /**
+   * With a CA: a client without a verified certificate may still `GET /live`, `/health` and
+   * `/metrics` (orchestrator probes and scrapers cannot present one); everything else needs it.
+   */
+  readonly probesWithoutClientCert: boolean;
 }
 
 /** True when any file is set: URLs must then be `wss://`/`https://` (no plaintext fallback). */
@@ -88,6 +94,7 @@ export function readTlsConfig(env: NodeJS.ProcessEnv, opts: { server: boolean })
       TLS_RELOAD_BOUNDS.min,
       TLS_RELOAD_BOUNDS.max,
     ),
+    probesWithoutClientCert: e.get(TLS_ENV.probesWithoutCert).default('false').asBool(),
   });
 }
 

@@ -67,6 +67,11 @@ export class TlsSource {
     return this.#material.cert !== undefined && this.#material.key !== undefined;
   }
 
+  /** True when clients without a certificate may still read the probe paths (see {@link TlsConfig}). */
+  get probesWithoutClientCert(): boolean {
+    return this.#config.probesWithoutClientCert;
+  }
+
   /** True when clients must present a certificate (a CA is configured). */
   get verifiesClients(): boolean {
     return this.#material.ca !== undefined;

@@ -186,6 +186,52 @@ describe('tls', async () => {
     assert.ok('status' in withCert && withCert.status === 200, JSON.stringify(withCert));
   });
 
+  test('tls - with MESHREG_TLS_PROBES_WITHOUT_CLIENT_CERT a client without a certificate reads the probe paths only', async (t) => {
+    if (!haveOpenssl) return t.diagnostic('openssl is not on PATH: skipped probes without a certificate');
+    const probed = await startMeshreg('server', {
+      MESHREG_TOKEN: TOKEN,
+      MESHREG_ADMIN_TOKEN: ADMIN,
+      MESHREG_ROLES: 'meta',
+      MESHREG_TLS_PROBES_WITHOUT_CLIENT_CERT: 'true',
+      ...tlsEnv(certs.node, certs.ca),
+    });
+    t.after(() => probed.stop());
+    const base = httpsBase(probed.addresses['meta'] ?? '');
+    const anonymous = await clientTls(certs.ca);
+    for (const p of ['/live', '/health', '/metrics']) {
+      const got = await httpsGet(`${base}${p}`, anonymous);
+      assert.ok('status' in got && got.status === 200, `${p} without a certificate: ${JSON.stringify(got)}`);
+    }
+    // Everything else needs the certificate, whatever the token: the admin API and the links.
+    const admin = await httpsGet(`${base}/admin/members`, {
+      ...anonymous,
+      headers: { authorization: `Bearer ${ADMIN}` },
+    });
+    assert.ok(
+      'status' in admin && admin.status === 403 && admin.body.includes('client certificate'),
+      JSON.stringify(admin),
+    );
+    const upgrade = await new Promise<string>((resolve) => {
+      const ws = new WebSocket(probed.addresses['meta'] ?? '', { ca: anonymous.ca as Buffer });
+      ws.on('open', () => {
+        ws.close();
+        resolve('open');
+      });
+      ws.on('unexpected-response', (_req, res) => {
+        resolve(`refused ${String(res.statusCode)}`);
+      });
+      ws.on('error', (err) => {
+        resolve(`error ${err.message}`);
+      });
+    });
+    assert.match(upgrade, /^(refused 403|error )/, upgrade);
+    const withCert = await httpsGet(`${base}/admin/members`, {
+      ...(await clientTls(certs.ca, certs.agent)),
+      headers: { authorization: `Bearer ${ADMIN}` },
+    });
+    assert.ok('status' in withCert && withCert.status === 200, JSON.stringify(withCert));
+  });
+
   test('tls - an agent trusting another CA refuses the session and logs why', async (t) => {
     if (!haveOpenssl) return t.diagnostic('openssl is not on PATH: skipped wrong CA');
     const a = await startAgent('tls-wrong-ca', tlsEnv(certs.agent, certs.otherCa));
