@@ -49,7 +49,7 @@ export interface Shape {
 }
 
 const MAX_ITEMS = 1_000_000;
-const TEXT = { maxLength: 65_536 } as const;
+const TEXT = { minLength: 0, maxLength: 65_536 } as const;
 
 function readKind(issues: Issues, raw: unknown, path: string, kind: Kind): unknown {
   if (typeof kind === 'string') return readScalar(issues, raw, path, kind);

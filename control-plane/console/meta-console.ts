@@ -116,7 +116,9 @@ export class MetaConsole {
       ],
       errors,
     };
-    return { version: versionOf(body), generatedAt: Date.now(), you, ...body };
+    // Leases tick down between heartbeats: they are left out of the version, or it would always change.
+    const steady = { ...body, members: body.members.map((m) => ({ ...m, leaseLeftMs: 0 })) };
+    return { version: versionOf(steady), generatedAt: Date.now(), you, ...body };
   }
 
   #members(sum: Summaries): ConsoleMember[] {
@@ -135,8 +137,7 @@ export class MetaConsole {
       role: m.role,
       address: m.http,
       up: m.connected,
-      // Rounded so that an overview's version does not change with every millisecond of a lease.
-      leaseLeftMs: Math.floor(m.leaseLeftMs / 5000) * 5000,
+      leaseLeftMs: m.leaseLeftMs,
       draining: m.draining,
       reachable: !unreachable.has(m.id),
     }));
