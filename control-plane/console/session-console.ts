@@ -8,6 +8,7 @@ import type { ConsoleAgent, ConsoleOfflineAgent, ConsoleSubscriber } from '../..
 import { CONSOLE_LINK, type SessionConsoleSummary } from '../../proto/console-link.js';
 import { loopMonitor } from '../../proto/runtime/loop-monitor.js';
 import type { RpcPeer } from '../link/rpc-peer.js';
+import type { Protection } from '../link/protection.js';
 import type { ProtectionHost } from '../link/protection-ops.js';
 import type { ErrorRing } from './error-ring.js';
 import { LatencyWindows } from './latency-windows.js';
@@ -57,12 +58,15 @@ export interface SessionConsoleSource {
 /** The session's record of its agents for the console. */
 export class SessionConsoleBook {
   readonly #graceMs: number;
+  readonly #protection: Protection | undefined;
   readonly #agents = new Map<string, AgentEntry>();
   readonly latency = new LatencyWindows();
   #version = 0;
 
-  constructor(graceMs: number) {
+  /** `protection`: what holds connections past their grace (they stay listed offline meanwhile). */
+  constructor(graceMs: number, protection?: Protection) {
     this.#graceMs = graceMs;
+    this.#protection = protection;
   }
 
   get version(): number {
@@ -118,17 +122,24 @@ export class SessionConsoleBook {
     a.closedAt = Date.now();
     a.lastContact = a.closedAt;
     this.#version++;
+    // Kept bounded without a console asking: agents gone for good are dropped now and then.
+    if (this.#version % 256 === 0) this.#prune(a.closedAt);
+  }
+
+  #prune(now: number): void {
+    for (const [id, e] of this.#agents)
+      if (e.closedAt !== undefined && this.#expired(e, now)) this.#agents.delete(id);
   }
 
   /** Every agent, connected ones refreshed from `source`; offline ones past grace and not held dropped. */
-  agents(source: SessionConsoleSource, protection: ProtectionHost | undefined): ConsoleAgent[] {
+  agents(source: SessionConsoleSource): ConsoleAgent[] {
     const now = Date.now();
     const live = new Map<string, BookConnection>();
     for (const c of source.connections()) live.set(c.nodeId ?? c.id, c);
     const out: ConsoleAgent[] = [];
     for (const [id, a] of this.#agents) {
       const c = live.get(id);
-      if (c === undefined && this.#expired(a, now, protection)) {
+      if (c === undefined && this.#expired(a, now)) {
         this.#agents.delete(id);
         continue;
       }
@@ -154,12 +165,12 @@ export class SessionConsoleBook {
   }
 
   /** The offline agents and why each is still held. */
-  offline(source: SessionConsoleSource, protection: ProtectionHost | undefined): ConsoleOfflineAgent[] {
+  offline(source: SessionConsoleSource): ConsoleOfflineAgent[] {
     const out: ConsoleOfflineAgent[] = [];
-    for (const a of this.agents(source, protection)) {
+    for (const a of this.agents(source)) {
       if (!a.offline) continue;
       const e = this.#agents.get(a.nodeId);
-      const held = e !== undefined && protection?.protection.isHeld(e.connId) === true;
+      const held = e !== undefined && this.#protection?.isHeld(e.connId) === true;
       out.push({
         node: a.node,
         nodeId: a.nodeId,
@@ -171,9 +182,9 @@ export class SessionConsoleBook {
     return out;
   }
 
-  #expired(a: AgentEntry, now: number, protection: ProtectionHost | undefined): boolean {
+  #expired(a: AgentEntry, now: number): boolean {
     if (a.closedAt === undefined) return true; // its connection vanished without a close: nothing held
-    if (protection?.protection.isHeld(a.connId) === true) return false;
+    if (this.#protection?.isHeld(a.connId) === true) return false;
     return now - a.closedAt > this.#graceMs;
   }
 }
@@ -187,7 +198,7 @@ export function serveSessionConsole(
   protection: ProtectionHost,
 ): void {
   peer.handle(CONSOLE_LINK.sessionSummary, (): SessionConsoleSummary => {
-    const offline = book.offline(source, protection);
+    const offline = book.offline(source);
     const status = protection.protection.status();
     return {
       sessionId: source.sessionId,
@@ -200,7 +211,7 @@ export function serveSessionConsole(
       protection: { role: 'session', id: source.sessionId, active: status.active, held: status.held.length },
     };
   });
-  peer.handlePaged(CONSOLE_LINK.agents, () => book.agents(source, protection));
+  peer.handlePaged(CONSOLE_LINK.agents, () => book.agents(source));
   peer.handle(CONSOLE_LINK.subscribers, ({ service }) => {
     const nodes = new Map<string, BookConnection>();
     for (const c of source.connections()) nodes.set(c.id, c);

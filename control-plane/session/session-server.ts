@@ -94,7 +94,7 @@ export class SessionServer implements ConnectionHost {
 
   constructor(opts: SessionOptions, router: DataRouter) {
     this.#opts = opts;
-    this.console = new SessionConsoleBook(opts.clientGraceMs);
+    this.console = new SessionConsoleBook(opts.clientGraceMs, opts.protection);
     this.sessionId = opts.id;
     this.logger = opts.logger.child({ role: 'session', sessionId: opts.id });
     this.limits = opts.limits;

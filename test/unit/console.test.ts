@@ -18,6 +18,7 @@ import { readServiceQuery, selectServices } from '../../control-plane/console/co
 import { DrainedMarks, DrainedSet } from '../../control-plane/console/drained.js';
 import { ErrorRing } from '../../control-plane/console/error-ring.js';
 import { LatencyWindows, mergeWindows, quantile } from '../../control-plane/console/latency-windows.js';
+import { SessionConsoleBook } from '../../control-plane/console/session-console.js';
 import { silentLogger } from '../../proto/runtime/log.js';
 import { makeInstance } from '../support/fixtures.js';
 
@@ -233,4 +234,42 @@ test('console errors - a role keeps its last errors, newest first, bounded', () 
   assert.equal(r[49]?.message, 'e10');
   assert.equal(r[0]?.code, 'unavailable');
   assert.equal(r[0]?.member, 's1');
+});
+
+test('console agents book - agents stay listed offline through their grace, then go', async () => {
+  const book = new SessionConsoleBook(50);
+  const conn = {
+    id: 'c1',
+    nodeId: 'n1',
+    nodeName: 'node-1',
+    address: '10.0.0.5',
+    subscriptions: new Set(['web']),
+  };
+  const live = new Set([conn]);
+  const source = {
+    sessionId: 's1',
+    connections: () => live,
+    publishersOf: () => 3,
+    subscribers: () => undefined,
+  };
+  book.connected(conn);
+  book.published(conn, 'zone-a');
+  const [a] = book.agents(source);
+  assert.equal(a?.node, 'node-1');
+  assert.equal(a?.zone, 'zone-a');
+  assert.equal(a?.registrations, 3);
+  assert.equal(a?.subscriptions, 1);
+  assert.equal(a?.offline, false);
+  const v = book.version;
+  live.clear();
+  book.closed(conn);
+  assert.ok(book.version > v, 'a departure is a change');
+  const offline = book.offline(source);
+  assert.deepEqual(
+    offline.map((o) => [o.node, o.why]),
+    [['node-1', 'grace']],
+  );
+  assert.equal(book.agents(source)[0]?.address, '', 'no address while offline');
+  await new Promise((r) => setTimeout(r, 100)); // past the 50 ms grace
+  assert.deepEqual(book.agents(source), []);
 });
