@@ -202,12 +202,12 @@ export class Agent implements ConsulBackend {
       sync: this.#sync,
     });
     this.#http = new HttpServer(router, {
+      extension: hooks.http,
       host: config.host,
       port: config.port,
       maxBodyBytes: config.maxBodyBytes,
       logger,
       limits: config.http,
-      extension: hooks.http,
     });
   }
 

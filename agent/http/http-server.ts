@@ -23,13 +23,13 @@ import type { AgentHttpLimits } from '../config.js';
 import { BlockingQuota, HostPolicy, isBlockingQuery } from './http-limits.js';
 
 export interface HttpServerOptions {
+  /** Serves what it takes before the API routes (`meshreg dev`: the console); false lets them answer. */
+  readonly extension?: ((req: http.IncomingMessage, res: http.ServerResponse) => boolean) | undefined;
   readonly host: string;
   readonly port: number;
   readonly maxBodyBytes: number;
   readonly logger: Logger;
   readonly limits: AgentHttpLimits;
-  /** Serves what it takes before the API routes (`meshreg dev`: the console); false lets them answer. */
-  readonly extension?: ((req: http.IncomingMessage, res: http.ServerResponse) => boolean) | undefined;
 }
 
 /** How often Node checks the headers timeout (its default of 30 s would stretch a 10 s timeout to 40 s). */

@@ -43,10 +43,11 @@ export class SessionNode {
   readonly #router = new DataRouter();
   readonly #data = new Map<string, RemoteDataClient>();
   readonly #log: Logger;
+  /** This session's recent errors, for the console. */
+  readonly #errors: ErrorRing;
   #peers: string[] = [];
   #meta: MetaMember | undefined;
   readonly #protection: RoleProtection;
-  readonly #errors: ErrorRing;
 
   constructor(opts: SessionNodeOptions) {
     this.#opts = opts;
