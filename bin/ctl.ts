@@ -21,8 +21,8 @@ import {
 } from '../proto/admin-api.js';
 import type { ErrorCode } from '../proto/errors.js';
 import { describe, type Decoded } from '../proto/validate.js';
-import { CONSOLE_USAGE, consoleCommand, isConsoleCommand } from './ctl-console.js';
 import { renderTable } from './ctl-table.js';
+import { CONSOLE_USAGE, consoleCommand, isConsoleCommand } from './ctl-console.js';
 
 const USAGE = `meshreg ctl — operate a meshreg cluster through meta's admin API
 

@@ -76,13 +76,13 @@ export class RoleServer {
   readonly #health: () => Record<string, unknown>;
   readonly #http: http.Server;
   readonly #wss: WebSocketServer;
+  /** Tried before the admin API: the console's pages and, on meta, its live events. */
+  readonly #extras: HttpExtension[] = [];
   readonly #links = new Map<string, PeerAccepted>();
   readonly #peers = new Set<RpcPeer>();
   readonly #sockets = new Map<string, SocketEndpoint>();
   #address = '';
   #extension: HttpExtension | undefined;
-  /** Tried before the admin API: the console's pages and, on meta, its live events. */
-  readonly #extras: HttpExtension[] = [];
 
   /** `health` adds to the `/health` body; a `status: 'degraded'` in it answers 503. */
   constructor(
