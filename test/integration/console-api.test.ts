@@ -493,3 +493,50 @@ describe('console-api - read and write tokens', () => {
     );
   });
 });
+
+describe('console-api - meshreg dev', () => {
+  let dev: Started;
+  let cleanup: () => Promise<void> = () => Promise.resolve();
+
+  before(async () => {
+    const tmp = await tempDir();
+    cleanup = tmp.cleanup;
+    dev = await startMeshreg('dev', { MESHREG_ADMIN_TOKEN: ADMIN, MESHREG_AGENT_DATA_DIR: tmp.dir });
+  });
+
+  after(async () => {
+    await dev.stop();
+    await cleanup();
+  });
+
+  test("console-api - the dev ready line names the console on the agent's port, which reaches meta", async () => {
+    const agent = dev.addresses['agent'] ?? '';
+    assert.equal(dev.addresses['console'], `${agent}/ui/`);
+    const redirect = await http('GET', `${agent}/ui`);
+    assert.equal(redirect.status, 301);
+    assert.equal(header(redirect, 'x-frame-options'), 'DENY');
+    const o = decoded<ConsoleOverview>(
+      CONSOLE_ANSWERS.overview,
+      await http('GET', `${agent}/admin/console/overview`),
+    );
+    assert.deepEqual(o.you, { name: 'anonymous', access: 'read' });
+    assert.deepEqual(o.members.map((m) => m.role).sort(), ['data', 'meta', 'session']);
+    const refused = await http('POST', `${agent}/admin/console/drain/node`, { node: 'x', reason: 'r' });
+    assert.equal(refused.status, 401, 'the token is still needed through the agent');
+    const ok = await http(
+      'POST',
+      `${agent}/admin/console/drain/node`,
+      { node: 'x', reason: 'r' },
+      auth(ADMIN),
+    );
+    assert.equal(ok.status, 200, ok.text);
+    const stream = await openStream(`${agent}/admin/console/events`);
+    stream.close();
+    assert.equal(stream.status, 200, 'the event stream passes through too');
+    assert.equal(
+      (await http('GET', `${agent}/v1/agent/self`)).status,
+      200,
+      "the agent's own API is unchanged",
+    );
+  });
+});
