@@ -19,6 +19,17 @@ const PASSED = [
   'last-event-id',
 ];
 
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'proxy-authenticate',
+  'proxy-authorization',
+]);
+
 /** Serves `/ui/` and passes `/admin/...` to meta at `metaHttp` (`http://host:port`). */
 export function consoleForwarder(
   metaHttp: () => string,
@@ -46,7 +57,9 @@ function forward(base: string, req: http.IncomingMessage, res: http.ServerRespon
     if (typeof v === 'string') headers[h] = v;
   }
   const out = http.request(`${base}${req.url ?? '/'}`, { method: req.method ?? 'GET', headers }, (answer) => {
-    res.writeHead(answer.statusCode ?? 502, answer.headers);
+    // Hop-by-hop headers (RFC 9110 §7.6.1) describe meta's connection, not the caller's.
+    const headers = Object.fromEntries(Object.entries(answer.headers).filter(([k]) => !HOP_BY_HOP.has(k)));
+    res.writeHead(answer.statusCode ?? 502, headers);
     answer.pipe(res);
   });
   out.on('error', () => {
