@@ -5,6 +5,7 @@
  * admin API themselves are passed on: loopback ones, or any when `remote` (`MESHREG_ADMIN_REMOTE`).
  */
 import http from 'node:http';
+import https from 'node:https';
 import { MeshregError } from '../../proto/errors.js';
 import { parseTarget, sendError } from '../../proto/runtime/http-edge.js';
 import { consoleAssets, isLoopback } from './console-assets.js';
@@ -56,12 +57,17 @@ function forward(base: string, req: http.IncomingMessage, res: http.ServerRespon
     const v = req.headers[h];
     if (typeof v === 'string') headers[h] = v;
   }
-  const out = http.request(`${base}${req.url ?? '/'}`, { method: req.method ?? 'GET', headers }, (answer) => {
-    // Hop-by-hop headers (RFC 9110 §7.6.1) describe meta's connection, not the caller's.
-    const headers = Object.fromEntries(Object.entries(answer.headers).filter(([k]) => !HOP_BY_HOP.has(k)));
-    res.writeHead(answer.statusCode ?? 502, headers);
-    answer.pipe(res);
-  });
+  const client = base.startsWith('https:') ? https : http;
+  const out = client.request(
+    `${base}${req.url ?? '/'}`,
+    { method: req.method ?? 'GET', headers },
+    (answer) => {
+      // Hop-by-hop headers (RFC 9110 §7.6.1) describe meta's connection, not the caller's.
+      const headers = Object.fromEntries(Object.entries(answer.headers).filter(([k]) => !HOP_BY_HOP.has(k)));
+      res.writeHead(answer.statusCode ?? 502, headers);
+      answer.pipe(res);
+    },
+  );
   out.on('error', () => {
     if (!res.headersSent) sendError(res, new MeshregError('unavailable', 'meta did not answer'));
     else res.destroy();
