@@ -26,6 +26,8 @@ import { EDS_REST_PATH } from '../eds/rest-gateway.js';
 import { BlockingQuota, HostPolicy, isBlockingQuery } from './http-limits.js';
 
 export interface HttpServerOptions {
+  /** Serves what it takes before the API routes (`meshreg dev`: the console); false lets them answer. */
+  readonly extension?: ((req: http.IncomingMessage, res: http.ServerResponse) => boolean) | undefined;
   readonly host: string;
   readonly port: number;
   readonly maxBodyBytes: number;
@@ -150,6 +152,7 @@ export class HttpServer {
     const caller = this.#auth.admit(method, target.path, req.headers, target.query, req.socket.remoteAddress);
     // An absolute-form target's authority replaces Host (RFC 9112 §3.2.2), so check that one.
     this.#hosts.check(method, target.authority ?? req.headers.host);
+    if (this.#opts.extension?.(req, res) === true) return;
     await this.#router.serve(req, res, target, {
       body: { maxBytes: this.#opts.maxBodyBytes, timeoutMs: this.#opts.limits.bodyTimeoutMs },
       signal: abort.signal,

@@ -15,6 +15,7 @@ import type { TlsSource } from '../../proto/runtime/tls.js';
 import type { SlotTable } from '../../proto/slot-table.js';
 import type { Switches } from '../../proto/switches.js';
 import { LinkClient, type LinkRetry } from './link-client.js';
+import type { RpcPeer } from './rpc-peer.js';
 
 /** What a member role (data, session) is told about meta and the links it dials: the same in both. */
 export interface MemberLinkOptions {
@@ -39,6 +40,8 @@ export interface MetaMemberEvents {
   members(members: MembersEvent): void;
   switches?(switches: Switches): void;
   drain?(): void;
+  /** Serves the member's own methods to meta on each new link (the console's calls). */
+  serve?(peer: RpcPeer): void;
 }
 
 /** How a hand-over before stopping went: `refused` when meta had no one to take over. */
@@ -68,6 +71,7 @@ export class MetaMember {
           peer.on(META_LINK.members, (members) => events.members(members));
           peer.on(META_LINK.switches, (switches) => events.switches?.(switches));
           peer.on(META_LINK.drain, () => events.drain?.());
+          events.serve?.(peer);
         },
       },
     );

@@ -36,6 +36,7 @@ import {
   type HelloAnswer,
   type LinkHello,
 } from '../../proto/rpc.js';
+import { consoleAssets } from '../console/console-assets.js';
 import { tokensEqual } from './auth.js';
 import { guardConnections, type ConnGuard, type ConnLimitOptions } from './conn-limits.js';
 import { RpcPeer } from './rpc-peer.js';
@@ -89,6 +90,8 @@ export class RoleServer {
   readonly #health: () => Record<string, unknown>;
   readonly #http: http.Server;
   readonly #wss: WebSocketServer;
+  /** Tried before the admin API: the console's pages and, on meta, its live events. */
+  readonly #extras: HttpExtension[] = [];
   readonly #links = new Map<string, PeerAccepted>();
   readonly #peers = new Set<RpcPeer>();
   readonly #sockets = new Map<string, SocketEndpoint>();
@@ -137,6 +140,7 @@ export class RoleServer {
           });
     this.#http.on('clientError', clientErrorHandler(logger));
     this.#http.on('upgrade', safeUpgrade(logger, this.#onUpgrade.bind(this)));
+    this.#extras.push(consoleAssets(opts.ops.adminRemote));
   }
 
   #onHttp(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -160,6 +164,7 @@ export class RoleServer {
         .end(JSON.stringify(body));
       return;
     }
+    if (this.#extras.some((serve) => serve(req, res))) return;
     if (this.#extension?.(req, res) === true) return;
     sendError(res, new MeshregError('not_found', `no route for ${req.method ?? ''} ${path}`));
   }
@@ -194,6 +199,12 @@ export class RoleServer {
   /** Serves `/metrics` and the admin API with the role's `routes` (tried before the 404). */
   ops(routes: readonly AdminRoute[]): this {
     this.#extension = opsEndpoints({ ...this.#opts.ops, logger: this.#logger }, routes);
+    return this;
+  }
+
+  /** Serves what `ext` takes before the admin API (the console's live events). */
+  extend(ext: HttpExtension): this {
+    this.#extras.push(ext);
     return this;
   }
 

@@ -19,6 +19,8 @@ import {
   type RoleProtection,
 } from '../link/protection-ops.js';
 import { RoleServer, type RoleServerOptions } from '../link/role-server.js';
+import { ErrorRing } from '../console/error-ring.js';
+import { serveSessionConsole } from '../console/session-console.js';
 import { DataRouter } from './data-router.js';
 import { RemoteDataClient } from './remote-data.js';
 import { sessionAdminRoutes } from './session-ops.js';
@@ -42,6 +44,8 @@ export class SessionNode {
   readonly #router = new DataRouter();
   readonly #data = new Map<string, RemoteDataClient>();
   readonly #log: Logger;
+  /** This session's recent errors, for the console. */
+  readonly #errors: ErrorRing;
   #peers: string[] = [];
   #meta: MetaMember | undefined;
   readonly #protection: RoleProtection;
@@ -50,14 +54,19 @@ export class SessionNode {
 
   constructor(opts: SessionNodeOptions) {
     this.#opts = opts;
-    this.#log = opts.session.logger.child({ role: 'session', sessionId: opts.session.id });
+    this.#errors = new ErrorRing('session', () => opts.session.id);
+    this.#log = this.#errors.wrap(opts.session.logger.child({ role: 'session', sessionId: opts.session.id }));
     // The write path removes what a release hands back: it holds the connections in grace.
     this.#protection = roleProtection(
       { role: 'session', kind: 'connections', id: () => opts.session.id },
       opts.protection,
       this.#log,
     );
-    const agents = { ...opts.session, protection: this.#protection.protection };
+    const agents = {
+      ...opts.session,
+      logger: this.#errors.wrap(opts.session.logger),
+      protection: this.#protection.protection,
+    };
     this.server = new SessionServer(agents, this.#router);
     this.server.setPeers(() => this.#peers);
     this.#role = new RoleServer(
@@ -112,6 +121,15 @@ export class SessionNode {
             this.#drained = true;
             this.#opts.onDrained?.();
           });
+        },
+        serve: (peer) => {
+          serveSessionConsole(
+            peer,
+            this.server.consoleSource(),
+            this.server.console,
+            this.#errors,
+            this.#protection,
+          );
         },
       },
     );

@@ -25,6 +25,7 @@ import { contextFrom, traceparentOfSpan, tracer } from '../../proto/runtime/tele
 import { AgentGrants, splitPublish } from '../auth/agent-grants.js';
 import { sharedAgentToken, type AgentAuthenticator } from '../auth/token-store.js';
 import type { Protection } from '../link/protection.js';
+import { SessionConsoleBook, type SessionConsoleSource } from '../console/session-console.js';
 import { AgentConnection, type ConnectionHost, type ConnectionLimits } from './agent-connection.js';
 import { wsTransport } from './agent-transport.js';
 import type { DataRouter } from './data-router.js';
@@ -92,9 +93,12 @@ export class SessionServer implements ConnectionHost {
   #seq = 0;
   #url = '';
   #peers: () => string[] = () => [];
+  /** What the console shows of this session's agents and pushes. */
+  readonly console: SessionConsoleBook;
 
   constructor(opts: SessionOptions, router: DataRouter) {
     this.#opts = opts;
+    this.console = new SessionConsoleBook(opts.clientGraceMs, opts.protection);
     this.sessionId = opts.id;
     this.logger = opts.logger.child({ role: 'session', sessionId: opts.id });
     this.limits = opts.limits;
@@ -166,6 +170,16 @@ export class SessionServer implements ConnectionHost {
         subscriptions: c.subscriptions.size,
         publishers: this.#writes.publishersOf(c.id),
       }));
+  }
+
+  /** What the console reads of this session. */
+  consoleSource(): SessionConsoleSource {
+    return {
+      sessionId: this.sessionId,
+      connections: () => [...this.#conns.values()].filter((c) => c.state === 'ready'),
+      publishersOf: (id) => this.#writes.publishersOf(id),
+      subscribers: (key) => this.#push.subscribers(key),
+    };
   }
 
   /** Adopts a newer switch state from meta and acts on what changed. */
@@ -307,6 +321,7 @@ export class SessionServer implements ConnectionHost {
     const old = this.#byNode.get(nodeId);
     this.#byNode.set(nodeId, conn);
     this.#writes.open(conn.id, nodeId);
+    this.console.connected(conn);
     if (old !== undefined && old !== conn)
       old.fail('replaced', 'a newer connection of the same node took over');
   }
@@ -319,6 +334,7 @@ export class SessionServer implements ConnectionHost {
     );
     this.#counts.refusals += refused.length;
     this.#counts.publishes += allowed.length;
+    this.console.published(conn, allowed[0]?.instance.zone);
     const span = tracer().startSpan(
       'session.publish',
       {
@@ -365,6 +381,7 @@ export class SessionServer implements ConnectionHost {
       return false;
     }
     this.#push.subscribe(conn, key, knownVersion);
+    this.console.touched(conn);
     return true;
   }
 
@@ -380,9 +397,11 @@ export class SessionServer implements ConnectionHost {
 
   unsubscribe(conn: AgentConnection, key: string): void {
     this.#push.unsubscribe(conn, key);
+    this.console.touched(conn);
   }
 
   ack(conn: AgentConnection, key: string, version: number): void {
+    this.console.acked(this.#push.subscribers(key)?.get(conn.id), version);
     this.#push.ack(conn, key, version);
   }
 
@@ -394,6 +413,7 @@ export class SessionServer implements ConnectionHost {
     this.#conns.delete(conn.id);
     this.#grants.forget(conn.id);
     this.#writes.closed(conn.id, this.#dropAtClose.delete(conn.id));
+    this.console.closed(conn);
     this.#checkDrained();
   }
 }
