@@ -1,0 +1,138 @@
+/**
+ * The agents (nodes): node, zone, session, connected since, last contact, cache age, offline or not,
+ * registrations and subscriptions; filtered by node name and status, paged by the server.
+ */
+import type { ConsoleAgent, ConsoleAgentPage } from '../../../proto/console.js';
+import { get, withQuery } from './api.js';
+import { badge, failed, type Page, type PageFactory } from './app.js';
+import { h, mount } from './dom.js';
+import { ago, count, duration, time } from './format.js';
+
+const PAGE_SIZE = 100;
+
+function row(a: ConsoleAgent): HTMLTableRowElement {
+  return h(
+    'tr',
+    { 'data-node': a.node },
+    h('th', { scope: 'row' }, a.node, a.nodeId === '' ? null : h('div', { class: 'muted' }, a.nodeId)),
+    h('td', {}, a.zone || '–'),
+    h('td', {}, h('code', {}, a.session || '–')),
+    h('td', {}, a.address || '–'),
+    h('td', {}, a.offline ? badge('offline') : badge('online', 'passing')),
+    h('td', {}, time(a.connectedSince)),
+    h('td', {}, ago(a.lastContact)),
+    h(
+      'td',
+      {},
+      a.cacheAgeMs === null ? h('span', { class: 'muted' }, 'not reported') : duration(a.cacheAgeMs),
+    ),
+    h('td', {}, count(a.registrations)),
+    h('td', {}, count(a.subscriptions)),
+  );
+}
+
+/** The agents page. */
+export const agentsPage: PageFactory = (main, route): Page => {
+  const filter = h('input', { id: 'agent-filter', type: 'search', value: route.query.get('filter') ?? '' });
+  const statusSel = h(
+    'select',
+    { id: 'agent-status' },
+    ['', 'online', 'offline'].map((v) =>
+      h('option', { value: v, selected: route.query.get('status') === v }, v === '' ? 'any' : v),
+    ),
+  );
+  const status = h('p', { class: 'muted', role: 'status' });
+  const body = h('div', { class: 'table-wrap' });
+  const pager = h('div', { class: 'pager' });
+  let offset = 0;
+  let seq = 0;
+  const heads = [
+    'Node',
+    'Zone',
+    'Session',
+    'Address',
+    'State',
+    'Connected since',
+    'Last contact',
+    'Cache age',
+    'Registrations',
+    'Subscriptions',
+  ];
+  const load = async (): Promise<void> => {
+    const mine = ++seq;
+    const q = { filter: filter.value.trim(), status: statusSel.value, offset, limit: PAGE_SIZE };
+    const r = await get<ConsoleAgentPage>(withQuery('/admin/console/agents', q));
+    if (mine !== seq) return;
+    if (!r.ok) {
+      mount(body, failed('the agents', r));
+      return;
+    }
+    const p = r.value;
+    const last = Math.min(p.offset + p.agents.length, p.total);
+    status.textContent =
+      p.total === 0 ? 'No agents match.' : `Agents ${p.offset + 1}–${last} of ${count(p.total)}`;
+    mount(
+      body,
+      h(
+        'table',
+        { id: 'agents-table' },
+        h('caption', {}, 'Agents (one per node)'),
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            heads.map((x) => h('th', { scope: 'col' }, x)),
+          ),
+        ),
+        h('tbody', {}, p.agents.map(row)),
+      ),
+      p.unreachable.length > 0
+        ? h('p', { class: 'error' }, `Not answering: ${p.unreachable.join(', ')}`)
+        : null,
+    );
+    const go = (to: number) => () => {
+      offset = Math.max(0, to);
+      void load();
+    };
+    mount(
+      pager,
+      h(
+        'button',
+        { type: 'button', class: 'secondary', disabled: p.offset === 0, onclick: go(p.offset - PAGE_SIZE) },
+        'Previous',
+      ),
+      h(
+        'button',
+        { type: 'button', class: 'secondary', disabled: last >= p.total, onclick: go(p.offset + PAGE_SIZE) },
+        'Next',
+      ),
+    );
+  };
+  const changed = (): void => {
+    offset = 0;
+    void load();
+  };
+  filter.addEventListener('input', changed);
+  statusSel.addEventListener('change', changed);
+  mount(
+    main,
+    h('h1', {}, 'Agents'),
+    h(
+      'form',
+      {
+        class: 'filters',
+        role: 'search',
+        'aria-label': 'Filter agents',
+        onsubmit: (e: Event) => e.preventDefault(),
+      },
+      h('div', { class: 'field' }, h('label', { for: 'agent-filter' }, 'Node contains'), filter),
+      h('div', { class: 'field' }, h('label', { for: 'agent-status' }, 'State'), statusSel),
+    ),
+    status,
+    body,
+    pager,
+  );
+  return { parts: ['agents'], refresh: load };
+};
