@@ -49,7 +49,7 @@ export function svg(
   attrs: Readonly<Record<string, string | number>>,
   ...children: Node[]
 ): SVGElement {
-  const el = document.createElementNS<SVGElement>(SVG_NS, tag);
+  const el = document.createElementNS(SVG_NS, tag);
   for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
   for (const c of children) el.appendChild(c);
   return el;

@@ -3,6 +3,7 @@
  * `EventSource`, which cannot send the `Authorization` header) and calls back on every `changed`
  * event. Reconnects with a capped, jittered backoff; its state is shown in the page's header.
  */
+import { SseSplitter } from './sse.js';
 import { authHeaders } from './token.js';
 
 /** The stream's state, as the header shows it. */
@@ -16,21 +17,6 @@ export interface Changed {
 
 const INITIAL_BACKOFF_MS = 500;
 const MAX_BACKOFF_MS = 10_000;
-
-/** Parses one SSE event block (`event:`/`data:` lines) into its name and data. */
-export function parseEvent(block: string): { event: string; data: string } | undefined {
-  let event = 'message';
-  const data: string[] = [];
-  for (const line of block.split('\n')) {
-    if (line.startsWith(':') || line === '') continue;
-    const colon = line.indexOf(':');
-    const field = colon === -1 ? line : line.slice(0, colon);
-    const value = colon === -1 ? '' : line.slice(colon + 1).replace(/^ /, '');
-    if (field === 'event') event = value;
-    else if (field === 'data') data.push(value);
-  }
-  return data.length === 0 && event === 'message' ? undefined : { event, data: data.join('\n') };
-}
 
 function partsOf(raw: unknown): string[] {
   if (typeof raw !== 'object' || raw === null) return [];
@@ -98,18 +84,11 @@ export class LiveStream {
     // Anything may have changed while we were not listening.
     this.#onChanged({ parts: [], raw: undefined });
     const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buf = '';
+    const splitter = new SseSplitter();
     for (;;) {
       const { value, done } = await reader.read();
       if (done) return;
-      buf += value.replace(/\r\n?/g, '\n');
-      let end = buf.indexOf('\n\n');
-      while (end !== -1) {
-        const ev = parseEvent(buf.slice(0, end));
-        buf = buf.slice(end + 2);
-        if (ev?.event === 'changed') this.#emit(ev.data);
-        end = buf.indexOf('\n\n');
-      }
+      for (const ev of splitter.push(value)) if (ev.event === 'changed') this.#emit(ev.data);
     }
   }
 
