@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import type http from 'node:http';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { Instance } from '../proto/instance.js';
 import type { Logger } from '../proto/runtime/log.js';
@@ -38,6 +39,8 @@ const NODE_ID_FILE = 'node-id';
 export interface AgentHooks {
   /** Prometheus text of the process's metrics, served at `GET /v1/meshreg/metrics`. */
   readonly scrape?: () => Promise<string>;
+  /** Extra HTTP endpoints on the agent's port, tried before its API (`meshreg dev`: the console). */
+  readonly http?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
 }
 
 /** Longest a graceful leave waits for the session to confirm the withdrawals before stopping. */
@@ -204,6 +207,7 @@ export class Agent implements ConsulBackend {
       maxBodyBytes: config.maxBodyBytes,
       logger,
       limits: config.http,
+      extension: hooks.http,
     });
   }
 

@@ -10,6 +10,7 @@
 import { Agent } from '../agent/agent.js';
 import { AGENT_VARS, readAgentConfig } from '../agent/config.js';
 import { CONTROL_PLANE_VARS, readControlPlaneConfig } from '../control-plane/config.js';
+import { consoleForwarder } from '../control-plane/console/console-forward.js';
 import { ControlPlane } from '../control-plane/server.js';
 import { createLogger, type Logger } from '../proto/runtime/log.js';
 import { runCtl } from './ctl.js';
@@ -86,13 +87,17 @@ async function startDev(): Promise<Running> {
   });
   await plane.start();
   const session = plane.session?.url ?? '';
+  // The console on the agent's port too: its pages here, its admin calls passed to meta.
+  const metaHttp = (): string =>
+    (plane.meta?.url ?? '').replace(/^ws(s?):\/\//, 'http$1://').replace(/\/v1\/.*$/, '');
   const agent = await Agent.start(
     readAgentConfig(process.env, { token: cp.token, upstream: [session] }),
     logger,
-    { scrape: telemetry.scrape },
+    { scrape: telemetry.scrape, http: consoleForwarder(metaHttp, cp.admin.remote) },
   );
   ready('dev', {
     agent: agent.address,
+    console: `${agent.address}/ui/`,
     ...(agent.xdsAddress === '' ? {} : { xds: agent.xdsAddress }),
     ...plane.addresses(),
   });

@@ -62,6 +62,11 @@ export const CONTROL_PLANE_VARS: readonly VarDoc[] = [
   },
   { name: 'MESHREG_META_LEASE_MS', default: '5000', doc: 'A member not heard from this long is removed.' },
   {
+    name: 'MESHREG_CONSOLE_MAX_STREAMS',
+    default: '32',
+    doc: 'Console live-update streams (`/admin/console/events` on meta) open at once, at most (1..10000).',
+  },
+  {
     name: 'MESHREG_META_WARMUP_MS',
     default: '1000',
     doc: 'After meta starts, members get this long to join before slots are assigned.',

@@ -96,6 +96,8 @@ export interface ControlPlaneConfig {
     readonly slotCount: number;
     readonly slotFollowers: number;
     readonly maxLeaderMoves: number;
+    /** Console event streams (`/admin/console/events`) open at once, at most. */
+    readonly consoleMaxStreams: number;
   };
   /** Protection mode of every role: how many removals by silence a window allows. */
   readonly protection: ProtectionOptions;
@@ -248,6 +250,7 @@ export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: bool
       slotCount,
       slotFollowers: int('MESHREG_SLOT_FOLLOWERS', 1, 0, 64),
       maxLeaderMoves: int('MESHREG_SLOT_MAX_LEADER_MOVES', 6, 1, 65_536),
+      consoleMaxStreams: int('MESHREG_CONSOLE_MAX_STREAMS', 32, 1, 10_000),
     }),
     protection: Object.freeze({
       maxRemovalPercent: int('MESHREG_PROTECTION_MAX_REMOVAL_PERCENT', 15, 0, 100),

@@ -70,6 +70,7 @@ export class ControlPlane {
         slotCount: c.meta.slotCount,
         followers: c.meta.slotFollowers,
         maxLeaderMoves: c.meta.maxLeaderMoves,
+        console: { maxStreams: c.meta.consoleMaxStreams },
         protection: c.protection,
         ...link,
         ops,

@@ -28,6 +28,8 @@ export interface HttpServerOptions {
   readonly maxBodyBytes: number;
   readonly logger: Logger;
   readonly limits: AgentHttpLimits;
+  /** Serves what it takes before the API routes (`meshreg dev`: the console); false lets them answer. */
+  readonly extension?: ((req: http.IncomingMessage, res: http.ServerResponse) => boolean) | undefined;
 }
 
 /** How often Node checks the headers timeout (its default of 30 s would stretch a 10 s timeout to 40 s). */
@@ -111,6 +113,7 @@ export class HttpServer {
     const target = targetOf(req);
     // An absolute-form target's authority replaces Host (RFC 9112 §3.2.2), so check that one.
     this.#hosts.check(method, target.authority ?? req.headers.host);
+    if (this.#opts.extension?.(req, res) === true) return;
     await this.#router.serve(req, res, target, {
       body: { maxBytes: this.#opts.maxBodyBytes, timeoutMs: this.#opts.limits.bodyTimeoutMs },
       signal: abort.signal,

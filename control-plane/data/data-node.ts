@@ -16,6 +16,8 @@ import { REPLICATION_LINK, type ReplicationOp } from '../../proto/replication-li
 import type { Logger } from '../../proto/runtime/log.js';
 import { liveTimeout, loopMonitor } from '../../proto/runtime/loop-monitor.js';
 import { CLUSTER_PROTOCOL_VERSION, type LinkHello } from '../../proto/rpc.js';
+import { serveDataConsole } from '../console/data-console.js';
+import { ErrorRing } from '../console/error-ring.js';
 import { MetaMember, type MemberLinkOptions } from '../link/meta-member.js';
 import type { SlotTable } from '../../proto/slot-table.js';
 import { isLocal } from '../link/local-process.js';
@@ -85,10 +87,12 @@ export class DataNode {
   #stopped = false;
   #membersKnown = false;
   #draining: 'no' | 'draining' | 'drained' = 'no';
+  readonly #errors: ErrorRing;
 
   constructor(opts: DataNodeOptions) {
     this.#opts = opts;
-    this.#log = opts.logger.child({ role: 'data', dataId: opts.id });
+    this.#errors = new ErrorRing('data', () => opts.id);
+    this.#log = this.#errors.wrap(opts.logger.child({ role: 'data', dataId: opts.id }));
     this.server = new DataServer({
       id: opts.id,
       slotCount: opts.slotCount,
@@ -100,7 +104,7 @@ export class DataNode {
       ...(opts.warmupNotifyMs === undefined ? {} : { warmupNotifyMs: opts.warmupNotifyMs }),
       catalogDebounceMs: opts.catalogDebounceMs,
       tombstoneMs: tombstoneMsFor(opts.sessionGraceMs),
-      logger: opts.logger,
+      logger: this.#errors.wrap(opts.logger),
     });
     this.server.replicationSink = (op) => {
       this.#replicate(op);
@@ -168,6 +172,9 @@ export class DataNode {
           this.#draining = 'draining';
           this.#log.info('draining: waiting for meta to move every slot away');
           this.#checkDrained();
+        },
+        serve: (peer) => {
+          serveDataConsole(peer, this.server, this.#errors, this.#protection);
         },
       },
     );

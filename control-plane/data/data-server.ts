@@ -32,6 +32,8 @@ import type {
   SessionWatcher,
   UnpublishItem,
 } from '../link/data-api.js';
+import type { DrainedEvent } from '../../proto/console-link.js';
+import { DrainedMarks } from '../console/drained.js';
 
 /** Warm-up ({@link WarmupOptions}): least length, quiet period, longest, what it waits for. */
 export interface DataServerOptions extends LiveTombstoneOptions, WarmupOptions {
@@ -74,6 +76,8 @@ export class DataServer implements DataApi {
   readonly #warmup: Warmup;
   readonly #warmupNotifyMs: number;
   readonly #catalog: DataCatalog;
+  /** Instances drained by an operator: marked draining in every datum this server answers. */
+  readonly drained = new DrainedMarks();
   readonly #releaseTombstones: () => void;
   /** Receives every change of a slot this server leads (forwarded to the slot's followers). */
   replicationSink: (op: ReplicationOp) => void = () => undefined;
@@ -273,7 +277,23 @@ export class DataServer implements DataApi {
     const s = this.store.get(key);
     const complete = !this.warming && this.#states.get(slot) === 'ready';
     const version = this.store.readVersion(key);
-    return Promise.resolve({ key: s.key, version, complete, instances: s.instances });
+    return Promise.resolve({ key: s.key, version, complete, instances: this.drained.mark(s.instances) });
+  }
+
+  /**
+   * Adopts the operator's drained nodes and instances: the datums of led slots holding one that
+   * changed state get a new version, so subscribers are pushed the marked (or restored) list.
+   */
+  applyDrained(next: DrainedEvent): void {
+    const touched = this.drained.apply(next);
+    if (touched === undefined || touched.size === 0) return;
+    const slots = new Set<number>();
+    for (const [slot, state] of this.#states) {
+      if (state !== 'ready') continue;
+      for (const key of this.store.keysInSlot(slot))
+        if (this.store.get(key).instances.some((i) => touched.has(i.node))) slots.add(slot);
+    }
+    for (const key of this.store.bumpSlots(slots)) this.#changed(key);
   }
 
   fetchCatalog(): Promise<CatalogView> {

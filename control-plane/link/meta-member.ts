@@ -13,6 +13,7 @@ import type { Logger } from '../../proto/runtime/log.js';
 import type { SlotTable } from '../../proto/slot-table.js';
 import type { Switches } from '../../proto/switches.js';
 import { LinkClient, type LinkRetry } from './link-client.js';
+import type { RpcPeer } from './rpc-peer.js';
 
 /** What a member role (data, session) is told about meta and the links it dials: the same in both. */
 export interface MemberLinkOptions {
@@ -35,6 +36,8 @@ export interface MetaMemberEvents {
   members(members: MembersEvent): void;
   switches?(switches: Switches): void;
   drain?(): void;
+  /** Serves the member's own methods to meta on each new link (the console's calls). */
+  serve?(peer: RpcPeer): void;
 }
 
 export class MetaMember {
@@ -60,6 +63,7 @@ export class MetaMember {
           peer.on(META_LINK.members, (members) => events.members(members));
           peer.on(META_LINK.switches, (switches) => events.switches?.(switches));
           peer.on(META_LINK.drain, () => events.drain?.());
+          events.serve?.(peer);
         },
       },
     );

@@ -27,6 +27,7 @@ import {
   type HelloAnswer,
   type LinkHello,
 } from '../../proto/rpc.js';
+import { consoleAssets } from '../console/console-assets.js';
 import { tokensEqual } from './auth.js';
 import { RpcPeer } from './rpc-peer.js';
 import { closeOversizedWithReason, setMaxPayload } from './ws-limits.js';
@@ -80,6 +81,8 @@ export class RoleServer {
   readonly #sockets = new Map<string, SocketEndpoint>();
   #address = '';
   #extension: HttpExtension | undefined;
+  /** Tried before the admin API: the console's pages and, on meta, its live events. */
+  readonly #extras: HttpExtension[] = [];
 
   /** `health` adds to the `/health` body; a `status: 'degraded'` in it answers 503. */
   constructor(
@@ -100,6 +103,7 @@ export class RoleServer {
     );
     this.#http.on('clientError', clientErrorHandler(logger));
     this.#http.on('upgrade', safeUpgrade(logger, this.#onUpgrade.bind(this)));
+    this.#extras.push(consoleAssets(opts.ops.adminRemote));
   }
 
   #onHttp(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -112,6 +116,7 @@ export class RoleServer {
         .end(JSON.stringify(body));
       return;
     }
+    if (this.#extras.some((serve) => serve(req, res))) return;
     if (this.#extension?.(req, res) === true) return;
     sendError(res, new MeshregError('not_found', `no route for ${req.method ?? ''} ${path}`));
   }
@@ -139,6 +144,12 @@ export class RoleServer {
   /** Serves `/metrics` and the admin API with the role's `routes` (tried before the 404). */
   ops(routes: readonly AdminRoute[]): this {
     this.#extension = opsEndpoints({ ...this.#opts.ops, logger: this.#logger }, routes);
+    return this;
+  }
+
+  /** Serves what `ext` takes before the admin API (the console's live events). */
+  extend(ext: HttpExtension): this {
+    this.#extras.push(ext);
     return this;
   }
 

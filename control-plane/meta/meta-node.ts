@@ -18,6 +18,8 @@ import { loopMonitor } from '../../proto/runtime/loop-monitor.js';
 import { meter } from '../../proto/runtime/telemetry.js';
 import type { SlotTable } from '../../proto/slot-table.js';
 import { VersionClock } from '../../proto/version.js';
+import { ErrorRing } from '../console/error-ring.js';
+import { MetaConsoleRole, type ConsoleOptions } from '../console/meta-console-host.js';
 import { isLocal } from '../link/local-process.js';
 import type { ProtectionOptions } from '../link/protection.js';
 import {
@@ -45,6 +47,8 @@ export interface MetaNodeOptions extends RoleServerOptions {
   readonly store: (metaUrl: string) => MetaStore;
   /** Protection mode of member expiry (default: 15 % in 60 s, at least 1). */
   readonly protection?: ProtectionOptions;
+  /** The console's settings (default {@link DEFAULT_CONSOLE}). */
+  readonly console?: ConsoleOptions;
 }
 
 interface MemberRecord {
@@ -85,10 +89,12 @@ export class MetaNode {
   /** Holds member expiries when too many leases run out at once. */
   readonly #protection: RoleProtection;
   #expirations = 0;
+  readonly #errors = new ErrorRing('meta', () => this.url);
+  readonly #console: MetaConsoleRole;
 
   constructor(opts: MetaNodeOptions) {
     this.#opts = opts;
-    this.#log = opts.logger.child({ role: 'meta' });
+    this.#log = this.#errors.wrap(opts.logger.child({ role: 'meta' }));
     this.#protection = roleProtection(
       { role: 'meta', kind: 'members', id: () => this.url },
       opts.protection,
@@ -105,7 +111,21 @@ export class MetaNode {
       for (const m of this.#members.values())
         if (m.role === 'session') m.peer?.emit(META_LINK.switches, state);
     });
-    this.#server.ops([...metaAdminRoutes(this), ...protectionRoutes(this.#protection)]);
+    this.#console = new MetaConsoleRole({
+      meta: this,
+      peer: (id) => this.#members.get(id)?.peer,
+      store: () => this.#store,
+      revision: () => this.#tableRevision,
+      protection: this.#protection,
+      errors: this.#errors,
+      ops: opts.ops,
+      callTimeoutMs: opts.callTimeoutMs,
+      options: opts.console,
+      logger: this.#log,
+    });
+    this.#server
+      .ops(this.#console.routes([...metaAdminRoutes(this), ...protectionRoutes(this.#protection)]))
+      .extend(this.#console.events.extension());
     this.#unregisterMetrics = registerMetaMetrics(() => ({
       members: this.members(),
       table: this.#table,
@@ -239,6 +259,7 @@ export class MetaNode {
   }
 
   async stop(): Promise<void> {
+    this.#console.close();
     this.#unregisterMetrics();
     this.#protection.unregister();
     loopMonitor.stop();
@@ -286,6 +307,7 @@ export class MetaNode {
       if (this.#table !== undefined) peer.emit(META_LINK.table, this.#table);
       if (hello.role === 'session') peer.emit(META_LINK.switches, this.switches.state);
       if (this.#draining.has(hello.id)) peer.emit(META_LINK.drain, { id: hello.id });
+      this.#console.joined(hello.role, peer);
       this.#broadcastMembers();
       if (hello.role === 'data') this.#tick();
     });

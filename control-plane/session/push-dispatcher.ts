@@ -203,6 +203,11 @@ export class PushDispatcher implements ChangeListener {
     this.#table.ack(target, key, version);
   }
 
+  /** The subscribers of `key` by connection ID (the console reads their sent and acked versions). */
+  subscribers(key: string): ReadonlyMap<string, ServiceSub> | undefined {
+    return this.#table.subscribers(key);
+  }
+
   onChange(changes: readonly DatumChange[]): void {
     const seenAt = performance.now();
     for (const c of changes) this.#schedule(c.key, false, { seenAt, traceparent: c.traceparent });

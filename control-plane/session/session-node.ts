@@ -18,6 +18,8 @@ import {
   type RoleProtection,
 } from '../link/protection-ops.js';
 import { RoleServer, type RoleServerOptions } from '../link/role-server.js';
+import { ErrorRing } from '../console/error-ring.js';
+import { serveSessionConsole } from '../console/session-console.js';
 import { DataRouter } from './data-router.js';
 import { RemoteDataClient } from './remote-data.js';
 import { sessionAdminRoutes } from './session-ops.js';
@@ -44,17 +46,23 @@ export class SessionNode {
   #peers: string[] = [];
   #meta: MetaMember | undefined;
   readonly #protection: RoleProtection;
+  readonly #errors: ErrorRing;
 
   constructor(opts: SessionNodeOptions) {
     this.#opts = opts;
-    this.#log = opts.session.logger.child({ role: 'session', sessionId: opts.session.id });
+    this.#errors = new ErrorRing('session', () => opts.session.id);
+    this.#log = this.#errors.wrap(opts.session.logger.child({ role: 'session', sessionId: opts.session.id }));
     // The write path removes what a release hands back: it holds the connections in grace.
     this.#protection = roleProtection(
       { role: 'session', kind: 'connections', id: () => opts.session.id },
       opts.protection,
       this.#log,
     );
-    const agents = { ...opts.session, protection: this.#protection.protection };
+    const agents = {
+      ...opts.session,
+      logger: this.#errors.wrap(opts.session.logger),
+      protection: this.#protection.protection,
+    };
     this.server = new SessionServer(agents, this.#router);
     this.server.setPeers(() => this.#peers);
     this.#role = new RoleServer(
@@ -106,6 +114,15 @@ export class SessionNode {
         },
         drain: () => {
           void this.server.drain().then(() => this.#opts.onDrained?.());
+        },
+        serve: (peer) => {
+          serveSessionConsole(
+            peer,
+            this.server.consoleSource(),
+            this.server.console,
+            this.#errors,
+            this.#protection,
+          );
         },
       },
     );

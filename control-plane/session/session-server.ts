@@ -24,6 +24,7 @@ import type { Switches } from '../../proto/switches.js';
 import { contextFrom, traceparentOfSpan, tracer } from '../../proto/runtime/telemetry.js';
 import { tokensEqual } from '../link/auth.js';
 import type { Protection } from '../link/protection.js';
+import { SessionConsoleBook, type SessionConsoleSource } from '../console/session-console.js';
 import { AgentConnection, type ConnectionHost, type ConnectionLimits } from './agent-connection.js';
 import { wsTransport } from './agent-transport.js';
 import type { DataRouter } from './data-router.js';
@@ -88,9 +89,12 @@ export class SessionServer implements ConnectionHost {
   #seq = 0;
   #url = '';
   #peers: () => string[] = () => [];
+  /** What the console shows of this session's agents and pushes. */
+  readonly console: SessionConsoleBook;
 
   constructor(opts: SessionOptions, router: DataRouter) {
     this.#opts = opts;
+    this.console = new SessionConsoleBook(opts.clientGraceMs);
     this.sessionId = opts.id;
     this.logger = opts.logger.child({ role: 'session', sessionId: opts.id });
     this.limits = opts.limits;
@@ -161,6 +165,16 @@ export class SessionServer implements ConnectionHost {
         subscriptions: c.subscriptions.size,
         publishers: this.#writes.publishersOf(c.id),
       }));
+  }
+
+  /** What the console reads of this session. */
+  consoleSource(): SessionConsoleSource {
+    return {
+      sessionId: this.sessionId,
+      connections: () => [...this.#conns.values()].filter((c) => c.state === 'ready'),
+      publishersOf: (id) => this.#writes.publishersOf(id),
+      subscribers: (key) => this.#push.subscribers(key),
+    };
   }
 
   /** Adopts a newer switch state from meta and acts on what changed. */
@@ -297,6 +311,7 @@ export class SessionServer implements ConnectionHost {
     const old = this.#byNode.get(nodeId);
     this.#byNode.set(nodeId, conn);
     this.#writes.open(conn.id, nodeId);
+    this.console.connected(conn);
     if (old !== undefined && old !== conn)
       old.fail('replaced', 'a newer connection of the same node took over');
   }
@@ -315,6 +330,7 @@ export class SessionServer implements ConnectionHost {
     });
     this.#counts.refusals += refused.length;
     this.#counts.publishes += allowed.length;
+    this.console.published(conn, allowed[0]?.instance.zone);
     const span = tracer().startSpan(
       'session.publish',
       {
@@ -358,6 +374,7 @@ export class SessionServer implements ConnectionHost {
       return false;
     }
     this.#push.subscribe(conn, key, knownVersion);
+    this.console.touched(conn);
     return true;
   }
 
@@ -373,9 +390,11 @@ export class SessionServer implements ConnectionHost {
 
   unsubscribe(conn: AgentConnection, key: string): void {
     this.#push.unsubscribe(conn, key);
+    this.console.touched(conn);
   }
 
   ack(conn: AgentConnection, key: string, version: number): void {
+    this.console.acked(this.#push.subscribers(key)?.get(conn.id), version);
     this.#push.ack(conn, key, version);
   }
 
@@ -386,6 +405,7 @@ export class SessionServer implements ConnectionHost {
     if (nodeId !== undefined && this.#byNode.get(nodeId) === conn) this.#byNode.delete(nodeId);
     this.#conns.delete(conn.id);
     this.#writes.closed(conn.id, this.#dropAtClose.delete(conn.id));
+    this.console.closed(conn);
     this.#checkDrained();
   }
 }
