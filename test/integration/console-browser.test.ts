@@ -29,15 +29,21 @@ describe('console browser', () => {
   let dev: Started | undefined;
   let browser: LaunchedBrowser | undefined;
   let cleanup: () => Promise<void> = () => Promise.resolve();
-  const agent = (): string => dev?.addresses['agent'] ?? '';
+  /** The agent's HTTP base (the ready line prints it with or without the scheme). */
+  const agent = (): string => {
+    const a = dev?.addresses['agent'] ?? '';
+    return /^https?:\/\//.test(a) ? a : `http://${a}`;
+  };
   /** The console as a user opens it: the dev ready line's URL (else meta's `/ui/`). */
-  const consoleUrl = (): string =>
-    dev?.addresses['console'] ?? `${httpBase(dev?.addresses['meta'] ?? '')}/ui/`;
+  const consoleUrl = (): string => {
+    const printed = dev?.addresses['console'] ?? `${httpBase(dev?.addresses['meta'] ?? '')}/ui/`;
+    return /^https?:\/\//.test(printed) ? printed : `http://${printed}`;
+  };
   /** The console API next to it (same origin as the page). */
   const apiBase = (): string => new URL(consoleUrl()).origin;
 
   const register = async (id: string, name: string, port: number, extra: Record<string, unknown> = {}) => {
-    const r = await http('PUT', `http://${agent()}/v1/agent/service/register`, {
+    const r = await http('PUT', `${agent()}/v1/agent/service/register`, {
       ID: id,
       Name: name,
       Port: port,
@@ -116,6 +122,7 @@ describe('console browser', () => {
     if (browser === undefined) return t.diagnostic('no Chromium on this machine: browser step not run');
     const page = await open('#/services');
     await page.locator('tr[data-service="web"]').waitFor();
+    await page.locator('#live.on').waitFor();
     await page.evaluate('window.__noReload = 42');
     const started = Date.now();
     await register('orders-1', 'orders', 7070);
@@ -138,7 +145,7 @@ describe('console browser', () => {
     const page = await open('#/services/web');
     const row = page.locator('tr[data-instance="web-1"]');
     await row.locator('.badge.passing').first().waitFor();
-    const r = await http('PUT', `http://${agent()}/v1/agent/check/fail/service:web-1?note=disk%20full`);
+    const r = await http('PUT', `${agent()}/v1/agent/check/fail/service:web-1?note=disk%20full`);
     assert.equal(r.status, 200, r.text);
     await page.locator('tr[data-instance="web-1"][data-health="critical"]').waitFor();
     await row.getByText('disk full').waitFor();
@@ -206,6 +213,7 @@ describe('console browser', () => {
     const record = page.locator('#audit tbody tr', { hasText: reason });
     await record.waitFor();
     assert.match((await record.textContent()) ?? '', /instance\.drain/);
+    await page.evaluate("document.getElementById('audit-title')?.scrollIntoView({ block: 'start' })");
     await shot(page, 'operations.png');
     await page.close();
   });

@@ -17,6 +17,8 @@ export interface Changed {
 
 const INITIAL_BACKOFF_MS = 500;
 const MAX_BACKOFF_MS = 10_000;
+/** After connecting, one more full refresh this much later (the server's first change poll). */
+const SETTLE_MS = 1000;
 
 function partsOf(raw: unknown): string[] {
   if (typeof raw !== 'object' || raw === null) return [];
@@ -81,8 +83,15 @@ export class LiveStream {
     if (!res.ok || res.body === null) return;
     this.#onState('live');
     this.#backoffMs = INITIAL_BACKOFF_MS;
-    // Anything may have changed while we were not listening.
+    // Anything may have changed while we were not listening; and a change made just after the
+    // stream opened may come before the server took its first look, so look again a little later.
     this.#onChanged({ parts: [], raw: undefined });
+    const settle = setTimeout(() => {
+      this.#onChanged({ parts: [], raw: undefined });
+    }, SETTLE_MS);
+    signal.addEventListener('abort', () => {
+      clearTimeout(settle);
+    });
     const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
     const splitter = new SseSplitter();
     for (;;) {

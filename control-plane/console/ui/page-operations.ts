@@ -172,40 +172,30 @@ function drainPanel(app: App, o: ConsoleOverview, after: () => void): HTMLElemen
   );
 }
 
-function audit(a: ConsoleAudit): HTMLElement {
-  return h(
-    'section',
-    { 'aria-labelledby': 'audit-title' },
-    h('h2', { id: 'audit-title' }, 'Audit log'),
-    h(
-      'p',
-      { class: 'muted' },
-      `${a.total} records held (${a.persistence === 'store' ? 'kept in the meta store' : "this meta's memory"}); newest first.`,
+function audit(a: ConsoleAudit): Child[] {
+  const where = a.persistence === 'store' ? 'kept in the meta store' : "this meta's memory";
+  return [
+    h('p', { class: 'muted' }, `${a.total} records held (${where}); newest first.`),
+    table(
+      'Who did what, when and why',
+      ['When', 'Who', 'Action', 'Target', 'Reason', 'Result'],
+      a.records.map((r) => [
+        time(r.at),
+        r.who,
+        h('code', {}, r.action),
+        r.target || '–',
+        r.reason || '–',
+        r.result,
+      ]),
+      'No operations yet',
     ),
-    h(
-      'div',
-      { id: 'audit' },
-      table(
-        'Who did what, when and why',
-        ['When', 'Who', 'Action', 'Target', 'Reason', 'Result'],
-        a.records.map((r) => [
-          time(r.at),
-          r.who,
-          h('code', {}, r.action),
-          r.target || '–',
-          r.reason || '–',
-          r.result,
-        ]),
-        'No operations yet',
-      ),
-    ),
-  );
+  ];
 }
 
 /** The operations page. */
 export const operationsPage: PageFactory = (main, _route, app): Page => {
   const forms = h('div', { class: 'ops' });
-  const log = h('div');
+  const log = h('div', { id: 'audit' });
   mount(
     main,
     h('h1', {}, 'Operations'),
@@ -213,7 +203,7 @@ export const operationsPage: PageFactory = (main, _route, app): Page => {
       ? null
       : h('p', { class: 'note' }, 'Read-only: enter an admin token with write access to run operations.'),
     forms,
-    log,
+    h('section', { 'aria-labelledby': 'audit-title' }, h('h2', { id: 'audit-title' }, 'Audit log'), log),
   );
   const load = async (): Promise<void> => {
     const [o, a] = await Promise.all([

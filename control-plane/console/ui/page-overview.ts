@@ -17,7 +17,8 @@ function stat(label: string, value: Child): HTMLElement {
 
 function card(title: string, ...children: Child[]): HTMLElement {
   const id = `card-${title.toLowerCase().replace(/[^a-z0-9]+/g, '-')}`;
-  return h('section', { class: 'card', 'aria-labelledby': id }, h('h2', { id }, title), ...children);
+  const cls = title === 'Members' ? 'card wide' : 'card';
+  return h('section', { class: cls, 'aria-labelledby': id }, h('h2', { id }, title), ...children);
 }
 
 function members(o: ConsoleOverview): HTMLElement {
