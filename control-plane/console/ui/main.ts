@@ -126,13 +126,15 @@ async function boot(): Promise<void> {
     setLive,
   );
   wireToken(live);
-  await learnCaller();
   window.addEventListener('hashchange', () => {
     render();
     byId('main').focus();
   });
+  // Draw at once as a reader; who the token makes us arrives alongside and redraws only if it can write.
   render();
   live.start();
+  await learnCaller();
+  if (caller.access === 'write') render();
 }
 
 void boot();
