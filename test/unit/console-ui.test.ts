@@ -3,7 +3,10 @@
  * stream (any chunking of a stream gives the same events).
  */
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { pageHref, parseRoute, serviceHref } from '../../control-plane/console/ui/router.js';
 import { parseEvent, SseSplitter, type SseEvent } from '../../control-plane/console/ui/sse.js';
@@ -73,4 +76,21 @@ test('console ui - any chunking of an event stream gives the same events', () =>
       },
     ),
   );
+});
+
+test('console ui - the compiled page loads only its own sibling modules, nothing of the server', () => {
+  const dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../control-plane/console/ui');
+  const modules = readdirSync(dir).filter((n) => n.endsWith('.js'));
+  assert.ok(modules.includes('main.js'), `compiled modules in ${dir}`);
+  for (const m of modules) {
+    const code = readFileSync(path.join(dir, m), 'utf8');
+    const specifiers = [
+      ...code.matchAll(/^\s*import\s+(?:[^'";]*?\s+from\s+)?['"]([^'"]+)['"]/gm),
+      ...code.matchAll(/^\s*export\s+[^'";]*?\s+from\s+['"]([^'"]+)['"]/gm),
+    ].map((x) => x[1] ?? '');
+    assert.ok(!/\bimport\s*\(/.test(code), `${m} has a dynamic import`);
+    if (m === 'main.js') assert.ok(specifiers.length >= 5, `main.js imports found: ${specifiers.join(', ')}`);
+    for (const s of specifiers) assert.match(s, /^\.\/[\w-]+\.js$/, `${m} imports ${s}`);
+    assert.ok(!code.includes('proto/'), `${m} mentions proto/`);
+  }
 });

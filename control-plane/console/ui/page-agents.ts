@@ -7,6 +7,7 @@ import { get, withQuery } from './api.js';
 import { badge, failed, type Page, type PageFactory } from './app.js';
 import { h, mount } from './dom.js';
 import { ago, count, duration, time } from './format.js';
+import { dataTable, drawPager, rangeText, unreachableNote } from './paged.js';
 
 const PAGE_SIZE = 100;
 
@@ -68,47 +69,17 @@ export const agentsPage: PageFactory = (main, route): Page => {
       return;
     }
     const p = r.value;
-    const last = Math.min(p.offset + p.agents.length, p.total);
-    status.textContent =
-      p.total === 0 ? 'No agents match.' : `Agents ${p.offset + 1}–${last} of ${count(p.total)}`;
+    const info = { offset: p.offset, total: p.total, shown: p.agents.length };
+    status.textContent = rangeText('Agents', info);
     mount(
       body,
-      h(
-        'table',
-        { id: 'agents-table' },
-        h('caption', {}, 'Agents (one per node)'),
-        h(
-          'thead',
-          {},
-          h(
-            'tr',
-            {},
-            heads.map((x) => h('th', { scope: 'col' }, x)),
-          ),
-        ),
-        h('tbody', {}, p.agents.map(row)),
-      ),
-      p.unreachable.length > 0
-        ? h('p', { class: 'error' }, `Not answering: ${p.unreachable.join(', ')}`)
-        : null,
+      dataTable('agents-table', 'Agents (one per node)', heads, p.agents.map(row)),
+      unreachableNote(p.unreachable),
     );
-    const go = (to: number) => () => {
-      offset = Math.max(0, to);
+    drawPager(pager, info, PAGE_SIZE, (to) => {
+      offset = to;
       void load();
-    };
-    mount(
-      pager,
-      h(
-        'button',
-        { type: 'button', class: 'secondary', disabled: p.offset === 0, onclick: go(p.offset - PAGE_SIZE) },
-        'Previous',
-      ),
-      h(
-        'button',
-        { type: 'button', class: 'secondary', disabled: last >= p.total, onclick: go(p.offset + PAGE_SIZE) },
-        'Next',
-      ),
-    );
+    });
   };
   const changed = (): void => {
     offset = 0;

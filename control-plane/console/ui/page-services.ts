@@ -8,6 +8,7 @@ import { get, withQuery } from './api.js';
 import { failed, type Page, type PageFactory } from './app.js';
 import { h, mount, type Child } from './dom.js';
 import { count } from './format.js';
+import { dataTable, drawPager, rangeText, unreachableNote } from './paged.js';
 import { serviceHref } from './router.js';
 
 const PAGE_SIZE = 100;
@@ -59,6 +60,70 @@ function row(s: ConsoleServiceRow): HTMLTableRowElement {
   );
 }
 
+interface Controls {
+  readonly filter: HTMLInputElement;
+  readonly zone: HTMLInputElement;
+  readonly tag: HTMLInputElement;
+  readonly health: HTMLSelectElement;
+  readonly sort: HTMLSelectElement;
+}
+
+function controls(state: State): Controls {
+  return {
+    filter: h('input', { type: 'search', value: state.filter, placeholder: 'part of the name' }),
+    zone: h('input', { type: 'text', value: state.zone }),
+    tag: h('input', { type: 'text', value: state.tag }),
+    health: h(
+      'select',
+      {},
+      ['', 'passing', 'warning', 'critical'].map((v) =>
+        h('option', { value: v, selected: v === state.health }, v === '' ? 'any' : `has ${v}`),
+      ),
+    ),
+    sort: h(
+      'select',
+      {},
+      SORTS.flatMap((k) => [
+        h('option', { value: k, selected: state.sort === k }, `${k} ↑`),
+        h('option', { value: `-${k}`, selected: state.sort === `-${k}` }, `${k} ↓`),
+      ]),
+    ),
+  };
+}
+
+/** The filter form; `changed` runs (debounced) after any edit, with `state` updated. */
+function filterForm(c: Controls, state: State, changed: () => void): HTMLFormElement {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const edit = (): void => {
+    state.filter = c.filter.value.trim();
+    state.zone = c.zone.value.trim();
+    state.tag = c.tag.value.trim();
+    state.health = c.health.value;
+    state.sort = c.sort.value;
+    state.offset = 0;
+    clearTimeout(timer);
+    timer = setTimeout(changed, FILTER_DEBOUNCE_MS);
+  };
+  for (const el of [c.filter, c.zone, c.tag]) el.addEventListener('input', edit);
+  for (const el of [c.health, c.sort]) el.addEventListener('change', edit);
+  const form = h(
+    'form',
+    { class: 'filters', role: 'search', 'aria-label': 'Filter services' },
+    field('svc-filter', 'Name contains', c.filter),
+    field('svc-health', 'Health', c.health),
+    field('svc-zone', 'Zone', c.zone),
+    field('svc-tag', 'Tag', c.tag),
+    field('svc-sort', 'Sort by', c.sort),
+  );
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    edit();
+  });
+  return form;
+}
+
+const HEADS = ['Service', 'Instances', 'Passing', 'Warning', 'Critical', 'Draining', 'Zones', 'Tags'];
+
 /** The services page. */
 export const servicesPage: PageFactory = (main, route): Page => {
   const state = stateOf(route.query);
@@ -66,112 +131,32 @@ export const servicesPage: PageFactory = (main, route): Page => {
   const body = h('div', { class: 'table-wrap' });
   const pager = h('div', { class: 'pager' });
   let seq = 0;
-  const filterInput = h('input', { type: 'search', value: state.filter, placeholder: 'part of the name' });
-  const zoneInput = h('input', { type: 'text', value: state.zone });
-  const tagInput = h('input', { type: 'text', value: state.tag });
-  const health = h(
-    'select',
-    {},
-    ['', 'passing', 'warning', 'critical'].map((v) =>
-      h('option', { value: v, selected: v === state.health }, v === '' ? 'any' : `has ${v}`),
-    ),
-  );
-  const sort = h(
-    'select',
-    {},
-    SORTS.flatMap((k) => [
-      h('option', { value: k, selected: state.sort === k }, `${k} ↑`),
-      h('option', { value: `-${k}`, selected: state.sort === `-${k}` }, `${k} ↓`),
-    ]),
-  );
   const load = async (): Promise<void> => {
     const mine = ++seq;
-    const q = { ...state, limit: PAGE_SIZE };
     history.replaceState(null, '', `#/services${withQuery('', { ...state, offset: state.offset || '' })}`);
-    const r = await get<ConsoleServicePage>(withQuery('/admin/console/services', q));
+    const r = await get<ConsoleServicePage>(
+      withQuery('/admin/console/services', { ...state, limit: PAGE_SIZE }),
+    );
     if (mine !== seq) return; // a newer request is on its way
     if (!r.ok) {
       mount(body, failed('the services', r));
       return;
     }
-    draw(r.value);
-  };
-  const draw = (p: ConsoleServicePage): void => {
-    const last = Math.min(p.offset + p.services.length, p.total);
-    status.textContent =
-      p.total === 0
-        ? 'No services match.'
-        : `Services ${count(p.offset + 1)}–${count(last)} of ${count(p.total)}`;
-    const heads = ['Service', 'Instances', 'Passing', 'Warning', 'Critical', 'Draining', 'Zones', 'Tags'];
+    const p = r.value;
+    const info = { offset: p.offset, total: p.total, shown: p.services.length };
+    status.textContent = rangeText('Services', info);
+    const caption = 'Services; health columns count instances by their worst check';
     mount(
       body,
-      h(
-        'table',
-        { id: 'services-table' },
-        h('caption', {}, 'Services; health columns count instances by their worst check'),
-        h(
-          'thead',
-          {},
-          h(
-            'tr',
-            {},
-            heads.map((x) => h('th', { scope: 'col' }, x)),
-          ),
-        ),
-        h('tbody', {}, p.services.map(row)),
-      ),
-      p.unreachable.length > 0
-        ? h(
-            'p',
-            { class: 'error' },
-            `Not answering (their services are missing): ${p.unreachable.join(', ')}`,
-          )
-        : null,
+      dataTable('services-table', caption, HEADS, p.services.map(row)),
+      unreachableNote(p.unreachable),
     );
-    const go = (offset: number) => () => {
-      state.offset = Math.max(0, offset);
+    drawPager(pager, info, PAGE_SIZE, (offset) => {
+      state.offset = offset;
       void load();
-    };
-    mount(
-      pager,
-      h(
-        'button',
-        { type: 'button', class: 'secondary', disabled: p.offset === 0, onclick: go(p.offset - PAGE_SIZE) },
-        'Previous',
-      ),
-      h(
-        'button',
-        { type: 'button', class: 'secondary', disabled: last >= p.total, onclick: go(p.offset + PAGE_SIZE) },
-        'Next',
-      ),
-    );
+    });
   };
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const changed = (): void => {
-    state.filter = filterInput.value.trim();
-    state.zone = zoneInput.value.trim();
-    state.tag = tagInput.value.trim();
-    state.health = health.value;
-    state.sort = sort.value;
-    state.offset = 0;
-    clearTimeout(timer);
-    timer = setTimeout(() => void load(), FILTER_DEBOUNCE_MS);
-  };
-  for (const el of [filterInput, zoneInput, tagInput]) el.addEventListener('input', changed);
-  for (const el of [health, sort]) el.addEventListener('change', changed);
-  const form = h(
-    'form',
-    { class: 'filters', role: 'search', 'aria-label': 'Filter services' },
-    field('svc-filter', 'Name contains', filterInput),
-    field('svc-health', 'Health', health),
-    field('svc-zone', 'Zone', zoneInput),
-    field('svc-tag', 'Tag', tagInput),
-    field('svc-sort', 'Sort by', sort),
-  );
-  form.addEventListener('submit', (e) => {
-    e.preventDefault();
-    changed();
-  });
+  const form = filterForm(controls(state), state, () => void load());
   mount(main, h('h1', {}, 'Services'), form, status, body, pager);
   return { parts: ['services'], refresh: load };
 };
