@@ -21,6 +21,7 @@ import {
 } from '../proto/admin-api.js';
 import type { ErrorCode } from '../proto/errors.js';
 import { describe, type Decoded } from '../proto/validate.js';
+import { CONSOLE_USAGE, consoleCommand, isConsoleCommand } from './ctl-console.js';
 import { renderTable } from './ctl-table.js';
 
 const USAGE = `meshreg ctl — operate a meshreg cluster through meta's admin API
@@ -42,6 +43,8 @@ Commands:
   drain <member-id>                    hand a member's work to the others, then it exits
   protection                           protection mode of meta and every member: what each holds
   protection release                   remove exactly what protection mode holds, on every role
+${CONSOLE_USAGE}
+Write commands take --reason <text>, recorded in the audit log (required by drain-node/-instance).
 
 Options:
   --meta <url>     meta's address (http://host:port or its ws:// link URL) [MESHREG_CTL_META, http://127.0.0.1:9610]
@@ -53,6 +56,8 @@ interface Ctx {
   readonly meta: string;
   readonly token: string;
   readonly json: boolean;
+  /** `--reason`: sent with every write, for the audit log. */
+  readonly reason: string | undefined;
   readonly out: (s: string) => void;
 }
 
@@ -90,6 +95,7 @@ export async function runCtl(argv: readonly string[], env: NodeJS.ProcessEnv): P
     meta: toHttp(opt('--meta') ?? env['MESHREG_CTL_META'] ?? 'http://127.0.0.1:9610'),
     token: opt('--token') ?? env['MESHREG_ADMIN_TOKEN'] ?? '',
     json,
+    reason: opt('--reason'),
     out: (s) => process.stdout.write(s.endsWith('\n') ? s : `${s}\n`),
   };
   try {
@@ -189,6 +195,19 @@ async function call<T>(
 
 async function dispatch(ctx: Ctx, args: string[]): Promise<void> {
   const [cmd, ...rest] = args;
+  if (isConsoleCommand(cmd))
+    return consoleCommand(
+      {
+        get: (path, decode) => call(ctx, 'GET', `${ctx.meta}${path}`, decode),
+        post: (path, decode, body) => call(ctx, 'POST', `${ctx.meta}${path}`, decode, body),
+        json: ctx.json,
+        reason: ctx.reason,
+        out: ctx.out,
+        usage,
+      },
+      cmd ?? '',
+      rest,
+    );
   switch (cmd) {
     case 'members':
       return members(ctx);
@@ -214,7 +233,7 @@ async function dispatch(ctx: Ctx, args: string[]): Promise<void> {
     case 'drain': {
       const id = need(rest[0], 'drain <member-id>');
       const url = `${ctx.meta}/admin/members/${encodeURIComponent(id)}/drain`;
-      return printRecord(ctx, await call(ctx, 'POST', url, decodeAdminMember));
+      return printRecord(ctx, await call(ctx, 'POST', url, decodeAdminMember, withReason(ctx, {})));
     }
     case 'protection':
       if (rest[0] !== undefined && rest[0] !== 'release') throw usage('protection [release]');
@@ -222,6 +241,11 @@ async function dispatch(ctx: Ctx, args: string[]): Promise<void> {
     default:
       throw usage(`unknown command "${cmd ?? ''}" (meshreg ctl --help)`);
   }
+}
+
+/** `body` with the `--reason` given, if any (the audit log records it). */
+function withReason(ctx: Ctx, body: object): object {
+  return ctx.reason === undefined ? body : { ...body, reason: ctx.reason };
 }
 
 function need(v: string | undefined, text: string): string {
@@ -239,11 +263,14 @@ async function push(ctx: Ctx, rest: string[]): Promise<void> {
   const [op, flag, list] = rest;
   const url = `${ctx.meta}/admin/switches/push`;
   if (op === 'resume')
-    return printRecord(ctx, await call(ctx, 'POST', url, decodeAdminSwitches, { stopped: false }));
+    return printRecord(
+      ctx,
+      await call(ctx, 'POST', url, decodeAdminSwitches, withReason(ctx, { stopped: false })),
+    );
   if (op !== 'stop') throw usage('push stop [--allow a,b] | push resume');
   const allow = flag === '--allow' ? need(list, 'push stop --allow <a,b,...>').split(',') : undefined;
   const body = allow === undefined ? { stopped: true } : { stopped: true, allow };
-  return printRecord(ctx, await call(ctx, 'POST', url, decodeAdminSwitches, body));
+  return printRecord(ctx, await call(ctx, 'POST', url, decodeAdminSwitches, withReason(ctx, body)));
 }
 
 async function editList(ctx: Ctx, path: string, op: 'add' | 'remove', names: string[]): Promise<void> {
@@ -251,7 +278,7 @@ async function editList(ctx: Ctx, path: string, op: 'add' | 'remove', names: str
   const body = op === 'add' ? { add: names } : { remove: names };
   return printRecord(
     ctx,
-    await call(ctx, 'POST', `${ctx.meta}/admin/switches/${path}`, decodeAdminSwitches, body),
+    await call(ctx, 'POST', `${ctx.meta}/admin/switches/${path}`, decodeAdminSwitches, withReason(ctx, body)),
   );
 }
 
@@ -332,7 +359,8 @@ async function protection(ctx: Ctx, release: boolean): Promise<void> {
   const rows = await Promise.all(
     targets.map(async ({ member, http }): Promise<ProtectionRow> => {
       const path = release ? '/admin/protection/release' : '/admin/protection';
-      const a = await ask(ctx, release ? 'POST' : 'GET', `${http}${path}`, decodeAdminProtection);
+      const body = release ? withReason(ctx, {}) : undefined;
+      const a = await ask(ctx, release ? 'POST' : 'GET', `${http}${path}`, decodeAdminProtection, body);
       if (!a.ok) return { member, error: a.message };
       const p = a.value;
       const ids = (release ? (p.removed ?? []) : p.held).join(', ');

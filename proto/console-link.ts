@@ -6,7 +6,12 @@
  */
 import type {
   ConsoleAgent,
+  ConsoleAgentPage,
+  ConsoleAudit,
   ConsoleDrained,
+  ConsoleOverview,
+  ConsoleServiceDetail,
+  ConsoleServicePage,
   ConsoleError,
   ConsoleLatencyWindow,
   ConsoleOfflineAgent,
@@ -140,6 +145,40 @@ const OFFLINE_SHAPE: Shape = {
   since: 'int',
 };
 
+const MEMBER_SHAPE: Shape = {
+  id: 'string',
+  role: ROLE,
+  address: 'string',
+  up: 'bool',
+  leaseLeftMs: 'int',
+  draining: 'bool',
+  reachable: 'bool',
+};
+const SERVICE_ROW_SHAPE: Shape = {
+  name: 'string',
+  instances: 'int',
+  passing: 'int',
+  warning: 'int',
+  critical: 'int',
+  draining: 'int',
+  zones: 'strings',
+  tags: 'strings',
+};
+const AGENT_SHAPE: Shape = {
+  node: 'string',
+  nodeId: 'string',
+  zone: 'string',
+  session: 'string',
+  address: 'string',
+  connectedSince: 'int',
+  lastContact: 'int',
+  cacheAgeMs: 'intOrNull',
+  offline: 'bool',
+  registrations: 'int',
+  subscriptions: 'int',
+};
+const CHECK_SHAPE: Shape = { id: 'string', name: 'string', status: HEALTH, output: 'string', type: 'string' };
+
 /** What a session reports for the overview. */
 export interface SessionConsoleSummary {
   readonly sessionId: string;
@@ -208,23 +247,7 @@ export const CONSOLE_LINK = Object.freeze({
     }),
   ),
   /** Every agent of a session, connected or held offline. */
-  agents: pagedMethod<NoParams, ConsoleAgent>(
-    'console.agents',
-    decodeNoParams,
-    shapeDecoder({
-      node: 'string',
-      nodeId: 'string',
-      zone: 'string',
-      session: 'string',
-      address: 'string',
-      connectedSince: 'int',
-      lastContact: 'int',
-      cacheAgeMs: 'intOrNull',
-      offline: 'bool',
-      registrations: 'int',
-      subscriptions: 'int',
-    }),
-  ),
+  agents: pagedMethod<NoParams, ConsoleAgent>('console.agents', decodeNoParams, shapeDecoder(AGENT_SHAPE)),
   /** A session's subscribers of one service. */
   subscribers: rpcMethod<ConsoleServiceParams, { readonly subscribers: readonly ConsoleSubscriber[] }>(
     'console.subscribers',
@@ -250,16 +273,7 @@ export const CONSOLE_LINK = Object.freeze({
   services: pagedMethod<NoParams, ConsoleServiceRow>(
     'console.services',
     decodeNoParams,
-    shapeDecoder({
-      name: 'string',
-      instances: 'int',
-      passing: 'int',
-      warning: 'int',
-      critical: 'int',
-      draining: 'int',
-      zones: 'strings',
-      tags: 'strings',
-    }),
+    shapeDecoder(SERVICE_ROW_SHAPE),
   ),
   /** A service's datum at its slot leader. */
   datum: rpcMethod<ConsoleServiceParams, ConsoleDatum>(
@@ -276,3 +290,81 @@ export const CONSOLE_LINK = Object.freeze({
 
 /** Health states, for the services filter. */
 export const CONSOLE_HEALTH = HEALTH;
+
+/** Decoders of the console's HTTP answers (what `meshreg ctl` reads). */
+export const CONSOLE_ANSWERS = Object.freeze({
+  overview: shapeDecoder<ConsoleOverview>({
+    version: 'string',
+    generatedAt: 'int',
+    you: { name: 'string', access: ['read', 'write'] },
+    members: [MEMBER_SHAPE],
+    leader: { self: 'bool', id: 'string', fencingRevision: 'string', store: 'string', storeHealthy: 'bool' },
+    slots: {
+      slotCount: 'int',
+      epoch: 'int',
+      servers: [{ id: 'string', led: 'int', followed: 'int' }],
+      migrating: 'ints',
+    },
+    push: { stopped: 'bool', allow: 'strings' },
+    clientOff: 'strings',
+    publishBlacklist: 'strings',
+    subscribeBlacklist: 'strings',
+    drained: { nodes: 'strings', instances: 'strings' },
+    agents: { connected: 'int', offline: 'int', offlineAgents: [OFFLINE_SHAPE] },
+    pushLatency: [LATENCY_SHAPE],
+    protection: [PROTECTION_SHAPE],
+    errors: [ERROR_SHAPE],
+  }),
+  services: shapeDecoder<ConsoleServicePage>({
+    total: 'int',
+    offset: 'int',
+    limit: 'int',
+    services: [SERVICE_ROW_SHAPE],
+    unreachable: 'strings',
+  }),
+  service: shapeDecoder<ConsoleServiceDetail>({
+    name: 'string',
+    version: 'int',
+    slot: 'int',
+    leader: 'string',
+    instances: [
+      {
+        id: 'string',
+        node: 'string',
+        nodeId: 'string',
+        zone: 'string',
+        region: 'string',
+        address: 'string',
+        port: 'int',
+        weights: { passing: 'int', warning: 'int' },
+        metadata: 'stringMap',
+        tags: 'strings',
+        health: HEALTH,
+        checks: [CHECK_SHAPE],
+        draining: 'bool',
+        drainedBy: ['', 'node', 'instance'],
+      },
+    ],
+    subscribers: [
+      { node: 'string', nodeId: 'string', session: 'string', ackedVersion: 'int', sentVersion: 'int' },
+    ],
+    deregister: 'bool',
+    deregisterNote: 'string',
+    unreachable: 'strings',
+  }),
+  agents: shapeDecoder<ConsoleAgentPage>({
+    total: 'int',
+    offset: 'int',
+    limit: 'int',
+    agents: [AGENT_SHAPE],
+    unreachable: 'strings',
+  }),
+  audit: shapeDecoder<ConsoleAudit>({
+    records: [
+      { at: 'int', who: 'string', action: 'string', target: 'string', reason: 'string', result: 'string' },
+    ],
+    total: 'int',
+    persistence: ['memory', 'store'],
+  }),
+  drained: shapeDecoder<ConsoleDrained>({ nodes: 'strings', instances: 'strings' }),
+});

@@ -41,6 +41,12 @@ describe('ctl', () => {
       'client-off',
       'blacklist',
       'drain',
+      'overview',
+      'service-detail',
+      'agents',
+      'audit',
+      'drain-node',
+      '--reason',
     ])
       assert.ok(r.stdout.includes(c), c);
   });
@@ -89,6 +95,59 @@ describe('ctl', () => {
     const bad = await ctl(['blacklist', 'publish', 'add', 'not a name'], env);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /add\[0\]/);
+  });
+
+  test('ctl - the console views: overview, services, service-detail, agents', async () => {
+    const o = await ctl(['overview'], env);
+    assert.equal(o.code, 0, o.stderr);
+    assert.match(o.stdout, /^you: admin \(write\)/m);
+    assert.match(o.stdout, /^ID\s+ROLE\s+UP/m);
+    assert.match(o.stdout, /^agents: 1 connected, 0 offline$/m);
+    const json = JSON.parse((await ctl(['--json', 'overview'], env)).stdout) as {
+      members: { role: string }[];
+    };
+    assert.deepEqual(json.members.map((m) => m.role).sort(), ['data', 'meta', 'session']);
+    const services = await waitFor('web in the console list', async () => {
+      const r = await ctl(['services', '--filter', 'we'], env);
+      return /^web\s+1\s+1\s+0\s+0/m.test(r.stdout) ? r : undefined;
+    });
+    assert.match(services.stdout, /^1 services/);
+    const bad = await ctl(['services', '--limit', '9999'], env);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /limit: must be an integer 1\.\.500/);
+    const detail = await ctl(['service-detail', 'web'], env);
+    assert.equal(detail.code, 0, detail.stderr);
+    assert.match(detail.stdout, /^service web, version \d+/);
+    assert.match(detail.stdout, /:80\s+passing\s+false/);
+    const agents = await ctl(['--json', 'agents'], env);
+    const page = JSON.parse(agents.stdout) as { total: number; agents: { offline: boolean }[] };
+    assert.equal(page.total, 1);
+    assert.equal(page.agents[0]?.offline, false);
+  });
+
+  test('ctl - writes carry --reason into the audit log; console drains require it', async () => {
+    const missing = await ctl(['drain-node', 'some-node'], env);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /--reason/);
+    const drained = await ctl(['drain-node', 'some-node', '--reason', 'kernel upgrade'], env);
+    assert.equal(drained.code, 0, drained.stderr);
+    assert.match(drained.stdout, /drained nodes: some-node/);
+    const restored = await ctl(['undrain-node', 'some-node', '--reason', 'done'], env);
+    assert.match(restored.stdout, /drained nodes: \(none\)/);
+    assert.equal((await ctl(['client-on', '10.9.9.9', '--reason', 'cleanup'], env)).code, 0);
+    const audit = JSON.parse((await ctl(['--json', 'audit', '--limit', '3'], env)).stdout) as {
+      records: { who: string; action: string; target: string; reason: string }[];
+    };
+    assert.deepEqual(
+      audit.records.map((r) => [r.who, r.action, r.target, r.reason]),
+      [
+        ['admin', 'client-off.edit', '-10.9.9.9', 'cleanup'],
+        ['admin', 'node.drain', 'some-node (restore)', 'done'],
+        ['admin', 'node.drain', 'some-node', 'kernel upgrade'],
+      ],
+    );
+    const table = await ctl(['audit'], env);
+    assert.match(table.stdout, /^AT\s+WHO\s+ACTION\s+TARGET\s+REASON\s+RESULT/);
   });
 
   test('ctl - an error answer prints its status and code and exits 1', async () => {
