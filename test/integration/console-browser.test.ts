@@ -218,6 +218,30 @@ describe('console browser', () => {
     await page.close();
   });
 
+  test('console browser - keyboard: skip link first, pages reached by Tab and Enter; every page fits 400 px', async (t) => {
+    if (browser === undefined) return t.diagnostic('no Chromium on this machine: browser step not run');
+    const page = await open('#/overview');
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate('document.activeElement?.textContent'), 'Skip to content');
+    // Tab on to the Agents link of the navigation and follow it with Enter.
+    for (let i = 0; i < 10; i++) {
+      await page.keyboard.press('Tab');
+      if ((await page.evaluate('document.activeElement?.textContent')) === 'Agents') break;
+    }
+    await page.keyboard.press('Enter');
+    await page.locator('h1', { hasText: 'Agents' }).waitFor();
+    assert.equal(await page.evaluate('document.activeElement?.id'), 'main', 'focus moves to the new page');
+    await page.setViewportSize({ width: 400, height: 800 });
+    for (const hash of ['#/overview', '#/services', '#/services/web', '#/agents', '#/operations']) {
+      await page.goto(`${consoleUrl()}${hash}`);
+      await page.locator('main h1').waitFor();
+      await page.locator('main table').first().waitFor();
+      const width = Number(await page.evaluate('document.documentElement.scrollWidth'));
+      assert.ok(width <= 400, `${hash} at a 400 px window is ${width} px wide`);
+    }
+    await page.close();
+  });
+
   test('console browser - the agents page lists the dev agent with its counts', async (t) => {
     if (browser === undefined) return t.diagnostic('no Chromium on this machine: browser step not run');
     const page = await open('#/agents');

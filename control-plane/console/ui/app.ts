@@ -49,6 +49,7 @@ export function writeButton(
       type: 'button',
       class: cls,
       'data-write': '',
+      'data-key': `${label}|${confirm.what}`,
       disabled: !writable,
       title: writable ? confirm.what : 'Read-only: enter an admin token with write access',
     },

@@ -55,11 +55,28 @@ export function svg(
   return el;
 }
 
-/** Replaces every child of `parent` with `children`. */
+/** What identifies a focusable element across redraws: its id, else its `data-key`. */
+function focusKey(el: Element | null): string | undefined {
+  if (!(el instanceof HTMLElement)) return undefined;
+  if (el.id !== '') return `#${el.id}`;
+  const key = el.dataset['key'];
+  return key === undefined ? undefined : `[data-key="${CSS.escape(key)}"]`;
+}
+
+/**
+ * Replaces every child of `parent` with `children`. When the focus was inside, it moves to the new
+ * element with the same id or `data-key`, so a live redraw does not throw a keyboard user back to
+ * the top of the page.
+ */
 export function mount(parent: Element, ...children: Child[]): void {
+  const active = document.activeElement;
+  const key = active !== null && parent.contains(active) ? focusKey(active) : undefined;
   const frag = document.createDocumentFragment();
   append(frag, children);
   parent.replaceChildren(frag);
+  if (key === undefined) return;
+  const again = parent.querySelector(key);
+  if (again instanceof HTMLElement) again.focus();
 }
 
 /** The element with `id`, or an error naming it (the page's skeleton is fixed). */

@@ -49,7 +49,11 @@ export function drawPager(
 ): void {
   const last = p.offset + p.shown;
   const button = (label: string, disabled: boolean, to: number): HTMLButtonElement =>
-    h('button', { type: 'button', class: 'secondary', disabled, onclick: () => go(Math.max(0, to)) }, label);
+    h(
+      'button',
+      { type: 'button', class: 'secondary', 'data-key': label, disabled, onclick: () => go(Math.max(0, to)) },
+      label,
+    );
   mount(
     into,
     button('Previous', p.offset === 0, p.offset - pageSize),
