@@ -3,11 +3,11 @@
  * registrations and subscriptions; filtered by node name and status, paged by the server.
  */
 import type { ConsoleAgent, ConsoleAgentPage } from '../../../proto/console.js';
-import { get, withQuery } from './api.js';
-import { badge, failed, type Page, type PageFactory } from './app.js';
+import { withQuery } from './api.js';
+import { badge, type Page, type PageFactory } from './app.js';
 import { h, mount } from './dom.js';
 import { ago, count, duration, time } from './format.js';
-import { dataTable, drawPager, rangeText, unreachableNote } from './paged.js';
+import { dataTable, drawPager, latestPage, rangeText, unreachableNote } from './paged.js';
 
 const PAGE_SIZE = 100;
 
@@ -46,7 +46,7 @@ export const agentsPage: PageFactory = (main, route): Page => {
   const body = h('div', { class: 'table-wrap' });
   const pager = h('div', { class: 'pager' });
   let offset = 0;
-  let seq = 0;
+  const fetchPage = latestPage<ConsoleAgentPage>(body, 'the agents');
   const heads = [
     'Node',
     'Zone',
@@ -60,15 +60,9 @@ export const agentsPage: PageFactory = (main, route): Page => {
     'Subscriptions',
   ];
   const load = async (): Promise<void> => {
-    const mine = ++seq;
     const q = { filter: filter.value.trim(), status: statusSel.value, offset, limit: PAGE_SIZE };
-    const r = await get<ConsoleAgentPage>(withQuery('/admin/console/agents', q));
-    if (mine !== seq) return;
-    if (!r.ok) {
-      mount(body, failed('the agents', r));
-      return;
-    }
-    const p = r.value;
+    const p = await fetchPage(withQuery('/admin/console/agents', q));
+    if (p === undefined) return;
     const info = { offset: p.offset, total: p.total, shown: p.agents.length };
     status.textContent = rangeText('Agents', info);
     mount(

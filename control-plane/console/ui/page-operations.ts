@@ -153,20 +153,18 @@ function drainPanel(app: App, o: ConsoleOverview, after: () => void): HTMLElemen
     h(
       'div',
       { class: 'row' },
-      writeButton(
-        app,
-        'Drain node',
-        { title: 'Drain node', what: 'Take every instance of the typed node out of discovery.' },
-        (reason) => post('/admin/console/drain/node', { node: node.value.trim(), drained: true, reason }),
-        after,
-      ),
-      writeButton(
-        app,
-        'Undrain node',
-        { title: 'Undrain node', what: 'Return every instance of the typed node to discovery.' },
-        (reason) => post('/admin/console/drain/node', { node: node.value.trim(), drained: false, reason }),
-        after,
-        'secondary',
+      ([true, false] as const).map((drained) =>
+        writeButton(
+          app,
+          drained ? 'Drain node' : 'Undrain node',
+          {
+            title: drained ? 'Drain node' : 'Undrain node',
+            what: `${drained ? 'Take every instance of the typed node out of' : 'Return every instance of the typed node to'} discovery.`,
+          },
+          (reason) => post('/admin/console/drain/node', { node: node.value.trim(), drained, reason }),
+          after,
+          drained ? '' : 'secondary',
+        ),
       ),
     ),
   );

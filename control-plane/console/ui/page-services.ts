@@ -4,11 +4,11 @@
  * live in the hash (`#/services?filter=web&health=critical`) without reloading the page.
  */
 import type { ConsoleServicePage, ConsoleServiceRow } from '../../../proto/console.js';
-import { get, withQuery } from './api.js';
-import { failed, type Page, type PageFactory } from './app.js';
+import { withQuery } from './api.js';
+import type { Page, PageFactory } from './app.js';
 import { h, mount, type Child } from './dom.js';
 import { count } from './format.js';
-import { dataTable, drawPager, rangeText, unreachableNote } from './paged.js';
+import { dataTable, drawPager, latestPage, rangeText, unreachableNote } from './paged.js';
 import { serviceHref } from './router.js';
 
 const PAGE_SIZE = 100;
@@ -130,19 +130,11 @@ export const servicesPage: PageFactory = (main, route): Page => {
   const status = h('p', { class: 'muted', role: 'status', id: 'services-status' });
   const body = h('div', { class: 'table-wrap' });
   const pager = h('div', { class: 'pager' });
-  let seq = 0;
+  const fetchPage = latestPage<ConsoleServicePage>(body, 'the services');
   const load = async (): Promise<void> => {
-    const mine = ++seq;
     history.replaceState(null, '', `#/services${withQuery('', { ...state, offset: state.offset || '' })}`);
-    const r = await get<ConsoleServicePage>(
-      withQuery('/admin/console/services', { ...state, limit: PAGE_SIZE }),
-    );
-    if (mine !== seq) return; // a newer request is on its way
-    if (!r.ok) {
-      mount(body, failed('the services', r));
-      return;
-    }
-    const p = r.value;
+    const p = await fetchPage(withQuery('/admin/console/services', { ...state, limit: PAGE_SIZE }));
+    if (p === undefined) return;
     const info = { offset: p.offset, total: p.total, shown: p.services.length };
     status.textContent = rangeText('Services', info);
     const caption = 'Services; health columns count instances by their worst check';

@@ -2,6 +2,8 @@
  * Pieces shared by the server-paged lists (services, agents): the table with its column heads, the
  * "n–m of total" line and the Previous/Next buttons.
  */
+import { get } from './api.js';
+import { failed } from './app.js';
 import { h, mount, type Child } from './dom.js';
 import { count } from './format.js';
 
@@ -66,3 +68,18 @@ export const unreachableNote = (ids: readonly string[]): Child =>
   ids.length === 0
     ? null
     : h('p', { class: 'error' }, `Not answering (their rows are missing): ${ids.join(', ')}`);
+
+/**
+ * A fetcher of list pages that keeps only the newest request's answer (typing in a filter sends
+ * several): older answers resolve undefined, and a failure is drawn into `body` (also undefined).
+ */
+export function latestPage<T>(body: HTMLElement, what: string): (path: string) => Promise<T | undefined> {
+  let seq = 0;
+  return async (path) => {
+    const mine = ++seq;
+    const r = await get<T>(path);
+    if (mine !== seq) return undefined;
+    if (!r.ok) mount(body, failed(what, r));
+    return r.ok ? r.value : undefined;
+  };
+}
