@@ -21,18 +21,8 @@ import type {
 } from './console.js';
 import { readInstance, SERVICE_NAME_PATTERN, type Instance } from './instance.js';
 import { decodeNoParams, pagedMethod, rpcEvent, rpcMethod, type Decoder, type NoParams } from './rpc.js';
-import {
-  Issues,
-  at,
-  decodeField,
-  readArray,
-  readBool,
-  readInt,
-  readObject,
-  readOneOf,
-  readString,
-  readStringMap,
-} from './validate.js';
+import { Issues, at, decodeField, readArray, readBool } from './validate.js';
+import { readInt, readObject, readOneOf, readString, readStringMap } from './validate.js';
 
 /** A field's kind in a {@link Shape}. */
 type Kind =

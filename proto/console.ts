@@ -161,17 +161,21 @@ export interface ConsoleDrained {
   readonly instances: readonly string[];
 }
 
-/** One service in the list. */
-export interface ConsoleServiceRow {
-  readonly name: string;
-  /** Instances registered (every health, draining included). */
-  readonly instances: number;
+/** Instances of a service by the worst status of their checks, and those draining. */
+export interface ConsoleHealthCounts {
   /** Instances whose worst check is passing / warning / critical. */
   readonly passing: number;
   readonly warning: number;
   readonly critical: number;
   /** Instances marked draining. */
   readonly draining: number;
+}
+
+/** One service in the list. */
+export interface ConsoleServiceRow extends ConsoleHealthCounts {
+  readonly name: string;
+  /** Instances registered (every health, draining included). */
+  readonly instances: number;
   /** Distinct zones of its instances, sorted ('' left out). */
   readonly zones: readonly string[];
   /** Distinct tags of its instances, sorted. */
@@ -183,13 +187,17 @@ export interface ConsoleServiceRow {
  * of the name; `health`: `passing|warning|critical` (services with at least one such instance);
  * `sort`: `name|-name|instances|-instances|critical|-critical`; `limit` 1..500 (default 100).
  */
-export interface ConsoleServicePage {
-  /** Services matching the filters (before paging). */
+export interface ConsoleServicePage extends ConsolePaging {
+  readonly services: readonly ConsoleServiceRow[];
+}
+
+/** The paging fields of a list answer. */
+export interface ConsolePaging {
+  /** Items matching the filters (before paging). */
   readonly total: number;
   readonly offset: number;
   readonly limit: number;
-  readonly services: readonly ConsoleServiceRow[];
-  /** Data servers that did not answer in time (their services are missing). */
+  /** Members (data servers, sessions) that did not answer in time: their items are missing. */
   readonly unreachable: readonly string[];
 }
 
@@ -241,9 +249,13 @@ export interface ConsoleServiceDetail {
   readonly name: string;
   /** The datum's version at its slot leader (0: never published). */
   readonly version: number;
+  /** The slot its name hashes to. */
   readonly slot: number;
+  /** The data server leading that slot (it answered the instances). */
   readonly leader: string;
+  /** Every instance, draining ones included. */
   readonly instances: readonly ConsoleInstance[];
+  /** Agents watching it, over every session. */
   readonly subscribers: readonly ConsoleSubscriber[];
   /**
    * Always false: instances belong to their agents, which would register them again. Drain an
@@ -280,13 +292,8 @@ export interface ConsoleAgent {
  * `GET /admin/console/agents?filter=&status=&session=&offset=&limit=`. `filter`: substring of the
  * node name; `status`: `online|offline`; `limit` 1..500 (default 100); sorted by node.
  */
-export interface ConsoleAgentPage {
-  readonly total: number;
-  readonly offset: number;
-  readonly limit: number;
+export interface ConsoleAgentPage extends ConsolePaging {
   readonly agents: readonly ConsoleAgent[];
-  /** Sessions that did not answer in time. */
-  readonly unreachable: readonly string[];
 }
 
 /** One audit record: a write through the admin API, allowed or not by the time it ran. */

@@ -3,6 +3,7 @@
  * time, and a member that is down, linked to another meta, or too slow is reported as unreachable
  * instead of holding the answer up.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { AdminMember } from '../../proto/admin-api.js';
 import type { RpcPeer } from '../link/rpc-peer.js';
 
@@ -50,15 +51,13 @@ export async function gather<T>(
 
 /** `p`, or a rejection once `ms` passed (a paged call makes several round trips). */
 async function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      reject(new Error(`no answer within ${ms} ms`));
-    }, ms);
+  const stop = new AbortController();
+  const late = sleep(ms, undefined, { signal: stop.signal }).then(() => {
+    throw new Error(`no answer within ${ms} ms`);
   });
   try {
-    return await Promise.race([p, deadline]);
+    return await Promise.race([p, late]);
   } finally {
-    clearTimeout(timer);
+    stop.abort();
   }
 }

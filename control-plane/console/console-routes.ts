@@ -70,33 +70,34 @@ export function consoleRoutes(console: MetaConsole): AdminRoute[] {
       status: 200,
       body: console.audit.view(intParam(req.query, 'limit', 1, 10_000, 200)),
     })),
-    audited(
-      console.audit,
-      {
-        method: 'POST',
-        path: '/admin/console/drain/node',
-        access: 'write',
-        handler: (req) => {
-          const b = body(decodeNodeDrain(req.body));
-          return { status: 200, body: console.drained.set(b.node, undefined, b.drained !== false) };
-        },
-      },
-      { action: 'node.drain', target: nodeTarget, reasonRequired: true },
+    drainRoute(console, 'node', (b) =>
+      console.drained.set(body(decodeNodeDrain(b)).node, undefined, drainedIn(b)),
     ),
-    audited(
-      console.audit,
-      {
-        method: 'POST',
-        path: '/admin/console/drain/instance',
-        access: 'write',
-        handler: (req) => {
-          const b = body(decodeInstanceDrain(req.body));
-          return { status: 200, body: console.drained.set(b.node, b.id, b.drained !== false) };
-        },
-      },
-      { action: 'instance.drain', target: nodeTarget, reasonRequired: true },
-    ),
+    drainRoute(console, 'instance', (b) => {
+      const d = body(decodeInstanceDrain(b));
+      return console.drained.set(d.node, d.id, drainedIn(b));
+    }),
   ];
+}
+
+/** `POST /admin/console/drain/<what>`: a write, its reason required, audited as `<what>.drain`. */
+function drainRoute(
+  console: MetaConsole,
+  what: 'node' | 'instance',
+  apply: (body: unknown) => unknown,
+): AdminRoute {
+  const route: AdminRoute = {
+    method: 'POST',
+    path: `/admin/console/drain/${what}`,
+    access: 'write',
+    handler: (req) => ({ status: 200, body: apply(req.body) }),
+  };
+  return audited(console.audit, route, { action: `${what}.drain`, target: nodeTarget, reasonRequired: true });
+}
+
+/** The body's `drained`: false restores, anything else drains. */
+function drainedIn(b: unknown): boolean {
+  return !(isRecord(b) && b['drained'] === false);
 }
 
 /** `node` or `node/id`, with `(restore)` when the body takes it out of the drained set. */

@@ -19,6 +19,7 @@ import { DrainedMarks, DrainedSet } from '../../control-plane/console/drained.js
 import { ErrorRing } from '../../control-plane/console/error-ring.js';
 import { LatencyWindows, mergeWindows, quantile } from '../../control-plane/console/latency-windows.js';
 import { silentLogger } from '../../proto/runtime/log.js';
+import { makeInstance } from '../support/fixtures.js';
 
 async function assets(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
   const root = await mkdtemp(path.join(os.tmpdir(), 'meshreg-static-'));
@@ -163,22 +164,8 @@ test('console audit - reasons are required where asked, bounded, and the log kee
   assert.equal(log.appended, 250);
 });
 
-const inst = (node: string, id: string): Instance => ({
-  id,
-  service: 'web',
-  nodeId: `${node}-id`,
-  node,
-  nodeAddress: '10.0.0.1',
-  address: '',
-  port: 80,
-  tags: [],
-  meta: {},
-  weights: { passing: 1, warning: 1 },
-  health: 'passing',
-  checks: [],
-  zone: '',
-  region: '',
-});
+const inst = (node: string, id: string): Instance =>
+  makeInstance({ id, service: 'web', node, nodeId: `${node}-id` });
 
 test('console drained - a node or an instance is marked draining and critical, and restored', () => {
   const sent: unknown[] = [];
