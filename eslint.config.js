@@ -54,6 +54,28 @@ export default tseslint.config(
     files: ['control-plane/**/*.ts'],
     rules: forbid(['**/agent/**', '**/bin/**'], 'control-plane/ must not import agent/'),
   },
+  {
+    // The console's browser modules: they run in a page, so they may take only types from the rest of
+    // the repository (the contract in proto/console.ts); nothing of ours is loaded at run time.
+    files: ['control-plane/console/ui/**/*.ts'],
+    rules: {
+      // `import { type X }` would still load the module in the browser; `import type` is erased.
+      '@typescript-eslint/no-import-type-side-effects': 'error',
+      'no-restricted-imports': 'off',
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['../*', '!../../../proto/console.js'],
+              message: 'the console UI imports only its own modules and the types of proto/console.ts',
+            },
+            { group: ['../../../proto/console.js'], allowTypeImports: true, message: 'type-only imports' },
+          ],
+        },
+      ],
+    },
+  },
   ...['session', 'data', 'meta'].map((role) => ({
     // The roles are processes of their own: they share only the plumbing below them (link/, admin/).
     files: [`control-plane/${role}/**/*.ts`],
