@@ -236,7 +236,7 @@ describe('meta fencing', () => {
     await waitFor('data-4 leads slots', () => tableUses('data-4'), 25_000);
     // No meta keeps a view its watches left behind while etcd was away: every one catches up.
     await everyViewHas(DATA_IDS, TAKEOVER_BOUND_MS);
-    await waitFor('the write is seen by the watch', () => writes.length > writesBefore, 5000);
+    await waitFor('the write is seen by the watch', () => writes.length > writesBefore, 15_000);
     await sleep(TAKEOVER_BOUND_MS / 2);
     assertSingleLeader(start, 'kill and restart');
     assertFencedWrites();
