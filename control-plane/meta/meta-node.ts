@@ -86,10 +86,7 @@ export class MetaNode {
   constructor(opts: MetaNodeOptions) {
     this.#opts = opts;
     this.#log = this.#errors.wrap(opts.logger.child({ role: 'meta' }));
-    this.#tables = new MetaTable({
-      slotCount: opts.slotCount,
-      followers: opts.followers,
-      maxLeaderMoves: opts.maxLeaderMoves,
+    this.#tables = new MetaTable(opts, {
       logger: this.#log,
       store: () => this.#store,
       liveData: () =>

@@ -11,10 +11,15 @@ import { VersionClock } from '../../proto/version.js';
 import type { MetaStore } from './meta-store.js';
 import { arrangeSlots } from './slot-arranger.js';
 
-export interface MetaTableOptions {
+/** How the slots are arranged: how many, followers per slot, leader moves per round. */
+export interface MetaTableSizes {
   readonly slotCount: number;
   readonly followers: number;
   readonly maxLeaderMoves: number;
+}
+
+/** What the table needs of its meta. */
+export interface MetaTableDeps {
   readonly logger: Logger;
   /** The store, once the meta started. */
   readonly store: () => MetaStore | undefined;
@@ -25,7 +30,8 @@ export interface MetaTableOptions {
 }
 
 export class MetaTable {
-  readonly #opts: MetaTableOptions;
+  readonly #sizes: MetaTableSizes;
+  readonly #deps: MetaTableDeps;
   readonly #clock = new VersionClock();
   #table: SlotTable | undefined;
   /** The store's revision of the table last read: what the next arrangement is fenced on. */
@@ -35,8 +41,9 @@ export class MetaTable {
     description: 'Slot leader changes made by arrangement',
   });
 
-  constructor(opts: MetaTableOptions) {
-    this.#opts = opts;
+  constructor(sizes: MetaTableSizes, deps: MetaTableDeps) {
+    this.#sizes = sizes;
+    this.#deps = deps;
   }
 
   /** The table in force, if any. */
@@ -63,14 +70,14 @@ export class MetaTable {
     try {
       // Arranged from what the store holds now: after an outage the watches may lag, and a member
       // list read before a data server joined would take its slots away while it is alive.
-      const store = this.#opts.store();
+      const store = this.#deps.store();
       if (store === undefined || !(await store.refresh())) return;
       const next = this.#next();
       if (next === undefined) return;
       // The store announces the saved table to every meta, this one included.
       const outcome = await store.saveTable(next, this.#revision);
       if (outcome !== 'saved')
-        this.#opts.logger.warn('slot table not saved', {
+        this.#deps.logger.warn('slot table not saved', {
           epoch: next.epoch,
           outcome,
           basedOn: this.#revision,
@@ -82,10 +89,10 @@ export class MetaTable {
 
   /** The table arranged over the live data servers, when it differs from the current one. */
   #next(): SlotTable | undefined {
-    const next = arrangeSlots(this.#table, this.#opts.liveData(), {
-      slotCount: this.#opts.slotCount,
-      followers: this.#opts.followers,
-      maxLeaderMoves: this.#table === undefined ? this.#opts.slotCount : this.#opts.maxLeaderMoves,
+    const next = arrangeSlots(this.#table, this.#deps.liveData(), {
+      slotCount: this.#sizes.slotCount,
+      followers: this.#sizes.followers,
+      maxLeaderMoves: this.#table === undefined ? this.#sizes.slotCount : this.#sizes.maxLeaderMoves,
       nextEpoch: (prev) => this.#clock.next(prev),
     });
     return next === this.#table ? undefined : next;
@@ -100,11 +107,11 @@ export class MetaTable {
     this.#leaderMoves.add(moves);
     const leaders = new Map<string, number>();
     for (const s of next.slots) leaders.set(s.leader, (leaders.get(s.leader) ?? 0) + 1);
-    this.#opts.logger.info('slot table changed', {
+    this.#deps.logger.info('slot table changed', {
       epoch: next.epoch,
       leaderMoves: moves,
       leaders: Object.fromEntries(leaders),
     });
-    this.#opts.emit(next);
+    this.#deps.emit(next);
   }
 }
