@@ -6,12 +6,11 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type http from 'node:http';
-import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { Instance } from '../proto/instance.js';
 import type { Logger } from '../proto/runtime/log.js';
 import { ShutdownPhases } from '../proto/runtime/shutdown.js';
-import { tracer } from '../proto/runtime/telemetry.js';
 import { registerAgentMetrics } from './agent-metrics.js';
+import { AgentRegistrations } from './agent-registrations.js';
 import { stopAgent } from './agent-shutdown.js';
 import { addProbeRoutes } from './agent-probes.js';
 import { healthView, syncStatusView } from './agent-status.js';
@@ -48,9 +47,6 @@ export interface AgentHooks {
   readonly http?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
 }
 
-/** Longest a graceful leave waits for the session to confirm the withdrawals before stopping. */
-const LEAVE_CONFIRM_MS = 5_000;
-
 export class Agent implements ConsulBackend {
   readonly node: NodeIdentity;
   readonly datacenter: string;
@@ -67,7 +63,7 @@ export class Agent implements ConsulBackend {
   readonly #config: AgentConfig;
   readonly #log: Logger;
   readonly checks: AgentChecks;
-  readonly #drains = new Set<NodeJS.Timeout>();
+  readonly #registrations: AgentRegistrations;
   #left: ((why: string) => void) | undefined;
   /** Resolves once a graceful leave (`PUT /v1/agent/leave`) is done: the process should stop. */
   readonly left = new Promise<string>((resolve) => {
@@ -158,6 +154,15 @@ export class Agent implements ConsulBackend {
       logger,
     });
     this.#store = new LocalStore(config.dataDir, this.local, () => this.checks.persisted(), logger);
+    this.#registrations = new AgentRegistrations({
+      local: this.local,
+      checks: this.checks,
+      store: this.#store,
+      drainMs: config.drainMs,
+      linkOpen: () => this.#sync.state === 'open',
+      left: (why) => this.#left?.(why),
+      log: logger,
+    });
     this.#sync.onStateChange(() => {
       this.#openStatus = undefined;
     });
@@ -284,7 +289,7 @@ export class Agent implements ConsulBackend {
           return this.#http.drain(waitMs);
         },
         quiesce: () => {
-          for (const t of this.#drains) clearTimeout(t);
+          this.#registrations.stop();
           clearInterval(this.#evictTimer);
           this.#files?.stop();
           this.checks.close();
@@ -312,71 +317,22 @@ export class Agent implements ConsulBackend {
     return this.checks.rules;
   }
 
-  async register(req: RegisterRequest, replaceExistingChecks = false): Promise<void> {
-    // The span is active while the local change is published, so the frame carries its trace.
-    await tracer().startActiveSpan(
-      'agent.register',
-      {
-        kind: SpanKind.SERVER,
-        attributes: { 'meshreg.service': req.def.name, 'meshreg.service_id': req.def.id },
-      },
-      async (span) => {
-        try {
-          const persisted = this.checks.applyServiceChecks(req.def.id, req.checks, replaceExistingChecks);
-          this.local.register(req.def, this.checks.states(req.def.id), persisted);
-          await this.#store.flush();
-        } catch (err) {
-          span.setStatus({ code: SpanStatusCode.ERROR });
-          throw err;
-        } finally {
-          span.end();
-        }
-      },
-    );
+  register(req: RegisterRequest, replaceExistingChecks = false): Promise<void> {
+    return this.#registrations.register(req, replaceExistingChecks);
   }
 
   subscriptionRefusal(service: string): { code: string; message: string } | undefined {
     return this.#sync.subscriptionRefusal(service);
   }
 
-  /**
-   * A graceful leave (Consul's `PUT /v1/agent/leave`): every registration of this host is withdrawn
-   * at once, without the drain period, so the session gets one batch and watchers see one change;
-   * answers once the session confirmed (or after {@link LEAVE_CONFIRM_MS}), then the process stops.
-   */
-  async leave(): Promise<void> {
-    for (const r of this.local.list()) {
-      this.checks.removeService(r.def.id);
-      this.local.deregister(r.def.id);
-    }
-    await this.#store.flush();
-    const deadline = performance.now() + LEAVE_CONFIRM_MS;
-    while (this.local.tombstones().length > 0 && this.#sync.state === 'open' && performance.now() < deadline)
-      await new Promise((r) => setTimeout(r, 5));
-    this.#log.info('left: registrations withdrawn', { unconfirmed: this.local.tombstones().length });
-    // After the answer is written: the stop closes the HTTP server.
-    setImmediate(() => this.#left?.('agent left'));
+  /** The graceful leave ({@link AgentRegistrations.leave}): everything withdrawn at once, then the process stops. */
+  leave(): Promise<void> {
+    return this.#registrations.leave();
   }
 
-  async deregister(id: string): Promise<void> {
-    const record = this.local.get(id);
-    if (record === undefined) return;
-    this.checks.removeService(id);
-    const drainMs = this.#config.drainMs;
-    if (drainMs > 0 && record.draining !== true) {
-      // Published as draining first (EDS: DRAINING; Consul: critical), removed when the period ends.
-      this.local.markDraining(id);
-      await this.#store.flush();
-      const timer = setTimeout(() => {
-        this.#drains.delete(timer);
-        if (this.local.get(id)?.draining === true && this.local.deregister(id) !== undefined)
-          void this.#store.flush();
-      }, drainMs);
-      timer.unref();
-      this.#drains.add(timer);
-      return;
-    }
-    if (this.local.deregister(id) !== undefined) await this.#store.flush();
+  /** Deregisters `id`, published as draining for the drain period first ({@link AgentRegistrations.deregister}). */
+  deregister(id: string): Promise<void> {
+    return this.#registrations.deregister(id);
   }
 
   /** Persists local state now (after a check route changed it). */

@@ -3,11 +3,9 @@
  * scripts. Meta is the entry point; for a service's replicas and for session connections the
  * command follows the member addresses meta returns, with the same token.
  */
-import { Agent as HttpsAgent, request, type Dispatcher } from 'undici';
 import {
   decodeAdminConnections,
   decodeAdminDatum,
-  decodeAdminError,
   decodeAdminMember,
   decodeAdminMembers,
   decodeAdminProtection,
@@ -19,10 +17,7 @@ import {
   type AdminProtection,
   type AdminReplica,
 } from '../proto/admin-api.js';
-import type { ErrorCode } from '../proto/errors.js';
-import { describe, type Decoded } from '../proto/validate.js';
-import { plaintextRefusal, readTlsConfig } from '../proto/runtime/tls-config.js';
-import { TlsSource } from '../proto/runtime/tls.js';
+import { ask, call, CtlError, ctlTls, type Ctx } from './ctl-client.js';
 import { renderTable } from './ctl-table.js';
 import { CONSOLE_USAGE, consoleCommand, isConsoleCommand } from './ctl-console.js';
 
@@ -53,27 +48,6 @@ Options:
   --token <token>  admin token [MESHREG_ADMIN_TOKEN]
   --json           print JSON instead of tables
 `;
-
-interface Ctx {
-  readonly meta: string;
-  readonly token: string;
-  readonly json: boolean;
-  /** `--reason`: sent with every write, for the audit log. */
-  readonly reason: string | undefined;
-  readonly out: (s: string) => void;
-  /** https with the process's CA and certificate (MESHREG_TLS_*); none: the default client. */
-  readonly dispatcher?: Dispatcher | undefined;
-}
-
-/** A command that failed: the line for stderr and the exit code (1 failed, 2 usage). */
-class CtlError extends Error {
-  readonly exitCode: 1 | 2;
-
-  constructor(message: string, exitCode: 1 | 2 = 1) {
-    super(message);
-    this.exitCode = exitCode;
-  }
-}
 
 function usage(text: string): CtlError {
   return new CtlError(`usage: ${text}`, 2);
@@ -117,110 +91,11 @@ export async function runCtl(argv: readonly string[], env: NodeJS.ProcessEnv): P
   }
 }
 
-/** The https client and default meta address under MESHREG_TLS_*, or why the files cannot be used. */
-function ctlTls(env: NodeJS.ProcessEnv): { dispatcher?: Dispatcher; defaultMeta: string } | string {
-  try {
-    const config = readTlsConfig(env, { server: false });
-    const tls = TlsSource.load(config);
-    if (!tls.ok) return tls.error.message;
-    if (tls.value === undefined) return { defaultMeta: 'http://127.0.0.1:9610' };
-    const meta = env['MESHREG_CTL_META'] ?? '';
-    const refused = plaintextRefusal(config, meta, 'MESHREG_CTL_META');
-    if (refused !== undefined) return refused;
-    return {
-      dispatcher: new HttpsAgent({ connect: tls.value.clientOptions() }),
-      defaultMeta: 'https://127.0.0.1:9610',
-    };
-  } catch (err) {
-    return err instanceof Error ? err.message : String(err);
-  }
-}
-
 function toHttp(url: string): string {
   return url
     .replace(/^ws(s?):\/\//, 'http$1://')
     .replace(/\/v1\/.*$/, '')
     .replace(/\/$/, '');
-}
-
-/**
- * What an admin request came to: the decoded answer, or a failure to print. A failure the server
- * explained carries its HTTP status and error `code`, the only things a caller may branch on.
- */
-type Answer<T> =
-  | { readonly ok: true; readonly value: T }
-  | { readonly ok: false; readonly message: string; readonly status?: number; readonly code?: ErrorCode };
-
-/** How much of an answer that could not be decoded goes into an error line. */
-const EXCERPT_CHARS = 300;
-const MAX_ERRORS_SHOWN = 5;
-
-/** Sends one admin request and decodes its answer with `decode`; never throws. */
-async function ask<T>(
-  ctx: Ctx,
-  method: 'GET' | 'POST',
-  url: string,
-  decode: (raw: unknown) => Decoded<T>,
-  body?: unknown,
-): Promise<Answer<T>> {
-  const where = `${method} ${url}`;
-  let status: number;
-  let text: string;
-  try {
-    const res = await request(url, {
-      method,
-      headers: { authorization: `Bearer ${ctx.token}`, 'content-type': 'application/json' },
-      body: body === undefined ? null : JSON.stringify(body),
-      ...(ctx.dispatcher === undefined ? {} : { dispatcher: ctx.dispatcher }),
-    });
-    status = res.statusCode;
-    text = await res.body.text();
-  } catch (err) {
-    return { ok: false, message: `${where}: ${err instanceof Error ? err.message : String(err)}` };
-  }
-  if (status >= 400) return refused(where, status, text);
-  const parsed = parseJson(text);
-  if (!parsed.ok) return { ok: false, status, message: `${where}: ${status}: not JSON: ${excerpt(text)}` };
-  const d = decode(parsed.value);
-  if (d.ok) return d;
-  const shown = describe(d.errors.slice(0, MAX_ERRORS_SHOWN));
-  const more = d.errors.length > MAX_ERRORS_SHOWN ? ` (and ${d.errors.length - MAX_ERRORS_SHOWN} more)` : '';
-  return { ok: false, status, message: `${where}: unexpected answer: ${shown}${more}` };
-}
-
-/** An error answer: its code and message when it is one of ours, else its status and text. */
-function refused(where: string, status: number, text: string): Answer<never> {
-  const parsed = parseJson(text);
-  const e = parsed.ok ? decodeAdminError(parsed.value) : undefined;
-  if (e?.ok !== true) return { ok: false, status, message: `${where}: ${status}: ${excerpt(text)}` };
-  const { code, message } = e.value.error;
-  return { ok: false, status, code, message: `${where}: ${status} ${code}: ${message}` };
-}
-
-function parseJson(text: string): { ok: true; value: unknown } | { ok: false } {
-  if (text === '') return { ok: true, value: undefined };
-  try {
-    return { ok: true, value: JSON.parse(text) as unknown };
-  } catch {
-    return { ok: false };
-  }
-}
-
-function excerpt(text: string): string {
-  return text.length > EXCERPT_CHARS ? `${text.slice(0, EXCERPT_CHARS)}...` : text;
-}
-
-/** {@link ask}, for commands that stop at the first failure. */
-async function call<T>(
-  ctx: Ctx,
-  method: 'GET' | 'POST',
-  url: string,
-  decode: (raw: unknown) => Decoded<T>,
-  body?: unknown,
-): Promise<T> {
-  const a = await ask(ctx, method, url, decode, body);
-  if (!a.ok) throw new CtlError(a.message);
-  return a.value;
 }
 
 async function dispatch(ctx: Ctx, args: string[]): Promise<void> {

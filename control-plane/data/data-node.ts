@@ -10,7 +10,7 @@
  *   stall of this server never shortens it), then they go, unless protection mode holds them. A
  *   session of this very process has no grace to run out: it lives as long as the process.
  */
-import type { Member, OwnedPublisher } from '../../proto/cluster-records.js';
+import type { Member } from '../../proto/cluster-records.js';
 import { DATA_LINK, DATA_LINK_PATH } from '../../proto/data-link.js';
 import { REPLICATION_LINK, type ReplicationOp } from '../../proto/replication-link.js';
 import type { Logger } from '../../proto/runtime/log.js';
@@ -32,6 +32,7 @@ import {
 import { RoleServer, type RoleServerOptions } from '../link/role-server.js';
 import type { RpcPeer } from '../link/rpc-peer.js';
 import { dataAdminRoutes, registerDataMetrics, tracedPublish } from './data-ops.js';
+import { DataMigration } from './data-migration.js';
 import { DataServer } from './data-server.js';
 import { ReplicaFollower, replicaItems } from './replica-follower.js';
 import { tombstoneMsFor } from './tombstones.js';
@@ -79,8 +80,7 @@ export class DataNode {
   #dataMembers: readonly Member[] = [];
   #sessionMembers: readonly Member[] = [];
   #meta: MetaMember | undefined;
-  /** Slots whose migration is running, so a newer table does not start a second one. */
-  readonly #inFlight = new Set<number>();
+  readonly #migration: DataMigration;
   readonly #unregisterMetrics: () => void;
   #publishes = 0;
   /** Sessions whose publishers went after their grace (bounded), restored if they come back. */
@@ -110,6 +110,16 @@ export class DataNode {
     this.server.replicationSink = (op) => {
       this.#replicate(op);
     };
+    this.#migration = new DataMigration({
+      server: this.server,
+      slotCount: opts.slotCount,
+      migrationTimeoutMs: opts.migrationTimeoutMs,
+      logger: this.#log,
+      membersKnown: () => this.#membersKnown,
+      sessionMembers: () => this.#sessionMembers,
+      sessions: this.#sessions,
+      stopped: () => this.#stopped,
+    });
     this.#follower = new ReplicaFollower(this.server, {
       ...opts,
       hello: () => this.#hello(this.url),
@@ -328,7 +338,7 @@ export class DataNode {
     if (plan === undefined) return;
     this.#checkDrained();
     this.#follower.follow(plan.follow, this.#dataMembers);
-    if (plan.migrate.length > 0) void this.#migrate(plan.migrate);
+    if (plan.migrate.length > 0) void this.#migration.run(plan.migrate);
   }
 
   /** A drained server has handed every slot over (meta moved them; the new leaders hold replicas). */
@@ -337,71 +347,5 @@ export class DataNode {
     this.#draining = 'drained';
     this.#log.info('drained: this server leads and follows no slot');
     this.#opts.onDrained?.();
-  }
-
-  /**
-   * Rebuilds slots we now lead from every session's publishers, then serves them as complete.
-   *
-   * It waits for every session that is alive (listed by meta, or connected to us): declaring a slot
-   * complete without one of them would push lists missing its instances (invariant 3). A session
-   * that is neither listed nor connected is gone, and its agents re-register elsewhere. A newer table
-   * does not cut a migration short; slots that stop being ours simply drop out of it.
-   */
-  async #migrate(requested: readonly number[]): Promise<void> {
-    const mine = requested.filter((s) => !this.#inFlight.has(s));
-    if (mine.length === 0) return;
-    for (const s of mine) this.#inFlight.add(s);
-    let slots = mine;
-    const started = Date.now();
-    let warned = false;
-    const collected: OwnedPublisher[] = [];
-    // Which sessions to wait for is meta's member list: a table may arrive before it does (a data
-    // server restarted within its lease), and "no session known" must not mean "nothing to collect".
-    while (!this.#membersKnown && !this.#stopped) await new Promise((r) => setTimeout(r, 50));
-    const pending = new Set([...this.#sessionMembers.map((m) => m.id), ...this.#sessions.keys()]);
-    try {
-      while (pending.size > 0) {
-        if (this.#stopped) return;
-        slots = slots.filter((s) => this.server.slotState(s) === 'migrating');
-        if (slots.length === 0) return;
-        await Promise.all([...pending].map((id) => this.#collectFrom(id, slots, collected, pending)));
-        const alive = new Set([...this.#sessionMembers.map((m) => m.id), ...this.#sessions.keys()]);
-        for (const id of pending) if (!alive.has(id)) pending.delete(id);
-        if (pending.size === 0) break;
-        if (!warned && Date.now() - started > this.#opts.migrationTimeoutMs) {
-          warned = true;
-          this.#log.warn('migration still waiting for sessions; slots stay incomplete', {
-            missing: [...pending],
-            slots: slots.length,
-          });
-        }
-        // Sessions that meta lists but that have not connected to us yet get a moment to do so.
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      this.server.finishMigration(
-        slots.filter((s) => this.server.slotState(s) === 'migrating'),
-        collected,
-      );
-    } finally {
-      for (const s of mine) this.#inFlight.delete(s);
-    }
-  }
-
-  async #collectFrom(
-    id: string,
-    slots: readonly number[],
-    into: OwnedPublisher[],
-    pending: Set<string>,
-  ): Promise<void> {
-    const s = this.#sessions.get(id);
-    if (s === undefined) return;
-    try {
-      // Paged: a session may hold hundreds of thousands of publishers, more than one frame carries.
-      const items = await s.peer.callPaged(DATA_LINK.collect, { slots, slotCount: this.#opts.slotCount });
-      into.push(...items);
-      pending.delete(id);
-    } catch (err) {
-      this.#log.warn('collect from session failed; will retry', { sessionId: id, err });
-    }
   }
 }

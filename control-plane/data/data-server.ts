@@ -21,15 +21,14 @@ import { DatumStore, type StoreOutcome } from './datum-store.js';
 import { liveTombstones, type LiveTombstoneOptions } from './tombstones.js';
 import { DataCatalog } from './data-catalog.js';
 import { Warmup, type WarmupOptions } from './warmup.js';
+import { DataWatchers } from './data-watchers.js';
 import type {
   CatalogView,
   ChangeListener,
   DataApi,
   DataWatch,
-  DatumChange,
   DatumView,
   PublishItem,
-  SessionWatcher,
   UnpublishItem,
 } from '../link/data-api.js';
 import type { DrainedEvent } from '../../proto/console-link.js';
@@ -62,9 +61,7 @@ export class DataServer implements DataApi {
   readonly store: DatumStore;
   readonly #clock: VersionClock;
   readonly #log: Logger;
-  readonly #watchers = new Map<string, SessionWatcher>();
-  /** Changed keys waiting for the next notification: version and the trace of the write, if any. */
-  readonly #pending = new Map<string, { version: number; traceparent: string | undefined }>();
+  readonly #watchers: DataWatchers;
   readonly #states = new Map<number, SlotState>();
   #table: SlotTable | undefined;
   /**
@@ -72,9 +69,7 @@ export class DataServer implements DataApi {
    * collected from a session before its removal is not brought back when the migration finishes.
    */
   readonly #removedDuringMigration = new Map<string, number>();
-  #flushScheduled = false;
   readonly #warmup: Warmup;
-  readonly #warmupNotifyMs: number;
   readonly #catalog: DataCatalog;
   /** Instances drained by an operator: marked draining in every datum this server answers. */
   readonly drained = new DrainedMarks();
@@ -92,7 +87,10 @@ export class DataServer implements DataApi {
       if (this.#leads(op.slot)) this.replicationSink({ ...op, sentAt: Date.now() });
     };
     this.#log = opts.logger.child({ role: 'data', dataId: opts.id });
-    this.#warmupNotifyMs = opts.warmupNotifyMs ?? 0;
+    this.#watchers = new DataWatchers({
+      warmupNotifyMs: opts.warmupNotifyMs ?? 0,
+      warming: () => this.warming,
+    });
     this.#catalog = new DataCatalog({
       clock: this.#clock,
       debounceMs: opts.catalogDebounceMs,
@@ -101,7 +99,7 @@ export class DataServer implements DataApi {
         complete: !this.warming && [...this.#states.values()].every((s) => s !== 'migrating'),
       }),
       announce: (version) => {
-        for (const w of this.#watchers.values()) if (w.catalog) w.listener.onCatalogChange(version);
+        this.#watchers.announceCatalog(version);
       },
     });
     this.#warmup = new Warmup(opts, () => {
@@ -149,7 +147,7 @@ export class DataServer implements DataApi {
       publishers: this.store.publisherCount(),
       sessions: this.#watchers.size,
       // Keys sessions are interested in: follows what agents watch, never what they once read.
-      interests: this.#watchedKeys().size,
+      interests: this.#watchers.watchedKeys().size,
       warming: this.warming,
       epoch: this.epoch,
       leading: n.ready,
@@ -307,20 +305,7 @@ export class DataServer implements DataApi {
   }
 
   watch(sessionId: string, listener: ChangeListener): DataWatch {
-    const w: SessionWatcher = { listener, keys: new Set(), catalog: false };
-    this.#watchers.set(sessionId, w);
-    return {
-      interest: (key, on) => {
-        if (on) w.keys.add(key);
-        else w.keys.delete(key);
-      },
-      catalogInterest: (on) => {
-        w.catalog = on;
-      },
-      close: () => {
-        if (this.#watchers.get(sessionId) === w) this.#watchers.delete(sessionId);
-      },
-    };
+    return this.#watchers.watch(sessionId, listener);
   }
 
   close(): void {
@@ -365,7 +350,7 @@ export class DataServer implements DataApi {
     this.#log.info('warm-up over: datums are now authoritative', { slots: ready.size });
     this.#announce(ready);
     // The complete versions go out now, not at the end of a warm-up notify interval.
-    this.#flush();
+    this.#watchers.flush();
   }
 
   /** Gives the slots' datums new versions and notifies: their next push is complete. */
@@ -374,49 +359,14 @@ export class DataServer implements DataApi {
     if (slots.size > 0) {
       this.store.renewEmptyVersions(slots);
       // Keys watched but never published: their subscribers hold an incomplete empty push.
-      for (const key of this.#watchedKeys())
+      for (const key of this.#watchers.watchedKeys())
         if (this.store.version(key) === undefined && slots.has(this.store.slotOf(key))) this.#changed(key);
     }
     this.#catalog.recompute(true);
   }
 
-  /** Every key some session is interested in (each once). */
-  #watchedKeys(): Set<string> {
-    const keys = new Set<string>();
-    for (const w of this.#watchers.values()) for (const k of w.keys) keys.add(k);
-    return keys;
-  }
-
   #changed(key: string, traceparent?: string): void {
-    const version = this.store.readVersion(key);
-    // Several writes in one turn: the notification carries the trace of the first traced one.
-    this.#pending.set(key, { version, traceparent: traceparent ?? this.#pending.get(key)?.traceparent });
-    // Notifications of one event-loop turn go out together; during warm-up, of a notify interval.
-    if (!this.#flushScheduled) this.#scheduleFlush();
+    this.#watchers.changed(key, this.store.readVersion(key), traceparent);
     this.#catalog.changed();
-  }
-
-  #scheduleFlush(): void {
-    this.#flushScheduled = true;
-    const flush = (): void => {
-      this.#flush();
-    };
-    if (this.warming && this.#warmupNotifyMs > 0) setTimeout(flush, this.#warmupNotifyMs).unref();
-    else setImmediate(flush);
-  }
-
-  #flush(): void {
-    this.#flushScheduled = false;
-    if (this.#pending.size === 0) return;
-    const changes: DatumChange[] = [...this.#pending].map(([key, p]) =>
-      p.traceparent === undefined
-        ? { key, version: p.version }
-        : { key, version: p.version, traceparent: p.traceparent },
-    );
-    this.#pending.clear();
-    for (const w of this.#watchers.values()) {
-      const mine = changes.filter((c) => w.keys.has(c.key));
-      if (mine.length > 0) w.listener.onChange(mine);
-    }
   }
 }

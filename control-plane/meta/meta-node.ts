@@ -15,9 +15,7 @@ import type { HelloAnswer, LinkHello } from '../../proto/rpc.js';
 import { MeshregError } from '../../proto/errors.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { loopMonitor } from '../../proto/runtime/loop-monitor.js';
-import { meter } from '../../proto/runtime/telemetry.js';
 import type { SlotTable } from '../../proto/slot-table.js';
-import { VersionClock } from '../../proto/version.js';
 import { ErrorRing } from '../console/error-ring.js';
 import { MetaConsoleRole, type ConsoleOptions } from '../console/meta-console-host.js';
 import { isLocal } from '../link/local-process.js';
@@ -32,7 +30,7 @@ import { RoleServer, type RoleServerOptions } from '../link/role-server.js';
 import type { RpcPeer } from '../link/rpc-peer.js';
 import { httpBase, metaAdminRoutes, registerMetaMetrics, type MemberView } from './meta-ops.js';
 import type { MetaStore, SharedMember } from './meta-store.js';
-import { arrangeSlots } from './slot-arranger.js';
+import { MetaTable } from './meta-table.js';
 import { SwitchBoard } from './switch-board.js';
 
 export interface MetaNodeOptions extends RoleServerOptions {
@@ -70,18 +68,11 @@ export class MetaNode {
   #shared: ReadonlyMap<string, SharedMember> = new Map();
   #store: MetaStore | undefined;
   #storeReady = false;
-  #saving = false;
-  readonly #clock = new VersionClock();
   readonly #log: Logger;
-  #table: SlotTable | undefined;
-  /** The store's revision of the table last read: what the next arrangement is fenced on. */
-  #tableRevision = '0';
+  readonly #tables: MetaTable;
   /** Members being drained: left out of slot arrangement and of the session list agents get. */
   readonly #draining = new Set<string>();
   readonly switches: SwitchBoard;
-  readonly #leaderMoves = meter().createCounter('meshreg.meta.leader_moves', {
-    description: 'Slot leader changes made by arrangement',
-  });
   readonly #unregisterMetrics: () => void;
   #arranging = false;
   #timer: NodeJS.Timeout | undefined;
@@ -95,6 +86,17 @@ export class MetaNode {
   constructor(opts: MetaNodeOptions) {
     this.#opts = opts;
     this.#log = this.#errors.wrap(opts.logger.child({ role: 'meta' }));
+    this.#tables = new MetaTable(opts, {
+      logger: this.#log,
+      store: () => this.#store,
+      liveData: () =>
+        [...this.#shared]
+          .filter(([id, m]) => m.role === 'data' && !m.draining && !this.#draining.has(id))
+          .map(([id]) => id),
+      emit: (next) => {
+        for (const m of this.#members.values()) m.peer?.emit(META_LINK.table, next);
+      },
+    });
     this.#protection = roleProtection(
       { role: 'meta', kind: 'members', id: () => this.url },
       opts.protection,
@@ -115,7 +117,7 @@ export class MetaNode {
       meta: this,
       peer: (id) => this.#members.get(id)?.peer,
       store: () => this.#store,
-      revision: () => this.#tableRevision,
+      revision: () => this.#tables.revision,
       protection: this.#protection,
       errors: this.#errors,
       ops: opts.ops,
@@ -128,7 +130,7 @@ export class MetaNode {
       .extend(this.#console.events.extension());
     this.#unregisterMetrics = registerMetaMetrics(() => ({
       members: this.members(),
-      table: this.#table,
+      table: this.#tables.current,
       expirations: this.#expirations,
     }));
   }
@@ -189,7 +191,7 @@ export class MetaNode {
   }
 
   get table(): SlotTable | undefined {
-    return this.#table;
+    return this.#tables.current;
   }
 
   health(): Record<string, unknown> {
@@ -205,10 +207,10 @@ export class MetaNode {
       status: store === undefined || store.healthy ? 'ok' : 'degraded',
       store: store?.kind ?? 'none',
       leader: store?.leader === true,
-      epoch: this.#table?.epoch ?? 0,
+      epoch: this.#tables.current?.epoch ?? 0,
       arranging: this.#arranging,
       members,
-      slotTable: this.#table,
+      slotTable: this.#tables.current,
     };
   }
 
@@ -223,9 +225,7 @@ export class MetaNode {
         this.#broadcastMembers();
       },
       table: (t, revision) => {
-        // Adopted even when older than ours: the leader has seen what is stored and may replace it.
-        this.#tableRevision = revision;
-        if (t !== undefined) this.#applyTable(t);
+        this.#tables.adopt(t, revision);
       },
       leadership: (leader) => {
         clearTimeout(this.#warmTimer);
@@ -293,10 +293,10 @@ export class MetaNode {
       draining: this.#draining.has(hello.id),
     });
     peer.handle(META_LINK.heartbeat, () => {
-      if (this.#members.get(hello.id) !== rec) return { epoch: this.#table?.epoch ?? 0 };
+      if (this.#members.get(hello.id) !== rec) return { epoch: this.#tables.current?.epoch ?? 0 };
       rec.expiresAt = loopMonitor.liveNow() + this.#opts.leaseMs;
       this.#protection.protection.recovered(hello.id);
-      return { epoch: this.#table?.epoch ?? 0 };
+      return { epoch: this.#tables.current?.epoch ?? 0 };
     });
     peer.handle(META_LINK.drainSelf, () => this.#drainSelf(hello.id));
     void peer.closed.then(() => {
@@ -305,7 +305,8 @@ export class MetaNode {
     if (old === undefined)
       this.#log.info('member joined', { id: hello.id, role: hello.role, url: hello.url, local: rec.local });
     setImmediate(() => {
-      if (this.#table !== undefined) peer.emit(META_LINK.table, this.#table);
+      const table = this.#tables.current;
+      if (table !== undefined) peer.emit(META_LINK.table, table);
       if (hello.role === 'session') peer.emit(META_LINK.switches, this.switches.state);
       if (this.#draining.has(hello.id)) peer.emit(META_LINK.drain, { id: hello.id });
       this.#console.joined(hello.role, peer);
@@ -330,7 +331,7 @@ export class MetaNode {
   #tick(): void {
     // With the store unreachable nothing is decided: a member that looks silent may be fine.
     if (this.#store?.healthy === true) this.#expireSilent();
-    if (this.#arranging && this.#store?.leader === true && this.#store.healthy) void this.#arrange();
+    if (this.#arranging && this.#store?.leader === true && this.#store.healthy) void this.#tables.arrange();
   }
 
   /**
@@ -356,55 +357,6 @@ export class MetaNode {
     this.#store?.deleteMember(id);
     this.#expirations++;
     this.#log.warn('member lease expired; removed', { id, role: m.role });
-  }
-
-  async #arrange(): Promise<void> {
-    if (this.#saving || this.#nextTable() === undefined) return;
-    this.#saving = true;
-    try {
-      // Arranged from what the store holds now: after an outage the watches may lag, and a member
-      // list read before a data server joined would take its slots away while it is alive.
-      if (this.#store === undefined || !(await this.#store.refresh())) return;
-      const next = this.#nextTable();
-      if (next === undefined) return;
-      // The store announces the saved table to every meta, this one included.
-      const outcome = await this.#store.saveTable(next, this.#tableRevision);
-      if (outcome !== 'saved')
-        this.#log.warn('slot table not saved', { epoch: next.epoch, outcome, basedOn: this.#tableRevision });
-    } finally {
-      this.#saving = false;
-    }
-  }
-
-  /** The table arranged over the live data servers, when it differs from the current one. */
-  #nextTable(): SlotTable | undefined {
-    const live = [...this.#shared]
-      .filter(([id, m]) => m.role === 'data' && !m.draining && !this.#draining.has(id))
-      .map(([id]) => id);
-    const next = arrangeSlots(this.#table, live, {
-      slotCount: this.#opts.slotCount,
-      followers: this.#opts.followers,
-      maxLeaderMoves: this.#table === undefined ? this.#opts.slotCount : this.#opts.maxLeaderMoves,
-      nextEpoch: (prev) => this.#clock.next(prev),
-    });
-    return next === this.#table ? undefined : next;
-  }
-
-  #applyTable(next: SlotTable): void {
-    if (this.#table !== undefined && next.epoch <= this.#table.epoch) return;
-    const moves = next.slots.filter(
-      (sl, i) => this.#table?.slots[i]?.leader !== undefined && this.#table.slots[i]?.leader !== sl.leader,
-    ).length;
-    this.#table = next;
-    this.#leaderMoves.add(moves);
-    const leaders = new Map<string, number>();
-    for (const s of next.slots) leaders.set(s.leader, (leaders.get(s.leader) ?? 0) + 1);
-    this.#log.info('slot table changed', {
-      epoch: next.epoch,
-      leaderMoves: moves,
-      leaders: Object.fromEntries(leaders),
-    });
-    for (const m of this.#members.values()) m.peer?.emit(META_LINK.table, next);
   }
 
   #broadcastMembers(): void {

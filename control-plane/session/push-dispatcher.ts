@@ -37,6 +37,7 @@ import { contextFrom, meter, tracer } from '../../proto/runtime/telemetry.js';
 import type { ChangeListener, DataWatch, DatumChange } from '../link/data-api.js';
 import type { DataRouter } from './data-router.js';
 import { PushHistory } from './push-history.js';
+import { PushSchedule, type SeenChange } from './push-schedule.js';
 import {
   CatalogSubscribers,
   SubscriptionTable,
@@ -58,12 +59,6 @@ export interface PushOptions {
   readonly logger: Logger;
 }
 
-/** When the first change of a pending key was seen, and the trace it belongs to. */
-interface SeenChange {
-  readonly seenAt: number;
-  readonly traceparent: string | undefined;
-}
-
 /** Says whether a target may be pushed to now (false while pushes are stopped for it). */
 export type PushGate = (target: PushTarget) => boolean;
 
@@ -74,16 +69,11 @@ export class PushDispatcher implements ChangeListener {
   readonly #table: SubscriptionTable;
   /** Per subscribed key: the latest datum and its recent past (frames and deltas). */
   readonly #history = new Map<string, PushHistory>();
-  /** Keys to push at the next flush, with the change that asked for it (undefined: a (re)subscribe). */
-  readonly #pending = new Map<string, SeenChange | undefined>();
+  readonly #schedule: PushSchedule;
   readonly #catalog: CatalogSubscribers;
-  /** The catalog is to be pushed at the next flush. */
-  #catalogPending = false;
   readonly #latency: Histogram;
   #gate: PushGate | undefined;
   readonly #watches = new Map<string, DataWatch>();
-  #flushTimer: NodeJS.Timeout | undefined;
-  #flushImmediate: NodeJS.Immediate | undefined;
   readonly #sweepTimer: NodeJS.Timeout;
   readonly #ackNow: () => number;
   readonly #reconcileTimer: NodeJS.Timeout;
@@ -97,6 +87,19 @@ export class PushDispatcher implements ChangeListener {
     this.#ackNow = opts.ackClock ?? (() => loopMonitor.liveNow());
     this.#table = new SubscriptionTable(this.stats);
     this.#catalog = new CatalogSubscribers();
+    this.#schedule = new PushSchedule({
+      coalesceMs: opts.coalesceMs,
+      pushKey: (key, change) => {
+        this.#pushKey(key, change).catch((err: unknown) => {
+          this.#fetchFailed(key, err);
+        });
+      },
+      pushCatalog: () => {
+        this.#pushCatalog().catch((err: unknown) => {
+          this.#fetchFailed('catalog', err);
+        });
+      },
+    });
     this.#latency = meter().createHistogram('meshreg.push.latency_ms', {
       description:
         'Time from a change notification reaching the session to its frame written to the last subscriber',
@@ -154,8 +157,8 @@ export class PushDispatcher implements ChangeListener {
    * reconciliation. Subscribers already up to date are not sent anything.
    */
   resyncAll(): void {
-    for (const key of this.#table.keys()) this.#schedule(key, true);
-    if (this.#catalog.size > 0) this.#scheduleCatalog(true);
+    for (const key of this.#table.keys()) this.#schedule.key(key, true);
+    if (this.#catalog.size > 0) this.#schedule.catalog(true);
   }
 
   /** Stops receiving notifications from a data server that left. */
@@ -168,7 +171,7 @@ export class PushDispatcher implements ChangeListener {
     if (this.#table.add(target, key, knownVersion)) {
       for (const w of this.#watches.values()) w.interest(key, true);
     }
-    this.#schedule(key, true);
+    this.#schedule.key(key, true);
   }
 
   unsubscribe(target: PushTarget, key: string): void {
@@ -183,7 +186,7 @@ export class PushDispatcher implements ChangeListener {
       for (const w of this.#watches.values()) w.catalogInterest(true);
     }
     if (this.#catalog.add(target, knownVersion)) this.stats.subscriptions++;
-    this.#scheduleCatalog(true);
+    this.#schedule.catalog(true);
   }
 
   unsubscribeCatalog(target: PushTarget): void {
@@ -210,62 +213,19 @@ export class PushDispatcher implements ChangeListener {
 
   onChange(changes: readonly DatumChange[]): void {
     const seenAt = performance.now();
-    for (const c of changes) this.#schedule(c.key, false, { seenAt, traceparent: c.traceparent });
+    for (const c of changes) this.#schedule.key(c.key, false, { seenAt, traceparent: c.traceparent });
   }
 
   onCatalogChange(): void {
-    this.#scheduleCatalog(false);
+    this.#schedule.catalog(false);
   }
 
   close(): void {
     clearInterval(this.#sweepTimer);
     clearInterval(this.#reconcileTimer);
-    clearTimeout(this.#flushTimer);
-    if (this.#flushImmediate !== undefined) clearImmediate(this.#flushImmediate);
+    this.#schedule.close();
     for (const w of this.#watches.values()) w.close();
     this.#watches.clear();
-  }
-
-  #schedule(key: string, now: boolean, change?: SeenChange): void {
-    // The earliest change waiting for a key is the one its latency is measured from.
-    if (!this.#pending.has(key) || (this.#pending.get(key) === undefined && change !== undefined))
-      this.#pending.set(key, change);
-    this.#armFlush(now);
-  }
-
-  #scheduleCatalog(now: boolean): void {
-    this.#catalogPending = true;
-    this.#armFlush(now);
-  }
-
-  #armFlush(now: boolean): void {
-    // A new subscriber should not wait out a coalescing window meant for bursts of changes.
-    if (now || this.#opts.coalesceMs === 0) {
-      this.#flushImmediate ??= setImmediate(() => {
-        this.#flushImmediate = undefined;
-        this.#flush();
-      });
-      return;
-    }
-    this.#flushTimer ??= setTimeout(() => {
-      this.#flushTimer = undefined;
-      this.#flush();
-    }, this.#opts.coalesceMs);
-  }
-
-  #flush(): void {
-    const entries = [...this.#pending];
-    this.#pending.clear();
-    for (const [key, change] of entries) {
-      this.#pushKey(key, change).catch((err: unknown) => {
-        this.#fetchFailed(key, err);
-      });
-    }
-    if (!this.#catalogPending) return;
-    this.#catalogPending = false;
-    this.#pushCatalog().catch((err: unknown) => {
-      this.#fetchFailed('catalog', err);
-    });
   }
 
   #fetchFailed(what: string, err: unknown): void {
@@ -373,7 +333,7 @@ export class PushDispatcher implements ChangeListener {
     // Pushed again from what each acknowledged: a lost delta becomes a delta from an older base.
     for (const sub of overdue.resend) {
       this.#table.rewind(sub);
-      this.#schedule(sub.key, true);
+      this.#schedule.key(sub.key, true);
     }
   }
 
@@ -393,12 +353,12 @@ export class PushDispatcher implements ChangeListener {
       try {
         const versions = await server.versions(keys);
         for (const [key, version] of versions) {
-          if (this.#table.behind(key, version)) this.#schedule(key, true);
+          if (this.#table.behind(key, version)) this.#schedule.key(key, true);
         }
       } catch (err) {
         this.#opts.logger.warn('version reconciliation failed', { dataId: server.id, err });
       }
     }
-    if (this.#catalog.size > 0) this.#scheduleCatalog(false);
+    if (this.#catalog.size > 0) this.#schedule.catalog(false);
   }
 }

@@ -24,7 +24,8 @@ import { serveSessionConsole } from '../console/session-console.js';
 import { DataRouter } from './data-router.js';
 import { RemoteDataClient } from './remote-data.js';
 import { sessionAdminRoutes } from './session-ops.js';
-import { SessionServer, type SessionOptions } from './session-server.js';
+import type { SessionOptions } from './session-options.js';
+import { SessionServer } from './session-server.js';
 
 /** Where the role server listens comes from `session`; its link settings are the cluster's. */
 export interface SessionNodeOptions

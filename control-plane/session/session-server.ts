@@ -8,13 +8,7 @@
 import type http from 'node:http';
 import type WebSocket from 'ws';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import {
-  type Confirm,
-  type Hello,
-  type Publish,
-  type Refused,
-  type Unpublish,
-} from '../../proto/agent-link.js';
+import { type Confirm, type Hello, type Publish, type Unpublish } from '../../proto/agent-link.js';
 import type { AdminConnection } from '../../proto/admin-api.js';
 import type { ErrorCode } from '../../proto/errors.js';
 import type { Logger } from '../../proto/runtime/log.js';
@@ -22,56 +16,19 @@ import type { OwnedPublisher } from '../../proto/cluster-records.js';
 import type { CollectParams } from '../../proto/data-link.js';
 import type { Switches } from '../../proto/switches.js';
 import { contextFrom, traceparentOfSpan, tracer } from '../../proto/runtime/telemetry.js';
-import { AgentGrants, splitPublish } from '../auth/agent-grants.js';
-import { sharedAgentToken, type AgentAuthenticator } from '../auth/token-store.js';
-import type { Protection } from '../link/protection.js';
+import { AgentGrants } from '../auth/agent-grants.js';
+import { sharedAgentToken } from '../auth/token-store.js';
 import { SessionConsoleBook, type SessionConsoleSource } from '../console/session-console.js';
 import { AgentConnection, type ConnectionHost, type ConnectionLimits } from './agent-connection.js';
 import { wsTransport } from './agent-transport.js';
 import type { DataRouter } from './data-router.js';
-import { DEFAULT_OVERLOAD, OverloadGuard, type OverloadThresholds } from './overload.js';
+import { DEFAULT_OVERLOAD, OverloadGuard } from './overload.js';
 import { PushDispatcher, type PushStats } from './push-dispatcher.js';
 import { registerSessionMetrics } from './session-ops.js';
+import { SessionRefusals, sendRefused } from './session-refusals.js';
 import { SessionSwitches } from './switches.js';
+import { DEFAULT_MAX_SUBSCRIPTIONS_PER_AGENT, type SessionOptions } from './session-options.js';
 import { WritePath } from './write-path.js';
-
-export interface SessionOptions {
-  readonly id: string;
-  readonly host: string;
-  readonly port: number;
-  /** The URL agents should use to reach this server; derived from host and port when empty. */
-  readonly advertiseUrl: string;
-  /** The token agents present in their hello (the shared token, used when no authenticator is given). */
-  readonly token: string;
-  /** The agent tokens (a token policy): who may connect as which node, publish and watch what. */
-  readonly authenticator?: AgentAuthenticator;
-  /** Largest frame from an agent once its hello is accepted. */
-  readonly maxFrameBytes: number;
-  /** Frame limit of the links to data servers: a publish call to one stays within half of it. */
-  readonly linkMaxFrameBytes: number;
-  /** Largest frame from an agent before its hello is accepted. */
-  readonly maxHelloBytes: number;
-  readonly limits: ConnectionLimits;
-  /** How long a closed connection's publishers are kept before they are dropped. */
-  readonly clientGraceMs: number;
-  readonly coalesceMs: number;
-  readonly ackTimeoutMs: number;
-  readonly maxPushRetries: number;
-  readonly reconcileIntervalMs: number;
-  /** Most subscriptions one agent connection may hold; more are refused (`limit_exceeded`). */
-  readonly maxSubscriptionsPerAgent?: number;
-  /** Items per second this session writes to data servers, and the burst (the write path's pacing). */
-  readonly writeRatePerSec?: number;
-  readonly writeBurst?: number;
-  /** Holds grace drops when too many connections go at once (protection mode). */
-  readonly protection?: Protection;
-  /** When the session asks agents to slow down ({@link DEFAULT_OVERLOAD} when absent). */
-  readonly overload?: OverloadThresholds;
-  readonly logger: Logger;
-}
-
-/** Default of {@link SessionOptions.maxSubscriptionsPerAgent}. */
-export const DEFAULT_MAX_SUBSCRIPTIONS_PER_AGENT = 10_000;
 
 export class SessionServer implements ConnectionHost {
   readonly sessionId: string;
@@ -88,6 +45,7 @@ export class SessionServer implements ConnectionHost {
   readonly #unregisterMetrics: () => void;
   readonly #overload: OverloadGuard;
   readonly #grants: AgentGrants;
+  readonly #refusals: SessionRefusals;
   readonly #counts = { publishes: 0, refusals: 0 };
   #draining: { resolve: () => void; promise: Promise<void> } | undefined;
   #seq = 0;
@@ -103,6 +61,11 @@ export class SessionServer implements ConnectionHost {
     this.logger = opts.logger.child({ role: 'session', sessionId: opts.id });
     this.limits = opts.limits;
     this.#grants = new AgentGrants(opts.authenticator ?? sharedAgentToken(opts.token));
+    this.#refusals = new SessionRefusals(
+      this.#switches,
+      this.#grants,
+      opts.maxSubscriptionsPerAgent ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_AGENT,
+    );
 
     this.#push = new PushDispatcher(opts.id, router, {
       coalesceMs: opts.coalesceMs,
@@ -327,11 +290,7 @@ export class SessionServer implements ConnectionHost {
   }
 
   async publish(conn: AgentConnection, frame: Publish): Promise<Confirm> {
-    const { allowed, refused } = splitPublish(frame.registrations, (service) =>
-      this.#switches.publishRefused(service)
-        ? `publishing "${service}" is blacklisted`
-        : this.#grants.publishRefusal(conn.id, service),
-    );
+    const { allowed, refused } = this.#refusals.publish(conn.id, frame.registrations);
     this.#counts.refusals += refused.length;
     this.#counts.publishes += allowed.length;
     this.console.published(conn, allowed[0]?.instance.zone);
@@ -360,35 +319,15 @@ export class SessionServer implements ConnectionHost {
   }
 
   subscribe(conn: AgentConnection, key: string, knownVersion: number | undefined): boolean {
-    const denied = this.#switches.subscribeRefused(key)
-      ? `subscribing to "${key}" is blacklisted`
-      : this.#grants.subscribeRefusal(conn.id, key);
-    if (denied !== undefined) {
-      this.#refuse(conn, key, 'forbidden', denied);
-      return false;
-    }
-    // One connection cannot grow the session (and the data servers' interest) without bound. The
-    // catalog is one subscription at most, so it is never refused; a re-subscription is not new.
-    const max = this.#opts.maxSubscriptionsPerAgent ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_AGENT;
-    if (!conn.subscriptions.has(key) && conn.subscriptions.size >= max) {
-      this.#counts.refusals++;
-      this.#refuse(
-        conn,
-        key,
-        'limit_exceeded',
-        `this agent already watches ${max} services (MESHREG_SESSION_MAX_SUBSCRIPTIONS_PER_AGENT)`,
-      );
+    const refusal = this.#refusals.subscribe(conn, key);
+    if (refusal !== undefined) {
+      if (refusal.code === 'limit_exceeded') this.#counts.refusals++;
+      sendRefused(conn, key, refusal.code, refusal.message);
       return false;
     }
     this.#push.subscribe(conn, key, knownVersion);
     this.console.touched(conn);
     return true;
-  }
-
-  /** Tells the agent a subscription was refused; the connection stays up. */
-  #refuse(conn: AgentConnection, service: string, code: ErrorCode, message: string): void {
-    const refused: Refused = { type: 'refused', service, error: { code, message } };
-    conn.send(JSON.stringify(refused));
   }
 
   subscribeCatalog(conn: AgentConnection, knownVersion: number | undefined): void {
