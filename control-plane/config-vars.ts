@@ -334,4 +334,34 @@ export const CONTROL_PLANE_VARS: readonly VarDoc[] = [
     default: '256',
     doc: 'Sockets of a role port still in their handshake, no accepted hello yet (1..65536); more are closed at once.',
   },
+  {
+    name: 'MESHREG_DATACENTER',
+    default: 'dc1',
+    doc: "This control plane's data center. Sessions refuse agents of another one (4015); federation peers know it by this name.",
+  },
+  {
+    name: 'MESHREG_FEDERATION_PEERS',
+    default: '(none)',
+    doc: 'Federated data centers: `dc2=ws://host:port[,ws://…];dc3=…` (their session servers). Read by meta.',
+  },
+  {
+    name: 'MESHREG_FEDERATION_TOKEN_FILE',
+    default: '(none)',
+    doc: 'File holding the token shared with the peers of MESHREG_FEDERATION_PEERS (a peer of the file may name its own).',
+  },
+  {
+    name: 'MESHREG_FEDERATION_EXPORTS',
+    default: '(none)',
+    doc: 'What this data center exports to each peer: `dc2=web,api;dc3=web`. Nothing is exported by default.',
+  },
+  {
+    name: 'MESHREG_FEDERATION_FILE',
+    default: '(none)',
+    doc: 'JSON file of peers (`name`, `addresses`, `tokenFile`, `exports`); export edits made through the admin API are written back to it.',
+  },
+  {
+    name: 'MESHREG_FEDERATION_DIGEST_MS',
+    default: '6000',
+    doc: "Period of each session's digest comparison with every peer (100..3600000): what repairs a lost change notice.",
+  },
 ];

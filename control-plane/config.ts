@@ -14,10 +14,20 @@ import {
 } from '../proto/runtime/tls-config.js';
 import { isPowerOfTwo } from '../proto/slot-table.js';
 import type { ProtectionOptions } from './link/protection.js';
+import { isDatacenterName } from '../proto/datacenter.js';
 import { readTokenSettings, type TokenFiles } from './auth/token-config.js';
 
 export type Role = 'meta' | 'data' | 'session';
 export const ROLES: readonly Role[] = ['meta', 'data', 'session'];
+
+/** The federation variables as given; meta turns them into the configuration it pushes to sessions. */
+export interface FederationSettings {
+  readonly peers: string;
+  readonly exports: string;
+  readonly tokenFile: string;
+  readonly file: string;
+  readonly digestMs: number;
+}
 
 export interface ControlPlaneConfig {
   readonly logLevel: LogLevel;
@@ -33,6 +43,10 @@ export interface ControlPlaneConfig {
   /** The shared agent token (`MESHREG_TOKEN`); '' when agent tokens come from files only. */
   readonly token: string;
   readonly clusterToken: string;
+  /** This control plane's data center (`MESHREG_DATACENTER`). */
+  readonly datacenter: string;
+  /** Federation as configured (read by meta; see `federation/federation-config.ts`). */
+  readonly federation: FederationSettings;
   /** The token files: policy, shared agent token, admin token (reloaded on SIGHUP and change). */
   readonly tokens: TokenFiles;
   readonly link: {
@@ -197,6 +211,11 @@ export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: bool
     const [def, min, max] = CONN_LIMIT_BOUNDS[name];
     return int(name, def, min, max);
   };
+  const datacenter = e.get('MESHREG_DATACENTER').default('dc1').asString();
+  if (!isDatacenterName(datacenter))
+    throw new Error(
+      `MESHREG_DATACENTER "${datacenter}" must be a data center name (letters, digits, "-" and "_")`,
+    );
   if (e.get('MESHREG_META_STORE').asString() === 'etcd' && etcdEndpoints.length === 0) {
     throw new Error('MESHREG_META_STORE=etcd needs MESHREG_ETCD_ENDPOINTS (e.g. http://127.0.0.1:2379)');
   }
@@ -210,6 +229,14 @@ export function readControlPlaneConfig(env: NodeJS.ProcessEnv, opts: { dev: bool
     roles: Object.freeze(roles as Role[]),
     token: secrets.token,
     clusterToken: secrets.clusterToken,
+    datacenter,
+    federation: Object.freeze({
+      peers: e.get('MESHREG_FEDERATION_PEERS').default('').asString(),
+      exports: e.get('MESHREG_FEDERATION_EXPORTS').default('').asString(),
+      tokenFile: e.get('MESHREG_FEDERATION_TOKEN_FILE').default('').asString(),
+      file: e.get('MESHREG_FEDERATION_FILE').default('').asString(),
+      digestMs: int('MESHREG_FEDERATION_DIGEST_MS', 6000, 100, 3_600_000),
+    }),
     tokens: secrets.files,
     link: Object.freeze({
       callTimeoutMs: int('MESHREG_LINK_CALL_TIMEOUT_MS', 5000, 10),

@@ -12,6 +12,7 @@ import { TokenStore } from './auth/token-store.js';
 import { TlsSource } from '../proto/runtime/tls.js';
 import type { ControlPlaneConfig } from './config.js';
 import { DataNode } from './data/data-node.js';
+import { loadFederationConfig } from './federation/federation-config.js';
 import { EtcdStore } from './meta/etcd-store.js';
 import { EmbeddedStore } from './meta/meta-store.js';
 import { MetaNode } from './meta/meta-node.js';
@@ -88,6 +89,7 @@ export class ControlPlane {
         followers: c.meta.slotFollowers,
         maxLeaderMoves: c.meta.maxLeaderMoves,
         console: { maxStreams: c.meta.consoleMaxStreams },
+        federation: loadFederationConfig(c.federation, c.datacenter),
         protection: c.protection,
         ...link,
         ops,

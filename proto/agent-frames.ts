@@ -2,6 +2,7 @@
  * The frames an agent sends to its session server, and their decoder. The protocol as a whole (the
  * handshake, versions, the path) is described in `agent-link.ts`, which re-exports this file.
  */
+import { readDatacenter, WATCH_KEY_RULES } from './datacenter.js';
 import { readInstance, SERVICE_NAME_PATTERN, type Instance } from './instance.js';
 import { readProtocolVersion } from './rpc.js';
 import { readTraceparent } from './trace-context.js';
@@ -26,6 +27,11 @@ export interface Hello {
   readonly nodeId: string;
   readonly nodeName: string;
   readonly token: string;
+  /**
+   * The agent's data center (`MESHREG_DATACENTER`). A session of another data center refuses the
+   * hello (`wrong_datacenter`, close code 4015). Absent from older agents: then not checked.
+   */
+  readonly datacenter?: string;
 }
 
 /** One registration as the agent holds it; `version` grows with every change the agent makes. */
@@ -54,6 +60,7 @@ export interface Unpublish {
 }
 
 export interface Interest {
+  /** A watch key: a service name, or `name@dc` for a federated data center's copy (`datacenter.ts`). */
   readonly service: string;
   /** The datum version the agent already holds (from its cache); omitted when it holds none. */
   readonly knownVersion?: number;
@@ -172,7 +179,7 @@ function readAgentFrame(issues: Issues, o: Record<string, unknown>): AgentFrame 
     }
     case 'subscribe': {
       const services = readBatch(issues, o['services'], 'services', (ro, p) => {
-        const service = readString(issues, ro['service'], at(p, 'service'), SERVICE_RULES);
+        const service = readString(issues, ro['service'], at(p, 'service'), WATCH_KEY_RULES);
         const knownVersion = readInt(issues, ro['knownVersion'], at(p, 'knownVersion'), { min: 0 });
         if (service === undefined) return undefined;
         return knownVersion === undefined ? { service } : { service, knownVersion };
@@ -184,7 +191,7 @@ function readAgentFrame(issues: Issues, o: Record<string, unknown>): AgentFrame 
         issues,
         o['services'],
         'services',
-        (s, p) => readString(issues, s, p, SERVICE_RULES),
+        (s, p) => readString(issues, s, p, WATCH_KEY_RULES),
         { required: true, maxItems: MAX_BATCH },
       );
       return services && { type: 'unsubscribe', services };
@@ -196,13 +203,13 @@ function readAgentFrame(issues: Issues, o: Record<string, unknown>): AgentFrame 
         : { type: 'catalogSubscribe', knownVersion };
     }
     case 'ack': {
-      const service = readString(issues, o['service'], 'service', SERVICE_RULES);
+      const service = readString(issues, o['service'], 'service', WATCH_KEY_RULES);
       const version = readInt(issues, o['version'], 'version', { required: true });
       return service !== undefined && version !== undefined ? { type: 'ack', service, version } : undefined;
     }
     case 'acks': {
       const acks = readBatch(issues, o['acks'], 'acks', (ao, p) => {
-        const service = readString(issues, ao['service'], at(p, 'service'), SERVICE_RULES);
+        const service = readString(issues, ao['service'], at(p, 'service'), WATCH_KEY_RULES);
         const version = readInt(issues, ao['version'], at(p, 'version'), { required: true });
         return service === undefined || version === undefined ? undefined : { service, version };
       });
@@ -225,6 +232,8 @@ function readHello(issues: Issues, o: Record<string, unknown>): Hello | undefine
   const nodeId = readString(issues, o['nodeId'], 'nodeId', { required: true, maxLength: 128 });
   const nodeName = readString(issues, o['nodeName'], 'nodeName', { required: true, maxLength: 256 });
   const token = readString(issues, o['token'], 'token', { maxLength: 4096 }) ?? '';
+  const datacenter = readDatacenter(issues, o['datacenter'], 'datacenter');
   if (protocolVersion === undefined || nodeId === undefined || nodeName === undefined) return undefined;
-  return { type: 'hello', protocolVersion, nodeId, nodeName, token };
+  const hello: Hello = { type: 'hello', protocolVersion, nodeId, nodeName, token };
+  return datacenter === undefined ? hello : { ...hello, datacenter };
 }

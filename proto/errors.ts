@@ -26,7 +26,8 @@ export type ErrorCode =
   | 'request_timeout'
   | 'headers_too_large'
   | 'limit_exceeded'
-  | 'slow_consumer';
+  | 'slow_consumer'
+  | 'wrong_datacenter';
 
 interface CodeMapping {
   readonly http: number;
@@ -59,10 +60,12 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, CodeMapping>> = Object.free
   limit_exceeded: { http: 429, ws: 4013 },
   // An agent that stopped reading: its queued bytes passed the session's bound.
   slow_consumer: { http: 503, ws: 4014 },
+  // An agent (or peer) of another data center than the server's (`MESHREG_DATACENTER`).
+  wrong_datacenter: { http: 409, ws: 4015 },
 });
 
 /** WebSocket close codes after which reconnecting at once would only fail again. */
-export const FATAL_CLOSE_CODES: ReadonlySet<number> = new Set([4001, 4002, 4003]);
+export const FATAL_CLOSE_CODES: ReadonlySet<number> = new Set([4001, 4002, 4003, 4015]);
 
 /** The base of every error meshreg raises or returns. */
 export class MeshregError extends Error {

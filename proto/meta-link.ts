@@ -5,6 +5,7 @@
 import { readMembers, type Member } from './cluster-records.js';
 import { HELLO_METHOD, decodeNoParams, rpcEvent, rpcMethod, type Decoder } from './rpc.js';
 import { decodeSlotTableInto, type SlotTable } from './slot-table.js';
+import { decodeFederationConfig } from './federation.js';
 import { decodeDrain, decodeSwitches } from './switches.js';
 import { decodeField, decodeObject, readBool, readInt, readString, type Decoded } from './validate.js';
 
@@ -66,6 +67,8 @@ export const META_LINK = Object.freeze({
   members: rpcEvent('members', decodeMembers),
   /** The operator switches (sessions only). */
   switches: rpcEvent('switches', decodeSwitches),
+  /** The federation configuration: peers, their tokens, the export lists (sessions only). */
+  federation: rpcEvent('federation', decodeFederationConfig),
   /** A member asks meta to drain it (the caller itself, named by its hello), e.g. as it stops. */
   drainSelf: rpcMethod('drain-self', decodeNoParams, decodeDrainSelfAnswer),
   /** Meta asks this member to drain. */

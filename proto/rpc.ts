@@ -151,8 +151,15 @@ export function protocolMismatch(link: string, got: number, want: number): Meshr
 }
 
 /** The first request on every server link: who calls, and with which protocol and token. */
+/**
+ * Who may say a hello: the member roles, and `federation` (another data center's session importing
+ * what this one exports to it; only on the federation link, `federation-link.ts`).
+ */
+export const LINK_ROLES = [...MEMBER_ROLES, 'federation'] as const;
+export type LinkRole = (typeof LINK_ROLES)[number];
+
 export interface LinkHello {
-  readonly role: MemberRole;
+  readonly role: LinkRole;
   readonly id: string;
   readonly url: string;
   readonly protocolVersion: number;
@@ -164,6 +171,9 @@ export interface LinkHello {
   readonly process?: string;
 }
 
+/** A hello of a member role (what member links accept: `RoleServer.link` refuses the others). */
+export type MemberHello = LinkHello & { readonly role: MemberRole };
+
 /** What a hello answers: meta tells the member its lease, a data server its own ID. */
 export interface HelloAnswer {
   readonly leaseMs?: number;
@@ -172,7 +182,7 @@ export interface HelloAnswer {
 
 export const decodeLinkHello: Decoder<LinkHello> = (raw) =>
   decodeObject(raw, (issues, o) => {
-    const role = readOneOf(issues, o['role'], 'role', MEMBER_ROLES, true);
+    const role = readOneOf(issues, o['role'], 'role', LINK_ROLES, true);
     const id = readString(issues, o['id'], 'id', { required: true, maxLength: 256 });
     const url = readString(issues, o['url'], 'url', { maxLength: 512 }) ?? '';
     const protocolVersion = readProtocolVersion(issues, o['protocolVersion'], 'protocolVersion');

@@ -2,8 +2,9 @@
  * The frames a session server sends to an agent, and their decoder. The protocol as a whole is
  * described in `agent-link.ts`, which re-exports this file.
  */
-import { readBatch, SERVICE_RULES } from './agent-frames.js';
-import { readInstance, type Instance } from './instance.js';
+import { readBatch } from './agent-frames.js';
+import { readDatacenter, WATCH_KEY_RULES } from './datacenter.js';
+import { readInstance, SERVICE_NAME_PATTERN, type Instance } from './instance.js';
 import {
   Issues,
   decodeObject,
@@ -106,7 +107,37 @@ export interface SlowDown {
   readonly reason: string;
 }
 
-export type SessionFrame = Welcome | Confirm | Push | Delta | Catalog | Pong | Refused | SlowDown;
+/** A federated data center as the session sees it (see {@link Datacenters}). */
+export interface PeerDatacenter {
+  readonly name: string;
+  /** The session's link to it is up: its copies are current. False: they are its last known (stale). */
+  readonly linked: boolean;
+  /**
+   * Milliseconds since the session last synced with it, when this frame was sent (-1: never). The
+   * agent subtracts it from the frame's arrival time: no clock is compared across hosts.
+   */
+  readonly ageMs: number;
+  /** The services it exports to this data center (the names an agent may watch as `name@dc`). */
+  readonly services: readonly string[];
+}
+
+/**
+ * The data centers the session knows: its own, and the federated peers with their link state and
+ * exports. Sent after the welcome and again whenever any of it changes (a link up or down, an
+ * export added or removed). Absent from older sessions: the agent then knows only its own.
+ */
+export interface Datacenters {
+  readonly type: 'datacenters';
+  readonly local: string;
+  readonly peers: readonly PeerDatacenter[];
+}
+
+/** Most peers one {@link Datacenters} frame may list, and most services per peer. */
+export const MAX_PEERS = 64;
+export const MAX_PEER_SERVICES = 10_000;
+
+export type SessionFrame =
+  Welcome | Confirm | Push | Delta | Catalog | Pong | Refused | SlowDown | Datacenters;
 
 // ---- decoding -----------------------------------------------------------------------------------
 
@@ -144,17 +175,19 @@ function readSessionFrame(issues: Issues, o: Record<string, unknown>): SessionFr
       return sentAt === undefined ? undefined : { type: 'pong', sentAt };
     }
     case 'refused': {
-      const service = readString(issues, o['service'], 'service', SERVICE_RULES);
+      const service = readString(issues, o['service'], 'service', WATCH_KEY_RULES);
       const error = readError(issues, o['error'], 'error');
       if (service === undefined || error === undefined) return undefined;
       return { type: 'refused', service, error };
     }
     case 'slow_down':
       return readSlowDown(issues, o);
+    case 'datacenters':
+      return readDatacenters(issues, o);
     default:
       return issues.add(
         'type',
-        'must be one of welcome, confirm, push, delta, catalog, pong, refused, slow_down',
+        'must be one of welcome, confirm, push, delta, catalog, pong, refused, slow_down, datacenters',
       );
   }
 }
@@ -200,6 +233,36 @@ function readSlowDown(issues: Issues, o: Record<string, unknown>): SlowDown | un
   return { type: 'slow_down', retryAfterMs: Math.min(asked, MAX_SLOW_DOWN_MS), reason };
 }
 
+function readDatacenters(issues: Issues, o: Record<string, unknown>): Datacenters | undefined {
+  const local = readDatacenter(issues, o['local'], 'local', true);
+  const peers = readArray(
+    issues,
+    o['peers'],
+    'peers',
+    (raw, p): PeerDatacenter | undefined => {
+      const po = readObject(issues, raw, p);
+      if (po === undefined) return undefined;
+      const name = readDatacenter(issues, po['name'], at(p, 'name'), true);
+      const linked = readBool(issues, po['linked'], at(p, 'linked'), true);
+      const ageMs = readInt(issues, po['ageMs'], at(p, 'ageMs'), { required: true, min: -1 });
+      const services = readArray(
+        issues,
+        po['services'],
+        at(p, 'services'),
+        (x, xp) =>
+          readString(issues, x, xp, { ...WATCH_KEY_RULES, maxLength: 256, pattern: SERVICE_NAME_PATTERN }),
+        { required: true, maxItems: MAX_PEER_SERVICES },
+      );
+      if (name === undefined || linked === undefined || ageMs === undefined || services === undefined)
+        return undefined;
+      return { name, linked, ageMs, services };
+    },
+    { required: true, maxItems: MAX_PEERS },
+  );
+  if (local === undefined || peers === undefined) return undefined;
+  return { type: 'datacenters', local, peers };
+}
+
 /** Most instances (or removed IDs) one push or delta may carry. */
 export const MAX_PUSH_INSTANCES = 1_000_000;
 
@@ -210,7 +273,7 @@ const readInstances = (issues: Issues, raw: unknown, path: string): Instance[] |
   });
 
 function readPush(issues: Issues, o: Record<string, unknown>): Push | undefined {
-  const service = readString(issues, o['service'], 'service', SERVICE_RULES);
+  const service = readString(issues, o['service'], 'service', WATCH_KEY_RULES);
   const version = readInt(issues, o['version'], 'version', { required: true });
   const complete = readBool(issues, o['complete'], 'complete', true);
   const instances = readInstances(issues, o['instances'], 'instances');
@@ -221,7 +284,7 @@ function readPush(issues: Issues, o: Record<string, unknown>): Push | undefined 
 }
 
 function readDelta(issues: Issues, o: Record<string, unknown>): Delta | undefined {
-  const service = readString(issues, o['service'], 'service', SERVICE_RULES);
+  const service = readString(issues, o['service'], 'service', WATCH_KEY_RULES);
   const base = readInt(issues, o['base'], 'base', { required: true, min: 1 });
   const version = readInt(issues, o['version'], 'version', { required: true, min: 1 });
   const complete = readBool(issues, o['complete'], 'complete', true);

@@ -20,6 +20,7 @@ import {
   type AckItem,
   type AgentFrame,
   type Delta,
+  type Datacenters,
   type Interest,
   type SessionFrame,
   type Welcome,
@@ -52,6 +53,7 @@ export class AgentSync implements LinkHandler {
   #offlineSinceMs = Date.now();
   #welcome: Welcome | undefined;
   readonly #stateListeners = new Set<(s: LinkState) => void>();
+  readonly #datacenterListeners = new Set<(frame: Datacenters, receivedAt: number) => void>();
   /** Local changes not sent yet (held while the session asked to slow down). */
   readonly #batch: LocalBatch;
   readonly #random: () => number;
@@ -112,6 +114,12 @@ export class AgentSync implements LinkHandler {
   onStateChange(listener: (s: LinkState) => void): () => void {
     this.#stateListeners.add(listener);
     return () => this.#stateListeners.delete(listener);
+  }
+
+  /** Every `datacenters` frame the session sends (its peers, their link state and exports). */
+  onDatacenters(listener: (frame: Datacenters, receivedAt: number) => void): () => void {
+    this.#datacenterListeners.add(listener);
+    return () => this.#datacenterListeners.delete(listener);
   }
 
   status(): UpstreamStatus {
@@ -230,6 +238,11 @@ export class AgentSync implements LinkHandler {
       case 'slow_down':
         this.#onSlowDown(frame.retryAfterMs, frame.reason);
         return;
+      case 'datacenters': {
+        const receivedAt = Date.now();
+        for (const l of this.#datacenterListeners) l(frame, receivedAt);
+        return;
+      }
       case 'pong':
       case 'welcome':
         return;

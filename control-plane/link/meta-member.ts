@@ -13,6 +13,7 @@ import type { Logger } from '../../proto/runtime/log.js';
 import { SHUTDOWN_RESERVE_MS, waitUntil, type ShutdownPhases } from '../../proto/runtime/shutdown.js';
 import type { TlsSource } from '../../proto/runtime/tls.js';
 import type { SlotTable } from '../../proto/slot-table.js';
+import type { FederationConfig } from '../../proto/federation.js';
 import type { Switches } from '../../proto/switches.js';
 import { LinkClient, type LinkRetry } from './link-client.js';
 import type { RpcPeer } from './rpc-peer.js';
@@ -39,6 +40,8 @@ export interface MetaMemberEvents {
   table(table: SlotTable): void;
   members(members: MembersEvent): void;
   switches?(switches: Switches): void;
+  /** The federation configuration (sessions): peers, tokens, export lists. */
+  federation?(config: FederationConfig): void;
   drain?(): void;
   /** Serves the member's own methods to meta on each new link (the console's calls). */
   serve?(peer: RpcPeer): void;
@@ -70,6 +73,7 @@ export class MetaMember {
           peer.on(META_LINK.table, (table) => events.table(table));
           peer.on(META_LINK.members, (members) => events.members(members));
           peer.on(META_LINK.switches, (switches) => events.switches?.(switches));
+          peer.on(META_LINK.federation, (config) => events.federation?.(config));
           peer.on(META_LINK.drain, () => events.drain?.());
           events.serve?.(peer);
         },

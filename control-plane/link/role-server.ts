@@ -35,7 +35,10 @@ import {
   protocolMismatch,
   type HelloAnswer,
   type LinkHello,
+  type LinkRole,
+  type MemberHello,
 } from '../../proto/rpc.js';
+import { MEMBER_ROLES } from '../../proto/cluster-records.js';
 import { consoleAssets } from '../console/console-assets.js';
 import { tokensEqual } from './auth.js';
 import { guardConnections, type ConnGuard, type ConnLimitOptions } from './conn-limits.js';
@@ -69,8 +72,18 @@ export interface SocketLimits {
   readonly maxFrameBytes: number;
 }
 
-/** Called once a peer said a valid hello; returns what the hello answers. */
-export type PeerAccepted = (peer: RpcPeer, hello: LinkHello) => HelloAnswer;
+/** Called once a member said a valid hello; returns what the hello answers. */
+export type PeerAccepted = (peer: RpcPeer, hello: MemberHello) => HelloAnswer;
+
+/**
+ * A link whose peers are not members (the federation link): which roles may say its hello, and the
+ * check of their credentials in place of the cluster token (a refusal is a {@link MeshregError}).
+ */
+export interface LinkPolicy {
+  readonly roles: readonly LinkRole[];
+  readonly authorize: (hello: LinkHello) => MeshregError | undefined;
+  readonly accepted: (peer: RpcPeer, hello: LinkHello) => HelloAnswer;
+}
 
 /**
  * Takes a WebSocket accepted at a socket endpoint (the agent link): its owner speaks the protocol,
@@ -92,7 +105,7 @@ export class RoleServer {
   readonly #wss: WebSocketServer;
   /** Tried before the admin API: the console's pages and, on meta, its live events. */
   readonly #extras: HttpExtension[] = [];
-  readonly #links = new Map<string, PeerAccepted>();
+  readonly #links = new Map<string, LinkPolicy>();
   readonly #peers = new Set<RpcPeer>();
   readonly #sockets = new Map<string, SocketEndpoint>();
   #address = '';
@@ -208,9 +221,22 @@ export class RoleServer {
     return this;
   }
 
-  /** Serves a link at `path`. */
+  /** Serves a member link at `path` (data and session servers, with the cluster token). */
   link(path: string, accepted: PeerAccepted): this {
-    this.#links.set(path, accepted);
+    this.#links.set(path, {
+      roles: MEMBER_ROLES,
+      authorize: (hello) =>
+        tokensEqual(this.#opts.token, hello.token)
+          ? undefined
+          : new MeshregError('unauthorized', 'wrong cluster token'),
+      accepted: (peer, hello) => accepted(peer, hello as MemberHello),
+    });
+    return this;
+  }
+
+  /** Serves a link at `path` whose peers `policy` admits (the federation link). */
+  linkWith(path: string, policy: LinkPolicy): this {
+    this.#links.set(path, policy);
     return this;
   }
 
@@ -258,7 +284,7 @@ export class RoleServer {
     await new Promise<void>((resolve) => this.#http.close(() => resolve()));
   }
 
-  #accept(ws: WebSocket, accepted: PeerAccepted, handshakeDone: () => void): void {
+  #accept(ws: WebSocket, policy: LinkPolicy, handshakeDone: () => void): void {
     const peer = new RpcPeer(ws, {
       callTimeoutMs: this.#opts.callTimeoutMs,
       logger: this.#logger,
@@ -282,20 +308,22 @@ export class RoleServer {
       if (said) throw this.#refuse(peer, new MeshregError('invalid_frame', 'hello sent twice'));
       said = true;
       clearTimeout(timer);
-      const hello = this.#checkHello(peer, asked);
+      const hello = this.#checkHello(peer, asked, policy);
       setMaxPayload(ws, this.#opts.maxFrameBytes);
       handshakeDone();
       peer.authenticated();
-      return accepted(peer, hello);
+      return policy.accepted(peer, hello);
     });
   }
 
   /** Checks a decoded hello; a refused one fails the link (after its error answer is written) and throws. */
-  #checkHello(peer: RpcPeer, hello: LinkHello): LinkHello {
+  #checkHello(peer: RpcPeer, hello: LinkHello, policy: LinkPolicy): LinkHello {
     const mismatch = protocolMismatch('cluster', hello.protocolVersion, CLUSTER_PROTOCOL_VERSION);
     if (mismatch !== undefined) throw this.#refuse(peer, mismatch);
-    if (!tokensEqual(this.#opts.token, hello.token))
-      throw this.#refuse(peer, new MeshregError('unauthorized', 'wrong cluster token'));
+    if (!policy.roles.includes(hello.role))
+      throw this.#refuse(peer, new MeshregError('forbidden', `role ${hello.role} may not use this link`));
+    const refusal = policy.authorize(hello);
+    if (refusal !== undefined) throw this.#refuse(peer, refusal);
     return hello;
   }
 

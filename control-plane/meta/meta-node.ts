@@ -11,7 +11,8 @@
  */
 import type { Member, MemberRole } from '../../proto/cluster-records.js';
 import { META_LINK, META_LINK_PATH, type DrainSelfAnswer, type MembersEvent } from '../../proto/meta-link.js';
-import type { HelloAnswer, LinkHello } from '../../proto/rpc.js';
+import type { FederationConfig } from '../../proto/federation.js';
+import type { HelloAnswer, MemberHello } from '../../proto/rpc.js';
 import { MeshregError } from '../../proto/errors.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { loopMonitor } from '../../proto/runtime/loop-monitor.js';
@@ -31,6 +32,7 @@ import type { RpcPeer } from '../link/rpc-peer.js';
 import { httpBase, metaAdminRoutes, registerMetaMetrics, type MemberView } from './meta-ops.js';
 import type { MetaStore, SharedMember } from './meta-store.js';
 import { MetaTable } from './meta-table.js';
+import { FederationBoard } from './federation-board.js';
 import { SwitchBoard } from './switch-board.js';
 
 export interface MetaNodeOptions extends RoleServerOptions {
@@ -47,6 +49,8 @@ export interface MetaNodeOptions extends RoleServerOptions {
   readonly protection?: ProtectionOptions;
   /** The console's settings (default {@link DEFAULT_CONSOLE}). */
   readonly console?: ConsoleOptions;
+  /** The federation configuration at start (default: data center `dc1`, no peers). */
+  readonly federation?: FederationConfig;
 }
 
 interface MemberRecord {
@@ -73,6 +77,7 @@ export class MetaNode {
   /** Members being drained: left out of slot arrangement and of the session list agents get. */
   readonly #draining = new Set<string>();
   readonly switches: SwitchBoard;
+  readonly federation: FederationBoard;
   readonly #unregisterMetrics: () => void;
   #arranging = false;
   #timer: NodeJS.Timeout | undefined;
@@ -113,6 +118,17 @@ export class MetaNode {
       for (const m of this.#members.values())
         if (m.role === 'session') m.peer?.emit(META_LINK.switches, state);
     });
+    this.federation = new FederationBoard(
+      opts.federation ?? { version: 0, datacenter: 'dc1', peers: [] },
+      (config) => {
+        this.#log.info('federation changed', {
+          version: config.version,
+          peers: this.federation.publicPeers(),
+        });
+        for (const m of this.#members.values())
+          if (m.role === 'session') m.peer?.emit(META_LINK.federation, config);
+      },
+    );
     this.#console = new MetaConsoleRole({
       meta: this,
       peer: (id) => this.#members.get(id)?.peer,
@@ -269,7 +285,7 @@ export class MetaNode {
     await this.#server.close();
   }
 
-  #join(peer: RpcPeer, hello: LinkHello): HelloAnswer {
+  #join(peer: RpcPeer, hello: MemberHello): HelloAnswer {
     // Before its store answered, this meta knows no member: the empty list it would push would make
     // sessions drop every data link (and data servers, after their grace, those sessions' publishers).
     if (!this.#storeReady)
@@ -308,6 +324,7 @@ export class MetaNode {
       const table = this.#tables.current;
       if (table !== undefined) peer.emit(META_LINK.table, table);
       if (hello.role === 'session') peer.emit(META_LINK.switches, this.switches.state);
+      if (hello.role === 'session') peer.emit(META_LINK.federation, this.federation.state);
       if (this.#draining.has(hello.id)) peer.emit(META_LINK.drain, { id: hello.id });
       this.#console.joined(hello.role, peer);
       this.#broadcastMembers();

@@ -154,7 +154,10 @@ test('agent link - bad agent frames of each type name their fields', () => {
     ],
     [
       { type: 'unsubscribe', services: ['ok', '', 'a b'] },
-      ['services[1]: must not be empty', 'services[2]: must be a service name'],
+      [
+        'services[1]: must not be empty',
+        'services[2]: must be a service name, optionally followed by @ and a data center name',
+      ],
     ],
     [
       { type: 'catalogSubscribe', knownVersion: 'x' },
@@ -192,7 +195,7 @@ test('agent link - bad session frames of each type name their fields', () => {
   const cases: [unknown, string[]][] = [
     [
       { type: 'hello' },
-      ['type: must be one of welcome, confirm, push, delta, catalog, pong, refused, slow_down'],
+      ['type: must be one of welcome, confirm, push, delta, catalog, pong, refused, slow_down, datacenters'],
     ],
     [
       { type: 'slow_down', retryAfterMs: -1, reason: 7 },

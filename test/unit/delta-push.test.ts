@@ -12,7 +12,7 @@ import type { ChangeListener, DataApi, DataWatch, DatumView } from '../../contro
 import { AgentConnection } from '../../control-plane/session/agent-connection.js';
 import { DataRouter } from '../../control-plane/session/data-router.js';
 import { PushDispatcher } from '../../control-plane/session/push-dispatcher.js';
-import { decodeSessionFrame, type SessionFrame } from '../../proto/agent-link.js';
+import { decodeSessionFrame, PROTOCOL_VERSION, type SessionFrame } from '../../proto/agent-link.js';
 import type { Instance } from '../../proto/instance.js';
 import { ok } from '../../proto/result.js';
 import { silentLogger } from '../../proto/runtime/log.js';
@@ -417,12 +417,15 @@ test('delta push - an agent refused with 4002 dials the same session again speak
   const first = await sessions.open();
   assert.deepEqual(sentBy(first)[0], {
     type: 'hello',
-    protocolVersion: 3,
+    protocolVersion: PROTOCOL_VERSION,
     nodeId: 'node-1',
     nodeName: 'n',
     token: 'secret',
   });
-  await sessions.close(4002, 'unsupported_protocol: agent link protocol 3 is not supported (want 2)');
+  await sessions.close(
+    4002,
+    `unsupported_protocol: agent link protocol ${PROTOCOL_VERSION} is not supported (want ${PROTOCOL_VERSION - 1})`,
+  );
   t.mock.timers.tick(0);
   await settle();
   const second = await sessions.open();
@@ -431,11 +434,11 @@ test('delta push - an agent refused with 4002 dials the same session again speak
     ['ws://old/v1/agent-link', 'ws://old/v1/agent-link'],
     'the same session, at once',
   );
-  assert.equal((sentBy(second)[0] as { protocolVersion: number }).protocolVersion, 2);
+  assert.equal((sentBy(second)[0] as { protocolVersion: number }).protocolVersion, PROTOCOL_VERSION - 1);
   second.session.send(
     JSON.stringify({
       type: 'welcome',
-      protocolVersion: 2,
+      protocolVersion: PROTOCOL_VERSION - 1,
       sessionId: 's',
       sessions: [],
       pingIntervalMs: 60_000,

@@ -76,6 +76,7 @@ test('errors - every code maps to its HTTP status and WebSocket close code', () 
     headers_too_large: [431, 4000],
     limit_exceeded: [429, 4013],
     slow_consumer: [503, 4014],
+    wrong_datacenter: [409, 4015],
   };
   assert.deepEqual(
     Object.fromEntries(Object.entries(ERROR_TABLE).map(([k, v]) => [k, [v.http, v.ws]])),
@@ -86,7 +87,7 @@ test('errors - every code maps to its HTTP status and WebSocket close code', () 
     assert.equal(err.httpStatus, expected[code][0]);
     assert.equal(err.closeCode, expected[code][1]);
   }
-  assert.deepEqual([...FATAL_CLOSE_CODES].sort(), [4001, 4002, 4003]);
+  assert.deepEqual([...FATAL_CLOSE_CODES].sort(), [4001, 4002, 4003, 4015]);
 });
 
 test('errors - the README error table agrees with the code table', async () => {
