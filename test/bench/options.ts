@@ -14,6 +14,7 @@ export const WORKLOADS = [
   'agent1',
   'agents50',
   'scale-agents',
+  'federation',
 ] as const;
 export type WorkloadName = (typeof WORKLOADS)[number];
 
@@ -69,6 +70,8 @@ export interface BenchOptions {
   readonly saInflight: number;
   readonly saWatchers: number;
   readonly saReads: number;
+  readonly fedChanges: number;
+  readonly fedDigestMs: number;
 }
 
 interface NumberFlag {
@@ -197,6 +200,14 @@ const NUMBERS: readonly NumberFlag[] = [
     full: 1_000,
     quick: 200,
     doc: 'agents50: instances deregistered on one agent',
+  },
+  { key: 'fedChanges', flag: 'fed-changes', full: 200, quick: 40, doc: 'federation: changes timed' },
+  {
+    key: 'fedDigestMs',
+    flag: 'fed-digest-ms',
+    full: 6_000,
+    quick: 6_000,
+    doc: 'federation: digest interval of both data centers',
   },
   { key: 'saAgents', flag: 'sa-agents', full: 50, quick: 10, doc: 'scale-agents: real agent processes' },
   { key: 'saPerAgent', flag: 'sa-per-agent', full: 1_000, quick: 200, doc: 'scale-agents: instances each' },

@@ -29,8 +29,13 @@ export class RealAgent {
     this.#cleanup = cleanup;
   }
 
-  /** Starts an agent of node `name` pointed at the session `upstream`. */
-  static async start(name: string, upstream: string, connections = 32): Promise<RealAgent> {
+  /** Starts an agent of node `name` pointed at the session `upstream` (`env`: more settings). */
+  static async start(
+    name: string,
+    upstream: string,
+    connections = 32,
+    env: Record<string, string> = {},
+  ): Promise<RealAgent> {
     const dir = await tempDir('meshreg-bench-agent-');
     try {
       const proc = await startMeshreg(
@@ -41,6 +46,7 @@ export class RealAgent {
           MESHREG_NODE_NAME: name,
           MESHREG_AGENT_UPSTREAM: upstream,
           MESHREG_AGENT_DATA_DIR: dir.dir,
+          ...env,
         },
         30_000,
       );

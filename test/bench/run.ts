@@ -12,6 +12,7 @@ import type { Workload } from './workloads/common.js';
 import { agent1 } from './workloads/agent1.js';
 import { agents50 } from './workloads/agents50.js';
 import { churn } from './workloads/churn.js';
+import { federation } from './workloads/federation.js';
 import { push } from './workloads/push.js';
 import { reads } from './workloads/reads.js';
 import { recovery } from './workloads/recovery.js';
@@ -29,6 +30,7 @@ const WORKLOAD_FNS: Readonly<Record<WorkloadName, Workload | undefined>> = {
   agent1,
   agents50,
   'scale-agents': scaleAgents,
+  federation,
 };
 
 const LOAD_MODEL =
