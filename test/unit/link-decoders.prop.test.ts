@@ -16,6 +16,8 @@ import {
 import { decodeOwnedPublisher } from '../../proto/cluster-records.js';
 import { DATA_LINK } from '../../proto/data-link.js';
 import { ERROR_TABLE, MeshregError } from '../../proto/errors.js';
+import { decodeExportEdit, decodeFederationFile, FEDERATION_MEMBER } from '../../proto/federation.js';
+import { FEDERATION_LINK } from '../../proto/federation-link.js';
 import { META_LINK } from '../../proto/meta-link.js';
 import { REPLICATION_LINK, decodeReplicaItem } from '../../proto/replication-link.js';
 import {
@@ -52,10 +54,14 @@ const DECODERS: readonly Decoder<unknown>[] = [
   ...contractDecoders(META_LINK),
   ...contractDecoders(DATA_LINK),
   ...contractDecoders(REPLICATION_LINK),
+  ...contractDecoders(FEDERATION_LINK),
+  ...contractDecoders(FEDERATION_MEMBER),
+  decodeFederationFile,
+  decodeExportEdit,
 ];
 
 test('link decoders - the properties reach every method and event of the three contracts', () => {
-  for (const contract of [META_LINK, DATA_LINK, REPLICATION_LINK])
+  for (const contract of [META_LINK, DATA_LINK, REPLICATION_LINK, FEDERATION_LINK, FEDERATION_MEMBER])
     for (const [name, def] of Object.entries<object>(contract)) {
       const want = 'decode' in def ? 1 : 2; // an event's payload; a method's params and result (or item)
       assert.equal(contractDecoders({ [name]: def }).length, want, name);
@@ -91,7 +97,7 @@ const validHello = fc.record({
 });
 
 const validLinkHello = fc.record({
-  role: fc.constantFrom('data' as const, 'session' as const),
+  role: fc.constantFrom('data' as const, 'session' as const, 'federation' as const),
   id: fc.string({ minLength: 1, maxLength: 256 }),
   url: fc.string({ maxLength: 512 }),
   protocolVersion: fc.constant(CLUSTER_PROTOCOL_VERSION),
