@@ -167,6 +167,8 @@ export class ControlPlane {
           overload: s.overload,
           linkMaxFrameBytes: c.link.maxFrameBytes,
           logger: this.#log,
+          datacenter: c.datacenter,
+          federationDigestMs: c.federation.digestMs,
         },
         metaUrl,
         clusterToken: c.clusterToken,

@@ -66,7 +66,9 @@ export interface ConnectionHost {
   readonly limits: ConnectionLimits;
   /** Largest frame once the hello is accepted (before it, the server's small hello limit applies). */
   readonly maxFrameBytes: number;
-  /** Checks the hello's token and the node name it may connect as; a refusal closes the connection. */
+  /** The `datacenters` frame sent after the welcome (undefined for an agent older than protocol 4). */
+  datacentersFrame?(protocolVersion: number): object | undefined;
+  /** Checks the hello (token, node name, data center); a refusal closes the connection. */
   authenticate(conn: AgentConnection, hello: Hello): ReturnType<ConnectionHost['admit']>;
   sessions(): string[];
   /** Checked after the token: a refusal (draining, switched off) closes the connection with its code. */
@@ -167,8 +169,7 @@ export class AgentConnection implements PushTarget {
     return this.#hello?.protocolVersion;
   }
 
-  /** Whether this agent may be sent `delta` frames (protocol 2 or later). */
-  get deltas(): boolean {
+  /** Whether this agent may be sent `delta` frames (protocol 2 or later). */ get deltas(): boolean {
     return (this.#hello?.protocolVersion ?? 0) >= DELTA_PROTOCOL_VERSION;
   }
 
@@ -373,6 +374,8 @@ export class AgentConnection implements PushTarget {
       pingIntervalMs: this.#host.limits.pingIntervalMs,
     };
     this.#reply(welcome);
+    const dcs = this.#host.datacentersFrame?.(hello.protocolVersion);
+    if (dcs !== undefined) this.#reply(dcs);
     this.#log.info('agent connected', { nodeId: hello.nodeId, nodeName: hello.nodeName });
   }
 

@@ -1,6 +1,9 @@
 /**
- * Routes a service key to the data server that leads its slot, by the latest slot table.
+ * Routes a service key to the data server that leads its slot, by the latest slot table; a key
+ * qualified by a federated data center (`web@dc2`) to the store of imported copies, when one is set.
+ * That store is not one of {@link DataRouter.servers} (it holds no part of the local catalog).
  */
+import { isRemoteKey } from '../../proto/datacenter.js';
 import { fail, ok, type Result } from '../../proto/result.js';
 import { slotOf, type SlotTable } from '../../proto/slot-table.js';
 import { VersionClock } from '../../proto/version.js';
@@ -12,6 +15,22 @@ export class DataRouter {
   readonly #clock = new VersionClock();
   #catalogParts = '';
   #catalogVersion = 0;
+  #imports: DataApi | undefined;
+
+  /** The store of federated copies (qualified keys), or undefined when none is set. */
+  get imports(): DataApi | undefined {
+    return this.#imports;
+  }
+
+  /** Routes qualified keys to `store` from now on. */
+  setImports(store: DataApi): void {
+    this.#imports = store;
+  }
+
+  /** A data server or the import store by its ID. */
+  byId(id: string): DataApi | undefined {
+    return this.#imports?.id === id ? this.#imports : this.#servers.get(id);
+  }
 
   get epoch(): number {
     return this.#table?.epoch ?? 0;
@@ -37,10 +56,14 @@ export class DataRouter {
   }
 
   /**
-   * The data server leading `key`'s slot, or `unavailable` while there is none (no table yet, or
+   * The data server leading `key`'s slot (the import store for a qualified key), or `unavailable` while there is none (no table yet, or
    * its leader is not among the servers added): an expected state during start-up and failover.
    */
   forKey(key: string): Result<DataApi> {
+    if (isRemoteKey(key))
+      return this.#imports === undefined
+        ? fail('not_found', `no federated data center for ${key}`)
+        : ok(this.#imports);
     const table = this.#table;
     if (table === undefined) return fail('unavailable', 'no slot table yet');
     const slot = table.slots[slotOf(key, table.slotCount)];

@@ -29,6 +29,7 @@
  */
 import { SpanKind, type Histogram } from '@opentelemetry/api';
 import type { Catalog } from '../../proto/agent-link.js';
+import { isRemoteKey } from '../../proto/datacenter.js';
 import { MeshregError } from '../../proto/errors.js';
 import { valueOrThrow } from '../../proto/result.js';
 import type { Logger } from '../../proto/runtime/log.js';
@@ -143,12 +144,24 @@ export class PushDispatcher implements ChangeListener {
 
   /** Starts receiving change notifications from a data server (and re-declares current interest). */
   attachServer(id: string): void {
-    const server = this.#router.servers().find((s) => s.id === id);
+    const server = this.#router.byId(id);
     if (server === undefined || this.#watches.has(id)) return;
     const watch = server.watch(this.#sessionId, this);
     this.#watches.set(id, watch);
-    for (const key of this.#table.keys()) watch.interest(key, true);
+    for (const key of this.#table.keys()) if (this.#serves(id, key)) watch.interest(key, true);
     if (this.#catalog.size > 0) watch.catalogInterest(true);
+  }
+
+  /**
+   * Whether the watch of `id` is told about `key`: a qualified key (`web@dc2`) only the import store,
+   * a local one only the data servers (their link refuses a qualified key).
+   */
+  #serves(id: string, key: string): boolean {
+    return (id === this.#router.imports?.id) === isRemoteKey(key);
+  }
+
+  #interest(key: string, on: boolean): void {
+    for (const [id, w] of this.#watches) if (this.#serves(id, key)) w.interest(key, on);
   }
 
   /**
@@ -168,16 +181,14 @@ export class PushDispatcher implements ChangeListener {
   }
 
   subscribe(target: PushTarget, key: string, knownVersion: number | undefined): void {
-    if (this.#table.add(target, key, knownVersion)) {
-      for (const w of this.#watches.values()) w.interest(key, true);
-    }
+    if (this.#table.add(target, key, knownVersion)) this.#interest(key, true);
     this.#schedule.key(key, true);
   }
 
   unsubscribe(target: PushTarget, key: string): void {
     if (!this.#table.remove(target, key)) return;
     this.#history.delete(key);
-    for (const w of this.#watches.values()) w.interest(key, false);
+    this.#interest(key, false);
   }
 
   /** Subscribes `target` to the service catalog (again: it is sent the current one if newer). */
@@ -347,7 +358,10 @@ export class PushDispatcher implements ChangeListener {
       list.push(key);
       byServer.set(leader.value.id, list);
     }
-    for (const server of this.#router.servers()) {
+    const imports = this.#router.imports;
+    for (const server of imports === undefined
+      ? this.#router.servers()
+      : [...this.#router.servers(), imports]) {
       const keys = byServer.get(server.id);
       if (keys === undefined) continue;
       try {

@@ -5,7 +5,10 @@
  */
 import { AGENT_LINK_PATH } from '../../proto/agent-link.js';
 import type { Member } from '../../proto/cluster-records.js';
+import { FEDERATION_MEMBER } from '../../proto/federation.js';
+import { FEDERATION_LINK_PATH } from '../../proto/federation-link.js';
 import { META_LINK_PATH } from '../../proto/meta-link.js';
+import { valueOrThrow } from '../../proto/result.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { loopMonitor } from '../../proto/runtime/loop-monitor.js';
 import type { ShutdownPhases } from '../../proto/runtime/shutdown.js';
@@ -21,11 +24,17 @@ import {
 import { RoleServer, type RoleServerOptions } from '../link/role-server.js';
 import { ErrorRing } from '../console/error-ring.js';
 import { serveSessionConsole } from '../console/session-console.js';
+import { IMPORT_STORE_ID } from '../federation/import-store.js';
+import { SessionFederation } from '../federation/session-federation.js';
 import { DataRouter } from './data-router.js';
 import { RemoteDataClient } from './remote-data.js';
 import { sessionAdminRoutes } from './session-ops.js';
 import type { SessionOptions } from './session-options.js';
 import { SessionServer } from './session-server.js';
+import { sendDatacenters, withdrawSubscriptions } from './session-refusals.js';
+
+/** Default of {@link SessionOptions.federationDigestMs}. */
+export const DEFAULT_FEDERATION_DIGEST_MS = 6000;
 
 /** Where the role server listens comes from `session`; its link settings are the cluster's. */
 export interface SessionNodeOptions
@@ -50,6 +59,8 @@ export class SessionNode {
   #peers: string[] = [];
   #meta: MetaMember | undefined;
   readonly #protection: RoleProtection;
+  /** Links to the federated data centers and the copies learned from them. */
+  readonly #federation: SessionFederation;
   /** A drain asked by meta completed: no agent is connected any more. */
   #drained = false;
 
@@ -70,6 +81,7 @@ export class SessionNode {
     };
     this.server = new SessionServer(agents, this.#router);
     this.server.setPeers(() => this.#peers);
+    this.#federation = this.#startFederation(opts);
     this.#role = new RoleServer(
       'session',
       { ...opts, host: agents.host, port: agents.port, token: opts.clusterToken },
@@ -79,6 +91,7 @@ export class SessionNode {
       .socket(AGENT_LINK_PATH, agents, (ws, req) => {
         this.server.accept(ws, req);
       })
+      .linkWith(FEDERATION_LINK_PATH, this.#federation.policy())
       .ops([...sessionAdminRoutes(this.server), ...protectionRoutes(this.#protection)]);
   }
 
@@ -117,6 +130,13 @@ export class SessionNode {
         switches: (sw) => {
           this.server.applySwitches(sw);
         },
+        federation: (config) => {
+          if (this.#federation.apply(config))
+            this.#log.info('federation configuration applied', {
+              version: config.version,
+              peers: config.peers.map((p) => ({ name: p.name, exports: p.exports })),
+            });
+        },
         drain: () => {
           void this.server.drain().then(() => {
             this.#drained = true;
@@ -124,6 +144,7 @@ export class SessionNode {
           });
         },
         serve: (peer) => {
+          peer.handle(FEDERATION_MEMBER.status, () => this.#federation.status());
           serveSessionConsole(
             peer,
             this.server.consoleSource(),
@@ -149,6 +170,7 @@ export class SessionNode {
     this.#protection.unregister();
     loopMonitor.stop();
     this.#meta?.stop();
+    this.#federation.stop();
     for (const d of this.#data.values()) d.stop();
     this.server.close();
     await this.#role.close();
@@ -162,7 +184,46 @@ export class SessionNode {
       metaConnected: this.#meta?.connected === true,
       epoch: this.#router.epoch,
       dataServers: [...this.#data.values()].map((d) => ({ id: d.id, connected: d.connected })),
+      datacenter: this.server.datacenter,
+      federation: this.#federation.status().peers.map((p) => ({
+        name: p.name,
+        state: p.state,
+        stale: p.stale,
+        services: p.services,
+        instances: p.instances,
+        digests: p.digests,
+        repairs: p.repairs,
+        importers: p.importers,
+      })),
     };
+  }
+
+  /** Federation: the import store routed for qualified keys, the exporter fed by the push dispatcher. */
+  #startFederation(opts: SessionNodeOptions): SessionFederation {
+    const push = this.server.pushDispatcher;
+    const federation = new SessionFederation({
+      sessionId: opts.session.id,
+      datacenter: this.server.datacenter,
+      digestMs: opts.session.federationDigestMs ?? DEFAULT_FEDERATION_DIGEST_MS,
+      callTimeoutMs: opts.callTimeoutMs,
+      maxFrameBytes: opts.maxFrameBytes,
+      retry: opts.retry,
+      tls: opts.tls,
+      logger: this.#log,
+      push,
+      forKey: (service) => valueOrThrow(this.#router.forKey(service)),
+      changed: () => {
+        const frame = this.server.datacentersFrame();
+        if (frame !== undefined) sendDatacenters(this.server.agentConnections, frame);
+      },
+      withdraw: (refused) => {
+        withdrawSubscriptions(this.server.agentConnections, push, refused);
+      },
+    });
+    this.#router.setImports(federation.store);
+    this.server.setFederation(federation);
+    push.attachServer(IMPORT_STORE_ID);
+    return federation;
   }
 
   #syncDataServers(members: readonly Member[]): void {

@@ -3,6 +3,7 @@
  * limits, the grace of closed connections, push pacing and retries, the write path's rate, and when
  * it sheds load.
  */
+import type { Datacenters } from '../../proto/agent-link.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import type { AgentAuthenticator } from '../auth/token-store.js';
 import type { Protection } from '../link/protection.js';
@@ -42,6 +43,20 @@ export interface SessionOptions {
   /** When the session asks agents to slow down ({@link DEFAULT_OVERLOAD} when absent). */
   readonly overload?: OverloadThresholds;
   readonly logger: Logger;
+  /** This control plane's data center (`MESHREG_DATACENTER`): agents of another one are refused (4015). */
+  readonly datacenter?: string;
+  /** Period of the federation digest with each peer (`MESHREG_FEDERATION_DIGEST_MS`). */
+  readonly federationDigestMs?: number;
+}
+
+/** Default of {@link SessionOptions.datacenter}. */
+export const DEFAULT_DATACENTER = 'dc1';
+
+/** What the session asks of federation: which data centers exist, and the frame agents are sent. */
+export interface FederationView {
+  /** Whether `name@dc` keys may be watched (a configured peer). */
+  knows(datacenter: string): boolean;
+  datacentersFrame(): Datacenters;
 }
 
 /** Default of {@link SessionOptions.maxSubscriptionsPerAgent}. */

@@ -3,10 +3,19 @@
  * blacklisted or the connection's token does not grant, and watching more services than the
  * per-agent cap. A refused subscription is told to the agent; the connection stays up.
  */
-import type { ConfirmResult, Refused, Registration } from '../../proto/agent-link.js';
+import {
+  DATACENTERS_PROTOCOL_VERSION,
+  type ConfirmResult,
+  type Datacenters,
+  type Hello,
+  type Refused,
+  type Registration,
+} from '../../proto/agent-link.js';
+import { isRemoteKey, splitKey } from '../../proto/datacenter.js';
 import type { ErrorCode } from '../../proto/errors.js';
 import { splitPublish, type AgentGrants } from '../auth/agent-grants.js';
 import type { AgentConnection } from './agent-connection.js';
+import type { PushDispatcher } from './push-dispatcher.js';
 import type { SessionSwitches } from './switches.js';
 
 /** Why a subscription is refused. */
@@ -19,11 +28,20 @@ export class SessionRefusals {
   readonly #switches: SessionSwitches;
   readonly #grants: AgentGrants;
   readonly #maxSubscriptionsPerAgent: number;
+  readonly #datacenter: string;
+  /** Whether a data center may be watched (`name@dc`); none set: no federated one may. */
+  knows: (datacenter: string) => boolean = () => false;
 
-  constructor(switches: SessionSwitches, grants: AgentGrants, maxSubscriptionsPerAgent: number) {
+  constructor(
+    switches: SessionSwitches,
+    grants: AgentGrants,
+    maxSubscriptionsPerAgent: number,
+    datacenter: string,
+  ) {
     this.#switches = switches;
     this.#grants = grants;
     this.#maxSubscriptionsPerAgent = maxSubscriptionsPerAgent;
+    this.#datacenter = datacenter;
   }
 
   /** Splits a publish into the registrations allowed and the `forbidden` results of the others. */
@@ -38,12 +56,28 @@ export class SessionRefusals {
     );
   }
 
+  /** Refuses the hello of an agent of another data center (`wrong_datacenter`, 4015); absent: accepted. */
+  hello(hello: Hello): { code: ErrorCode; reason: string } | undefined {
+    const dc = hello.datacenter;
+    if (dc === undefined || dc === this.#datacenter) return undefined;
+    return {
+      code: 'wrong_datacenter',
+      reason: `agent of data center ${dc} at a session of ${this.#datacenter}`,
+    };
+  }
+
   /** Why `conn` may not subscribe to `key`, or undefined when it may. */
   subscribe(conn: AgentConnection, key: string): SubscribeRefusal | undefined {
-    const denied = this.#switches.subscribeRefused(key)
-      ? `subscribing to "${key}" is blacklisted`
-      : this.#grants.subscribeRefusal(conn.id, key);
+    // A federated copy (`web@dc2`) is granted and blacklisted as its service is.
+    const { service, datacenter } = splitKey(key);
+    const denied = this.#switches.subscribeRefused(service)
+      ? `subscribing to "${service}" is blacklisted`
+      : this.#grants.subscribeRefusal(conn.id, service);
     if (denied !== undefined) return { code: 'forbidden', message: denied };
+    if (datacenter === this.#datacenter)
+      return { code: 'not_found', message: `${datacenter} is this data center: watch "${service}"` };
+    if (datacenter !== undefined && !this.knows(datacenter))
+      return { code: 'not_found', message: `data center ${datacenter} is not a federation peer` };
     // One connection cannot grow the session (and the data servers' interest) without bound. The
     // catalog is one subscription at most, so it is never refused; a re-subscription is not new.
     const max = this.#maxSubscriptionsPerAgent;
@@ -60,4 +94,30 @@ export class SessionRefusals {
 export function sendRefused(conn: AgentConnection, service: string, code: ErrorCode, message: string): void {
   const refused: Refused = { type: 'refused', service, error: { code, message } };
   conn.send(JSON.stringify(refused));
+}
+
+/**
+ * Drops every qualified subscription (`web@dc2`) of `conns` that `refused` names a reason for (its
+ * data center left the configuration, or stopped exporting the service), telling each agent.
+ */
+export function withdrawSubscriptions(
+  conns: Iterable<AgentConnection>,
+  push: PushDispatcher,
+  refused: (key: string) => string | undefined,
+): void {
+  for (const c of conns)
+    for (const key of [...c.subscriptions]) {
+      const why = isRemoteKey(key) ? refused(key) : undefined;
+      if (why === undefined) continue;
+      c.subscriptions.delete(key);
+      push.unsubscribe(c, key);
+      sendRefused(c, key, 'not_found', why);
+    }
+}
+
+/** Sends `frame` to every ready agent of protocol 4 (older ones would close on it). */
+export function sendDatacenters(conns: Iterable<AgentConnection>, frame: Datacenters): void {
+  const text = JSON.stringify(frame);
+  for (const c of conns)
+    if (c.state === 'ready' && (c.protocolVersion ?? 0) >= DATACENTERS_PROTOCOL_VERSION) c.send(text);
 }

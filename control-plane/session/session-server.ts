@@ -8,7 +8,14 @@
 import type http from 'node:http';
 import type WebSocket from 'ws';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import { type Confirm, type Hello, type Publish, type Unpublish } from '../../proto/agent-link.js';
+import {
+  DATACENTERS_PROTOCOL_VERSION,
+  type Confirm,
+  type Datacenters,
+  type Hello,
+  type Publish,
+  type Unpublish,
+} from '../../proto/agent-link.js';
 import type { AdminConnection } from '../../proto/admin-api.js';
 import type { ErrorCode } from '../../proto/errors.js';
 import type { Logger } from '../../proto/runtime/log.js';
@@ -27,13 +34,20 @@ import { PushDispatcher, type PushStats } from './push-dispatcher.js';
 import { registerSessionMetrics } from './session-ops.js';
 import { SessionRefusals, sendRefused } from './session-refusals.js';
 import { SessionSwitches } from './switches.js';
-import { DEFAULT_MAX_SUBSCRIPTIONS_PER_AGENT, type SessionOptions } from './session-options.js';
+import {
+  DEFAULT_DATACENTER,
+  DEFAULT_MAX_SUBSCRIPTIONS_PER_AGENT,
+  type FederationView,
+  type SessionOptions,
+} from './session-options.js';
 import { WritePath } from './write-path.js';
 
 export class SessionServer implements ConnectionHost {
   readonly sessionId: string;
   readonly logger: Logger;
   readonly limits: ConnectionLimits;
+  /** This control plane's data center: agents saying another one are refused (4015). */
+  readonly datacenter: string;
   readonly #opts: SessionOptions;
   readonly #push: PushDispatcher;
   readonly #conns = new Map<string, AgentConnection>();
@@ -51,6 +65,7 @@ export class SessionServer implements ConnectionHost {
   #seq = 0;
   #url = '';
   #peers: () => string[] = () => [];
+  #federation: FederationView | undefined;
   /** What the console shows of this session's agents and pushes. */
   readonly console: SessionConsoleBook;
 
@@ -60,11 +75,13 @@ export class SessionServer implements ConnectionHost {
     this.sessionId = opts.id;
     this.logger = opts.logger.child({ role: 'session', sessionId: opts.id });
     this.limits = opts.limits;
+    this.datacenter = opts.datacenter ?? DEFAULT_DATACENTER;
     this.#grants = new AgentGrants(opts.authenticator ?? sharedAgentToken(opts.token));
     this.#refusals = new SessionRefusals(
       this.#switches,
       this.#grants,
       opts.maxSubscriptionsPerAgent ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_AGENT,
+      this.datacenter,
     );
 
     this.#push = new PushDispatcher(opts.id, router, {
@@ -205,6 +222,28 @@ export class SessionServer implements ConnectionHost {
     this.#peers = peers;
   }
 
+  /** The push dispatcher, for federation's exporter (its importers are push targets too). */
+  get pushDispatcher(): PushDispatcher {
+    return this.#push;
+  }
+
+  /** The agent connections (open, or closing). */
+  get agentConnections(): Iterable<AgentConnection> {
+    return this.#conns.values();
+  }
+
+  /** Lets federation say which data centers exist and what agents are told of them. */
+  setFederation(view: FederationView): void {
+    this.#federation = view;
+    this.#refusals.knows = (dc) => view.knows(dc);
+  }
+
+  /** The `datacenters` frame for an agent of protocol 4 or later (without federation: its own only). */
+  datacentersFrame(protocolVersion = DATACENTERS_PROTOCOL_VERSION): Datacenters | undefined {
+    if (protocolVersion < DATACENTERS_PROTOCOL_VERSION) return undefined;
+    return this.#federation?.datacentersFrame() ?? { type: 'datacenters', local: this.datacenter, peers: [] };
+  }
+
   /** Starts receiving notifications from a data server added to the router. */
   attachDataServer(id: string): void {
     this.#push.attachServer(id);
@@ -259,7 +298,7 @@ export class SessionServer implements ConnectionHost {
   }
 
   authenticate(conn: AgentConnection, hello: Hello): ReturnType<AgentGrants['admit']> {
-    return this.#grants.admit(conn.id, hello.token, hello.nodeName);
+    return this.#refusals.hello(hello) ?? this.#grants.admit(conn.id, hello.token, hello.nodeName);
   }
 
   /** Re-checks the live connections after the tokens were reloaded (see {@link AgentGrants}). */
