@@ -155,10 +155,9 @@ export class MetaNode {
     }));
   }
 
-  /** The open meta link of a member linked to this meta (the admin API asks sessions over it). */
+  /** The meta link of a member linked to this meta (the admin API asks sessions over it). */
   memberPeer(id: string): RpcPeer | undefined {
-    const peer = this.#members.get(id)?.peer;
-    return peer?.isOpen === true ? peer : undefined;
+    return this.#members.get(id)?.peer;
   }
 
   /** Members with their lease and link state (the admin API). */
