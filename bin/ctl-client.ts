@@ -66,7 +66,7 @@ const MAX_ERRORS_SHOWN = 5;
 /** Sends one admin request and decodes its answer with `decode`; never throws. */
 export async function ask<T>(
   ctx: Ctx,
-  method: 'GET' | 'POST',
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
   url: string,
   decode: (raw: unknown) => Decoded<T>,
   body?: unknown,
@@ -121,7 +121,7 @@ function excerpt(text: string): string {
 /** {@link ask}, for commands that stop at the first failure. */
 export async function call<T>(
   ctx: Ctx,
-  method: 'GET' | 'POST',
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
   url: string,
   decode: (raw: unknown) => Decoded<T>,
   body?: unknown,

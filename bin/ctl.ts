@@ -20,6 +20,7 @@ import {
 import { ask, call, CtlError, ctlTls, type Ctx } from './ctl-client.js';
 import { renderTable } from './ctl-table.js';
 import { CONSOLE_USAGE, consoleCommand, isConsoleCommand } from './ctl-console.js';
+import { FEDERATION_USAGE, federationCommand } from './ctl-federation.js';
 
 const USAGE = `meshreg ctl — operate a meshreg cluster through meta's admin API
 
@@ -40,7 +41,7 @@ Commands:
   drain <member-id>                    hand a member's work to the others, then it exits
   protection                           protection mode of meta and every member: what each holds
   protection release                   remove exactly what protection mode holds, on every role
-${CONSOLE_USAGE}
+${CONSOLE_USAGE}${FEDERATION_USAGE}
 Write commands take --reason <text>, recorded in the audit log (required by drain-node/-instance).
 
 Options:
@@ -111,6 +112,17 @@ async function dispatch(ctx: Ctx, args: string[]): Promise<void> {
         usage,
       },
       cmd ?? '',
+      rest,
+    );
+  if (cmd === 'federation')
+    return federationCommand(
+      {
+        request: (method, path, decode, body) => call(ctx, method, `${ctx.meta}${path}`, decode, body),
+        json: ctx.json,
+        reason: ctx.reason,
+        out: ctx.out,
+        usage,
+      },
       rest,
     );
   switch (cmd) {

@@ -12,7 +12,7 @@ import { TokenStore } from './auth/token-store.js';
 import { TlsSource } from '../proto/runtime/tls.js';
 import type { ControlPlaneConfig } from './config.js';
 import { DataNode } from './data/data-node.js';
-import { loadFederationConfig } from './federation/federation-config.js';
+import { loadFederation } from './federation/federation-config.js';
 import { EtcdStore } from './meta/etcd-store.js';
 import { EmbeddedStore } from './meta/meta-store.js';
 import { MetaNode } from './meta/meta-node.js';
@@ -78,6 +78,7 @@ export class ControlPlane {
       scrape: this.#hooks.scrape,
     };
     if (c.roles.includes('meta')) {
+      const federation = loadFederation(c.federation, c.datacenter);
       this.meta = new MetaNode({
         host: c.meta.host,
         port: c.meta.port,
@@ -89,7 +90,8 @@ export class ControlPlane {
         followers: c.meta.slotFollowers,
         maxLeaderMoves: c.meta.maxLeaderMoves,
         console: { maxStreams: c.meta.consoleMaxStreams },
-        federation: loadFederationConfig(c.federation, c.datacenter),
+        federation: federation.config,
+        federationStore: federation.store,
         protection: c.protection,
         ...link,
         ops,

@@ -16,7 +16,7 @@ function body<T>(d: Decoded<T>): T {
   return d.value;
 }
 
-/** What each of meta's existing write routes is recorded as. */
+/** What each of meta's write routes is recorded as (by `METHOD path` where one path has several writes). */
 const WRITE_AUDIT: Readonly<Record<string, AuditSpec>> = {
   '/admin/switches/push': {
     action: (req) => (isRecord(req.body) && req.body['stopped'] === true ? 'push.stop' : 'push.resume'),
@@ -30,13 +30,31 @@ const WRITE_AUDIT: Readonly<Record<string, AuditSpec>> = {
   '/admin/switches/subscribe-blacklist': { action: 'subscribe-blacklist.edit', target: listTarget },
   '/admin/members/:id/drain': { action: 'member.drain', target: (req) => req.params['id'] ?? '' },
   '/admin/protection/release': { action: 'protection.release', target: () => 'meta' },
+  '/admin/federation/exports': {
+    action: 'federation.exports.edit',
+    target: (req) => {
+      const b = req.body;
+      return isRecord(b) && typeof b['peer'] === 'string'
+        ? `${b['peer']}: ${listTarget(req)}`
+        : listTarget(req);
+    },
+  },
+  'PUT /admin/federation/peers/:name': {
+    action: 'federation.peer.put',
+    target: (req) => req.params['name'] ?? '',
+  },
+  'DELETE /admin/federation/peers/:name': {
+    action: 'federation.peer.remove',
+    target: (req) => req.params['name'] ?? '',
+  },
 };
 
 /** `routes` with every write (non-GET) recorded in the audit log. */
 export function withAudit(console: MetaConsole, routes: readonly AdminRoute[]): AdminRoute[] {
   return routes.map((r) => {
     if (r.method === 'GET') return r;
-    const spec = WRITE_AUDIT[r.path] ?? { action: `${r.method} ${r.path}`, target: () => '' };
+    const spec = WRITE_AUDIT[`${r.method} ${r.path}`] ??
+      WRITE_AUDIT[r.path] ?? { action: `${r.method} ${r.path}`, target: () => '' };
     return audited(console.audit, r, spec);
   });
 }

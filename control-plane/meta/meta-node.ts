@@ -32,6 +32,7 @@ import type { RpcPeer } from '../link/rpc-peer.js';
 import { httpBase, metaAdminRoutes, registerMetaMetrics, type MemberView } from './meta-ops.js';
 import type { MetaStore, SharedMember } from './meta-store.js';
 import { MetaTable } from './meta-table.js';
+import type { FederationStore } from '../federation/federation-config.js';
 import { FederationBoard } from './federation-board.js';
 import { SwitchBoard } from './switch-board.js';
 
@@ -51,6 +52,8 @@ export interface MetaNodeOptions extends RoleServerOptions {
   readonly console?: ConsoleOptions;
   /** The federation configuration at start (default: data center `dc1`, no peers). */
   readonly federation?: FederationConfig;
+  /** Where federation edits are kept and where each peer came from (default: in memory only). */
+  readonly federationStore?: FederationStore;
 }
 
 interface MemberRecord {
@@ -128,6 +131,7 @@ export class MetaNode {
         for (const m of this.#members.values())
           if (m.role === 'session') m.peer?.emit(META_LINK.federation, config);
       },
+      opts.federationStore,
     );
     this.#console = new MetaConsoleRole({
       meta: this,
@@ -149,6 +153,11 @@ export class MetaNode {
       table: this.#tables.current,
       expirations: this.#expirations,
     }));
+  }
+
+  /** The meta link of a member linked to this meta (the admin API asks sessions over it). */
+  memberPeer(id: string): RpcPeer | undefined {
+    return this.#members.get(id)?.peer;
   }
 
   /** Members with their lease and link state (the admin API). */

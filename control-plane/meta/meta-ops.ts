@@ -1,8 +1,9 @@
 /**
  * The meta role's admin routes and metrics. The routes: members and their health, the slot table, a
- * service's replicas, the operator switches, and draining a member. Meta is the one place operators
- * talk to; the CLI follows the addresses it returns to reach data and session servers. The gauges:
- * members by role and state, the slot table's epoch and the slots each data server leads.
+ * service's replicas, the operator switches, draining a member, and federation (`federation-ops.ts`).
+ * Meta is the one place operators talk to; the CLI follows the addresses it returns to reach data and
+ * session servers. The gauges: members by role and state, the slot table's epoch and the slots each
+ * data server leads.
  */
 import type {
   AdminMember,
@@ -19,13 +20,14 @@ import { decodeListEdit, decodePushSwitch } from '../../proto/switches.js';
 import type { Decoded } from '../../proto/validate.js';
 import { describe } from '../../proto/validate.js';
 import type { AdminRoute } from '../admin/ops-http.js';
+import { federationRoutes, type FederationAdminHost } from './federation-ops.js';
 import type { SwitchBoard, SwitchList } from './switch-board.js';
 
 /** One member as the admin API shows it (the type `meshreg ctl` decodes). */
 export type MemberView = AdminMember;
 
 /** What the routes need of meta. */
-export interface MetaAdminHost {
+export interface MetaAdminHost extends FederationAdminHost {
   members(): MemberView[];
   readonly table: SlotTable | undefined;
   readonly switches: SwitchBoard;
@@ -100,6 +102,7 @@ export function metaAdminRoutes(host: MetaAdminHost): AdminRoute[] {
       path: '/admin/members/:id/drain',
       handler: (req) => ({ status: 202, body: host.drain(req.params['id'] ?? '') }),
     },
+    ...federationRoutes(host),
   ];
 }
 
