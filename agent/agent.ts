@@ -17,6 +17,8 @@ import { healthView, syncStatusView } from './agent-status.js';
 import { VersionClock } from '../proto/version.js';
 import type { AgentConfig } from './config.js';
 import { addConsulRoutes, type ConsulBackend, type UpstreamStatus } from './consul/consul-api.js';
+import { DatacenterReads } from './consul/consul-datacenters.js';
+import { FederationView } from './federation-view.js';
 import type { RegisterRequest } from './consul/consul-register.js';
 import { JsonRouter } from '../proto/runtime/json-router.js';
 import { HttpServer } from './http/http-server.js';
@@ -53,6 +55,9 @@ export class Agent implements ConsulBackend {
   readonly view: ServiceView;
   readonly local: LocalServices;
   readonly firstReadWaitMs: number;
+  /** The federated data centers the session reports (restored from disk until it does). */
+  readonly federation: FederationView;
+  readonly datacenters: DatacenterReads;
   readonly #sync: AgentSync;
   readonly #http: HttpServer;
   readonly #store: LocalStore;
@@ -125,21 +130,26 @@ export class Agent implements ConsulBackend {
     );
     this.#evictTimer.unref();
     this.#config = config;
+    this.federation = new FederationView(config.datacenter);
+    this.datacenters = new DatacenterReads(this.federation, this.view);
     this.#endpoints = new ViewEndpoints(
       this.view,
       { zone: config.zone, region: config.region },
       (s) => this.local.byName(s).length > 0,
+      // xDS: federation view
     );
     this.#cache = new ViewCache(
       path.join(config.dataDir, VIEW_CACHE_FILE),
       this.view,
       logger,
       config.viewCacheWriteIntervalMs,
+      this.federation,
     );
     this.#sync = new AgentSync(this.local, this.view, node, {
       link: {
         urls: config.upstream,
         token: config.token,
+        datacenter: config.datacenter,
         tls: config.tls,
         connectTimeoutMs: config.connectTimeoutMs,
         maxFrameBytes: config.maxFrameBytes,
@@ -166,6 +176,14 @@ export class Agent implements ConsulBackend {
     this.#sync.onStateChange(() => {
       this.#openStatus = undefined;
     });
+    this.#sync.onDatacenters((frame, receivedAt) => {
+      if (frame.local !== config.datacenter)
+        this.#log.warn('session reports another data center', {
+          datacenter: config.datacenter,
+          session: frame.local,
+        });
+      if (this.federation.apply(frame, receivedAt)) this.#cache.federationChanged();
+    });
     this.local.onChange((c) => {
       this.view.localChanged(c.kind === 'upsert' ? c.record.def.name : c.tombstone.service);
       this.view.catalogLocalChanged();
@@ -189,7 +207,7 @@ export class Agent implements ConsulBackend {
     addProbeRoutes(router, { ready: () => this.#started });
     router.add('GET', '/v1/meshreg/health', () => ({
       status: 200,
-      body: healthView(this.#sync, this.local, this.view),
+      body: healthView(this.#sync, this.local, this.view, this.federation),
     }));
     router.add('PUT', '/v1/agent/leave', async (req) => {
       assertMayLeave(req.context);
@@ -205,7 +223,7 @@ export class Agent implements ConsulBackend {
     );
     router.add('GET', '/v1/meshreg/sync-status', () => ({
       status: 200,
-      body: syncStatusView(this.#sync, this.local, this.view),
+      body: syncStatusView(this.#sync, this.local, this.view, this.federation),
     }));
     router.add('GET', '/v1/meshreg/metrics', async () => ({
       status: 200,

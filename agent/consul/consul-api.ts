@@ -3,49 +3,21 @@
  * except once: the first read of a service this host never watched waits (bounded) for its first
  * push, so a fresh app does not see an empty list for a service that exists.
  */
+import type { ConsulBackend, UpstreamStatus } from './consul-backend.js';
 import { MeshregError } from '../../proto/errors.js';
-import { SERVICE_NAME_PATTERN, worstHealth, type Health, type Instance } from '../../proto/instance.js';
+import { worstHealth, type Health } from '../../proto/instance.js';
 import { describe, setOwn } from '../../proto/validate.js';
-import type { CheckRules } from '../checks/check-definition.js';
-import {
-  toInstance,
-  type LocalRecord,
-  type LocalServices,
-  type NodeIdentity,
-} from '../local/local-services.js';
-import type { ServiceView, WatchedService } from '../view/service-view.js';
+import { toInstance, type LocalRecord } from '../local/local-services.js';
 import { parseBlocking, parseFlag } from '../http/blocking.js';
 import { checkTargetIssues } from './consul-check.js';
-import { decodeServiceDefinition, type RegisterRequest } from './consul-register.js';
-import { agentServiceJson, catalogEntry, healthEntry } from './consul-encode.js';
+import { decodeServiceDefinition } from './consul-register.js';
+import { agentServiceJson } from './consul-encode.js';
+import { combineAge, resolveDatacenter, type DatacenterReads } from './consul-datacenters.js';
+import { parseDc } from './consul-query.js';
+import { block, readHeaders, serviceRead } from './consul-service-read.js';
 import type { JsonAnswer, JsonRequest, JsonRouter } from '../../proto/runtime/json-router.js';
 
-/** The link's health as reads report it (Consul's known-leader and last-contact headers). */
-export interface UpstreamStatus {
-  readonly connected: boolean;
-  /** Milliseconds since the link was last heard from; 0 while connected. */
-  readonly lastContactMs: number;
-  /** Seconds since the link went down; 0 while connected. */
-  readonly offlineForSec: number;
-  /** `host:port` of the session server in use, '' when offline. */
-  readonly leader: string;
-}
-
-/** What the Consul handlers need from the agent. */
-export interface ConsulBackend {
-  readonly node: NodeIdentity;
-  readonly datacenter: string;
-  readonly view: ServiceView;
-  readonly local: LocalServices;
-  readonly firstReadWaitMs: number;
-  /** The agent's check policy, applied while decoding a registration's checks. */
-  readonly checkRules: CheckRules;
-  register(req: RegisterRequest, replaceExistingChecks: boolean): Promise<void>;
-  deregister(id: string): Promise<void>;
-  upstream(): UpstreamStatus;
-  /** Why the control plane refused to let this host watch `service` (a blacklist), if it did. */
-  subscriptionRefusal(service: string): { code: string; message: string } | undefined;
-}
+export type { ConsulBackend, UpstreamStatus } from './consul-backend.js';
 
 export function addConsulRoutes(router: JsonRouter, b: ConsulBackend): void {
   router
@@ -57,13 +29,14 @@ export function addConsulRoutes(router: JsonRouter, b: ConsulBackend): void {
     .add('GET', '/v1/agent/services', () => agentServices(b))
     .add('GET', '/v1/agent/service/:id', (req) => agentService(b, req))
     .add('GET', '/v1/catalog/services', (req) => catalogServices(b, req))
+    .add('GET', '/v1/catalog/datacenters', () => ({
+      status: 200,
+      body: b.datacenters?.federation.known() ?? [b.datacenter],
+    }))
     .add('GET', '/v1/catalog/service/:name', (req) => serviceRead(b, req, 'catalog'))
     .add('GET', '/v1/health/service/:name', (req) => serviceRead(b, req, 'health'))
-    .add('GET', '/v1/status/leader', () => ({ status: 200, body: b.upstream().leader }))
-    .add('GET', '/v1/status/peers', () => ({
-      status: 200,
-      body: b.upstream().connected ? [b.upstream().leader] : [],
-    }))
+    .add('GET', '/v1/status/leader', (req) => statusRead(b, req, (up) => up.leader))
+    .add('GET', '/v1/status/peers', (req) => statusRead(b, req, (up) => (up.connected ? [up.leader] : [])))
     .add('GET', '/v1/agent/self', () => agentSelf(b))
     .add('GET', '/v1/agent/health/service/name/:name', (req) => localHealthByName(b, req))
     .add('GET', '/v1/agent/health/service/id/:id', (req) => localHealthById(b, req));
@@ -159,130 +132,52 @@ function agentService(b: ConsulBackend, req: JsonRequest): JsonAnswer {
   return { status: 200, body: agentServiceJson(r, b.datacenter) };
 }
 
-/** Headers every read carries: the index, and whether the control plane is reachable. */
-function readHeaders(up: UpstreamStatus, index: number): Record<string, string> {
-  const h: Record<string, string> = {
-    'x-consul-index': String(Math.max(1, index)),
-    'x-consul-knownleader': String(up.connected),
-    'x-consul-lastcontact': String(up.lastContactMs),
-  };
-  if (!up.connected) {
-    // Consul's own way to say "served from a local cache while the servers are unreachable".
-    h['x-cache'] = 'HIT';
-    h['age'] = String(up.offlineForSec);
-  }
-  return h;
-}
-
-function checkServiceName(name: string): void {
-  if (name === '' || name.length > 256 || !SERVICE_NAME_PATTERN.test(name)) {
-    throw new MeshregError('invalid_argument', `invalid service name: ${JSON.stringify(name)}`, {
-      fields: [{ path: 'name', message: 'must be a service name' }],
-    });
-  }
-}
-
-async function serviceRead(
-  b: ConsulBackend,
-  req: JsonRequest,
-  shape: 'health' | 'catalog',
-): Promise<JsonAnswer> {
-  const name = req.params['name'] ?? '';
-  checkServiceName(name);
-  const passing = shape === 'health' && parseFlag(req.query, 'passing');
-  const tags = req.query.getAll('tag');
-  const blocking = parseBlocking(req.query);
-  const entry = b.view.ensure(name);
-  // While this read waits (first push, blocking query) its watch cannot be evicted.
-  const release = b.view.hold(entry);
-  try {
-    if (!entry.received && b.upstream().connected) {
-      await b.view.waitForChange(name, b.firstReadWaitMs, req.signal);
-    }
-    const refusal = b.subscriptionRefusal(name);
-    if (refusal?.code === 'limit_exceeded') {
-      // A limit is not a policy decision: its own code (429), naming the limit. The watch goes, so
-      // a later read asks again (and succeeds once the agent watches fewer services).
-      release();
-      b.view.unwatch(name);
-      throw new MeshregError('limit_exceeded', `watching "${name}" was refused: ${refusal.message}`);
-    }
-    if (refusal !== undefined)
-      throw new MeshregError('forbidden', `watching "${name}" was refused: ${refusal.message}`);
-    const changed = (ms: number): Promise<void> => b.view.waitForChange(name, ms, req.signal);
-    await block(b, () => entry.modifyIndex, changed, blocking.index, blocking.waitMs, req.signal);
-  } finally {
-    release();
-  }
-  const index = entry.modifyIndex;
-  // A body only changes with the service's index: encode it once per index and filter, not per
-  // read, so a thousand blocking queries woken by one change share one encoding.
-  const cacheKey = `${shape}|${String(passing)}|${tags.join('\u0000')}`;
-  let cache = bodies.get(entry);
-  if (cache === undefined || cache.index !== index) {
-    cache = { index, texts: new Map(), headers: undefined };
-    bodies.set(entry, cache);
-  }
-  const up = b.upstream();
-  // Online, the headers depend on the index only; offline they carry the time since contact.
-  const headers = up.connected
-    ? (cache.headers ??= { ...readHeaders(up, index), 'content-type': 'application/json' })
-    : { ...readHeaders(up, index), 'content-type': 'application/json' };
-  let text = cache.texts.get(cacheKey);
-  if (text === undefined) {
-    let list: Instance[] = b.view.instances(name);
-    if (tags.length > 0) list = list.filter((i) => tags.every((t) => i.tags.includes(t)));
-    if (passing) list = list.filter((i) => i.checks.every((c) => c.status === 'passing'));
-    list.sort((x, y) => (x.node === y.node ? x.id.localeCompare(y.id) : x.node.localeCompare(y.node)));
-    text = JSON.stringify(
-      list.map((i) =>
-        shape === 'health' ? healthEntry(i, b.datacenter, index) : catalogEntry(i, b.datacenter, index),
-      ),
-    );
-    // A few filter combinations per service are normal; a client cycling through tags must not grow it forever.
-    if (cache.texts.size < 32) cache.texts.set(cacheKey, text);
-  }
-  return { status: 200, text, headers };
-}
-
-/** Encoded read bodies per watched service, valid for one index. */
-const bodies = new WeakMap<
-  WatchedService,
-  { index: number; texts: Map<string, string>; headers: Record<string, string> | undefined }
->();
-
-/** Holds a blocking read until the entry's index passes `index`, the wait elapses, or the client leaves. */
-async function block(
-  b: ConsulBackend,
-  current: () => number,
-  changed: (timeoutMs: number) => Promise<void>,
-  index: number | undefined,
-  waitMs: number,
-  signal: AbortSignal,
-): Promise<void> {
-  // An index from the future (the agent restarted since the client read it) answers at once, so the
-  // client sees the index go backwards and resets, as Consul clients do.
-  if (index === undefined || index === 0 || index > b.view.index) return;
-  const deadline = performance.now() + waitMs;
-  while (current() <= index && !signal.aborted) {
-    const left = deadline - performance.now();
-    if (left <= 0) return;
-    await changed(left);
-  }
+/**
+ * `/v1/status/*`: the session server in use. A peer's status is reached through it too, so `?dc=`
+ * of a known peer answers the same; an unknown one is Consul's 500.
+ */
+function statusRead(b: ConsulBackend, req: JsonRequest, body: (up: UpstreamStatus) => unknown): JsonAnswer {
+  const dc = resolveDatacenter(b.datacenters, b.datacenter, parseDc(req.query));
+  if ('status' in dc) return dc;
+  return { status: 200, body: body(b.upstream()) };
 }
 
 async function catalogServices(b: ConsulBackend, req: JsonRequest): Promise<JsonAnswer> {
   const blocking = parseBlocking(req.query);
+  const dc = resolveDatacenter(b.datacenters, b.datacenter, parseDc(req.query));
+  if ('status' in dc) return dc;
+  if (dc.remote && b.datacenters !== undefined) return peerServices(b, b.datacenters, dc.datacenter, req);
   const state = b.view.ensureCatalog();
   if (!state.received && b.upstream().connected) {
     await b.view.waitForCatalogChange(b.firstReadWaitMs, req.signal);
   }
   const changed = (ms: number): Promise<void> => b.view.waitForCatalogChange(ms, req.signal);
-  await block(b, () => state.modifyIndex, changed, blocking.index, blocking.waitMs, req.signal);
+  await block(b.view.index, () => state.modifyIndex, changed, blocking.index, blocking.waitMs, req.signal);
   const local = b.local.list().map((r) => [r.def.name, r.def.tags] as const);
   return {
     status: 200,
     body: b.view.catalogServices(local),
     headers: readHeaders(b.upstream(), state.modifyIndex),
   };
+}
+
+/**
+ * `/v1/catalog/services?dc=PEER`: the names the peer exports here (tags are not exported), from
+ * what the session last reported; blocking on a change of that report.
+ */
+async function peerServices(
+  b: ConsulBackend,
+  reads: DatacenterReads,
+  datacenter: string,
+  req: JsonRequest,
+): Promise<JsonAnswer> {
+  const blocking = parseBlocking(req.query);
+  const changed = (ms: number): Promise<void> => reads.waitForChange(ms, req.signal);
+  const current = (): number => reads.modifyIndex;
+  await block(b.view.index, current, changed, blocking.index, blocking.waitMs, req.signal);
+  const body: Record<string, string[]> = {};
+  for (const name of [...(reads.federation.peer(datacenter)?.services ?? [])].sort()) setOwn(body, name, []);
+  const up = b.upstream();
+  const age = combineAge(up.connected ? undefined : up.offlineForSec, reads.staleAgeSec(datacenter));
+  return { status: 200, body, headers: readHeaders(up, reads.modifyIndex, age) };
 }

@@ -47,7 +47,19 @@ const SERF_HEALTH: CheckState = {
   type: '',
 };
 
-/** One entry of `GET /v1/health/service/:name`. */
+/**
+ * The node meta of an instance's node: its zone and region when set (Consul's `Node.Meta`, what
+ * `?node-meta=zone:a` filters on); `{}` otherwise.
+ */
+export function nodeMeta(i: Instance): Record<string, string> {
+  if (i.zone === '' && i.region === '') return {};
+  const meta: Record<string, string> = {};
+  if (i.zone !== '') meta['zone'] = i.zone;
+  if (i.region !== '') meta['region'] = i.region;
+  return meta;
+}
+
+/** One entry of `GET /v1/health/service/:name`; `datacenter` is the instance's own. */
 export function healthEntry(i: Instance, datacenter: string, index: number): unknown {
   return {
     Node: {
@@ -56,7 +68,7 @@ export function healthEntry(i: Instance, datacenter: string, index: number): unk
       Address: i.nodeAddress,
       Datacenter: datacenter,
       TaggedAddresses: { lan: i.nodeAddress, wan: i.nodeAddress },
-      Meta: {},
+      Meta: nodeMeta(i),
       CreateIndex: index,
       ModifyIndex: index,
     },
@@ -83,7 +95,7 @@ function serviceJson(i: Instance, index: number): Record<string, unknown> {
   };
 }
 
-/** One entry of `GET /v1/catalog/service/:name` (Consul's flattened ServiceNode). */
+/** One entry of `GET /v1/catalog/service/:name` (Consul's flattened ServiceNode); `datacenter` is the instance's own. */
 export function catalogEntry(i: Instance, datacenter: string, index: number): unknown {
   return {
     ID: i.nodeId,
@@ -91,7 +103,7 @@ export function catalogEntry(i: Instance, datacenter: string, index: number): un
     Address: i.nodeAddress,
     Datacenter: datacenter,
     TaggedAddresses: { lan: i.nodeAddress, wan: i.nodeAddress },
-    NodeMeta: {},
+    NodeMeta: nodeMeta(i),
     ServiceID: i.id,
     ServiceName: i.service,
     ServiceTags: i.tags,

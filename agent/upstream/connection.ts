@@ -19,8 +19,8 @@
  * name) and the agent's own is presented for mTLS; a `ws://` URL is refused, never dialled in plain
  * text. Why a connection fails (a certificate refused either way) is logged once per cause.
  */
-import WebSocket from 'ws';
 import {
+  DATACENTERS_PROTOCOL_VERSION,
   PROTOCOL_VERSION,
   decodeSessionFrame,
   parseJsonFrame,
@@ -35,11 +35,30 @@ import type { Logger } from '../../proto/runtime/log.js';
 import { describe } from '../../proto/validate.js';
 import { Backoff, type BackoffOptions } from '../../proto/runtime/backoff.js';
 import { loopMonitor } from '../../proto/runtime/loop-monitor.js';
-import { TLS_ENV, type TlsConfig } from '../../proto/runtime/tls-config.js';
+import type { TlsConfig } from '../../proto/runtime/tls-config.js';
 import { TlsSource } from '../../proto/runtime/tls.js';
+import { tlsSocketFactory, wsSocketFactory, type SocketFactory } from './socket-factory.js';
 import { Liveness } from './liveness.js';
 
+export {
+  tlsSocketFactory,
+  wsSocketFactory,
+  type ConnectOptions,
+  type SocketFactory,
+} from './socket-factory.js';
+
 const UNSUPPORTED_PROTOCOL = ERROR_TABLE.unsupported_protocol.ws;
+const WRONG_DATACENTER = ERROR_TABLE.wrong_datacenter.ws;
+
+/** A close that retrying at once cannot cure ({@link FATAL_CLOSE_CODES}), as the agent reports it. */
+export interface FatalClose {
+  readonly code: number;
+  /** The session's close reason (it names both data centers for 4015). */
+  readonly reason: string;
+  readonly url: string;
+  /** Wall time of the first such close in a row. */
+  readonly at: number;
+}
 
 export type LinkState = 'idle' | 'connecting' | 'open' | 'backoff' | 'closed';
 
@@ -51,52 +70,16 @@ const ALLOWED: Readonly<Record<LinkState, readonly LinkState[]>> = {
   closed: [],
 };
 
-/** How a socket to a session server is opened. */
-export interface ConnectOptions {
-  /** The opening handshake must finish within this time. */
-  readonly handshakeTimeoutMs: number;
-  /** Largest frame accepted from the session; a larger one closes the socket with 1009. */
-  readonly maxFrameBytes: number;
-}
-
-/** Opens a socket to `url` (still connecting: it emits `open` or `close`). */
-export type SocketFactory = (url: string, opts: ConnectOptions) => LinkSocket;
-
-/** The production {@link SocketFactory}: a `ws` WebSocket. */
-export const wsSocketFactory: SocketFactory = (url, opts) =>
-  new WebSocket(url, {
-    handshakeTimeout: opts.handshakeTimeoutMs,
-    // What a session may send us is bounded too (config maxFrameBytes, 64 MiB: one push carries a
-    // whole service). ws checks it from the frame header; a larger frame closes with 1009.
-    maxPayload: opts.maxFrameBytes,
-    perMessageDeflate: false,
-  });
-
-/**
- * The {@link SocketFactory} of an agent with TLS settings: `wss://` with its CA, certificate and
- * server-name check, read at each dial so a rotated certificate is used at the next reconnect. A
- * plaintext URL throws: the link logs why and retries like any failed connection.
- */
-export function tlsSocketFactory(tls: TlsSource): SocketFactory {
-  return (url, opts) => {
-    if (!/^wss:\/\//i.test(url))
-      throw new Error(
-        `refusing plain-text session URL ${url}: TLS is configured (${TLS_ENV.cert}, ${TLS_ENV.ca})`,
-      );
-    return new WebSocket(url, {
-      ...tls.clientOptions(),
-      handshakeTimeout: opts.handshakeTimeoutMs,
-      maxPayload: opts.maxFrameBytes,
-      perMessageDeflate: false,
-    });
-  };
-}
-
 export interface LinkOptions {
   readonly urls: readonly string[];
   readonly nodeId: string;
   readonly nodeName: string;
   readonly token: string;
+  /**
+   * The agent's data center, sent in the hello (protocol 4 and later) so that a session of another
+   * one refuses it (close 4015); undefined: not sent.
+   */
+  readonly datacenter?: string | undefined;
   readonly connectTimeoutMs: number;
   readonly maxFrameBytes: number;
   readonly backoff: BackoffOptions;
@@ -138,6 +121,8 @@ export class UpstreamLink {
   readonly #dial: SocketFactory;
   /** The last connection error logged: a repeat is not logged again until the link opens. */
   #lastError = '';
+  /** The last fatal close (a refusal that retrying cannot cure) until a handshake succeeds. */
+  #fatal: FatalClose | undefined;
 
   /** Throws, naming the variables, when the TLS files cannot be used (the agent does not start). */
   constructor(opts: LinkOptions, handler: LinkHandler) {
@@ -160,6 +145,14 @@ export class UpstreamLink {
   /** The session server currently connected, or '' when not open. */
   get sessionId(): string {
     return this.#state === 'open' ? this.#sessionId : '';
+  }
+
+  /**
+   * Why the last session refused this agent for good (a wrong token, protocol or data center), until
+   * a later handshake succeeds; the agent still retries, at the longest backoff.
+   */
+  get fatalClose(): FatalClose | undefined {
+    return this.#fatal;
   }
 
   /** The protocol version spoken on the current (or last) connection. */
@@ -207,6 +200,7 @@ export class UpstreamLink {
       case 'open':
         this.#backoff.reset();
         this.#lastError = '';
+        this.#fatal = undefined;
         break;
       case 'backoff':
         this.#teardown();
@@ -260,6 +254,10 @@ export class UpstreamLink {
         nodeId: this.#opts.nodeId,
         nodeName: this.#opts.nodeName,
         token: this.#opts.token,
+        // An older session would not know the field: sent from the version that defines it.
+        ...(this.#opts.datacenter !== undefined && protocolVersion >= DATACENTERS_PROTOCOL_VERSION
+          ? { datacenter: this.#opts.datacenter }
+          : {}),
       };
       ws.send(JSON.stringify(hello));
     });
@@ -355,8 +353,19 @@ export class UpstreamLink {
     }
     const fatal = FATAL_CLOSE_CODES.has(code);
     const delay = fatal ? this.#backoff.max() : this.#backoff.next();
-    const log = fatal ? this.#log.error.bind(this.#log) : this.#log.info.bind(this.#log);
-    log('upstream link closed', { code, reason, retryInMs: delay });
+    if (!fatal) this.#log.info('upstream link closed', { code, reason, retryInMs: delay });
+    else if (this.#fatal?.code !== code || this.#fatal.reason !== reason) {
+      // Logged once per cause: retrying at the longest backoff repeats it until an operator acts.
+      this.#fatal = { code, reason, url, at: Date.now() };
+      this.#log.error('upstream link refused', {
+        code,
+        reason,
+        retryInMs: delay,
+        ...(code === WRONG_DATACENTER && this.#opts.datacenter !== undefined
+          ? { datacenter: this.#opts.datacenter }
+          : {}),
+      });
+    }
     this.#to('backoff', `closed ${code} ${reason}`, delay);
   }
 

@@ -32,7 +32,13 @@ import { toInstance, type LocalServices, type NodeIdentity } from '../local/loca
 import type { UpstreamStatus } from '../consul/consul-api.js';
 import type { ServiceView } from '../view/service-view.js';
 import { LocalBatch, type LocalBatchFlush } from './local-batch.js';
-import { UpstreamLink, type LinkHandler, type LinkOptions, type LinkState } from './connection.js';
+import {
+  UpstreamLink,
+  type FatalClose,
+  type LinkHandler,
+  type LinkOptions,
+  type LinkState,
+} from './connection.js';
 
 export interface SyncOptions {
   readonly link: Omit<LinkOptions, 'nodeId' | 'nodeName' | 'logger'>;
@@ -98,6 +104,11 @@ export class AgentSync implements LinkHandler {
 
   get state(): LinkState {
     return this.#link.state;
+  }
+
+  /** Why the control plane refused this agent for good (e.g. 4015, another data center), if it did. */
+  get fatalClose(): FatalClose | undefined {
+    return this.#link.fatalClose;
   }
 
   start(): void {

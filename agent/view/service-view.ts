@@ -85,6 +85,14 @@ export class ServiceView {
     return this.#index;
   }
 
+  /**
+   * Raises the agent-wide index for a change outside any watched service (the data centers the
+   * session reported) and returns it, so blocking reads of that state have an index to wait past.
+   */
+  touch(): number {
+    return ++this.#index;
+  }
+
   /** The catalog as held (read-only use). */
   get catalogState(): Readonly<CatalogState> {
     return this.#catalog;

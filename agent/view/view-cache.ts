@@ -1,15 +1,19 @@
 /**
  * The agent's disk copy of every watched service's last view (and the catalog), so discovery keeps
  * working after an agent restart while the control plane is unreachable. It is a {@link StateLog}
- * with one entry per service (`v/<name>`) and one for the catalog: a push rewrites only the services
+ * with one entry per service (`v/<name>`, `v/<name>@<dc>` for a federated copy), one for the catalog
+ * and one for the federated data centers last reported (so an agent that starts offline still
+ * knows its peers and answers `?dc=` from their cached copies): a push rewrites only the services
  * it changed, and changes are coalesced (at most one append per `minIntervalMs`). A cache need not
  * survive a power cut, so appends are not fsynced; compactions are atomic. Damaged lines are set
  * aside and the rest is kept.
  */
+import { WATCH_KEY_RULES, readDatacenter } from '../../proto/datacenter.js';
 import { readInstance, type Instance } from '../../proto/instance.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { Issues, at, isRecord, readArray, readInt, readString } from '../../proto/validate.js';
 import { StateLog, loadStateLog } from '../local/state-log.js';
+import type { FederationView, SavedFederation } from '../federation-view.js';
 import type { ServiceView } from './service-view.js';
 
 export interface CachedService {
@@ -25,6 +29,7 @@ export interface CachedView {
     readonly version: number;
     readonly services: Readonly<Record<string, readonly string[]>>;
   };
+  readonly federation?: SavedFederation;
 }
 
 export class ViewCache {
@@ -32,6 +37,7 @@ export class ViewCache {
   readonly #minIntervalMs: number;
   readonly #dirty = new Set<string>();
   #catalogDirty = false;
+  #federationDirty = false;
   #timer: NodeJS.Timeout | undefined;
   #lastWrite = 0;
 
@@ -40,6 +46,7 @@ export class ViewCache {
     private readonly view: ServiceView,
     private readonly log: Logger,
     minIntervalMs: number,
+    private readonly federation?: FederationView,
   ) {
     this.#minIntervalMs = minIntervalMs;
     this.#log = new StateLog(file, {
@@ -63,7 +70,14 @@ export class ViewCache {
       savedAt: Date.now(),
       services,
       ...(c.received ? { catalog: { version: c.version, services: c.services } } : {}),
+      ...(this.federation === undefined ? {} : { federation: this.federation.toSaved() }),
     };
+  }
+
+  /** Asks for the federated data centers to be written soon (after a `datacenters` frame). */
+  federationChanged(): void {
+    this.#federationDirty = true;
+    this.changed();
   }
 
   /** Asks for `service` (or, without a name, the catalog) to be written soon; bursts become one write. */
@@ -103,6 +117,7 @@ export class ViewCache {
       for (const s of decoded.services) this.view.restore(s.service, s.version, s.instances);
       if (decoded.catalog !== undefined)
         this.view.restoreCatalog(decoded.catalog.version, decoded.catalog.services);
+      if (decoded.federation !== undefined) this.federation?.restore(decoded.federation);
     }
     // Starts from what was restored: compact, and without the damaged or torn lines.
     await this.#log.compact();
@@ -117,6 +132,10 @@ export class ViewCache {
       const c = this.view.catalogState;
       if (c.received) this.#log.put(CATALOG_KEY, { version: c.version, services: c.services });
     }
+    if (this.#federationDirty && this.federation !== undefined) {
+      this.#federationDirty = false;
+      this.#log.put(FEDERATION_KEY, this.federation.toSaved());
+    }
   }
 
   #entry(service: string): CachedService | undefined {
@@ -129,17 +148,25 @@ export class ViewCache {
     const snap = this.snapshot();
     for (const s of snap.services) yield [`v/${s.service}`, s];
     if (snap.catalog !== undefined) yield [CATALOG_KEY, snap.catalog];
+    if (snap.federation !== undefined) yield [FEDERATION_KEY, snap.federation];
   }
 }
 
 const CATALOG_KEY = 'catalog';
+const FEDERATION_KEY = 'federation';
 
 /** The {@link CachedView} shape of a replayed cache log, for {@link decodeCachedView}. */
 function fromEntries(entries: ReadonlyMap<string, unknown>): unknown {
   const services: unknown[] = [];
   for (const [key, value] of entries) if (key.startsWith('v/')) services.push(value);
   const catalog = entries.get(CATALOG_KEY);
-  return { savedAt: 0, services, ...(catalog === undefined ? {} : { catalog }) };
+  const federation = entries.get(FEDERATION_KEY);
+  return {
+    savedAt: 0,
+    services,
+    ...(catalog === undefined ? {} : { catalog }),
+    ...(federation === undefined ? {} : { federation }),
+  };
 }
 
 /** Validates a cache file; entries that do not decode are dropped, the rest is kept. */
@@ -154,10 +181,7 @@ export function decodeCachedView(raw: unknown): CachedView | undefined {
       'services',
       (s, p) => {
         if (!isRecord(s)) return undefined;
-        const service = readString(issues, s['service'], at(p, 'service'), {
-          required: true,
-          maxLength: 256,
-        });
+        const service = readString(issues, s['service'], at(p, 'service'), WATCH_KEY_RULES);
         const version = readInt(issues, s['version'], at(p, 'version'), { required: true });
         const instances = readArray(
           issues,
@@ -181,5 +205,45 @@ export function decodeCachedView(raw: unknown): CachedView | undefined {
     }
     if (version !== undefined) catalog = { version, services: names };
   }
-  return catalog === undefined ? { savedAt, services } : { savedAt, services, catalog };
+  const federation = decodeSavedFederation(raw['federation']);
+  return {
+    savedAt,
+    services,
+    ...(catalog === undefined ? {} : { catalog }),
+    ...(federation === undefined ? {} : { federation }),
+  };
+}
+
+/** Most federated peers kept on disk, and most exported names per peer (as the frame allows). */
+const MAX_SAVED_PEERS = 64;
+const MAX_SAVED_PEER_SERVICES = 10_000;
+
+/** The saved federation, or undefined when absent or damaged (the agent then waits for a frame). */
+function decodeSavedFederation(raw: unknown): SavedFederation | undefined {
+  if (!isRecord(raw)) return undefined;
+  const issues = new Issues();
+  const peers = readArray(
+    issues,
+    raw['peers'],
+    'federation.peers',
+    (p, path) => {
+      if (!isRecord(p)) return undefined;
+      const name = readDatacenter(issues, p['name'], at(path, 'name'), true);
+      const syncedAt =
+        p['syncedAt'] === null
+          ? null
+          : readInt(issues, p['syncedAt'], at(path, 'syncedAt'), { required: true });
+      const services = readArray(
+        issues,
+        p['services'],
+        at(path, 'services'),
+        (n, np) => readString(issues, n, np, { required: true, maxLength: 256 }),
+        { maxItems: MAX_SAVED_PEER_SERVICES },
+      );
+      if (name === undefined || syncedAt === undefined || services === undefined) return undefined;
+      return { name, syncedAt, services };
+    },
+    { maxItems: MAX_SAVED_PEERS },
+  );
+  return peers === undefined || !issues.empty ? undefined : { peers };
 }
