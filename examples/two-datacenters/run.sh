@@ -53,6 +53,7 @@ dc2=http://127.0.0.1:$((AGENT_BASE + 100))
 
 echo '# register web in dc1'
 curl -sS -X PUT "$dc1/v1/agent/service/register" -d '{"Name":"web","ID":"web-1","Address":"127.0.0.1","Port":8080}'
+echo
 echo '# the data centers dc2 knows'
 curl -sS "$dc2/v1/catalog/datacenters"; echo
 echo '# dc1 web, read in dc2'
@@ -68,7 +69,9 @@ echo '# a data center nobody knows'
 curl -sS -w ' (HTTP %{http_code})\n' "$dc2/v1/health/service/web?dc=dc9"
 
 echo '# kill dc1: dc2 keeps serving the last copy, marked stale'
-kill -9 "$(cat "$work/dc1.pid")"
+pid=$(cat "$work/dc1.pid")
+kill -9 "$pid"
+wait "$pid" 2>/dev/null || true
 sleep 5
 curl -sS -D - -o /dev/null "$dc2/v1/health/service/web?dc=dc1" | grep -iE '^(x-consul-knownleader|x-cache|age):'
 curl -sS "$dc2/v1/health/service/web?dc=dc1"; echo
