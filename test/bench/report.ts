@@ -91,12 +91,13 @@ export function renderTable(results: readonly WorkloadResult[]): string {
   return out.join('\n');
 }
 
-const COMPONENTS = ['agents', 'session', 'data', 'meta', 'server', 'etcd', 'load'] as const;
+const COMPONENTS = ['agents', 'session', 'data', 'meta', 'server', 'dc1', 'dc2', 'etcd', 'load'] as const;
 
 /**
  * CPU µs per operation of each component in each measured phase, with RSS (MiB) at its end:
  * "agents" sums every agent process, "server" is the control plane when its roles share a process,
- * "load" is the bench's own process (simulated agents, HTTP clients, etcd clients).
+ * "dc1"/"dc2" are the two data centers of the federation workload (one server process each), "load" is
+ * the bench's own process (simulated agents, HTTP clients, etcd clients).
  */
 export function renderCpuTable(results: readonly WorkloadResult[]): string {
   const phases = results.flatMap((r) => r.cpu ?? []);
