@@ -2,9 +2,11 @@
  * The exporting side of federation: serves the peers' importers at the federation link of this
  * session's port. Each connected importer is one push target of the session's push dispatcher,
  * subscribed to every service exported to its data center: the dispatcher declares the interest at
- * the data servers, coalesces changes and fetches each changed datum once, and this module turns the
- * whole-datum frame into a `datum` notice for that peer (a targeted notice). A notice is acknowledged
- * to the dispatcher at once: what a broken link loses, the importer's next digest repairs.
+ * the data servers, coalesces changes and fetches each changed datum once, and this module turns its
+ * frame into a notice for that peer (a targeted notice): `datum` for a whole datum, `delta` for what
+ * changed since the version last sent on this link (the dispatcher's deltas, encoded once per base
+ * and shared by every importer and agent at that base). A notice is acknowledged to the dispatcher at
+ * once: what a broken link loses, the importer's next digest repairs.
  *
  * Only local datums are exported: a qualified key (another data center's copy) is never subscribed,
  * answered by `fetch` or listed in a digest. That is the no-relay rule (invariant 8).
@@ -13,7 +15,7 @@ import { isRemoteKey } from '../../proto/datacenter.js';
 import { MeshregError, type ErrorCode } from '../../proto/errors.js';
 import type { FederationConfig, FederationPeer } from '../../proto/federation.js';
 import { FEDERATION_LINK, type DatumView } from '../../proto/federation-link.js';
-import type { Push } from '../../proto/agent-link.js';
+import type { Delta, Push } from '../../proto/agent-link.js';
 import type { LinkHello } from '../../proto/rpc.js';
 import type { Logger } from '../../proto/runtime/log.js';
 import { tokensEqual } from '../link/auth.js';
@@ -49,7 +51,7 @@ export interface ExportCounts {
 /** One connected importer: a push target subscribed to what is exported to its data center. */
 class ExportLink implements PushTarget {
   readonly id: string;
-  readonly deltas = false;
+  readonly deltas = true;
   readonly peerName: string;
   readonly rpc: RpcPeer;
   /** The services it is subscribed to (the current export list to its data center). */
@@ -66,21 +68,28 @@ class ExportLink implements PushTarget {
   }
 
   send(frame: Buffer, written?: () => void): void {
-    // deltas: false, so every frame is a whole `push` (see the dispatcher).
-    const push = JSON.parse(frame.toString('utf8')) as Push;
-    if (push.type !== 'push' || isRemoteKey(push.service)) return;
-    const datum: DatumView = {
-      key: push.service,
-      version: push.version,
-      complete: push.complete,
-      instances: push.instances,
-    };
-    const payload = { datum, sentAt: Date.now() };
-    this.rpc.emit(FEDERATION_LINK.datum, payload);
+    const f = JSON.parse(frame.toString('utf8')) as Push | Delta;
+    if ((f.type !== 'push' && f.type !== 'delta') || isRemoteKey(f.service)) return;
+    const sentAt = Date.now();
+    if (f.type === 'push') {
+      const datum: DatumView = {
+        key: f.service,
+        version: f.version,
+        complete: f.complete,
+        instances: f.instances,
+      };
+      this.rpc.emit(FEDERATION_LINK.datum, { datum, sentAt });
+    } else {
+      const { service: key, base, version, complete, upserts, removed } = f;
+      this.rpc.emit(FEDERATION_LINK.delta, {
+        delta: { key, base, version, complete, upserts, removed },
+        sentAt,
+      });
+    }
     this.#counts.noticesOut++;
     this.#counts.bytesOut += frame.length + 64;
     written?.();
-    this.#host.push.ack(this, push.service, push.version);
+    this.#host.push.ack(this, f.service, f.version);
   }
 
   fail(code: ErrorCode, reason: string): void {

@@ -1,7 +1,8 @@
 /**
  * The importing side of federation for one peer data center: a link from this session to one of the
- * peer's sessions (its addresses tried in turn), on which the peer sends a `datum` notice for every
- * change of a service it exports to us, and which this side asks for a `digest` (every exported
+ * peer's sessions (its addresses tried in turn), on which the peer sends a notice for every change of
+ * a service it exports to us (`datum`: the whole datum; `delta`: the change from the version it last
+ * sent, applied only to a copy at exactly that version, else the datum is fetched), and which this side asks for a `digest` (every exported
  * service with its version) on connect and every `digestMs`, then `fetch`es each service whose copy
  * differs: the digest repairs whatever notice was lost.
  *
@@ -11,7 +12,13 @@
  * {@link MAX_MISSED_PONGS} unanswered) and by the digest's call timeout.
  */
 import WebSocket from 'ws';
-import { FEDERATION_LINK, FEDERATION_LINK_PATH } from '../../proto/federation-link.js';
+import {
+  FEDERATION_LINK,
+  FEDERATION_LINK_PATH,
+  type DatumDelta,
+  type DatumView,
+} from '../../proto/federation-link.js';
+import { registrationId } from '../../proto/instance.js';
 import type { FederationPeer, PeerLinkStatus } from '../../proto/federation.js';
 import type { LinkSocket } from '../../proto/runtime/link-socket.js';
 import type { Logger } from '../../proto/runtime/log.js';
@@ -69,6 +76,7 @@ export class PeerImporter {
   /** The current link has completed a digest round (later rounds' fetches count as repairs). */
   #synced = false;
   #syncing = false;
+  readonly #refetching = new Set<string>();
   #exportsToUs: string[] = [];
   #lastSyncAt: number | null = null;
   #lagMs: number | null = null;
@@ -179,9 +187,52 @@ export class PeerImporter {
       this.#lagMs = Math.max(0, Date.now() - n.sentAt);
       if (this.#state === 'linked') this.#lastSyncAt = Date.now();
     });
+    peer.on(FEDERATION_LINK.delta, (n) => {
+      if (!this.#exportsToUs.includes(n.delta.key)) return;
+      this.counts.bytesIn += JSON.stringify(n).length;
+      const next = this.#patched(n.delta);
+      if (next === undefined) {
+        // Our copy is not at the delta's base (a digest moved it on, or it never came): take the datum.
+        void this.#refetch(peer, n.delta.key);
+        return;
+      }
+      if (!this.#opts.store.apply(this.name, next)) return;
+      this.counts.notices++;
+      this.#lagMs = Math.max(0, Date.now() - n.sentAt);
+      if (this.#state === 'linked') this.#lastSyncAt = Date.now();
+    });
     peer.on(FEDERATION_LINK.exports, ({ services }) => {
       this.#setExports(services);
     });
+  }
+
+  /**
+   * The copy with `d` applied, when the copy is exactly at `d.base`; undefined otherwise. An
+   * incomplete delta adds and updates but removes nothing, as agents apply one.
+   */
+  #patched(d: DatumDelta): DatumView | undefined {
+    const held = this.#opts.store.services(this.name).get(d.key);
+    if (held?.version !== d.base) return undefined;
+    const byId = new Map(held.instances.map((i) => [registrationId(i), i]));
+    if (d.complete) for (const id of d.removed) byId.delete(id);
+    for (const i of d.upserts) byId.set(registrationId(i), i);
+    return { key: d.key, version: d.version, complete: d.complete, instances: [...byId.values()] };
+  }
+
+  /** Fetches one service whose delta could not be applied (one fetch at a time per service). */
+  async #refetch(peer: RpcPeer, service: string): Promise<void> {
+    if (this.#refetching.has(service)) return;
+    this.#refetching.add(service);
+    try {
+      const d = await peer.call(FEDERATION_LINK.fetch, { key: service });
+      this.counts.bytesIn += JSON.stringify(d).length;
+      if (this.#opts.store.apply(this.name, d)) this.counts.notices++;
+    } catch (err) {
+      // The next digest round repairs it.
+      this.#opts.logger.debug('federation fetch after a delta failed', { peer: this.name, service, err });
+    } finally {
+      this.#refetching.delete(service);
+    }
   }
 
   #setExports(services: readonly string[]): void {

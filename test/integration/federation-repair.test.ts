@@ -2,7 +2,8 @@
  * The importing side of federation against a peer the test controls: a real `meshreg server` (dc2)
  * imports from a scripted dc1 that speaks the federation link from the test process, through a TCP
  * fault proxy. The script does what a real peer does only by accident: it changes a datum without
- * sending its notice (the digest must repair it), re-sends an older version (it must be ignored), and
+ * sending its notice (the digest must repair it), re-sends an older version (it must be ignored),
+ * sends a delta from a version dc2 does not hold (dc2 must fetch the datum instead), and
  * its link is blackholed (dc2 must notice, keep the copy, mark it stale, and converge once healed).
  * What dc2 serves is read by a protocol-level subscriber of `web@dc1`.
  */
@@ -16,6 +17,7 @@ import { sharedAdminToken } from '../../control-plane/admin/ops-http.js';
 import { RoleServer } from '../../control-plane/link/role-server.js';
 import type { RpcPeer } from '../../control-plane/link/rpc-peer.js';
 import type { DatumView } from '../../proto/cluster-records.js';
+import type { Instance } from '../../proto/instance.js';
 import { MeshregError } from '../../proto/errors.js';
 import { FEDERATION_LINK, FEDERATION_LINK_PATH } from '../../proto/federation-link.js';
 import { silentLogger } from '../../proto/runtime/log.js';
@@ -79,6 +81,11 @@ class ScriptedPeer {
       ),
     };
     return this.datum;
+  }
+
+  notifyDelta(d: { base: number; version: number; upserts: Instance[]; removed: string[] }): void {
+    const delta = { key: 'web', complete: true, ...d };
+    for (const p of this.peers) p.emit(FEDERATION_LINK.delta, { delta, sentAt: Date.now() });
   }
 
   notify(d: DatumView = this.datum): void {
@@ -216,14 +223,32 @@ describe('federation repair', () => {
     );
   });
 
+  test('repair - a delta notice patches a copy at its base; at any other base the datum is fetched', async () => {
+    const at103 = peer.datum;
+    const six = makeInstance({ id: 'web-6', service: 'web', port: 6, nodeId: 'dc1-node' });
+    peer.datum = {
+      ...at103,
+      version: 104,
+      instances: [...at103.instances.filter((i) => i.port !== 1), six],
+    };
+    peer.notifyDelta({ base: 103, version: 104, upserts: [six], removed: ['dc1-node/web-1'] });
+    await waitFor('the patched copy', () => watcher.ports.join() === '2,3,4,6', 5000);
+    peer.set(106, [7]);
+    const eight = makeInstance({ id: 'web-8', service: 'web', port: 8, nodeId: 'dc1-node' });
+    peer.notifyDelta({ base: 105, version: 106, upserts: [eight], removed: [] });
+    // Not applied to the copy at 104: dc2 fetches version 106 instead, long before a digest round.
+    await waitFor('the fetched datum', () => watcher.ports.join() === '7', DIGEST_MS / 2);
+  });
+
   test('repair - a blackholed link is noticed, the copy is kept and marked stale, and a change made meanwhile converges once healed', async () => {
+    const held = watcher.ports.join();
     proxy.blackhole('both');
     await waitFor('dc1 reported down', () => watcher.linked === false, 15_000, 50);
-    assert.equal(watcher.ports.join(), '1,2,3,4', 'the copy is kept');
+    assert.equal(watcher.ports.join(), held, 'the copy is kept');
     peer.set(110, [1, 5]);
     peer.notify(); // lost in the partition, or late
     await new Promise((r) => setTimeout(r, DIGEST_MS));
-    assert.equal(watcher.ports.join(), '1,2,3,4');
+    assert.equal(watcher.ports.join(), held);
     proxy.heal();
     const t0 = performance.now();
     await waitFor('the change after healing', () => watcher.ports.join() === '1,5', 15_000, 20);

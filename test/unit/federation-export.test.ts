@@ -1,14 +1,14 @@
 /**
  * The exporter of federation, over an in-memory link: who may import (a configured peer with its
  * token, never this data center's own name), what is subscribed and sent (the export list, whole
- * datums as `datum` notices, acknowledged at once), what `digest` and `fetch` answer, and that
+ * datums as `datum` notices and deltas as `delta` notices, acknowledged at once), what `digest` and `fetch` answer, and that
  * nothing qualified (another data center's copy) is ever exported: the no-relay rule.
  */
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import type { DatumView } from '../../proto/cluster-records.js';
 import type { FederationConfig } from '../../proto/federation.js';
-import { FEDERATION_LINK, type DatumNotice } from '../../proto/federation-link.js';
+import { FEDERATION_LINK, type DatumNotice, type DeltaNotice } from '../../proto/federation-link.js';
 import { CLUSTER_PROTOCOL_VERSION, type LinkHello } from '../../proto/rpc.js';
 import { silentLogger } from '../../proto/runtime/log.js';
 import type { DataApi } from '../../control-plane/link/data-api.js';
@@ -17,6 +17,7 @@ import { FederationExporter, type ExportPush } from '../../control-plane/federat
 import type { PushTarget } from '../../control-plane/session/push-subscriptions.js';
 import { socketPair } from '../support/socket-pair.js';
 import { waitFor } from '../support/wait.js';
+import { makeInstance } from '../support/fixtures.js';
 
 const hello = (id: string, token: string): LinkHello => ({
   role: 'federation',
@@ -82,6 +83,8 @@ function setup(t: TestContext, exports: string[]) {
   const notices: DatumNotice[] = [];
   const lists: string[][] = [];
   importer.on(FEDERATION_LINK.datum, (n) => notices.push(n));
+  const deltas: DeltaNotice[] = [];
+  importer.on(FEDERATION_LINK.delta, (n) => deltas.push(n));
   importer.on(FEDERATION_LINK.exports, (e) => lists.push([...e.services]));
   a.open();
   t.after(() => {
@@ -92,6 +95,7 @@ function setup(t: TestContext, exports: string[]) {
     push,
     importer,
     notices,
+    deltas,
     lists,
     accept: () => exporter.policy().accepted(served, hello('dc2', 'secret-2')),
     reconfigure: (next: string[] | FederationConfig) => {
@@ -134,7 +138,7 @@ test('federation export - a pushed datum becomes a notice, acknowledged at once;
   s.accept();
   const target = s.push.subscribed.get('web');
   assert.ok(target !== undefined);
-  assert.equal(target.deltas, false);
+  assert.equal(target.deltas, true, 'the dispatcher may send deltas: they become delta notices');
   const frame = (service: string, version: number): Buffer =>
     Buffer.from(JSON.stringify({ type: 'push', service, version, complete: true, instances: [] }));
   target.send(frame('web', 11));
@@ -146,6 +150,26 @@ test('federation export - a pushed datum becomes a notice, acknowledged at once;
   assert.equal(s.notices[0]?.datum.version, 11);
   assert.deepEqual(s.push.acks, ['web@11']);
   assert.equal(s.exporter.counts('dc2').noticesOut, 1);
+  const upsert = makeInstance({ id: 'web-2', service: 'web' });
+  target.send(
+    Buffer.from(
+      JSON.stringify({
+        type: 'delta',
+        service: 'web',
+        base: 11,
+        version: 13,
+        complete: true,
+        upserts: [upsert],
+        removed: ['n/web-1'],
+      }),
+    ),
+  );
+  await waitFor('one delta notice', () => s.deltas.length === 1);
+  assert.deepEqual(
+    { ...s.deltas[0]?.delta, upserts: s.deltas[0]?.delta.upserts.map((i) => i.id) },
+    { key: 'web', base: 11, version: 13, complete: true, upserts: ['web-2'], removed: ['n/web-1'] },
+  );
+  assert.deepEqual(s.push.acks, ['web@11', 'web@13']);
 });
 
 test('federation export - digest lists the exports only; fetch refuses what is not exported and any qualified key', async (t) => {
