@@ -89,7 +89,7 @@ function readLocality(issues: Issues, raw: unknown, path: string): Locality | un
 
 /**
  * Reads locality and scope from a `node` as the gRPC loader decodes it (field names as in the
- * .proto; `metadata` a google.protobuf.Struct: `{fields: {key: {string_value, kind}}}`).
+ * .proto; `metadata` a google.protobuf.Struct: `{fields: {key: {stringValue, kind}}}`).
  * A scope that is not a known one is a protocol error for that stream.
  */
 export function readCallerGrpc(node: unknown): XdsCaller | MeshregError {
@@ -101,9 +101,12 @@ export function readCallerGrpc(node: unknown): XdsCaller | MeshregError {
   const path = at('node.metadata', SCOPE_METADATA_KEY);
   let scope: Scope | undefined;
   if (isRecord(value)) {
-    // A Value of another kind (a number, a list) is named by its kind and so refused like a bad string.
+    // The loader takes google.protobuf.Value from protobufjs's built-in copy, whose field names are
+    // camelCase (`stringValue`), unlike the Envoy protos; both spellings are read. A Value of
+    // another kind (a number, a list) is named by its kind and so refused like a bad string.
     const kind = value['kind'];
-    const text = kind === undefined || kind === 'string_value' ? value['string_value'] : kind;
+    const isString = kind === undefined || kind === 'stringValue' || kind === 'string_value';
+    const text = isString ? (value['stringValue'] ?? value['string_value']) : kind;
     scope = readOneOf(issues, text ?? '', path, SCOPES);
   }
   if (!issues.empty) {
