@@ -7,6 +7,7 @@ import {
   type AssignmentCaller,
   type ClusterLoadAssignmentJson,
 } from '../../agent/eds/cluster-load-assignment.js';
+import { loadEnvoyProtos } from '../../agent/eds/envoy-protos.js';
 import { handleDiscoveryRest } from '../../agent/eds/rest-gateway.js';
 import { buildCluster } from '../../agent/eds/service-resources.js';
 import { SotwStream } from '../../agent/eds/sotw-stream.js';
@@ -400,4 +401,38 @@ void test('eds locality - only exported remote copy, no local instances: the rem
   );
   // A datacenter-scope caller has no view of it yet: version 0, the resource is withheld.
   assert.equal(f.endpoints.snapshot('api').version, 0);
+});
+
+void test('eds locality - gRPC wire: a DiscoveryRequest encoded by the Envoy protos carries locality and scope', () => {
+  const protos = loadEnvoyProtos();
+  const type = protos.root.lookupType('envoy.service.discovery.v3.DiscoveryRequest');
+  const wire = type
+    .encode(
+      type.fromObject({
+        node: {
+          id: 'g',
+          locality: { region: 'r1', zone: 'c' },
+          metadata: { fields: { 'meshreg.scope': { stringValue: 'zone' } } },
+        },
+        type_url: CLA,
+        resource_names: ['web'],
+      }),
+    )
+    .finish();
+  const service = protos.packageDefinition[
+    'envoy.service.discovery.v3.AggregatedDiscoveryService'
+  ] as unknown as Record<string, { requestDeserialize: (b: Buffer) => unknown }>;
+  const decoded = service['StreamAggregatedResources']?.requestDeserialize(Buffer.from(wire));
+  const source = new FakeEndpointSource({ zone: 'a', region: 'r1' });
+  source.set('web', inZones('a', 'b', 'c'));
+  const sent: string[] = [];
+  const stream = new SotwStream<string>({
+    view: new XdsView(source),
+    streamId: 'w',
+    send: (r) => sent.push(...r.resources),
+    encode: (r) => r.digest,
+  });
+  assert.equal(stream.onRequest(decoded), undefined);
+  assert.deepEqual(layout(JSON.parse(sent[0] ?? '{}') as ClusterLoadAssignmentJson), ['c:0']);
+  stream.close();
 });
