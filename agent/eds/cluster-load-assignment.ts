@@ -7,6 +7,7 @@
  */
 import { isIP } from 'node:net';
 import { registrationId, type Instance } from '../../proto/instance.js';
+import type { Scope } from '../../proto/datacenter.js';
 import type { ServiceSnapshot } from './endpoint-source.js';
 import { TYPE_URLS } from './type-urls.js';
 
@@ -87,50 +88,87 @@ export function endpointAddressOf(instance: Instance): string {
   return instance.address !== '' ? instance.address : instance.nodeAddress;
 }
 
-/** Builds the ClusterLoadAssignment for `snapshot`; `local` decides which locality is priority 0. */
+/**
+ * Whom an answer is for: the caller's region and zone (already defaulted to the agent's) and its
+ * scope (`datacenter` when omitted).
+ */
+export interface AssignmentCaller {
+  readonly zone: string;
+  readonly region: string;
+  readonly scope?: Scope;
+}
+
+/**
+ * Priority tiers before compaction: the caller's zone, the other zones of the local data center,
+ * then other data centers.
+ */
+const TIER = { callerZone: 0, otherZones: 1, remote: 2 } as const;
+
+interface Group {
+  readonly region: string;
+  readonly zone: string;
+  readonly tier: number;
+  readonly endpoints: LbEndpointJson[];
+}
+
+/**
+ * Builds the ClusterLoadAssignment for `snapshot` as `caller` should see it: one locality per
+ * (region, zone), priority 0 for the caller's zone, 1 for the other zones of this data center, 2
+ * for other data centers' copies (scope `global` only; their region is the data center's name),
+ * with unused priorities closed up so they stay contiguous from 0. Scope `zone` keeps only the
+ * caller's zone (all of the data center when the caller's zone is unknown).
+ */
 export function buildClusterLoadAssignment(
   snapshot: ServiceSnapshot,
-  local: { readonly zone: string; readonly region: string },
+  caller: AssignmentCaller,
 ): LoadAssignmentResult {
-  const groups = new Map<string, { region: string; zone: string; endpoints: LbEndpointJson[] }>();
+  const scope = caller.scope ?? 'datacenter';
+  const groups = new Map<string, Group>();
   const seen = new Set<string>();
   let skipped = 0;
-  for (const instance of sortedInstances(snapshot.instances)) {
-    const address = endpointAddressOf(instance);
-    const key = `${address}|${instance.port}`;
-    // EDS endpoints must be IP literals with a port; duplicates make gRPC clients reject the
-    // whole resource, so the first instance (in id order) keeps the address.
-    if (isIP(address) === 0 || instance.port === 0 || seen.has(key)) {
-      skipped++;
-      continue;
+  const add = (
+    instances: readonly Instance[],
+    deregistering: ReadonlySet<string> | undefined,
+    dc?: string,
+  ) => {
+    for (const instance of sortedInstances(instances)) {
+      const address = endpointAddressOf(instance);
+      const key = `${address}|${instance.port}`;
+      // EDS endpoints must be IP literals with a port; duplicates make gRPC clients reject the
+      // whole resource, so the first instance (local before remote, then id order) keeps the address.
+      if (isIP(address) === 0 || instance.port === 0 || seen.has(key)) {
+        skipped++;
+        continue;
+      }
+      const region = dc ?? instance.region;
+      const tier =
+        dc !== undefined ? TIER.remote : isCallerZone(instance, caller) ? TIER.callerZone : TIER.otherZones;
+      if (scope === 'zone' && tier !== TIER.callerZone && caller.zone !== '') continue;
+      seen.add(key);
+      const groupKey = JSON.stringify([tier, region, instance.zone]);
+      let group = groups.get(groupKey);
+      if (group === undefined) {
+        group = { region, zone: instance.zone, tier, endpoints: [] };
+        groups.set(groupKey, group);
+      }
+      group.endpoints.push(lbEndpointOf(instance, address, deregistering));
     }
-    seen.add(key);
-    const groupKey = JSON.stringify([instance.region, instance.zone]);
-    let group = groups.get(groupKey);
-    if (group === undefined) {
-      group = { region: instance.region, zone: instance.zone, endpoints: [] };
-      groups.set(groupKey, group);
-    }
-    group.endpoints.push(lbEndpointOf(instance, address, snapshot.deregistering));
+  };
+  add(snapshot.instances, snapshot.deregistering);
+  if (scope === 'global') {
+    const remote = [...(snapshot.remote ?? [])].sort((a, b) => compare(a.datacenter, b.datacenter));
+    for (const part of remote) add(part.instances, part.deregistering, part.datacenter);
   }
-  const hasLocal = [...groups.values()].some((g) => isLocal(g, local));
-  const endpoints = [...groups.values()].map((g) =>
-    localityGroupOf(g, hasLocal && !isLocal(g, local) ? 1 : 0),
-  );
-  endpoints.sort(
-    (a, b) =>
-      (a.priority ?? 0) - (b.priority ?? 0) ||
-      compare(a.locality.region ?? '', b.locality.region ?? '') ||
-      compare(a.locality.zone ?? '', b.locality.zone ?? ''),
-  );
+  // Envoy rejects gaps in priorities: the tiers in use become 0, 1, 2 in order.
+  const used = [...new Set([...groups.values()].map((g) => g.tier))].sort((a, b) => a - b);
+  const endpoints = [...groups.values()]
+    .sort((a, b) => a.tier - b.tier || compare(a.region, b.region) || compare(a.zone, b.zone))
+    .map((g) => localityGroupOf(g, used.indexOf(g.tier)));
   return { assignment: { '@type': TYPE_URLS.endpoint, cluster_name: snapshot.service, endpoints }, skipped };
 }
 
-/** Priorities must be contiguous from 0 (endpoint_components.proto `priority`). */
-function localityGroupOf(
-  group: { readonly region: string; readonly zone: string; readonly endpoints: readonly LbEndpointJson[] },
-  priority: number,
-): LocalityLbEndpointsJson {
+/** Locality fields are omitted when empty; the `priority` field when 0 (proto3 JSON defaults). */
+function localityGroupOf(group: Group, priority: number): LocalityLbEndpointsJson {
   return {
     locality: {
       ...(group.region === '' ? {} : { region: group.region }),
@@ -180,12 +218,13 @@ function localityWeightOf(endpoints: readonly LbEndpointJson[]): number {
   return Math.min(Math.max(1, sum), 0xffffffff);
 }
 
-function isLocal(
-  group: { region: string; zone: string },
-  local: { readonly zone: string; readonly region: string },
-): boolean {
-  if (local.zone === '' && local.region === '') return false;
-  return group.zone === local.zone && (local.region === '' || group.region === local.region);
+/**
+ * In the caller's zone: same zone, and same region when the caller names one. A caller without a
+ * zone has none of its own, so every zone of the data center is "other" and shares priority 0.
+ */
+function isCallerZone(instance: Instance, caller: AssignmentCaller): boolean {
+  if (caller.zone === '') return false;
+  return instance.zone === caller.zone && (caller.region === '' || instance.region === caller.region);
 }
 
 function sortedInstances(instances: readonly Instance[]): Instance[] {

@@ -13,6 +13,7 @@ import {
   readString,
   type Decoded,
 } from '../../proto/validate.js';
+import { readCallerJson, type XdsCaller } from './caller.js';
 
 /** The parts of a DiscoveryRequest the server acts on. */
 export interface DiscoveryRequestView {
@@ -20,6 +21,8 @@ export interface DiscoveryRequestView {
   readonly versionInfo: string;
   /** Node identity; "" when the client sent no node (all such clients share one view). */
   readonly nodeId: string;
+  /** What the node said of its locality and scope (`node.locality`, `node.metadata`). */
+  readonly caller: XdsCaller;
   readonly resourceNames: readonly string[];
   /** "" when absent; callers fill in the type implied by the endpoint. */
   readonly typeUrl: string;
@@ -54,7 +57,7 @@ export function decodeDiscoveryRequest(raw: unknown): Decoded<DiscoveryRequestVi
     readString(issues, field('versionInfo'), FIELDS.versionInfo, {
       maxLength: DISCOVERY_REQUEST_LIMITS.maxVersionLength,
     }) ?? '';
-  const nodeId = readNodeId(issues, field('node'));
+  const { nodeId, caller } = readNode(issues, field('node'));
   const resourceNames =
     readArray(
       issues,
@@ -76,6 +79,7 @@ export function decodeDiscoveryRequest(raw: unknown): Decoded<DiscoveryRequestVi
   const value: DiscoveryRequestView = {
     versionInfo,
     nodeId,
+    caller,
     resourceNames,
     typeUrl,
     responseNonce,
@@ -95,15 +99,15 @@ function pick(issues: Issues, o: Record<string, unknown>, camel: string, snake: 
   return hasCamel ? o[camel] : o[snake];
 }
 
-function readNodeId(issues: Issues, raw: unknown): string {
-  if (raw === undefined || raw === null) return '';
+function readNode(issues: Issues, raw: unknown): { nodeId: string; caller: XdsCaller } {
+  if (raw === undefined || raw === null) return { nodeId: '', caller: {} };
   const node = readObject(issues, raw, FIELDS.node);
-  if (node === undefined) return '';
-  return (
+  if (node === undefined) return { nodeId: '', caller: {} };
+  const nodeId =
     readString(issues, node['id'], at(FIELDS.node, 'id'), {
       maxLength: DISCOVERY_REQUEST_LIMITS.maxNodeIdLength,
-    }) ?? ''
-  );
+    }) ?? '';
+  return { nodeId, caller: readCallerJson(issues, node, FIELDS.node) };
 }
 
 function readErrorDetail(issues: Issues, raw: unknown): DiscoveryRequestView['errorDetail'] {

@@ -76,12 +76,10 @@ export async function handleDiscoveryRest(
   const view = opts.view ?? xdsViewFor(source, logger);
   const names = [...new Set(request.resourceNames)].sort();
   // REST has no stream to end, so the poller's interest is renewed per request and expires when idle.
-  view.subscribe(request.nodeId, `rest:${names.join(',')}`, names, true);
+  const node = view.subscribe(request.nodeId, `rest:${names.join(',')}`, names, true, request.caller);
   const watch: WatchRequest = { typeUrl: TYPE_URLS.endpoint, versionInfo: request.versionInfo, names };
   const answer =
-    waitMs === 0
-      ? view.cache.fetch(request.nodeId, watch)
-      : await hold(view, request.nodeId, watch, waitMs, opts.signal);
+    waitMs === 0 ? view.cache.fetch(node, watch) : await hold(view, node, watch, waitMs, opts.signal);
   return answer === undefined
     ? { status: 304 }
     : {

@@ -3,7 +3,11 @@
  * `xds:///<service>` (gRFC A27), all named after the service so each name maps back to one service.
  * They are proto3 JSON with their Any `@type`, like the ClusterLoadAssignment.
  */
-import { buildClusterLoadAssignment, type ClusterLoadAssignmentJson } from './cluster-load-assignment.js';
+import {
+  buildClusterLoadAssignment,
+  type AssignmentCaller,
+  type ClusterLoadAssignmentJson,
+} from './cluster-load-assignment.js';
 import type { ServiceSnapshot } from './endpoint-source.js';
 import {
   HTTP_CONNECTION_MANAGER_TYPE_URL,
@@ -56,7 +60,12 @@ export function buildRouteConfiguration(service: string): ResourceJson {
   };
 }
 
-/** An EDS cluster fed over ADS, round robin; its endpoints resource has the cluster's name. */
+/**
+ * An EDS cluster fed over ADS, round robin; its endpoints resource has the cluster's name.
+ * Locality-weighted balancing makes Envoy split a priority's traffic between its localities by
+ * their `load_balancing_weight` (cluster.proto `CommonLbConfig.locality_weighted_lb_config`);
+ * without it Envoy ignores locality weights. Proxyless gRPC always weighs localities.
+ */
 export function buildCluster(service: string): ResourceJson {
   return {
     '@type': TYPE_URLS.cluster,
@@ -64,15 +73,13 @@ export function buildCluster(service: string): ResourceJson {
     type: 'EDS',
     eds_cluster_config: { eds_config: ADS_SOURCE },
     lb_policy: 'ROUND_ROBIN',
+    common_lb_config: { locality_weighted_lb_config: {} },
   };
 }
 
-/** Builds all four resources of one service from the agent's view of it. */
-export function buildServiceResources(
-  snapshot: ServiceSnapshot,
-  local: { readonly zone: string; readonly region: string },
-): ServiceResources {
-  const { assignment, skipped } = buildClusterLoadAssignment(snapshot, local);
+/** Builds all four resources of one service from the agent's view of it, as `caller` should see it. */
+export function buildServiceResources(snapshot: ServiceSnapshot, caller: AssignmentCaller): ServiceResources {
+  const { assignment, skipped } = buildClusterLoadAssignment(snapshot, caller);
   const byType = new Map<ResourceTypeUrl, ResourceJson>([
     [TYPE_URLS.listener, buildListener(snapshot.service)],
     [TYPE_URLS.route, buildRouteConfiguration(snapshot.service)],

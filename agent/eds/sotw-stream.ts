@@ -10,6 +10,7 @@
 import { MeshregError } from '../../proto/errors.js';
 import { silentLogger, type Logger } from '../../proto/runtime/log.js';
 import { isRecord } from '../../proto/validate.js';
+import { readCallerGrpc, type XdsCaller } from './caller.js';
 import type { CacheResponse, CachedResource } from './snapshot-cache.js';
 import { isResourceTypeUrl, type ResourceTypeUrl } from './type-urls.js';
 import type { XdsView } from './xds-view.js';
@@ -49,6 +50,10 @@ export class SotwStream<R> {
   readonly #logger: Logger;
   readonly #types = new Map<ResourceTypeUrl, TypeState>();
   #node: string | undefined;
+  /** The locality and scope of the node, from its first request like the node id. */
+  #caller: XdsCaller = {};
+  /** The key the view files this stream's node under (set by the first subscription). */
+  #nodeKey: string | undefined;
   #nonce = 0;
   #closed = false;
 
@@ -66,7 +71,12 @@ export class SotwStream<R> {
     const request = readRequest(raw);
     if (request instanceof MeshregError) return request;
     // The node is sent on the first request only (xds_protocol "Streaming gRPC subscriptions").
-    this.#node ??= request.nodeId;
+    if (this.#node === undefined) {
+      const caller = readCallerGrpc(request.node);
+      if (caller instanceof MeshregError) return caller;
+      this.#node = request.nodeId;
+      this.#caller = caller;
+    }
     const typeUrl = request.typeUrl === '' ? this.#opts.defaultTypeUrl : request.typeUrl;
     if (typeUrl === undefined) return new MeshregError('invalid_argument', 'type_url is required on ADS');
     if (!isResourceTypeUrl(typeUrl)) {
@@ -95,7 +105,7 @@ export class SotwStream<R> {
     this.#closed = true;
     for (const [typeUrl, state] of this.#types) {
       state.cancel();
-      if (this.#node !== undefined) this.#opts.view.unsubscribe(this.#node, this.#subscriber(typeUrl));
+      if (this.#nodeKey !== undefined) this.#opts.view.unsubscribe(this.#nodeKey, this.#subscriber(typeUrl));
     }
     this.#types.clear();
   }
@@ -110,10 +120,17 @@ export class SotwStream<R> {
     const next: TypeState = state ?? { nonce: '', version: '', names: new Set(), cancel: () => undefined };
     next.cancel = () => undefined;
     this.#types.set(typeUrl, next);
-    this.#opts.view.subscribe(node, this.#subscriber(typeUrl), request.names);
+    const key = this.#opts.view.subscribe(
+      node,
+      this.#subscriber(typeUrl),
+      request.names,
+      false,
+      this.#caller,
+    );
+    this.#nodeKey = key;
     const names = request.names;
     next.cancel = this.#opts.view.cache.createWatch(
-      node,
+      key,
       { typeUrl, versionInfo, names, knownNames: acked ? next.names : new Set() },
       (answer) => {
         this.#respond(next, answer, names);
@@ -148,6 +165,8 @@ interface ParsedRequest {
   readonly versionInfo: string;
   readonly responseNonce: string;
   readonly names: readonly string[];
+  /** The raw node, read for locality and scope on the first request. */
+  readonly node: unknown;
   readonly nack?: string;
 }
 
@@ -187,6 +206,7 @@ function readRequest(raw: unknown): ParsedRequest | MeshregError {
     versionInfo,
     responseNonce,
     names,
+    node: raw['node'],
     ...(nack === undefined ? {} : { nack }),
   };
 }
