@@ -136,7 +136,7 @@ export class Agent implements ConsulBackend {
       this.view,
       { zone: config.zone, region: config.region },
       (s) => this.local.byName(s).length > 0,
-      // xDS: federation view
+      this.federation,
     );
     this.#cache = new ViewCache(
       path.join(config.dataDir, VIEW_CACHE_FILE),

@@ -5,6 +5,7 @@
  * grown by less than stated bounds, and the services registered before must be served exactly as
  * they were. The seed is printed; `MESHREG_CAMPAIGN_SEED=<n>` replays a run.
  */
+import { NO_PATH_TO_DATACENTER } from '../../proto/datacenter.js';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
@@ -318,6 +319,22 @@ function wsCampaign(url: string, frames: readonly (string | Buffer)[], hello: bo
   });
 }
 
+/**
+ * Consul answers a read of a data center it has no route to with 500 and `No path to datacenter`
+ * (plain text): the agent does too, and that 500 is an answer, not a failure. A HEAD has no body to
+ * show it, so it is recognised by the request: an agent read naming a `dc` other than its own.
+ */
+function noPathToDatacenter(r: { port: string; target: string; method: string }): boolean {
+  if (r.port !== 'agent') return false;
+  let dc: string | null;
+  try {
+    dc = new URL(r.target, 'http://x').searchParams.get('dc');
+  } catch {
+    return false;
+  }
+  return dc !== null && dc !== '' && dc !== 'dc1';
+}
+
 test('hostile campaign - random requests and frames leave the process alive, bounded and intact', async () => {
   console.log(`campaign seed ${SEED} (replay with MESHREG_CAMPAIGN_SEED=${SEED})`);
   const before = await fixedView();
@@ -337,6 +354,8 @@ test('hostile campaign - random requests and frames leave the process alive, bou
     const res = await rawRequest(ports[r.port] ?? 0, Buffer.concat([Buffer.from(head, 'latin1'), bodyBytes]));
     statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
     const what = `${r.method} ${r.target} on ${r.port}`;
+    const consulNoPath = r.method === 'HEAD' || res.body.trim() === NO_PATH_TO_DATACENTER;
+    if (res.status === 500 && noPathToDatacenter(r) && consulNoPath) return;
     if (res.status === 0 || res.status >= 500) bad.push(`${what}: ${res.status} ${res.body.slice(0, 200)}`);
     else if (res.status >= 400 && r.method !== 'HEAD') {
       let code: unknown;
