@@ -116,7 +116,8 @@ function closes(agent: Started, code: number): number {
   return agent
     .logs()
     .split('\n')
-    .filter((l) => l.includes('upstream link closed') && l.includes(`"code":${code}`)).length;
+    // A refusal that retrying cannot cure (4001) is logged as refused, once per reason.
+    .filter((l) => /upstream link (closed|refused)/.test(l) && l.includes(`"code":${code}`)).length;
 }
 
 async function startServer(policy: string, debounceMs: number): Promise<Started> {
