@@ -238,6 +238,39 @@ describe('federation between data centers', () => {
     assert.match(bad.text, /scope/);
   });
 
+  test('xDS - an Envoy in dc1 zone a gets its zone at priority 0, zone b at 1, and dc2 at 2 with scope global only', async () => {
+    interface Group {
+      readonly locality: { readonly region?: string; readonly zone?: string };
+      readonly priority?: number;
+      readonly lb_endpoints: unknown[];
+    }
+    const layout = async (metadata: Record<string, string>): Promise<string[]> => {
+      const r = await http('POST', `${base('a1')}/v3/discovery:endpoints`, {
+        node: { id: 'envoy-a', locality: { region: 'dc1-region', zone: 'a' }, metadata },
+        resource_names: ['web'],
+      });
+      assert.equal(r.status, 200, r.text);
+      const groups = (r.body as { resources: { endpoints: Group[] }[] }).resources[0]?.endpoints ?? [];
+      return groups
+        .map((g) => `${g.locality.region ?? ''}/${g.locality.zone ?? ''}:${String(g.priority ?? 0)}`)
+        .sort();
+    };
+    await waitFor('dc2 at priority 2', async () =>
+      (await layout({ 'meshreg.scope': 'global' })).includes('dc2/a:2'),
+    );
+    assert.deepEqual(await layout({ 'meshreg.scope': 'global' }), [
+      'dc1-region/a:0',
+      'dc1-region/b:1',
+      'dc2/a:2',
+    ]);
+    assert.deepEqual(
+      await layout({}),
+      ['dc1-region/a:0', 'dc1-region/b:1'],
+      'datacenter scope: no remote data',
+    );
+    assert.deepEqual(await layout({ 'meshreg.scope': 'zone' }), ['dc1-region/a:0']);
+  });
+
   test('data centers - an agent of another data center is refused by the session with 4015', async () => {
     const stray = await startAgent('stray', dc('dc1'), 'a', 'dc9');
     await waitFor('the refusal in its logs', () => /wrong_datacenter|4015/.test(stray.logs()), 10_000);
