@@ -223,15 +223,11 @@ export class RoleServer {
 
   /** Serves a member link at `path` (data and session servers, with the cluster token). */
   link(path: string, accepted: PeerAccepted): this {
-    this.#links.set(path, {
-      roles: MEMBER_ROLES,
-      authorize: (hello) =>
-        tokensEqual(this.#opts.token, hello.token)
-          ? undefined
-          : new MeshregError('unauthorized', 'wrong cluster token'),
-      accepted: (peer, hello) => accepted(peer, hello as MemberHello),
-    });
-    return this;
+    const refusal = () => new MeshregError('unauthorized', 'wrong cluster token');
+    const authorize = (h: LinkHello) => (tokensEqual(this.#opts.token, h.token) ? undefined : refusal());
+    // The roles are checked before `accepted` runs: a hello here is a member's.
+    const member = (p: RpcPeer, h: LinkHello) => accepted(p, h as MemberHello);
+    return this.linkWith(path, { roles: MEMBER_ROLES, authorize, accepted: member });
   }
 
   /** Serves a link at `path` whose peers `policy` admits (the federation link). */
