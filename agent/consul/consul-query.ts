@@ -36,8 +36,17 @@ export function parseDc(query: URLSearchParams): string | undefined {
   return dc === null || dc === '' ? undefined : dc;
 }
 
+/** A read with none of the four: the local data center, unfiltered (shared: most reads are this). */
+export const NO_FILTERS: ReadFilters = Object.freeze({
+  dc: undefined,
+  scope: undefined,
+  near: false,
+  nodeMeta: Object.freeze([]),
+});
+
 /** Parses `dc`, `scope`, `near` and `node-meta`; throws `invalid_argument` naming the parameter. */
 export function parseReadFilters(query: URLSearchParams): ReadFilters {
+  if (query.size === 0) return NO_FILTERS;
   const dc = parseDc(query);
   const rawScope = query.get('scope');
   let scope: Scope | undefined;

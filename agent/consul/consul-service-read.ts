@@ -17,7 +17,7 @@ import type { WatchedService } from '../view/service-view.js';
 import type { ConsulBackend, UpstreamStatus } from './consul-backend.js';
 import { combineAge, resolveDatacenter } from './consul-datacenters.js';
 import { catalogEntry, healthEntry, nodeMeta } from './consul-encode.js';
-import { parseReadFilters, type ReadFilters } from './consul-query.js';
+import { NO_FILTERS, parseReadFilters, type ReadFilters } from './consul-query.js';
 
 /** One watched key a read is made of. */
 interface Part {
@@ -101,12 +101,17 @@ function resolveParts(b: ConsulBackend, name: string, f: ReadFilters): Part[] | 
 
 /** Watches and holds every part not held yet (a throw leaves the held ones to the caller's release). */
 function holdParts(b: ConsulBackend, parts: readonly Part[], held: Map<string, HeldPart>): HeldPart[] {
+  const out: HeldPart[] = [];
   for (const p of parts) {
-    if (held.has(p.key)) continue;
-    const entry = b.view.ensure(p.key);
-    held.set(p.key, { ...p, entry, release: b.view.hold(entry) });
+    let h = held.get(p.key);
+    if (h === undefined) {
+      const entry = b.view.ensure(p.key);
+      h = { key: p.key, datacenter: p.datacenter, remote: p.remote, entry, release: b.view.hold(entry) };
+      held.set(p.key, h);
+    }
+    out.push(h);
   }
-  return parts.map((p) => held.get(p.key)).filter((p) => p !== undefined);
+  return out;
 }
 
 /** Throws the control plane's refusal of a part's watch (a limit: 429 and the watch goes; else 403). */
@@ -167,12 +172,14 @@ export async function serviceRead(
   try {
     // While this read waits (first push, blocking query) its watches cannot be evicted.
     parts = holdParts(b, resolved, held);
-    await firstPushes(b, parts, req.signal);
+    const first = firstPushes(b, parts, req.signal);
+    if (first !== undefined) await first;
     for (const p of parts) checkRefusal(b, p);
-    const current = (): number =>
-      Math.max(global ? (b.datacenters?.modifyIndex ?? 0) : 0, ...parts.map((p) => p.entry.modifyIndex));
-    const changed = (ms: number): Promise<void> => anyChange(b, parts, global, ms, req.signal);
-    await block(b.view.index, current, changed, blocking.index, blocking.waitMs, req.signal);
+    if (blocking.index !== undefined && blocking.index !== 0) {
+      const current = (): number => readIndex(b, parts, global);
+      const changed = (ms: number): Promise<void> => anyChange(b, parts, global, ms, req.signal);
+      await block(b.view.index, current, changed, blocking.index, blocking.waitMs, req.signal);
+    }
     // A peer may have started or stopped exporting the service while the read waited.
     if (global) {
       const now = resolveParts(b, name, filters);
@@ -184,10 +191,7 @@ export async function serviceRead(
   const up = b.upstream();
   let age = up.connected ? undefined : up.offlineForSec;
   for (const p of parts) if (p.remote) age = combineAge(age, b.datacenters?.staleAgeSec(p.datacenter));
-  const index = Math.max(
-    global ? (b.datacenters?.modifyIndex ?? 0) : 0,
-    ...parts.map((p) => p.entry.modifyIndex),
-  );
+  const index = readIndex(b, parts, global);
   const extra = filters.scope === undefined ? undefined : { 'x-meshreg-scope': filters.scope };
   const single = parts[0];
   if (parts.length === 1 && single !== undefined) {
@@ -203,13 +207,28 @@ export async function serviceRead(
   return { status: 200, text, headers };
 }
 
-/** Waits (bounded, together) for the first push of every part that has none yet, while it can come. */
-async function firstPushes(b: ConsulBackend, parts: readonly HeldPart[], signal: AbortSignal): Promise<void> {
-  if (!b.upstream().connected) return;
-  const waits = parts
-    .filter((p) => !p.entry.received && (!p.remote || b.datacenters?.staleAgeSec(p.datacenter) === undefined))
-    .map((p) => b.view.waitForChange(p.key, b.firstReadWaitMs, signal));
-  await Promise.all(waits);
+/** The index of a read: the highest of its parts' (and, for a global read, of the data centers'). */
+function readIndex(b: ConsulBackend, parts: readonly HeldPart[], global: boolean): number {
+  let index = global ? (b.datacenters?.modifyIndex ?? 0) : 0;
+  for (const p of parts) if (p.entry.modifyIndex > index) index = p.entry.modifyIndex;
+  return index;
+}
+
+/**
+ * Waits (bounded, together) for the first push of every part that has none yet, while it can come;
+ * undefined (nothing to wait for, the common case) so the read goes on without a turn of the loop.
+ */
+function firstPushes(
+  b: ConsulBackend,
+  parts: readonly HeldPart[],
+  signal: AbortSignal,
+): Promise<unknown> | undefined {
+  const waiting = (p: HeldPart): boolean =>
+    !p.entry.received && (!p.remote || b.datacenters?.staleAgeSec(p.datacenter) === undefined);
+  if (!parts.some(waiting) || !b.upstream().connected) return undefined;
+  return Promise.all(
+    parts.filter(waiting).map((p) => b.view.waitForChange(p.key, b.firstReadWaitMs, signal)),
+  );
 }
 
 interface ListOptions {
@@ -290,7 +309,11 @@ function cachedBody(
 ): { text: string; headers: Record<string, string> } {
   const index = p.entry.modifyIndex;
   const f = o.filters;
-  const cacheKey = `${shape}|${String(o.passing)}|${o.tags.join('\u0000')}|${f.scope ?? ''}|${String(f.near)}|${f.nodeMeta.map(([k, v]) => `${k}:${v}`).join('\u0000')}`;
+  const filtered =
+    f === NO_FILTERS
+      ? ''
+      : `|${f.scope ?? ''}|${String(f.near)}|${f.nodeMeta.map(([k, v]) => `${k}:${v}`).join('\u0000')}`;
+  const cacheKey = `${shape}|${String(o.passing)}|${o.tags.join('\u0000')}${filtered}`;
   let cache = bodies.get(p.entry);
   if (cache === undefined || cache.index !== index) {
     cache = { index, texts: new Map(), headers: undefined };
