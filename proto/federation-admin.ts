@@ -5,8 +5,13 @@
  * from a file on meta's host, named by `tokenFile`.
  */
 import { readDatacenter } from './datacenter.js';
-import { FEDERATION_LIMITS, type PeerLinkStatus, type PublicPeer } from './federation.js';
-import { SERVICE_NAME_PATTERN } from './instance.js';
+import {
+  FEDERATION_LIMITS,
+  readAddresses,
+  readServices,
+  type PeerLinkStatus,
+  type PublicPeer,
+} from './federation.js';
 import {
   at,
   decodeObject,
@@ -83,36 +88,6 @@ export interface PeerPut {
   readonly tokenFile: string;
   /** Omitted: a new peer gets nothing, a replaced one keeps its exports. */
   readonly exports?: readonly string[];
-}
-
-const serviceRules = {
-  required: true,
-  maxLength: 256,
-  pattern: SERVICE_NAME_PATTERN,
-  patternHint: 'must be a service name',
-} as const;
-
-function readServices(issues: Issues, raw: unknown, path: string, required: boolean): string[] | undefined {
-  const list = readArray(issues, raw, path, (s, p) => readString(issues, s, p, serviceRules), {
-    required,
-    maxItems: FEDERATION_LIMITS.maxExports,
-  });
-  return list === undefined ? undefined : [...new Set(list)].sort();
-}
-
-function readAddresses(issues: Issues, raw: unknown, path: string): string[] | undefined {
-  const rules = {
-    required: true,
-    maxLength: 512,
-    pattern: /^wss?:\/\/[^\s]+$/,
-    patternHint: 'must be a ws:// or wss:// URL',
-  } as const;
-  const list = readArray(issues, raw, path, (s, p) => readString(issues, s, p, rules), {
-    required: true,
-    maxItems: FEDERATION_LIMITS.maxAddresses,
-  });
-  if (list?.length === 0) return issues.add(path, 'must name at least one address');
-  return list;
 }
 
 /** Decodes the body of `PUT /admin/federation/peers/:name`; a `token` field is refused by name. */

@@ -103,7 +103,13 @@ const addressRules = {
   patternHint: 'must be a ws:// or wss:// URL',
 } as const;
 
-function readServices(issues: Issues, raw: unknown, path: string, required: boolean): string[] | undefined {
+/** Reads a list of service names (sorted, without repeats); used by the admin bodies too. */
+export function readServices(
+  issues: Issues,
+  raw: unknown,
+  path: string,
+  required: boolean,
+): string[] | undefined {
   const list = readArray(issues, raw, path, (s, p) => readString(issues, s, p, serviceRules), {
     required,
     maxItems: FEDERATION_LIMITS.maxExports,
@@ -111,11 +117,14 @@ function readServices(issues: Issues, raw: unknown, path: string, required: bool
   return list === undefined ? undefined : [...new Set(list)].sort();
 }
 
-function readAddresses(issues: Issues, raw: unknown, path: string): string[] | undefined {
-  return readArray(issues, raw, path, (s, p) => readString(issues, s, p, addressRules), {
+/** Reads a peer's addresses: at least one `ws://` or `wss://` URL. */
+export function readAddresses(issues: Issues, raw: unknown, path: string): string[] | undefined {
+  const list = readArray(issues, raw, path, (s, p) => readString(issues, s, p, addressRules), {
     required: true,
     maxItems: FEDERATION_LIMITS.maxAddresses,
   });
+  if (list?.length === 0) return issues.add(path, 'must name at least one address');
+  return list;
 }
 
 function readPeer(issues: Issues, raw: unknown, path: string): FederationPeer | undefined {
