@@ -113,11 +113,13 @@ function errorMessage(r: JsonResponse): string {
 
 /** Closes of the upstream link with `code`, as the agent logged them. */
 function closes(agent: Started, code: number): number {
-  return agent
-    .logs()
-    .split('\n')
-    // A refusal that retrying cannot cure (4001) is logged as refused, once per reason.
-    .filter((l) => /upstream link (closed|refused)/.test(l) && l.includes(`"code":${code}`)).length;
+  return (
+    agent
+      .logs()
+      .split('\n')
+      // A refusal that retrying cannot cure (4001) is logged as refused, once per reason.
+      .filter((l) => /upstream link (closed|refused)/.test(l) && l.includes(`"code":${code}`)).length
+  );
 }
 
 async function startServer(policy: string, debounceMs: number): Promise<Started> {
