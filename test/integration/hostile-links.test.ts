@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { AGENT_LINK_PATH, PROTOCOL_VERSION } from '../../proto/agent-link.js';
 import { DATA_LINK_PATH } from '../../proto/data-link.js';
+import { FEDERATION_LINK_PATH } from '../../proto/federation-link.js';
 import { META_LINK_PATH } from '../../proto/meta-link.js';
 import { CLUSTER_PROTOCOL_VERSION } from '../../proto/rpc.js';
 import { makeInstance } from '../support/fixtures.js';
@@ -77,6 +78,7 @@ describe('hostile links', () => {
     links['agent link'] = server.addresses['session'] ?? '';
     links['meta link'] = `ws://${host(server.addresses['meta'] ?? '')}${META_LINK_PATH}`;
     links['data link'] = `ws://${host(server.addresses['data'] ?? '')}${DATA_LINK_PATH}`;
+    links['federation link'] = `ws://${host(links['agent link'])}${FEDERATION_LINK_PATH}`;
     assert.ok(links['agent link']?.endsWith(AGENT_LINK_PATH));
     // Warm up each link's code paths once (and let the slot table settle), so that the RSS figures
     // below measure the 64 MiB frame and not the first connection.
@@ -97,7 +99,7 @@ describe('hostile links', () => {
     assert.equal(await server.stop(), 0, 'the server stops cleanly');
   });
 
-  for (const name of ['agent link', 'meta link', 'data link']) {
+  for (const name of ['agent link', 'meta link', 'data link', 'federation link']) {
     test(`${name} - a 64 MiB frame before the hello closes 1009 with a reason, RSS stays flat`, async () => {
       const url = links[name] ?? '';
       const pid = server.child.pid ?? 0;
@@ -157,7 +159,7 @@ describe('hostile links', () => {
     assert.equal(answers[1]?.error?.code, 'not_found', 'the 200 kB request was read and answered');
   });
 
-  for (const name of ['agent link', 'meta link', 'data link']) {
+  for (const name of ['agent link', 'meta link', 'data link', 'federation link']) {
     test(`${name} - 5,000 frames after a failure write a bounded number of log lines`, async () => {
       const url = links[name] ?? '';
       const start = server.logs().length;
@@ -211,6 +213,45 @@ describe('hostile links', () => {
       }).closed;
       assert.equal(m.code, 4000, `meta link, ${JSON.stringify(version)}`);
     }
+  });
+
+  test('federation link - only a configured peer with its token is admitted; members may not use it, nor it theirs', async () => {
+    const hello = (role: string, id: string, token: string): string =>
+      JSON.stringify({
+        t: 'req',
+        id: 1,
+        method: 'hello',
+        params: { role, id, url: '', protocolVersion: CLUSTER_PROTOCOL_VERSION, token },
+      });
+    // No peer is configured here: any data center name, any token, is refused alike.
+    for (const [id, token] of [
+      ['dc2', TOKEN],
+      ['dc2', ''],
+      ['nope', 'x'.repeat(4096)],
+    ] as const) {
+      const c = await raw(links['federation link'] ?? '', (ws) => {
+        ws.send(hello('federation', id, token));
+      }).closed;
+      assert.equal(c.code, 4001, id);
+      assert.match(c.reason, /unknown federation peer or wrong token/);
+    }
+    const own = await raw(links['federation link'] ?? '', (ws) => {
+      ws.send(hello('federation', 'dc1', TOKEN));
+    }).closed;
+    assert.equal(own.code, 4015, 'a peer named like this data center');
+    const member = await raw(links['federation link'] ?? '', (ws) => {
+      ws.send(hello('session', 'hostile', TOKEN));
+    }).closed;
+    assert.equal(member.code, 4003, 'the cluster token opens no federation link');
+    for (const name of ['meta link', 'data link']) {
+      const c = await raw(links[name] ?? '', (ws) => {
+        ws.send(hello('federation', 'dc2', TOKEN));
+      }).closed;
+      assert.equal(c.code, 4003, `${name}: a federation hello is no member's`);
+    }
+    const h = await http('GET', healthOf(links['federation link'] ?? ''));
+    assert.equal(h.status, 200);
+    assert.deepEqual((h.body as { federation?: unknown[] }).federation ?? [], [], 'no state left behind');
   });
 
   test('meta link - a request other than the hello first closes 4000', async () => {
