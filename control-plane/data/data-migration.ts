@@ -28,6 +28,12 @@ export class DataMigration {
   readonly #opts: DataMigrationOptions;
   /** Slots whose migration is running, so a newer table does not start a second one. */
   readonly #inFlight = new Set<number>();
+  /**
+   * Sessions this process has collected publishers from (a migration, or a restore on connect). A
+   * session not in it that connects later may hold publishers of slots served here as complete
+   * without them (it was not listed or not reachable then): the data node restores from it.
+   */
+  readonly collectedFrom = new Set<string>();
 
   constructor(opts: DataMigrationOptions) {
     this.#opts = opts;
@@ -97,6 +103,7 @@ export class DataMigration {
       const items = await s.peer.callPaged(DATA_LINK.collect, { slots, slotCount: this.#opts.slotCount });
       into.push(...items);
       pending.delete(id);
+      this.collectedFrom.add(id);
     } catch (err) {
       this.#opts.logger.warn('collect from session failed; will retry', { sessionId: id, err });
     }

@@ -239,7 +239,11 @@ export class DataNode {
     this.#sessions.get(sessionId)?.peer.terminate();
     this.#sessions.set(sessionId, { peer, id: sessionId });
     s.noteSessionConnected();
-    if (this.#dropped.delete(sessionId)) void this.#restoreFrom(sessionId, peer);
+    // A session whose publishers went after its grace, or that this process never collected from
+    // (a migration finished without it), may hold publishers of slots served here: restore them.
+    const dropped = this.#dropped.delete(sessionId);
+    if (dropped || !this.#migration.collectedFrom.has(sessionId))
+      void this.#restoreFrom(sessionId, peer, dropped);
     const watch = s.watch(sessionId, {
       onChange: (changes) => peer.emit(DATA_LINK.changes, { changes }),
       onCatalogChange: (version) => peer.emit(DATA_LINK.catalog, { version }),
@@ -295,18 +299,34 @@ export class DataNode {
 
   /**
    * A session whose publishers we dropped came back after all (a partition longer than the grace, a
-   * meta that misled it about us): it still holds them and will not re-send what it thinks landed,
-   * so we collect them from it, as a new slot leader would.
+   * meta that misled it about us), or one this process never collected from (its migration finished
+   * while the session was not listed or not connected, e.g. this server restarted and took back
+   * slots nobody replicated): it still holds its publishers and will not re-send what it thinks
+   * landed, so we collect them from it, as a new slot leader would.
    */
-  async #restoreFrom(id: string, peer: RpcPeer): Promise<void> {
-    const slots = [...Array(this.#opts.slotCount).keys()].filter((s) => this.server.slotState(s) === 'ready');
+  async #restoreFrom(id: string, peer: RpcPeer, dropped: boolean): Promise<void> {
+    let open = true;
+    void peer.closed.then(() => {
+      open = false;
+    });
+    const all = [...Array(this.#opts.slotCount).keys()];
+    // A migration under way collects from the sessions it knew when it began: wait for its end,
+    // then restore what it did not collect from this session.
+    while (open && !this.#stopped && all.some((s) => this.server.slotState(s) === 'migrating'))
+      await new Promise((r) => setTimeout(r, 100));
+    if (!open || this.#stopped || (!dropped && this.#migration.collectedFrom.has(id))) return;
+    const slots = all.filter((s) => this.server.slotState(s) === 'ready');
+    // Nothing served yet: the migration that makes slots ready collects from this session.
+    if (slots.length === 0) return;
     try {
       const items = await peer.callPaged(DATA_LINK.collect, { slots, slotCount: this.#opts.slotCount });
       this.server.restore(items);
-      this.#log.info('a dropped session came back; its publishers restored', {
-        sessionId: id,
-        count: items.length,
-      });
+      this.#migration.collectedFrom.add(id);
+      if (items.length > 0)
+        this.#log.info('a session came back with publishers of slots served here; restored', {
+          sessionId: id,
+          count: items.length,
+        });
     } catch (err) {
       this.#log.warn('could not collect from a returning session', { sessionId: id, err });
     }
