@@ -78,6 +78,12 @@ export type MemberRole = (typeof MEMBER_ROLES)[number];
 export interface SlotSelection {
   readonly slots: readonly number[];
   readonly slotCount: number;
+  /**
+   * A collect for a restore (a session connecting to a data server that never collected from it):
+   * the publishers of its open connections only. A connection in its grace period may hold what its
+   * agent has since withdrawn through another session; a rebuild takes those, a restore does not.
+   */
+  readonly openOnly?: boolean;
 }
 
 /** Reads the ID `o[key]` under `path` (an owner, a registration ID: at most 512 characters). */
@@ -188,7 +194,9 @@ export const decodeSlotSelection = (raw: unknown): Decoded<SlotSelection> =>
       },
     );
     const slotCount = readInt(issues, o['slotCount'], 'slotCount', { required: true, min: 1, max: 65536 });
-    return slots === undefined || slotCount === undefined ? undefined : { slots, slotCount };
+    const openOnly = readBool(issues, o['openOnly'], 'openOnly');
+    if (slots === undefined || slotCount === undefined) return undefined;
+    return openOnly === true ? { slots, slotCount, openOnly } : { slots, slotCount };
   });
 
 export const decodeDatumView = (raw: unknown): Decoded<DatumView> =>

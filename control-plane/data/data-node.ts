@@ -319,7 +319,10 @@ export class DataNode {
     // Nothing served yet: the migration that makes slots ready collects from this session.
     if (slots.length === 0) return;
     try {
-      const items = await peer.callPaged(DATA_LINK.collect, { slots, slotCount: this.#opts.slotCount });
+      // A dropped session gives everything it still holds, as to a rebuild; one that was only never
+      // collected from gives its open connections (what their agents hold now), never stale grace.
+      const selection = { slots, slotCount: this.#opts.slotCount, ...(dropped ? {} : { openOnly: true }) };
+      const items = await peer.callPaged(DATA_LINK.collect, selection);
       this.server.restore(items);
       this.#migration.collectedFrom.add(id);
       if (items.length > 0)

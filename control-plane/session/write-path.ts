@@ -205,7 +205,10 @@ export class WritePath {
     this.#grace.closed(connId, rec, dropNow);
   }
 
-  /** Publishers of this session in `slots` (open connections and those still in grace, not held). */
+  /**
+   * Publishers of this session in `slots`: open connections and those still in grace (not held); of
+   * open connections only for a restore (`openOnly`, see {@link CollectParams}).
+   */
   collect(p: CollectParams): OwnedPublisher[] {
     const wanted = new Set(p.slots);
     const out: OwnedPublisher[] = [];
@@ -216,7 +219,7 @@ export class WritePath {
       }
     };
     for (const [id, rec] of this.#conns) add(id, rec);
-    for (const [id, g] of this.#grace.inGrace()) add(id, g.rec);
+    if (p.openOnly !== true) for (const [id, g] of this.#grace.inGrace()) add(id, g.rec);
     return out;
   }
 
